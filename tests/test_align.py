@@ -351,13 +351,34 @@ box_st = st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 40), s
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(box_st, st.integers(0, 1000), st.integers(0, 2)), max_size=40),
-       st.sampled_from([0.3, 0.5, 0.65, 0.9]))
-def test_nms_matches_brute_force(items, thr):
+       st.sampled_from([0.3, 0.5, 0.65, 0.9]), st.sampled_from(["sweep", "fixed_point"]))
+def test_nms_matches_brute_force(items, thr, method):
     boxes = [(float(x), float(y), float(x + w), float(y + h)) for (x, y, w, h), _, _ in items]
     scores = [s / 1000 for _, s, _ in items]; labels = [l for _, _, l in items]
     got = nms(torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4), torch.tensor(scores, dtype=torch.float64),
-              thr, torch.tensor(labels, dtype=torch.long)).tolist()
+              thr, torch.tensor(labels, dtype=torch.long), method=method).tolist()
     assert got == _brute_nms(boxes, scores, labels, thr)
+
+@pytest.mark.parametrize("method,max_pairs", [("sweep", 1.5e8), ("fixed_point", 1.5e8), ("sweep", 10.0)])
+def test_batched_postprocess_equals_per_image_nms(method, max_pairs):
+    "The batched, padded post-processing keeps exactly what per-image thresholding + NMS keeps."
+    from savgbench.detect.yolox import decode_outputs
+    torch.manual_seed(3)
+    cfg = YOLOXConfig.tiny()
+    sizes = [(12, 10), (6, 5), (3, 3)]
+    cls = [torch.randn(4, cfg.num_classes, h, w) * 2 for h, w in sizes]
+    reg = [torch.randn(4, 4, h, w) * 0.5 for h, w in sizes]
+    obj = [torch.randn(4, 1, h, w) * 2 - 1 for h, w in sizes]
+    got = postprocess(cls, reg, obj, (1.5, 1.25), cfg, nms_method=method, max_pairs=max_pairs)
+    boxes, probs, objs = decode_outputs(cls, reg, obj, cfg.strides)
+    sf = torch.tensor([1.5, 1.25, 1.5, 1.25])
+    for i in range(4):
+        best, label = probs[i].max(1); score = best * objs[i]
+        c = score >= cfg.score_thr
+        b, s_, l = boxes[i][c] / sf, score[c], label[c]
+        k = nms(b, s_, cfg.nms_iou, l, method="sweep")
+        want = torch.cat([b[k], s_[k, None], l[k, None].float()], 1).numpy()
+        assert len(want) > 0 and np.array_equal(got[i], want)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from ..core import WeightsError
 # %% auto #0
 __all__ = ['YOLOX_WEIGHTS', 'PERSON_SCORE_THR', 'YOLOXConfig', 'ConvModule', 'Focus', 'DarknetBottleneck', 'CSPLayer',
            'SPPBottleneck', 'CSPDarknet', 'YOLOXPAFPN', 'YOLOXHead', 'YOLOX', 'megvii_to_mmdet', 'yolox_state_dict',
-           'load_yolox', 'resize_scale', 'preprocess', 'box_iou', 'nms', 'decode_outputs', 'postprocess',
-           'detect_persons']
+           'load_yolox', 'resize_scale', 'preprocess', 'box_iou', 'greedy_keep', 'suppression_matrix', 'nms',
+           'decode_outputs', 'postprocess', 'detect_persons']
 
 # %% ../../nbs/30_yolox.ipynb #08eff876
 @dataclass(frozen=True)
@@ -298,31 +298,49 @@ def preprocess(frames_bgr: np.ndarray, cfg: YOLOXConfig = YOLOXConfig()) -> tupl
 
 # %% ../../nbs/30_yolox.ipynb #6b6b4bfd
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    "IoU matrix of boxes (x0,y0,x1,y1): (n,4) x (m,4) → (n,m), no +1 offset."
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
+    "IoU matrix of boxes (x0,y0,x1,y1): (..., n, 4) x (..., m, 4) → (..., n, m), no +1 offset."
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    w = (torch.minimum(a[..., :, None, 2], b[..., None, :, 2]) - torch.maximum(a[..., :, None, 0], b[..., None, :, 0])).clamp_(min=0)
+    h = (torch.minimum(a[..., :, None, 3], b[..., None, :, 3]) - torch.maximum(a[..., :, None, 1], b[..., None, :, 1])).clamp_(min=0)
+    inter = w * h
+    return inter / (area_a[..., :, None] + area_b[..., None, :] - inter)
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_thr: float, labels: torch.Tensor | None = None) -> torch.Tensor:
+def greedy_keep(sup: torch.Tensor, method: str = "auto", rounds: int = 32) -> torch.Tensor:
+    """Keep mask (..., n) of greedy NMS, given sup[..., i, j] = "box i comes before box j and suppresses it".
+    `sweep`: one vectorised row operation per kept box, on the CPU. `fixed_point`: iterate
+    keep_j = not any_i(keep_i and sup_ij) from "keep all" on the tensors' device; each round fixes at least one more
+    position, so a round that changes nothing has reached the (unique) greedy answer; after `rounds` rounds without
+    that, it finishes with the sweep. `auto`: sweep on the CPU, fixed point elsewhere."""
+    if method == "auto": method = "sweep" if sup.device.type == "cpu" else "fixed_point"
+    if method not in ("sweep", "fixed_point"): raise ValueError(f"unknown NMS method {method!r}")
+    if method == "fixed_point":
+        keep = torch.ones(sup.shape[:-1], dtype=torch.bool, device=sup.device)
+        for _ in range(rounds):
+            new = ~(sup & keep.unsqueeze(-1)).any(-2)
+            if torch.equal(new, keep): return keep
+            keep = new
+    s = sup.cpu().numpy().reshape(-1, *sup.shape[-2:])
+    k = np.ones(s.shape[:2], bool)
+    for j in range(len(s)):
+        for i in range(s.shape[1]):
+            if k[j, i]: k[j, i + 1:] &= ~s[j, i, i + 1:]
+    return torch.from_numpy(k.reshape(sup.shape[:-1])).to(sup.device)
+
+def suppression_matrix(boxes_sorted, iou_thr, labels_sorted=None, valid_sorted=None) -> torch.Tensor:
+    "sup[..., i, j]: i < j, same label, both valid, IoU > thr, for boxes already in score order."
+    sup = box_iou(boxes_sorted, boxes_sorted) > iou_thr
+    if labels_sorted is not None: sup &= labels_sorted[..., :, None] == labels_sorted[..., None, :]
+    if valid_sorted is not None: sup &= valid_sorted[..., :, None] & valid_sorted[..., None, :]
+    return torch.triu(sup, diagonal=1)
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_thr: float, labels: torch.Tensor | None = None,
+        method: str = "auto") -> torch.Tensor:
     "Indices of the boxes kept by greedy (class-aware when `labels` is given) NMS, highest score first."
-    n = boxes.shape[0]
-    if n == 0: return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    if boxes.shape[0] == 0: return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    b = boxes[order]
-    sup = box_iou(b, b) > iou_thr
-    if labels is not None:
-        l = labels[order]
-        sup &= l[:, None] == l[None, :]
-    sup = torch.triu(sup, diagonal=1).cpu().numpy()   # only earlier boxes suppress later ones
-    keep = np.ones(n, bool)
-    for i in range(n):
-        if keep[i]: keep[i + 1:] &= ~sup[i, i + 1:]
-    keep = torch.from_numpy(keep).to(boxes.device)
-    return order[keep]
+    sup = suppression_matrix(boxes[order], iou_thr, None if labels is None else labels[order])
+    return order[greedy_keep(sup, method)]
 
 # %% ../../nbs/30_yolox.ipynb #1f035f57
 def decode_outputs(cls, reg, obj, strides=(8, 16, 32)) -> tuple:
@@ -340,20 +358,31 @@ def decode_outputs(cls, reg, obj, strides=(8, 16, 32)) -> tuple:
         objs.append(o.permute(0, 2, 3, 1).reshape(n, -1).sigmoid())
     return torch.cat(boxes, 1), torch.cat(probs, 1), torch.cat(objs, 1)
 
-def postprocess(cls, reg, obj, scale_factor, cfg: YOLOXConfig = YOLOXConfig(), classes=None) -> list:
+def postprocess(cls, reg, obj, scale_factor, cfg: YOLOXConfig = YOLOXConfig(), classes=None,
+                nms_method: str = "auto", max_pairs: float = 1.5e8) -> list:
     "Per image: an array (k, 6) of x0, y0, x1, y1, score, label after thresholding, rescaling and NMS."
     boxes, probs, objs = decode_outputs(cls, reg, obj, cfg.strides)
     sf = torch.tensor([*scale_factor, *scale_factor], dtype=boxes.dtype, device=boxes.device)
-    out = []
-    for b, p, o in zip(boxes, probs, objs):
-        best, label = p.max(1)
-        score = best * o
-        keep = o * best >= cfg.score_thr
-        if classes is not None: keep &= torch.isin(label, torch.as_tensor(classes, device=label.device))
-        b, score, label = b[keep] / sf, score[keep], label[keep]
-        k = nms(b, score, cfg.nms_iou, label)
-        out.append(torch.cat([b[k], score[k, None], label[k, None].to(b.dtype)], 1).cpu().numpy())
-    return out
+    best, label = probs.max(2)
+    score = best * objs
+    cand = objs * best >= cfg.score_thr
+    if classes is not None: cand &= torch.isin(label, torch.as_tensor(classes, device=label.device))
+    n = int(cand.sum(1).max()) if cand.numel() else 0
+    B = boxes.shape[0]
+    if n == 0: return [np.zeros((0, 6), np.float32) for _ in range(B)]
+    # candidates of every image in score order (stable, like the per-image sort), padded to the largest count
+    order = torch.sort(torch.where(cand, score, torch.full_like(score, -math.inf)), dim=1, descending=True,
+                       stable=True).indices[:, :n]
+    take = lambda t: torch.gather(t, 1, order if t.dim() == 2 else order[..., None].expand(-1, -1, t.shape[-1]))
+    bx, sc, lb, ok = take(boxes) / sf, take(score), take(label), take(cand)
+    keep = torch.zeros_like(ok)
+    step = max(1, int(max_pairs // (n * n)))          # images per NMS chunk, to bound memory
+    for i in range(0, B, step):
+        sl = slice(i, i + step)
+        keep[sl] = greedy_keep(suppression_matrix(bx[sl], cfg.nms_iou, lb[sl], ok[sl]), nms_method) & ok[sl]
+    out = torch.cat([bx, sc[..., None], lb[..., None].to(bx.dtype)], -1).cpu().numpy()
+    keep = keep.cpu().numpy()
+    return [o[k] for o, k in zip(out, keep)]
 
 # %% ../../nbs/30_yolox.ipynb #d13578fd
 PERSON_SCORE_THR = 0.3
