@@ -60,8 +60,8 @@ class YOLOXConfig:
     def yolox_tiny(cls): return cls()
     @classmethod
     def tiny(cls):
-        "A very small network with the same structure, for CPU tests."
-        return cls(widen=0.125, num_classes=4)
+        "A very small network with the same structure and a 128 px input, for CPU tests."
+        return cls(widen=0.125, num_classes=4, img_scale=128)
 
 # %% ../../nbs/30_yolox.ipynb #82d36def
 class ConvModule(nn.Module):
