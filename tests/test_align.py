@@ -143,13 +143,33 @@ def test_missing_video_folder_and_label_file(tmp_path):
         detect_clips([tmp_path / "video_a" / "c.mp4"], make_detector("oracle"), progress=False)
     assert str(tmp_path / "metadata_a" / "c.csv") in str(e.value)
 
+def test_missing_seld_rows_are_computed_with_the_seld_module(tmp_path, monkeypatch):
+    "With savgbench.seld.infer.seld_files (table with a clip column), missing SELD CSVs are computed and written."
+    import sys, types
+    calls = []
+    def seld_files(paths, checkpoint=None, progress=True):
+        calls.append(([Path(p).name for p in paths], checkpoint))
+        return pd.DataFrame(dict(clip=["a", "a"], frame=[25, 26], cls=[0, 1], x=[120.0, 300.0])), {}
+    pkg = types.ModuleType("savgbench.seld"); mod = types.ModuleType("savgbench.seld.infer"); mod.seld_files = seld_files
+    monkeypatch.setitem(sys.modules, "savgbench.seld", pkg); monkeypatch.setitem(sys.modules, "savgbench.seld.infer", mod)
+    (tmp_path / "video_x").mkdir(); (tmp_path / "metadata_x").mkdir()
+    for n in ("a", "b"):
+        (tmp_path / "video_x" / f"{n}.mp4").touch(); (tmp_path / "metadata_x" / f"{n}.csv").write_text("25,0,120,70\n")
+    out = tmp_path / "r.json"
+    assert spatial_align_cli([str(tmp_path / "video_x"), "--seld-dir", str(tmp_path / "seld"), "--seld-checkpoint",
+                              "w.pth", "--detector", "oracle", "--out", str(out)]) == 0
+    assert calls == [(["a.mp4", "b.mp4"], "w.pth")]
+    j = json.loads(out.read_text())
+    assert (j["tp"], j["fn"], [c["score"] for c in j["clips"]]) == (1, 1, [0.5, None])
+    assert (tmp_path / "seld" / "b.csv").stat().st_size == 0          # b: no rows, written as an empty file
+
 def test_seld_inference_missing_is_a_clear_error(tmp_path):
     (tmp_path / "v").mkdir(); (tmp_path / "v" / "c.mp4").touch()
     try:
         import savgbench.seld.infer  # noqa: F401
         pytest.skip("SELD inference present")
     except ImportError: pass
-    with pytest.raises(SAVGBenchError, match="seld_predict_dir"):
+    with pytest.raises(SAVGBenchError, match="SELD inference is not available"):
         spatial_av_align_videos(tmp_path / "v", det_dir=tmp_path)
 
 
