@@ -171,6 +171,10 @@ def test_seld_inference_missing_is_a_clear_error(tmp_path):
     except ImportError: pass
     with pytest.raises(SAVGBenchError, match="SELD inference is not available"):
         spatial_av_align_videos(tmp_path / "v", det_dir=tmp_path)
+    (tmp_path / "s").mkdir()
+    with pytest.raises(MetadataError, match="cannot be computed") as e:
+        spatial_av_align_videos(tmp_path / "v", seld_dir=tmp_path / "s", det_dir=tmp_path)
+    assert str(tmp_path / "s" / "c.csv") in str(e.value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -325,9 +329,15 @@ def test_yolox_detector_without_weights_is_a_clear_error(tmp_path):
 # Raw head outputs: float32 against a float64 re-run of the same weights
 
 def _astronaut_frame():
-    import cv2, skimage.data
+    "A photograph of a person in a SAVGBench frame (noise where scikit-image's sample data is not installed)."
+    import cv2
     f = np.zeros((256, 256, 3), np.uint8)
-    f[56:200, 56:200] = cv2.resize(skimage.data.astronaut()[..., ::-1], (144, 144), interpolation=cv2.INTER_AREA)
+    try:
+        import skimage.data
+        pic = skimage.data.astronaut()[..., ::-1]
+    except ImportError:
+        pic = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    f[56:200, 56:200] = cv2.resize(pic, (144, 144), interpolation=cv2.INTER_AREA)
     return f
 
 def test_head_outputs_match_float64_rerun():

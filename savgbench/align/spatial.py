@@ -149,7 +149,11 @@ def _fill(names, paths, folder, reader, writer, compute, what) -> dict:
         if compute is None:
             raise MetadataError(f"{what} CSV not found and nothing to compute it with",
                                 path=Path(folder) / f"{Path(todo[0]).stem}.csv")
-        new = compute(todo)
+        try: new = compute(todo)
+        except SAVGBenchError as e:
+            if folder is None: raise
+            raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e})",
+                                path=Path(folder) / f"{Path(todo[0]).stem}.csv") from None
         if folder is not None:
             for n, r in new.items(): writer(Path(folder) / f"{n}.csv", r)
         have.update(new)
