@@ -7,5 +7,5 @@ Docs: https://savgbench.github.io/savgbench/metrics.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/43_metrics.ipynb #07f2a226
+# %% ../../nbs/43_metrics.ipynb #85ee3e47
 from .stats import FeatureStats, frechet_distance, frechet_distance_from_stats, kernel_distance, RankDeficientCovarianceWarning
