@@ -85,7 +85,8 @@ def joint_training_losses(diffusion: GaussianDiffusion, eps_fn, x0: dict, t=None
 # %% ../../nbs/50_diffusion.ipynb #a85c38f7
 def dynamic_threshold(x0: torch.Tensor, ratio: float = 0.995, max_val: float = 1.0) -> torch.Tensor:
     "Per-sample dynamic thresholding of a predicted clean sample (Imagen / DPM-Solver++)."
-    flat = x0.detach().abs().reshape(x0.shape[0], -1).float()
+    flat = x0.detach().abs().reshape(x0.shape[0], -1)
+    if flat.dtype in (torch.float16, torch.bfloat16): flat = flat.float()
     s = torch.quantile(flat, ratio, dim=1).clamp(min=max_val).to(x0.dtype)
     s = s.reshape(-1, *([1] * (x0.dim() - 1)))
     return torch.maximum(torch.minimum(x0, s), -s) / s

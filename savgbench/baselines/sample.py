@@ -94,7 +94,9 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
 
 # %% ../../nbs/54_sample.ipynb #0a842289
 def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
-    "One sample (F,3,S,S) / (2,L) in [-1,1] -> uint8 (F,256,256,3) and float32 (2,80000), resizing only if needed."
+    "One sample (F,3,S,S) / (2,L) in [-1,1] -> uint8 (20,256,256,3) and float32 (2,80000), resampling only if needed."
+    if video.shape[0] != CLIP.n_frames:    # smaller test models: repeat frames to the clip's 20
+        video = video[(torch.arange(CLIP.n_frames) * video.shape[0]) // CLIP.n_frames]
     if video.shape[-1] != CLIP.size or video.shape[-2] != CLIP.size:
         video = F.interpolate(video.float(), size=(CLIP.size, CLIP.size), mode='bicubic', align_corners=False)
     v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
