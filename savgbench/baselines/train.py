@@ -181,7 +181,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
     dev, rank, world = acc.device, acc.process_index, acc.num_processes
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
     step, history = 0, []
     ckpts = _checkpoints(out_dir) if resume else []
