@@ -97,7 +97,7 @@ def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, dev
     flush(final=True)
     return out
 
-# %% ../../nbs/22_seld_infer.ipynb #eed0bfa9
+# %% ../../nbs/22_seld_infer.ipynb #a5abc4fc
 def write_seld_csv(rows: pd.DataFrame, path) -> Path:
     "Write SELD rows (frame, cls, x) in the reference's CSV format (atomic)."
     path = Path(path)
@@ -135,7 +135,7 @@ def seld_dir(video_dir, out_dir=None, pattern: str = "*.mp4", **kw):
     if not paths: raise DatasetError("no clips found", video_dir, found=0, expected=f"files matching {pattern!r}")
     return seld_files(paths, out_dir, **kw)
 
-# %% ../../nbs/22_seld_infer.ipynb #94875b81
+# %% ../../nbs/22_seld_infer.ipynb #37328a3a
 def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)
