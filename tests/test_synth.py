@@ -9,7 +9,8 @@ import soundfile as sf
 from hypothesis import given, settings, strategies as st
 
 from savgbench.core import SAVGBenchError
-from savgbench.synth import (SYNTH_SR, PERSON_CLASSES, SceneEvent, SynthError, encode_foa, equirect_column,
+from savgbench.geometry import equirect_position
+from savgbench.synth import (SYNTH_SR, PERSON_CLASSES, SceneEvent, SynthError, encode_foa,
                              hog_detection_rate, label_rule_views, make_scene, read_video_frames, render_video,
                              scene_labels, source_signal, synth_starss, synth_starss_cli, have_espeak, have_fluidsynth)
 
@@ -57,7 +58,7 @@ def _circular_mean_col(cols, width):
     return (np.angle(np.exp(1j * ang).mean()) / (2 * np.pi) * width - 0.5) % width
 
 def _col_err(c, width, az):
-    return abs((c - equirect_column(az, width) + width / 2) % width - width / 2)
+    return abs((c - equirect_position(az, 0, width, width // 2)[0] + width / 2) % width - width / 2)
 
 def test_drawn_person_at_label_azimuth(tmp_path):
     events = [SceneEvent(0, 0, 10, 20, azimuth=35.0, elevation=12.0, seed=1),
@@ -218,3 +219,22 @@ def test_hog_rate_on_default_scene_set(tmp_path, request):
     recs = synth_starss(tmp_path, recordings=4, seconds=30, seed=0, progress=False)
     r = hog_detection_rate(recs, every=1.0)
     assert r["total"] > 300 and r["rate"] >= 0.8, r
+
+# --- the dataset builder's readers and rules agree ----------------------------------------------------------------------
+
+def test_label_count_agrees_with_builder_rules():
+    import pandas as pd
+    from savgbench.convert import project_labels
+    from savgbench.curate import curate_window, DEV_CURATION
+    lab = scene_labels(make_scene(30, np.random.default_rng(5)))
+    df = pd.DataFrame(lab, columns=["frame", "cls", "source", "azimuth", "elevation", "distance"])
+    ref = [(s, d) for s in DEV_CURATION.starts(300) for d in DEV_CURATION.views()
+           if curate_window(project_labels(df, d, s), DEV_CURATION) is None]
+    assert ref and label_rule_views(lab, 300) == ref
+
+def test_builder_readers_accept_the_files(rec30):
+    from savgbench.io import read_foa, read_starss_metadata
+    foa, sr = read_foa(rec30["paths"]["wav"])
+    assert sr == 24000 and foa.shape == (4, 30 * 24000)
+    df = read_starss_metadata(rec30["paths"]["csv"])
+    assert len(df) == len(rec30["labels"]) and (df["azimuth"].to_numpy() == rec30["labels"][:, 3]).all()
