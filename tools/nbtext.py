@@ -6,7 +6,7 @@
 Cells start with a line `# %%` (code) or `# %% [md]` (markdown, whose lines are written as `# text`).
 Outputs are not kept: run `nbdev-clean` afterwards as usual.
 """
-import json, sys
+import hashlib, json, sys
 from pathlib import Path
 
 def text_to_cells(text):
@@ -32,6 +32,9 @@ def text_to_cells(text):
 
 def to_nb(src, dst):
     cells = text_to_cells(Path(src).read_text())
+    # stable cell ids (from the notebook's name, the cell's position and kind) keep re-exports free of churn
+    for i, c in enumerate(cells):
+        c['id'] = hashlib.sha1(f"{Path(dst).name}:{i}:{c['cell_type']}".encode()).hexdigest()[:8]
     nb = dict(cells=cells, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
               nbformat=4, nbformat_minor=5)
     Path(dst).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')

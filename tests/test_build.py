@@ -1,0 +1,130 @@
+"""The dataset builder on crafted recordings: each curation rule, geometry round trip, resuming, interruption."""
+import json
+import numpy as np, pandas as pd, pytest
+
+from savgbench.build import build_dataset, find_recordings, build_dataset_cli
+from savgbench.curate import CurationConfig
+from savgbench.core import DatasetError, MetadataError
+from savgbench.io import read_clip, read_clip_metadata, validate_clip
+from savgbench.geometry import azimuth_to_pixel
+
+FRONT = CurationConfig(view_step_deg=360)          # one view: u_deg = 0 (looking at azimuth 0)
+
+def talker(frames, az=20, el=0, cls=0, src=1):
+    return [(f, cls, src, az, el) for f in frames]
+
+def build(root, out, cfg=FRONT):
+    return build_dataset(root, out, cfg=cfg, progress=False, verbose=False)
+
+def test_kept_clip_is_valid_and_consistent(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    rep = build(root, tmp_path/"out")
+    assert rep["clips"] == 5 and sum(rep["dropped"].values()) == 0            # starts 0, 5, ..., 20
+    for mp4 in (tmp_path/"out/video_dev").glob("*.mp4"):
+        validate_clip(mp4)
+        lab = read_clip_metadata(tmp_path/"out/metadata_dev"/(mp4.stem + ".csv"))
+        assert lab.frame.tolist() == list(range(50)) and (lab.cls == 0).all()
+        x_expected = azimuth_to_pixel(20, 0, 0, half_degree_offset=True)[0]     # the reference labels
+        assert (lab.x == np.round(x_expected)).all()
+        clip = read_clip(mp4)
+        assert np.sqrt((clip.audio[0]**2).mean()) > np.sqrt((clip.audio[1]**2).mean())   # source is on the left
+
+@pytest.mark.parametrize("az", [-35, 0, 25, 45])
+def test_round_trip_centroid_and_louder_side(recording_factory, tmp_path, az):
+    root = recording_factory(talker(range(70), az=az), sources=((az, 0, 0.004),))
+    build(root, tmp_path/"out")
+    mp4 = sorted((tmp_path/"out/video_dev").glob("*.mp4"))[0]
+    clip = read_clip(mp4)
+    bright = clip.video[0, 56:200].mean(-1) > 160
+    ys, xs = np.nonzero(bright)
+    x, y, on = azimuth_to_pixel(az, 0, 0, half_degree_offset=False)
+    assert on and abs(xs.mean() - x) < 2 and abs(ys.mean() - y) < 2
+    rms = np.sqrt((clip.audio**2).mean(1))
+    if az > 0: assert rms[0] > rms[1]
+    if az < 0: assert rms[1] > rms[0]
+
+def test_rule_class(recording_factory, tmp_path):
+    rows = talker(range(70)) + [(f, 2, 2, 10, 0) for f in range(60, 62)]           # clapping from 6 s
+    rep = build(recording_factory(rows), tmp_path/"out")
+    assert rep["dropped"]["class"] == 2 and rep["clips"] == 3                      # windows 15 and 20 include it
+
+def test_rule_offscreen_and_behind_never_kept(recording_factory, tmp_path):
+    rows = talker(range(70), az=180)                                               # behind the view
+    rep = build(recording_factory(rows, sources=((180, 0, 0.004),)), tmp_path/"out",
+                cfg=CurationConfig(view_step_deg=10))
+    kept = sorted(p.stem for p in (tmp_path/"out/video_dev").glob("*.mp4"))
+    for name in kept:                     # kept only from views that face azimuth 180: u_deg = 180 +- 40
+        deg = int(name.split("_deg")[1][:3])
+        assert abs(deg - 180) <= 50
+    assert rep["dropped"]["offscreen"] > 0
+    views_front = [n for n in kept if n.split("_deg")[1][:3] in ("000", "350", "010")]
+    assert views_front == []
+
+def test_rule_overlap(recording_factory, tmp_path):
+    rows = talker(range(70)) + talker(range(7, 8), az=-10, src=2)                 # a second talker in frame 7
+    rep = build(recording_factory(rows), tmp_path/"out")
+    assert rep["dropped"]["overlap"] == 2 and rep["clips"] == 3                   # windows from 0 and 5 hold frame 7
+
+def test_rule_inactive(recording_factory, tmp_path):
+    rows = talker([f for f in range(70) if f % 5 != 0 and f % 7 != 0])              # 40 % silent frames
+    rep = build(recording_factory(rows), tmp_path/"out")
+    assert rep["clips"] == 0 and rep["dropped"]["inactive"] == 5
+
+def test_rule_exactly_40_active_frames_kept(recording_factory, tmp_path):
+    rows = talker(list(range(0, 40)))                                              # window 0: 40 frames, window 5: 35
+    rep = build(recording_factory(rows), tmp_path/"out")
+    assert rep["clips"] == 1 and rep["dropped"]["inactive"] >= 1
+
+def test_rule_clipping(recording_factory, tmp_path):
+    rep = build(recording_factory(talker(range(70)), sources=((20, 0, 0.02),)), tmp_path/"out")   # x79 -> > 1
+    assert rep["clips"] == 0 and rep["dropped"]["clipping"] == 5
+
+def test_resume_and_interrupt(recording_factory, tmp_path, monkeypatch):
+    import savgbench.build as B
+    root = recording_factory(talker(range(70)))
+    calls = {"n": 0}
+    real = B.write_clip
+    def flaky(path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3: raise KeyboardInterrupt("simulated interruption")
+        return real(path, *a, **k)
+    monkeypatch.setattr(B, "write_clip", flaky)
+    with pytest.raises(KeyboardInterrupt): build(root, tmp_path/"out")
+    vids = sorted((tmp_path/"out/video_dev").iterdir())
+    assert [p.suffix for p in vids] == [".mp4", ".mp4"]                            # no temporary files left
+    for p in vids: validate_clip(p)
+    monkeypatch.setattr(B, "write_clip", real)
+    rep = build(root, tmp_path/"out")
+    assert rep["clips"] == 5 and rep["clips_already_there"] == 2 and rep["clips_built_now"] == 3
+    saved = json.loads((tmp_path/"out/build_report_dev.json").read_text())
+    assert saved["clips"] == 5
+
+def test_missing_parts(tmp_path, recording_factory):
+    with pytest.raises(DatasetError, match="foa_dev"): find_recordings(tmp_path)
+    root = recording_factory(talker(range(70)))
+    (root/"metadata_dev/dev-train-synth/fold3_room01_mix001.csv").unlink()
+    with pytest.raises(DatasetError, match="fold3_room01_mix001.csv"): find_recordings(root)
+    with pytest.raises(DatasetError, match="no recordings"): find_recordings(root, "eval")
+
+def test_recording_without_video_is_reported(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    (root/"video_dev/dev-train-synth/fold3_room01_mix001.mp4").unlink()
+    rep = build(root, tmp_path/"out")
+    assert rep["recordings_without_video"] == ["fold3_room01_mix001"] and rep["clips"] == 0
+
+def test_empty_metadata_is_an_error(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    (root/"metadata_dev/dev-train-synth/fold3_room01_mix001.csv").write_text("")
+    with pytest.raises(MetadataError, match="empty"): build(root, tmp_path/"out")
+
+def test_cli_parallel_matches_serial(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    from savgbench.io import write_foa
+    import shutil
+    for kind, ext in (("foa", "wav"), ("metadata", "csv"), ("video", "mp4")):      # a second recording
+        shutil.copy(root/f"{kind}_dev/dev-train-synth/fold3_room01_mix001.{ext}", root/f"{kind}_dev/dev-train-synth/fold3_room01_mix002.{ext}")
+    assert build_dataset_cli([str(root), str(tmp_path/"a"), "--view-step", "360", "--workers", "2"]) == 0
+    build(root, tmp_path/"b")
+    a = sorted(p.name for p in (tmp_path/"a/video_dev").glob("*.mp4"))
+    assert a == sorted(p.name for p in (tmp_path/"b/video_dev").glob("*.mp4")) and len(a) == 10
+    for n in a: assert (tmp_path/"a/video_dev"/n).read_bytes() == (tmp_path/"b/video_dev"/n).read_bytes()

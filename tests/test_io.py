@@ -1,0 +1,130 @@
+"""Bad inputs at the I/O boundary: every one must raise a SAVGBenchError subclass that names the file."""
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, soundfile as sf
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from savgbench.core import SAVGBenchError, ClipFormatError, AudioFormatError, MetadataError
+from savgbench.io import (write_clip, read_clip, validate_clip, probe_clip, read_foa, read_clip_metadata,
+                          read_starss_metadata, read_seld_csv, read_detections_csv, write_clip_metadata,
+                          metadata_path_for, read_clip_audio_int16)
+
+def _video(T=20, H=256, W=256):
+    yy, xx = np.mgrid[:H, :W]
+    return np.stack([np.stack([(xx + 7*t) % 256, yy % 256, np.full_like(xx, 90)], -1) for t in range(T)]).astype(np.uint8)
+
+def _audio(n=80000, ch=2):
+    t = np.arange(n) / 16000
+    return np.stack([0.3*np.sin(2*np.pi*(300 + 100*c)*t) for c in range(ch)]).astype(np.float32)
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clips")/"good.mp4", _video(), _audio())
+
+def test_good_clip_validates(good):
+    info = validate_clip(good)
+    assert (info.n_frames, info.fps, info.sample_rate, info.channels, info.n_samples) == (20, 4.0, 16000, 2, 80000)
+
+def test_truncated_mp4(good, tmp_path):
+    bad = tmp_path/"trunc.mp4"; data = good.read_bytes()
+    bad.write_bytes(data[:len(data)//2])
+    with pytest.raises(ClipFormatError, match="trunc.mp4"): validate_clip(bad)
+
+def test_garbage_and_empty_files(tmp_path):
+    (tmp_path/"garbage.mp4").write_bytes(b"not an mp4 at all" * 50)
+    (tmp_path/"empty.mp4").write_bytes(b"")
+    with pytest.raises(ClipFormatError, match="garbage.mp4"): validate_clip(tmp_path/"garbage.mp4")
+    with pytest.raises(ClipFormatError, match="empty"): read_clip(tmp_path/"empty.mp4")
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(fps=8), "frame rate"),
+])
+def test_wrong_fps(tmp_path, kw, msg):
+    p = write_clip(tmp_path/"x.mp4", _video(T=40), _audio(), **kw)
+    with pytest.raises(ClipFormatError, match=msg) as e: validate_clip(p)
+    assert e.value.found == 8.0 and e.value.expected == 4 and "x.mp4" in str(e.value)
+
+def test_wrong_frame_count_and_size(tmp_path):
+    p = write_clip(tmp_path/"short.mp4", _video(T=12), _audio())
+    with pytest.raises(ClipFormatError, match="number of video frames"): validate_clip(p)
+    p = write_clip(tmp_path/"small.mp4", _video(H=128, W=128), _audio())
+    with pytest.raises(ClipFormatError, match="128x128"): validate_clip(p)
+
+def test_mono_and_wrong_rate(tmp_path):
+    p = write_clip(tmp_path/"mono.mp4", _video(), _audio(ch=1))
+    with pytest.raises(ClipFormatError, match=r"channels \(found 1, expected 2\)"): validate_clip(p)
+    p = write_clip(tmp_path/"44k.mp4", _video(), _audio(n=220500), sample_rate=44100)
+    with pytest.raises(ClipFormatError, match=r"sample rate \(found 44100, expected 16000\)"): validate_clip(p)
+
+def test_wrong_duration(tmp_path):
+    p = write_clip(tmp_path/"long.mp4", _video(), _audio(n=96000))
+    with pytest.raises(ClipFormatError, match="duration"): validate_clip(p)
+
+def test_no_audio_stream(tmp_path):
+    import av
+    p = tmp_path/"silent.mp4"
+    with av.open(str(p), "w") as c:
+        vs = c.add_stream("libx264", rate=4); vs.width = vs.height = 256; vs.pix_fmt = "yuv420p"
+        for i, fr in enumerate(_video()):
+            f = av.VideoFrame.from_ndarray(fr, format="rgb24"); f.pts = i
+            for pk in vs.encode(f): c.mux(pk)
+        for pk in vs.encode(): c.mux(pk)
+    with pytest.raises(ClipFormatError, match="no audio stream"): validate_clip(p)
+
+def test_writer_rejects_bad_arrays(tmp_path):
+    with pytest.raises(AudioFormatError): write_clip(tmp_path/"a.mp4", _video(), _audio()[None])
+    with pytest.raises(AudioFormatError, match="NaN"): write_clip(tmp_path/"a.mp4", _video(), np.full((2, 80000), np.nan, np.float32))
+    with pytest.raises(ClipFormatError): write_clip(tmp_path/"a.mp4", _video()[0], _audio())
+    with pytest.raises(ClipFormatError, match="even"): write_clip(tmp_path/"a.mp4", _video(H=255), _audio())
+    assert list(tmp_path.iterdir()) == []            # nothing half-written
+
+def test_same_input_same_bytes(tmp_path):
+    a = write_clip(tmp_path/"a.mp4", _video(), _audio()); b = write_clip(tmp_path/"b.mp4", _video(), _audio())
+    assert a.read_bytes() == b.read_bytes()
+
+def test_int16_decode_is_quantised(good):
+    x = read_clip_audio_int16(good)
+    assert x.dtype == np.float32 and x.shape == (2, 80000)
+    assert np.array_equal(x * 32768, np.round(x * 32768))
+
+def test_int16_decode_resamples(tmp_path):
+    p = write_clip(tmp_path/"48k.mp4", _video(), _audio(n=240000), sample_rate=48000)
+    assert read_clip_audio_int16(p, sample_rate=16000).shape == (2, 80000)
+
+def test_foa_errors(tmp_path):
+    with pytest.raises(AudioFormatError, match="does not exist"): read_foa(tmp_path/"none.wav")
+    (tmp_path/"junk.wav").write_bytes(b"RIFF....")
+    with pytest.raises(AudioFormatError, match="junk.wav"): read_foa(tmp_path/"junk.wav")
+
+def test_missing_metadata(tmp_path):
+    vid = tmp_path/"video_dev"/"clip.mp4"
+    with pytest.raises(MetadataError, match="clip.csv"): read_clip_metadata(metadata_path_for(vid))
+    with pytest.raises(MetadataError): metadata_path_for(tmp_path/"clips"/"clip.mp4")
+
+def test_empty_csvs(tmp_path):
+    (tmp_path/"e.csv").write_text("\n")
+    with pytest.raises(MetadataError, match="empty"): read_clip_metadata(tmp_path/"e.csv")
+    with pytest.raises(MetadataError, match="empty"): read_starss_metadata(tmp_path/"e.csv")
+    assert len(read_seld_csv(tmp_path/"e.csv")) == 0 and len(read_detections_csv(tmp_path/"e.csv")) == 0
+
+def test_clip_metadata_roundtrip(tmp_path):
+    df = pd.DataFrame(dict(frame=[0, 1, 2], cls=[0, 0, 9], x=[10, 11, 12], y=[70, 70, 71], azi_rot=[40, 39, 38], ele_rot=[0, 0, 1]))
+    write_clip_metadata(tmp_path/"m.csv", df)
+    assert (tmp_path/"m.csv").read_text().splitlines()[0] == "0,0,10,70,40,0"
+    pd.testing.assert_frame_equal(read_clip_metadata(tmp_path/"m.csv"), df)
+
+def test_csv_wrong_columns_and_fractional_frames(tmp_path):
+    (tmp_path/"w.csv").write_text("0,0,10\n")
+    with pytest.raises(MetadataError, match=r"found 3, expected 4 or 6"): read_clip_metadata(tmp_path/"w.csv")
+    (tmp_path/"f.csv").write_text("0.5,0,10,20\n")
+    with pytest.raises(MetadataError, match="integers"): read_clip_metadata(tmp_path/"f.csv")
+    (tmp_path/"n.csv").write_text("-1,0,10,20\n")
+    with pytest.raises(MetadataError, match="negative"): read_clip_metadata(tmp_path/"n.csv")
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200))
+def test_csv_fuzz_never_crashes_uncontrolled(tmp_path, data):
+    p = tmp_path/"fuzz.csv"; p.write_bytes(data)
+    for reader in (read_clip_metadata, read_starss_metadata, read_seld_csv, read_detections_csv):
+        try: df = reader(p)
+        except SAVGBenchError as e: assert "fuzz.csv" in str(e)
+        else: assert isinstance(df, pd.DataFrame)
