@@ -170,3 +170,15 @@ def test_seld_and_eval_clis_on_synthetic_clips(tmp_path):
     assert eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "metadata_dev"), "--json", str(tmp_path / "s.json")]) == 0
     import json
     assert json.loads((tmp_path / "s.json").read_text())["F"] > 0.8
+
+def test_mp4_clip_is_read_as_int16_and_predicted(tmp_path):
+    io = pytest.importorskip("savgbench.io")
+    a, rows = synthetic_scene(np.random.default_rng(1), 5.0, azimuth=np.array([40.0, -40.0]), cls=0)
+    io.write_clip(tmp_path / "video_dev" / "c.mp4", np.zeros((20, 256, 256, 3), np.uint8), a)
+    from savgbench.seld.features import read_seld_audio
+    from savgbench.seld.infer import seld_files
+    x = read_seld_audio(tmp_path / "video_dev" / "c.mp4")
+    assert x.shape == (2, 80000) and np.abs(x * 32768 - np.round(x * 32768)).max() == 0     # 16-bit values
+    table, failures = seld_files([tmp_path / "video_dev" / "c.mp4"], tmp_path / "pred", progress=False)
+    assert not failures and (table.cls == 0).sum() >= 40
+    assert np.corrcoef(table.frame, table.x)[0, 1] > 0.8                                   # left to right
