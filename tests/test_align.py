@@ -1,0 +1,420 @@
+"""Detection and alignment metrics: hand-made CSV cases for every branch of the Spatial AV-Align rule, YOLOX-tiny
+checkpoint layouts (key names and shapes written out from the mmdet and Megvii sources), NMS against a brute-force
+reference, float64 re-runs, the reference's CSV formats, and bad inputs."""
+import copy, json, math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from savgbench.core import MetadataError, WeightsError, SAVGBenchError
+from savgbench.detect import (format_detection_rows, read_detection_rows, write_detection_rows, make_detector,
+                              detect_clips, boxes_to_rows)
+from savgbench.detect.yolox import (YOLOX, YOLOXConfig, load_yolox, nms, preprocess, postprocess, detect_persons)
+from savgbench.align.spatial import (spatial_av_align_dirs, match_seld_rows, spatial_align_cli, read_seld_rows,
+                                     spatial_av_align_videos)
+from savgbench.align.temporal import peak_iou
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Spatial AV-Align: hand-made CSV files, one per branch of the matching rule
+
+def _case(tmp_path, seld_text, det_text, name="clip"):
+    for d in ("video", "seld", "det"): (tmp_path / d).mkdir(exist_ok=True)
+    (tmp_path / "video" / f"{name}.mp4").touch()
+    (tmp_path / "seld" / f"{name}.csv").write_text(seld_text)
+    (tmp_path / "det" / f"{name}.csv").write_text(det_text)
+    return spatial_av_align_dirs(tmp_path / "video", tmp_path / "seld", tmp_path / "det")
+
+BOX_AT_19 = "19,0,100.0,60.0,150.0,190.0\n"
+
+@pytest.mark.parametrize("seld,det,tp,fn", [
+    # the clamp: f = 49 → round(19.6) = 20 → 19; boxes at 18 (±1) and 19 are candidates, 17 is not
+    ("49,0,125.0\n", "18,0,100.0,60.0,150.0,190.0\n", 1, 0),
+    ("49,0,125.0\n", BOX_AT_19, 1, 0),
+    ("49,0,125.0\n", "17,0,100.0,60.0,150.0,190.0\n", 0, 1),
+    ("48,0,125.0\n", "18,0,100.0,60.0,150.0,190.0\n", 1, 0),      # round(19.2) = 19
+    # the ±40 px boundary, closed on both sides, after int() truncation of x and box edges
+    ("47,0,60.0\n", BOX_AT_19, 1, 0),        # 60 + 40 = 100 = x0
+    ("47,0,59.9\n", BOX_AT_19, 0, 1),        # int(59.9) = 59 → 99 < 100
+    ("47,0,190.0\n", BOX_AT_19, 1, 0),       # 190 − 40 = 150 = x1
+    ("47,0,190.99\n", BOX_AT_19, 1, 0),      # int(190.99) = 190
+    ("47,0,191.0\n", BOX_AT_19, 0, 1),
+    ("47,0,59.0\n", "19,0,99.9,60.0,150.0,190.0\n", 1, 0),    # int(99.9) = 99 ≤ 59 + 40
+    ("47,0,191.0\n", "19,0,100.0,60.0,151.7,190.0\n", 1, 0),  # int(151.7) = 151 ≥ 191 − 40
+    ("47,0,-30.0\n", "19,0,-5.0,60.0,5.0,190.0\n", 1, 0),     # negative x (unbounded SELD output)
+    # the ±1 frame tolerance: f = 25 → fo = 10
+    ("25,0,125.0\n", "9,0,100.0,60.0,150.0,190.0\n", 1, 0),
+    ("25,0,125.0\n", "11,0,100.0,60.0,150.0,190.0\n", 1, 0),
+    ("25,0,125.0\n", "8,0,100.0,60.0,150.0,190.0\n", 0, 1),
+    ("25,0,125.0\n", "12,0,100.0,60.0,150.0,190.0\n", 0, 1),
+    ("1,0,125.0\n", "0,0,100.0,60.0,150.0,190.0\n", 1, 0),     # round(0.4) = 0
+    ("4,0,125.0\n", "3,0,100.0,60.0,150.0,190.0\n", 1, 0),     # round(1.6) = 2
+    # class and y are ignored; any candidate box may match
+    ("25,1,125.0\n", "10,0,100.0,0.0,150.0,1.0\n", 1, 0),
+    ("25,0,20.0\n", "10,0,100.0,60.0,150.0,190.0\n10,0,0.0,60.0,10.0,190.0\n", 1, 0),
+    # no detections: every SELD row is an FN
+    ("25,0,125.0\n3,1,7.0\n", "", 0, 2),
+    # no SELD rows: nothing counted, score undefined
+    ("", BOX_AT_19, 0, 0),
+    ("", "", 0, 0),
+])
+def test_spatial_branches(tmp_path, seld, det, tp, fn):
+    r = _case(tmp_path, seld, det)
+    assert (r.tp, r.fn) == (tp, fn)
+    assert r.score == (tp / (tp + fn) if tp + fn else None)
+    assert r.clips[0].score == r.score
+
+def test_empty_result_is_undefined_not_a_crash(tmp_path, capsys):
+    _case(tmp_path, "", "")
+    out = tmp_path / "r.json"
+    assert spatial_align_cli([str(tmp_path / "video"), "--seld-dir", str(tmp_path / "seld"),
+                              "--det-dir", str(tmp_path / "det"), "--out", str(out)]) == 0
+    j = json.loads(out.read_text())
+    assert (j["tp"], j["fn"], j["score"], j["clips"][0]["score"]) == (0, 0, None, None)
+    assert "undefined" in capsys.readouterr().out
+
+def test_frame_outside_clip_is_an_error_naming_the_clip(tmp_path):
+    with pytest.raises(MetadataError, match="outside the clip"):
+        _case(tmp_path, "53,0,20.0\n", BOX_AT_19, name="late")
+
+def _reference_loop(seld_rows, det_rows):
+    "A plain transliteration of the published rule, row by row, for differential testing."
+    tp = fn = 0
+    for f, _, x in seld_rows:
+        f, x = int(f), int(x)
+        if len(det_rows) == 0: fn += 1; continue
+        fo = int(np.round(f / 10 * 4))
+        if fo == 20: fo = 19
+        hit = False
+        for fr, _, x0, _, x1, _ in det_rows:
+            if fo - 1 <= fr <= fo + 1 and int(x1) >= x - 40 and int(x0) <= x + 40: hit = True; break
+        tp, fn = tp + hit, fn + (not hit)
+    return tp, fn
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 49), st.integers(0, 1), st.floats(-60, 320)), max_size=30),
+       st.lists(st.tuples(st.integers(0, 19), st.floats(-20, 280), st.floats(0, 120)), max_size=12))
+def test_matching_agrees_with_a_row_by_row_transliteration(seld, boxes):
+    det = [(fr, 0, x0, 60.0, x0 + w, 190.0) for fr, x0, w in boxes]
+    tp = match_seld_rows(np.array(seld, float).reshape(-1, 3), np.array(det, float).reshape(-1, 6))
+    assert (int(tp.sum()), int((~tp).sum())) == _reference_loop(seld, det)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad inputs: a clear MetadataError that names the file
+
+@pytest.mark.parametrize("which,text,msg", [
+    ("seld", "frame,cls,x\n0,0,10\n", "non-numeric"),
+    ("seld", "0,0\n", "wrong number of columns"),
+    ("seld", "0,0,10,5\n", "wrong number of columns"),
+    ("seld", "0,0,\n", "non-finite"),
+    ("seld", "0,0,nan\n", "non-finite"),
+    ("seld", "0,0,inf\n", "non-finite"),
+    ("det", "0,0,1,2,3\n", "wrong number of columns"),
+    ("det", "x0,y0\n1,2\n", "wrong number of columns"),
+    ("det", "0,0,1,2,three,4\n", "non-numeric"),
+    ("det", "\x00\x01\x02\xff\xfe garbage\n", None),
+])
+def test_malformed_csv_names_the_file(tmp_path, which, text, msg):
+    good = {"seld": "25,0,125.0\n", "det": "10,0,100.0,60.0,150.0,190.0\n"}
+    texts = dict(good, **{which: text})
+    with pytest.raises(MetadataError, match=msg) as e:
+        _case(tmp_path, texts["seld"], texts["det"], name="bad")
+    assert str(tmp_path / which / "bad.csv") in str(e.value)
+
+@pytest.mark.parametrize("which", ["seld", "det"])
+def test_missing_csv_names_the_file(tmp_path, which):
+    _case(tmp_path, "25,0,1.0\n", "")
+    (tmp_path / "video" / "other.mp4").touch()
+    (tmp_path / ({"seld": "det", "det": "seld"}[which]) / "other.csv").write_text("")
+    with pytest.raises(MetadataError) as e:
+        spatial_av_align_dirs(tmp_path / "video", tmp_path / "seld", tmp_path / "det")
+    assert str(tmp_path / which / "other.csv") in str(e.value)
+
+def test_missing_video_folder_and_label_file(tmp_path):
+    with pytest.raises(SAVGBenchError, match="not found"):
+        spatial_av_align_dirs(tmp_path / "nowhere", tmp_path, tmp_path)
+    (tmp_path / "video_a").mkdir(); (tmp_path / "video_a" / "c.mp4").touch()
+    with pytest.raises(MetadataError) as e:
+        detect_clips([tmp_path / "video_a" / "c.mp4"], make_detector("oracle"), progress=False)
+    assert str(tmp_path / "metadata_a" / "c.csv") in str(e.value)
+
+def test_missing_seld_rows_are_computed_with_the_seld_module(tmp_path, monkeypatch):
+    "With savgbench.seld.infer.seld_files (table with a clip column), missing SELD CSVs are computed and written."
+    import sys, types
+    calls = []
+    def seld_files(paths, checkpoint=None, progress=True):
+        calls.append(([Path(p).name for p in paths], checkpoint))
+        return pd.DataFrame(dict(clip=["a", "a"], frame=[25, 26], cls=[0, 1], x=[120.0, 300.0])), {}
+    pkg = types.ModuleType("savgbench.seld"); mod = types.ModuleType("savgbench.seld.infer"); mod.seld_files = seld_files
+    monkeypatch.setitem(sys.modules, "savgbench.seld", pkg); monkeypatch.setitem(sys.modules, "savgbench.seld.infer", mod)
+    (tmp_path / "video_x").mkdir(); (tmp_path / "metadata_x").mkdir()
+    for n in ("a", "b"):
+        (tmp_path / "video_x" / f"{n}.mp4").touch(); (tmp_path / "metadata_x" / f"{n}.csv").write_text("25,0,120,70\n")
+    out = tmp_path / "r.json"
+    assert spatial_align_cli([str(tmp_path / "video_x"), "--seld-dir", str(tmp_path / "seld"), "--seld-checkpoint",
+                              "w.pth", "--detector", "oracle", "--out", str(out)]) == 0
+    assert calls == [(["a.mp4", "b.mp4"], "w.pth")]
+    j = json.loads(out.read_text())
+    assert (j["tp"], j["fn"], [c["score"] for c in j["clips"]]) == (1, 1, [0.5, None])
+    assert (tmp_path / "seld" / "b.csv").stat().st_size == 0          # b: no rows, written as an empty file
+
+def test_seld_inference_missing_is_a_clear_error(tmp_path):
+    (tmp_path / "v").mkdir(); (tmp_path / "v" / "c.mp4").touch()
+    try:
+        import savgbench.seld.infer  # noqa: F401
+        pytest.skip("SELD inference present")
+    except ImportError: pass
+    with pytest.raises(SAVGBenchError, match="SELD inference is not available"):
+        spatial_av_align_videos(tmp_path / "v", det_dir=tmp_path)
+    (tmp_path / "s").mkdir()
+    with pytest.raises(MetadataError, match="cannot be computed") as e:
+        spatial_av_align_videos(tmp_path / "v", seld_dir=tmp_path / "s", det_dir=tmp_path)
+    assert str(tmp_path / "s" / "c.csv") in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The reference's CSV formats
+
+def test_detection_csv_text_matches_the_reference_pandas_path():
+    "The reference appends float32 box values to an empty DataFrame, sorts by frame, casts frame/category, writes."
+    rng = np.random.default_rng(1)
+    boxes = (rng.random((7, 4)) * 300 - 20).astype(np.float32)
+    frames = [3, 0, 0, 7, 19, 3, 12]
+    df = pd.DataFrame(columns=["frame", "category", "x0", "y0", "x1", "y1"])
+    for f, b in sorted(zip(frames, boxes), key=lambda t: t[0]):   # rows arrive frame by frame
+        df.loc[len(df.index)] = [f, 0, b[0], b[1], b[2], b[3]]
+    df = df.sort_values("frame")
+    df[["frame", "category"]] = df[["frame", "category"]].astype(int)
+    expected = df.to_csv(sep=",", index=False, header=False)
+    rows = np.array([[f, 0, *b] for f, b in sorted(zip(frames, boxes), key=lambda t: t[0])], np.float64)
+    assert format_detection_rows(rows) == expected
+
+def test_detection_csv_round_trip(tmp_path):
+    rows = boxes_to_rows([np.array([[1.5, 2.25, 3.125, 4.0, 0.9]], np.float32), np.zeros((0, 5))] * 3)
+    assert np.array_equal(read_detection_rows(write_detection_rows(tmp_path / "a.csv", rows)), rows)
+    write_detection_rows(tmp_path / "e.csv", np.zeros((0, 6)))
+    assert (tmp_path / "e.csv").stat().st_size == 0 and read_detection_rows(tmp_path / "e.csv").shape == (0, 6)
+
+def test_reads_seld_csv_as_the_reference_writes_it(tmp_path):
+    (tmp_path / "s.csv").write_text("0,0,118.40845\n0,1,201.2003\n49,0,-3.7\n")
+    assert read_seld_rows(tmp_path / "s.csv").tolist() == [[0, 0, 118.40845], [0, 1, 201.2003], [49, 0, -3.7]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# YOLOX-tiny checkpoints: key names and shapes written out from the mmdet and Megvii module code
+
+def _conv_module(prefix, cin, cout, k):
+    "mmcv ConvModule with BN: conv (no bias) and bn entries."
+    return {f"{prefix}.conv.weight": (cout, cin, k, k), f"{prefix}.bn.weight": (cout,), f"{prefix}.bn.bias": (cout,),
+            f"{prefix}.bn.running_mean": (cout,), f"{prefix}.bn.running_var": (cout,),
+            f"{prefix}.bn.num_batches_tracked": ()}
+
+def _csp(prefix, cin, cout, n, names=("main_conv", "short_conv", "final_conv", "blocks")):
+    main, short, final, blocks = names
+    mid = int(cout * 0.5)
+    d = {**_conv_module(f"{prefix}.{main}", cin, mid, 1), **_conv_module(f"{prefix}.{short}", cin, mid, 1),
+         **_conv_module(f"{prefix}.{final}", 2 * mid, cout, 1)}
+    for j in range(n):
+        d.update(_conv_module(f"{prefix}.{blocks}.{j}.conv1", mid, mid, 1))
+        d.update(_conv_module(f"{prefix}.{blocks}.{j}.conv2", mid, mid, 3))
+    return d
+
+def mmdet_yolox_tiny_shapes():
+    "Entries of yolox_tiny_8x8_300e_coco: CSPDarknet(P5, deepen 0.33, widen 0.375), YOLOXPAFPN(96/192/384 → 96, "
+    "1 CSP block), YOLOXHead(80 classes, 96 channels, 2 stacked convs, 3 levels)."
+    d = _conv_module("backbone.stem.conv", 12, 24, 3)
+    for i, (cin, cout, n) in enumerate([(24, 48, 1), (48, 96, 3), (96, 192, 3), (192, 384, 1)], start=1):
+        d.update(_conv_module(f"backbone.stage{i}.0", cin, cout, 3))
+        if i == 4:
+            d.update(_conv_module("backbone.stage4.1.conv1", 384, 192, 1))
+            d.update(_conv_module("backbone.stage4.1.conv2", 768, 384, 1))
+            d.update(_csp("backbone.stage4.2", 384, 384, 1))
+        else:
+            d.update(_csp(f"backbone.stage{i}.1", cout, cout, n))
+    d.update(_conv_module("neck.reduce_layers.0", 384, 192, 1)); d.update(_conv_module("neck.reduce_layers.1", 192, 96, 1))
+    d.update(_csp("neck.top_down_blocks.0", 384, 192, 1)); d.update(_csp("neck.top_down_blocks.1", 192, 96, 1))
+    d.update(_conv_module("neck.downsamples.0", 96, 96, 3)); d.update(_conv_module("neck.downsamples.1", 192, 192, 3))
+    d.update(_csp("neck.bottom_up_blocks.0", 192, 192, 1)); d.update(_csp("neck.bottom_up_blocks.1", 384, 384, 1))
+    for i, c in enumerate((96, 192, 384)): d.update(_conv_module(f"neck.out_convs.{i}", c, 96, 1))
+    for l in range(3):
+        for b in ("cls", "reg"):
+            for j in range(2): d.update(_conv_module(f"bbox_head.multi_level_{b}_convs.{l}.{j}", 96, 96, 3))
+        for name, c in (("cls", 80), ("reg", 4), ("obj", 1)):
+            d[f"bbox_head.multi_level_conv_{name}.{l}.weight"] = (c, 96, 1, 1)
+            d[f"bbox_head.multi_level_conv_{name}.{l}.bias"] = (c,)
+    return d
+
+def megvii_yolox_tiny_shapes():
+    "Entries of Megvii's yolox_tiny (depth 0.33, width 0.375): YOLOPAFPN(CSPDarknet) + YOLOXHead."
+    meg = ("conv1", "conv2", "conv3", "m")
+    d = _conv_module("backbone.backbone.stem.conv", 12, 24, 3)
+    for k, (cin, cout, n) in zip(range(2, 6), [(24, 48, 1), (48, 96, 3), (96, 192, 3), (192, 384, 1)]):
+        d.update(_conv_module(f"backbone.backbone.dark{k}.0", cin, cout, 3))
+        if k == 5:
+            d.update(_conv_module("backbone.backbone.dark5.1.conv1", 384, 192, 1))
+            d.update(_conv_module("backbone.backbone.dark5.1.conv2", 768, 384, 1))
+            d.update(_csp("backbone.backbone.dark5.2", 384, 384, 1, meg))
+        else:
+            d.update(_csp(f"backbone.backbone.dark{k}.1", cout, cout, n, meg))
+    d.update(_conv_module("backbone.lateral_conv0", 384, 192, 1)); d.update(_csp("backbone.C3_p4", 384, 192, 1, meg))
+    d.update(_conv_module("backbone.reduce_conv1", 192, 96, 1)); d.update(_csp("backbone.C3_p3", 192, 96, 1, meg))
+    d.update(_conv_module("backbone.bu_conv2", 96, 96, 3)); d.update(_csp("backbone.C3_n3", 192, 192, 1, meg))
+    d.update(_conv_module("backbone.bu_conv1", 192, 192, 3)); d.update(_csp("backbone.C3_n4", 384, 384, 1, meg))
+    for l, c in enumerate((96, 192, 384)):
+        d.update(_conv_module(f"head.stems.{l}", c, 96, 1))
+        for b in ("cls", "reg"):
+            for j in range(2): d.update(_conv_module(f"head.{b}_convs.{l}.{j}", 96, 96, 3))
+        for name, c2 in (("cls", 80), ("reg", 4), ("obj", 1)):
+            d[f"head.{name}_preds.{l}.weight"] = (c2, 96, 1, 1); d[f"head.{name}_preds.{l}.bias"] = (c2,)
+    return d
+
+def _random_sd(shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {k: (torch.tensor(7) if s == () else torch.rand(s, generator=g) * 0.1 + (1.0 if "running_var" in k else 0))
+            for k, s in shapes.items()}
+
+def test_mmdet_names_and_shapes():
+    want = mmdet_yolox_tiny_shapes()
+    got = {k: tuple(v.shape) for k, v in YOLOX(YOLOXConfig.yolox_tiny()).state_dict().items()}
+    assert len(want) == 462
+    assert set(got) == set(want), (sorted(set(got) - set(want))[:5], sorted(set(want) - set(got))[:5])
+    assert got == want
+
+def test_mmdet_checkpoint_loads_strictly(tmp_path):
+    sd = _random_sd(mmdet_yolox_tiny_shapes())
+    ema = {"ema_" + k.replace(".", "_"): v + 1 for k, v in sd.items()}
+    torch.save({"meta": {"epoch": 300, "CLASSES": ("person",)}, "state_dict": {**sd, **ema}},
+               tmp_path / "yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth")
+    m = load_yolox(tmp_path / "yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth")
+    for k, v in m.state_dict().items(): assert torch.equal(v, sd[k]), k
+    # checksum check: our random file is not the published one
+    with pytest.raises(WeightsError, match="checksum"):
+        load_yolox(tmp_path / "yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth", check_hash=True)
+
+def test_megvii_checkpoint_maps_onto_mmdet_names(tmp_path):
+    sd = _random_sd(megvii_yolox_tiny_shapes(), seed=1)
+    assert len(sd) == 462
+    torch.save({"start_epoch": 300, "model": sd}, tmp_path / "yolox_tiny.pth")
+    m = load_yolox(tmp_path / "yolox_tiny.pth")
+    assert torch.equal(m.neck.out_convs[2].conv.weight, sd["head.stems.2.conv.weight"])
+    assert torch.equal(m.backbone.stage2[1].final_conv.bn.running_var, sd["backbone.backbone.dark3.1.conv3.bn.running_var"])
+    assert torch.equal(m.backbone.stage2[1].main_conv.conv.weight, sd["backbone.backbone.dark3.1.conv1.conv.weight"])
+    assert torch.equal(m.backbone.stage4[2].blocks[0].conv2.conv.weight, sd["backbone.backbone.dark5.2.m.0.conv2.conv.weight"])
+    assert torch.equal(m.neck.top_down_blocks[0].short_conv.conv.weight, sd["backbone.C3_p4.conv2.conv.weight"])
+    assert torch.equal(m.neck.downsamples[1].conv.weight, sd["backbone.bu_conv1.conv.weight"])
+    assert torch.equal(m.bbox_head.multi_level_conv_obj[1].bias, sd["head.obj_preds.1.bias"])
+
+@pytest.mark.parametrize("bad", ["missing", "truncated", "partial", "not_a_dict"])
+def test_bad_weights_files(tmp_path, bad):
+    p = tmp_path / "w.pth"
+    if bad == "truncated": p.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    if bad == "partial":
+        sd = _random_sd(mmdet_yolox_tiny_shapes()); sd.pop("bbox_head.multi_level_conv_obj.2.bias")
+        torch.save({"state_dict": sd}, p)
+    if bad == "not_a_dict": torch.save([1, 2, 3], p)
+    with pytest.raises(WeightsError) as e: load_yolox(p)
+    assert str(p) in str(e.value)
+
+def test_yolox_detector_without_weights_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="--weights"): make_detector("yolox-tiny")
+    with pytest.raises(WeightsError, match="not found"): make_detector("yolox-tiny", weights=tmp_path / "no.pth")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Raw head outputs: float32 against a float64 re-run of the same weights
+
+def _astronaut_frame():
+    "A photograph of a person in a SAVGBench frame (noise where scikit-image's sample data is not installed)."
+    import cv2
+    f = np.zeros((256, 256, 3), np.uint8)
+    try:
+        import skimage.data
+        pic = skimage.data.astronaut()[..., ::-1]
+    except ImportError:
+        pic = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    f[56:200, 56:200] = cv2.resize(pic, (144, 144), interpolation=cv2.INTER_AREA)
+    return f
+
+def test_head_outputs_match_float64_rerun():
+    torch.manual_seed(0)
+    m = YOLOX(YOLOXConfig.yolox_tiny()).eval()
+    with torch.no_grad():        # realistic batch-norm statistics rather than the identity
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1); mod.running_var.uniform_(0.5, 1.5)
+                mod.weight.uniform_(0.8, 1.2); mod.bias.uniform_(-0.1, 0.1)
+    x, sf = preprocess(_astronaut_frame()[None])
+    assert sf == (1.625, 1.625) and tuple(x.shape) == (1, 3, 416, 416)
+    x = x[:, :, 96:320, 96:320]                 # the picture's centre (224x224), to keep the float64 run short
+    m64 = copy.deepcopy(m).double()
+    with torch.no_grad(): o32, o64 = m(x), m64(x.double())
+    for a, b in zip(o32, o64):
+        for t32, t64 in zip(a, b):
+            scale = t64.abs().max().item() + 1e-12
+            assert (t32.double() - t64).abs().max().item() / scale < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NMS against a brute-force greedy reference
+
+def _brute_nms(boxes, scores, labels, thr):
+    order = sorted(range(len(boxes)), key=lambda i: -scores[i])       # Python's sort is stable
+    keep, dropped = [], set()
+    for a, i in enumerate(order):
+        if i in dropped: continue
+        keep.append(i)
+        for j in order[a + 1:]:
+            if j in dropped or labels[j] != labels[i]: continue
+            bi, bj = boxes[i], boxes[j]
+            w = max(0.0, min(bi[2], bj[2]) - max(bi[0], bj[0])); h = max(0.0, min(bi[3], bj[3]) - max(bi[1], bj[1]))
+            inter = w * h
+            union = (bi[2] - bi[0]) * (bi[3] - bi[1]) + (bj[2] - bj[0]) * (bj[3] - bj[1]) - inter
+            if inter / union > thr: dropped.add(j)
+    return keep
+
+box_st = st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 40), st.integers(1, 40))
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(box_st, st.integers(0, 1000), st.integers(0, 2)), max_size=40),
+       st.sampled_from([0.3, 0.5, 0.65, 0.9]), st.sampled_from(["sweep", "fixed_point"]))
+def test_nms_matches_brute_force(items, thr, method):
+    boxes = [(float(x), float(y), float(x + w), float(y + h)) for (x, y, w, h), _, _ in items]
+    scores = [s / 1000 for _, s, _ in items]; labels = [l for _, _, l in items]
+    got = nms(torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4), torch.tensor(scores, dtype=torch.float64),
+              thr, torch.tensor(labels, dtype=torch.long), method=method).tolist()
+    assert got == _brute_nms(boxes, scores, labels, thr)
+
+@pytest.mark.parametrize("method,max_pairs", [("sweep", 1.5e8), ("fixed_point", 1.5e8), ("sweep", 10.0)])
+def test_batched_postprocess_equals_per_image_nms(method, max_pairs):
+    "The batched, padded post-processing keeps exactly what per-image thresholding + NMS keeps."
+    from savgbench.detect.yolox import decode_outputs
+    torch.manual_seed(3)
+    cfg = YOLOXConfig.tiny()
+    sizes = [(12, 10), (6, 5), (3, 3)]
+    cls = [torch.randn(4, cfg.num_classes, h, w) * 2 for h, w in sizes]
+    reg = [torch.randn(4, 4, h, w) * 0.5 for h, w in sizes]
+    obj = [torch.randn(4, 1, h, w) * 2 - 1 for h, w in sizes]
+    got = postprocess(cls, reg, obj, (1.5, 1.25), cfg, nms_method=method, max_pairs=max_pairs)
+    boxes, probs, objs = decode_outputs(cls, reg, obj, cfg.strides)
+    sf = torch.tensor([1.5, 1.25, 1.5, 1.25])
+    for i in range(4):
+        best, label = probs[i].max(1); score = best * objs[i]
+        c = score >= cfg.score_thr
+        b, s_, l = boxes[i][c] / sf, score[c], label[c]
+        k = nms(b, s_, cfg.nms_iou, l, method="sweep")
+        want = torch.cat([b[k], s_[k, None], l[k, None].float()], 1).numpy()
+        assert len(want) > 0 and np.array_equal(got[i], want)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Temporal AV-Align score edge cases
+
+def test_peak_iou_never_divides_by_zero():
+    assert peak_iou([], [], 4.0) is None
+    assert peak_iou([0.5], [], 4.0) == 0.0 and peak_iou([], [0.5], 4.0) == 0.0
+    assert peak_iou([0.5, 0.6], [0.55], 4.0) == 2.0       # two onsets on one video peak: I > |V|
