@@ -74,6 +74,7 @@ def main(argv=None):
     p.add_argument('--budget', type=float, default=380, help='seconds; optional parts are skipped past it')
     p.add_argument('--compile', action='store_true', help='also time torch.compile of the joint forward')
     p.add_argument('--log', default=None, help='write the log (and a .json of the numbers) here')
+    p.add_argument('--profile', action='store_true', help='print the costliest kernels of a bf16 joint forward')
     a = p.parse_args(argv)
     global LOG_PATH
     if a.log:
@@ -137,6 +138,15 @@ def main(argv=None):
     model.use_channels_last(cl_joint)
     res['joint_channels_last'] = cl_joint
     log(f"-> {'channels-last' if cl_joint else 'default'} memory for the joint model below")
+    if a.profile:
+        from torch.profiler import profile, ProfilerActivity
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+        with profile(activities=acts) as prof:
+            for _ in range(2): fwd(True)()
+            sync(dev)
+        for key in (('self_device_time_total', 'self_cuda_time_total') if dev.type == 'cuda' else ('self_cpu_time_total',)):
+            try: log(prof.key_averages().table(sort_by=key, row_limit=25)); break
+            except Exception: continue
     if left() > 250:
         B2 = 4 * B
         v2, a2 = torch.randn(B2, *jcfg.video_size, device=dev), torch.randn(B2, *jcfg.audio_size, device=dev)

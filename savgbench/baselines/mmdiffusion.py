@@ -182,7 +182,7 @@ def _rs_mma_loop(qv, kv, vv, qa, ka, va, window, shift):
         oa.append(att(q, kvf[:, vi], vvf[:, vi]))
     return torch.stack(ov, 1), torch.cat(oa, 1)
 
-# %% ../../nbs/51_mmdiffusion.ipynb #cf62322f
+# %% ../../nbs/51_mmdiffusion.ipynb #5aab0e4b
 class CrossAttentionBlock(nn.Module):
     "RS-MMA between video (B,C,F,H,W) and audio (B,C,L) (reference names: v_norm, a_norm, v_qkv, a_qkv, *_proj_out)."
     def __init__(self, channels, num_head_channels=64, local_window=1, window_shift=False, groups=32):
@@ -216,7 +216,7 @@ class CrossAttentionBlock(nn.Module):
         return (video + ov.transpose(1, 2).reshape(B, C, Fr, H, W),
                 audio + oa.transpose(1, 2))
 
-# %% ../../nbs/51_mmdiffusion.ipynb #5aab0e4b
+# %% ../../nbs/51_mmdiffusion.ipynb #d3e113a9
 def _video_resample(x, up: bool):
     return F.interpolate(x, scale_factor=(1, 2, 2), mode='nearest') if up else F.avg_pool3d(x, (1, 2, 2))
 
@@ -275,7 +275,7 @@ class ResBlock(nn.Module):
         if self.audio_attention: audio = self.audio_attention_block(audio)
         return video, audio
 
-# %% ../../nbs/51_mmdiffusion.ipynb #d3e113a9
+# %% ../../nbs/51_mmdiffusion.ipynb #cef0449b
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
     "Sinusoidal embedding of (possibly fractional) timesteps: cos half, then sin half."
     half = dim // 2
@@ -382,12 +382,12 @@ class CoupledUNet(nn.Module):
             v, a = m(torch.cat([v, vs.pop()], 1), torch.cat([a, as_.pop()], 1), emb)
         return self.video_out(v).transpose(1, 2), self.audio_out(a)
 
-# %% ../../nbs/51_mmdiffusion.ipynb #dad2f7d7
+# %% ../../nbs/51_mmdiffusion.ipynb #7615a785
 def audio_dilations(model: CoupledUNet) -> list[int]:
     "The dilation of every ResBlock's audio convolution, in forward order."
     return [m.audio_in_layers[2].audio_conv.dilation[0] for m in model.modules() if isinstance(m, ResBlock)]
 
-# %% ../../nbs/51_mmdiffusion.ipynb #f254f138
+# %% ../../nbs/51_mmdiffusion.ipynb #a12ba68b
 def count_parameters(model: nn.Module) -> int:
     "Number of parameters (works on meta-device models)."
     return sum(p.numel() for p in model.parameters())
@@ -396,7 +396,7 @@ def paper_parameter_count() -> int:
     "Parameters of the paper preset, counted on the meta device."
     with torch.device('meta'): return count_parameters(CoupledUNet(MMDiffusionConfig.paper()))
 
-# %% ../../nbs/51_mmdiffusion.ipynb #695ad286
+# %% ../../nbs/51_mmdiffusion.ipynb #08991b00
 OFFICIAL_JOINT_CHECKPOINT = 'model330011.pt'
 
 def _extract_state_dict(obj, prefer_ema: bool = True) -> dict:

@@ -183,17 +183,18 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     dev, rank, world = acc.device, acc.process_index, acc.num_processes
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
-    step, history = 0, []
+    step, history, ck = 0, [], None
     ckpts = _checkpoints(out_dir) if resume else []
     if ckpts:
         ck = torch.load(ckpts[-1], map_location='cpu', weights_only=False)
-        model.load_state_dict(ck['model']); opt.load_state_dict(ck['opt']); ema.load_state_dict(ck['ema'])
+        model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
         step, history = ck['step'], list(ck['history'])
-        scaler_state = ck.get('scaler')
-    else: scaler_state = None
     ema.params = [p.to(dev) for p in ema.params]
     model, opt = acc.prepare(model, opt)
-    if scaler_state is not None and acc.scaler is not None: acc.scaler.load_state_dict(scaler_state)
+    if ck is not None:   # after prepare, so the optimizer state lands on the parameters' device
+        opt.load_state_dict(ck['opt'])
+        if ck.get('scaler') is not None and acc.scaler is not None: acc.scaler.load_state_dict(ck['scaler'])
+        del ck
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=_StepBatches(len(dataset), cfg.batch_size, step,
                                          cfg.max_steps, cfg.seed, rank, world), num_workers=cfg.num_workers)
     raw = acc.unwrap_model(model)
