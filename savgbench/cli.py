@@ -14,7 +14,20 @@ __all__ = ['COMMANDS', 'main']
 # %% ../nbs/90_cli.ipynb #5e4cd24e
 COMMANDS = {
     # name: (module, function, one-line help)
+    "demo": ("savgbench.demo", "demo_cli", "the benchmark on built-in synthetic data, offline (the README's main job)"),
+    "synth-starss": ("savgbench.synth", "synth_starss_cli", "write synthetic STARSS23-format recordings (FOA, labels, 360° video)"),
     "build-dataset": ("savgbench.build", "build_dataset_cli", "STARSS23 (or synthetic scenes) -> SAVGBench clips and labels"),
+    "seld": ("savgbench.seld.infer", "seld_cli", "stereo SELD rows (10 fps: class, x) for a folder of clips"),
+    "train-seld": ("savgbench.seld.train", "train_seld_cli", "train a stereo SELD model (accelerate)"),
+    "eval-seld": ("savgbench.seld.evaluate", "eval_seld_cli", "location-aware SELD metrics in pixels against clip labels"),
+    "detect": ("savgbench.detect", "detect_cli", "person boxes per frame (yolox-tiny, hog or oracle)"),
+    "spatial-align": ("savgbench.align.spatial", "spatial_align_cli", "Spatial AV-Align: SELD positions vs person boxes"),
+    "temporal-align": ("savgbench.align.temporal", "temporal_align_cli", "Temporal AV-Align: optical-flow peaks vs audio onsets"),
+    "evaluate": ("savgbench.evaluate", "evaluate_cli", "all five metrics for generated clips against a reference set"),
+    "weights": ("savgbench.weights", "weights_cli", "list, locate, verify or install network weights"),
+    "train-joint": ("savgbench.baselines.train", "train_joint_cli", "train the joint Stereo MM-Diffusion baseline (accelerate)"),
+    "train-sr": ("savgbench.baselines.train", "train_sr_cli", "train the 64->256 super-resolution model (accelerate)"),
+    "sample": ("savgbench.baselines.sample", "sample_cli", "sample clips from the joint baseline (+ super-resolution)"),
 }
 
 def _usage():

@@ -81,8 +81,10 @@ def atomic_path(path, suffix=None):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
     os.close(fd)
+    umask = os.umask(0); os.umask(umask)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp): os.chmod(tmp, 0o666 & ~umask)    # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
