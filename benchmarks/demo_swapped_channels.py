@@ -1,7 +1,7 @@
 """The benchmark demo: evaluate a ground-truth set against itself and against a copy with the stereo channels swapped,
 and print both Table-1 rows with every metric that can run offline here.
 
-    python benchmarks/demo_swapped_channels.py [--n 16] [--protocol v2] [--workdir DIR] [--seld-checkpoint demo|PATH] [--detector oracle|hog|yolox-tiny]
+    python benchmarks/demo_swapped_channels.py [--n 16] [--source scenes|dataset] [--protocol v2] [--workdir DIR] [--seld-checkpoint demo|PATH] [--detector oracle|hog|yolox-tiny]
 
 Clips: SELD's synthetic scenes (`savgbench.seld.train.synthetic_scene`: speech-like or instrument-like sound at a fixed
 azimuth, with 10 fps labels) and a figure drawn at the label position; Spatial AV-Align uses the built-in demo SELD model
@@ -11,22 +11,22 @@ video is the same), FAD equal (AudioCLIP sums the two channels), Spatial AV-Alig
 mirrors x), Temporal AV-Align equal (it downmixes to mono). Metrics whose weights or modules are missing are printed as
 skipped with the reason.
 """
-import argparse, json, shutil, tempfile, time
+import argparse, json, tempfile, time
 from pathlib import Path
 import numpy as np
 
-from savgbench.evaluate import evaluate, synthetic_clips, TABLE_HEADER, format_row
+from savgbench.evaluate import evaluate, swapped_channel_pair, TABLE_HEADER, format_row
 from savgbench.io import read_clip, write_clip
 
 
 def scene_clips(folder: Path, n: int, seed: int = 0) -> str:
     """`n` clips of one speaker or instrument at a fixed azimuth (SELD's synthetic scenes: audio and 10 fps labels), a
-    figure drawn at the label position (jittering, so the video has motion), labels in metadata_gt/."""
+    figure drawn at the label position (jittering, so the video has motion), labels in metadata_raw/."""
     from savgbench.seld.train import synthetic_scene
     from savgbench.io import write_clip_metadata
     from savgbench.core import CLIP
     rng = np.random.default_rng(seed)
-    vdir, mdir = folder / "video_raw", folder / "metadata_gt"
+    vdir, mdir = folder / "video_raw", folder / "metadata_raw"
     for i in range(n):
         audio, rows = synthetic_scene(rng, azimuth=float(rng.uniform(-40, 40)), cls=(0, 9)[i % 2])
         x, y = float(rows["x"].median()), float(rows["y"].median()) + CLIP.pad_top
@@ -41,25 +41,28 @@ def scene_clips(folder: Path, n: int, seed: int = 0) -> str:
     return f"{n} synthetic scenes (savgbench.seld.train.synthetic_scene) with labels"
 
 
-def make_ground_truth(folder: Path, n: int) -> str:
+def make_ground_truth(folder: Path, n: int, source: str) -> str:
     "Ground-truth clips in folder/video_gt (+ metadata_gt) and the channel-swapped copy in folder/video_swapped."
-    try: source = scene_clips(folder, n)
-    except ImportError as e:
-        synthetic_clips(folder / "video_raw", n=n, seed=0)
-        source = f"savgbench.evaluate.synthetic_clips ({n} clips, no labels; SELD scenes unavailable: {e})"
-    gt, sw = folder / "video_gt", folder / "video_swapped"
-    for p in sorted((folder / "video_raw").glob("*.mp4")):       # both sets from the same decoded arrays and encoder
-        c = read_clip(p)
-        write_clip(gt / p.name, c.video, c.audio, audio_codec="pcm")
-        write_clip(sw / p.name, c.video, c.audio[::-1].copy(), audio_codec="pcm")
-    if (folder / "metadata_gt").is_dir():
-        shutil.copytree(folder / "metadata_gt", folder / "metadata_swapped", dirs_exist_ok=True)
-    return source
+    if source == "dataset":       # synthetic STARSS23 recordings -> the dataset builder -> SAVGBench clips
+        from savgbench.synth import synth_starss
+        from savgbench.build import build_dataset
+        synth_starss(folder / "starss", recordings=2, seconds=20, progress=False)
+        build_dataset(folder / "starss", folder / "savgbench", split="eval", progress=False, verbose=False)
+        src = folder / "savgbench" / "video_eval"
+        clips = sorted(src.glob("*.mp4"))[:n]
+        for p in sorted(src.glob("*.mp4"))[n:]: p.unlink()           # keep the first n
+        what = f"{len(clips)} SAVGBench eval clips built from synthetic STARSS23 recordings"
+    else:
+        what = scene_clips(folder, n); src = folder / "video_raw"
+    swapped_channel_pair(src, folder)
+    return what
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--source", choices=["scenes", "dataset"], default="scenes",
+                    help="scenes: SELD's synthetic scenes written as clips; dataset: synthetic STARSS23 -> dataset builder")
     ap.add_argument("--protocol", default="v2")
     ap.add_argument("--workdir")
     ap.add_argument("--seld-checkpoint", default="demo", help="'demo' (built-in demo model) or a checkpoint path")
@@ -68,7 +71,7 @@ def main():
     a = ap.parse_args()
     work = Path(a.workdir or tempfile.mkdtemp(prefix="savg_demo_"))
     t0 = time.perf_counter()
-    source = make_ground_truth(work, a.n) if not (work / "video_gt").is_dir() else "existing clips"
+    source = make_ground_truth(work, a.n, a.source) if not (work / "video_gt").is_dir() else "existing clips"
     print(f"clips: {source}; {time.perf_counter() - t0:.1f} s")
     kw = dict(protocol=a.protocol, cache_dir=work / "cache", seld_checkpoint=a.seld_checkpoint, detector=a.detector,
               progress=False, verbose=False)

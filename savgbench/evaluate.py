@@ -21,7 +21,7 @@ __all__ = ['PROTOCOLS', 'VIDEO_EXTS', 'METRICS', 'TABLE_HEADER', 'Protocol', 'pr
            'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos',
            'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir',
            'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'format_row', 'evaluate',
-           'synthetic_clips', 'evaluate_cli']
+           'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -523,7 +523,27 @@ def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_
         out.append(write_clip(folder / f"clip_{i:03d}.mp4", video, np.clip(audio, -1, 1).astype(np.float32), audio_codec="pcm"))
     return out
 
-# %% ../nbs/44_evaluate.ipynb #5bd65821
+# %% ../nbs/44_evaluate.ipynb #c0346552
+def swapped_channel_pair(src_dir, out_dir, audio_codec: str = "pcm") -> tuple[Path, Path]:
+    """From the clips of `src_dir` write `out_dir/video_gt` and `out_dir/video_swapped`: both re-encoded from the same
+    decoded frames by the same encoder (so their videos are identical), the second with left and right exchanged.
+    Label CSVs (the `metadata_*` sibling of `src_dir`) are copied to `metadata_gt` and `metadata_swapped`."""
+    import shutil
+    from savgbench.io import read_clip, write_clip
+    src, out = Path(src_dir), Path(out_dir)
+    gt, sw = out / "video_gt", out / "video_swapped"
+    meta = src.parent / src.name.replace("video", "metadata") if "video" in src.name else None
+    for p in tqdm(list_videos(src), desc="swap channels", leave=False):
+        c = read_clip(p)
+        write_clip(gt / (p.stem + ".mp4"), c.video, c.audio, fps=c.fps, sample_rate=c.sample_rate, audio_codec=audio_codec)
+        write_clip(sw / (p.stem + ".mp4"), c.video, c.audio[::-1].copy(), fps=c.fps, sample_rate=c.sample_rate,
+                   audio_codec=audio_codec)
+        if meta is not None and (meta / (p.stem + ".csv")).is_file():
+            for d in ("metadata_gt", "metadata_swapped"):
+                (out / d).mkdir(parents=True, exist_ok=True); shutil.copy2(meta / (p.stem + ".csv"), out / d / (p.stem + ".csv"))
+    return gt, sw
+
+# %% ../nbs/44_evaluate.ipynb #ee9c18f2
 def evaluate_cli(argv=None) -> int:
     "`savgbench evaluate GEN_DIR --reference REF_DIR [--protocol v1|v2] --out results.json [--per-clip per_clip.csv] [--skip-bad]`"
     ap = argparse.ArgumentParser(prog="savgbench evaluate",
