@@ -383,7 +383,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         dev = device or state.device
     except ImportError:
         rank, world, dev = 0, 1, device or ("cuda" if torch.cuda.is_available() else "cpu")
-    t_start, timings = time.perf_counter(), {}
+    t_start, timings, align_rows = time.perf_counter(), {}, {}
     res = dict(savgbench_version=savgbench.__version__, protocol=asdict(P),
                protocol_deviations_from_v1={k: list(v) for k, v in protocol_deviations(P).items()},
                gen_dir=str(gen_dir), reference_dir=str(reference_dir), metrics={}, skipped={}, weights={},
@@ -401,7 +401,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         if rank == 0:
             if out is not None:
                 with atomic_path(out) as t: Path(t).write_text(json.dumps(res, indent=1, default=str))
-            if per_clip is not None: _write_per_clip(per_clip, gen + ref, res)
+            if per_clip is not None: _write_per_clip(per_clip, gen + ref, align_rows)
             if verbose: print(TABLE_HEADER + "\n" + format_row(res))
         return res
     if res["failures"] and not skip_bad:
@@ -477,6 +477,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         else:
             res["metrics"]["spatial_av_align"] = r.get("score")
             res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector")}
+            for c in r.get("clips") or []:
+                align_rows.setdefault(c["name"], {}).update(spatial_tp=c["tp"], spatial_fn=c["fn"], spatial_score=c["score"])
         timings["spatial_s"] = time.perf_counter() - t0
     if rank == 0 and "temporal" in metrics:
         t0 = time.perf_counter()
@@ -485,13 +487,19 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         else:
             res["metrics"]["temporal_av_align"] = r.get("score")
             res["temporal_detail"] = {k: r.get(k) for k in ("n_files", "n_undefined", "no_peaks")}
+            for f in r.get("files") or []: align_rows.setdefault(f["name"], {}).update(temporal_score=f["score"])
         timings["temporal_s"] = time.perf_counter() - t0
     return finish()
 
-def _write_per_clip(path, entries, res):
+def _write_per_clip(path, entries, align_rows: dict):
+    "One row per clip: set, path, hash, validity, frames, and the generated clips' alignment scores when computed."
     import pandas as pd
-    rows = [dict(set=e.set, path=str(e.path), sha256=e.sha256, ok=e.error is None, n_frames=e.n_frames, fps=e.fps,
-                 error=e.error or "") for e in entries]
+    rows = []
+    for e in entries:
+        row = dict(set=e.set, path=str(e.path), sha256=e.sha256, ok=e.error is None, n_frames=e.n_frames, fps=e.fps,
+                   error=e.error or "")
+        if e.set == "gen": row.update(align_rows.get(e.path.stem, {}))
+        rows.append(row)
     with atomic_path(path) as t: pd.DataFrame(rows).to_csv(t, index=False)
 
 # %% ../nbs/44_evaluate.ipynb #456ae21c
