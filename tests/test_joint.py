@@ -1,0 +1,241 @@
+"""Joint baseline: official state_dict names and shapes, parameter counts, RS-MMA against a per-frame loop,
+thresholding, exact resumption, and the train -> sample -> valid clips path on CPU."""
+import math, shutil
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from savgbench.core import WeightsError
+from savgbench.baselines.diffusion import dynamic_threshold
+from savgbench.baselines.mmdiffusion import (MMDiffusionConfig, CoupledUNet, rs_mma, _rs_mma_loop, load_joint_weights,
+                                             paper_parameter_count)
+from savgbench.baselines.superres import SRConfig, SuperResUNet, load_sr_weights, sr_parameter_count
+
+torch.set_num_threads(1)
+
+
+# --- the reference's parameter names and shapes, enumerated from the reference constructors -------------------------
+# (MM-Diffusion `MultimodalUNet` and guided-diffusion `SuperResModel`; written independently of our modules)
+
+def official_joint_shapes(frames=20, video_ch=3, audio_ch=2, mc=128, mult=(1, 2, 3, 4), nrb=2, video_attn=(2, 4, 8),
+                          audio_attn=(), xattn_res=(2, 4, 8), middle_xattn=True):
+    sd, ted = {}, mc
+    def p(name, *shape): sd[name] = shape
+    def gn(n, c): p(n + '.GroupNorm.weight', c); p(n + '.GroupNorm.bias', c)
+    def conv(n, cout, cin, *k): p(n + '.weight', cout, cin, *k); p(n + '.bias', cout)
+    def vconv(n, cin, cout): conv(n + '.video_conv_spatial', cout, cin, 3, 3); conv(n + '.video_conv_temporal', cout, cout, 3)
+    def v3d(n, cin, cout, k): conv(n + '.video_conv', cout, cin, k, k, k)
+    def aconv(n, cin, cout, k): conv(n + '.audio_conv', cout, cin, k)
+    def attn(n, c): gn(n + '.norm', c); conv(n + '.qkv', 3 * c, c, 1); conv(n + '.proj_out', c, c, 1)
+    def res(n, cin, cout, va=False, aa=False):
+        gn(n + '.video_in_layers.0', cin); vconv(n + '.video_in_layers.2', cin, cout)
+        gn(n + '.audio_in_layers.0', cin); aconv(n + '.audio_in_layers.2', cin, cout, 3)
+        p(n + '.emb_layers.1.weight', 2 * cout, ted); p(n + '.emb_layers.1.bias', 2 * cout)
+        gn(n + '.video_out_layers.0', cout); v3d(n + '.video_out_layers.3', cout, cout, 1)
+        gn(n + '.audio_out_layers.0', cout); aconv(n + '.audio_out_layers.3', cout, cout, 1)
+        if cin != cout: v3d(n + '.video_skip_connection', cin, cout, 1); aconv(n + '.audio_skip_connection', cin, cout, 1)
+        if va: attn(n + '.spatial_attention_block', cout); attn(n + '.temporal_attention_block', cout)
+        if aa: attn(n + '.audio_attention_block', cout)
+    def xattn(n, c):
+        gn(n + '.v_norm', c); gn(n + '.a_norm', c); conv(n + '.v_qkv', 3 * c, c, 1); conv(n + '.a_qkv', 3 * c, c, 1)
+        v3d(n + '.video_proj_out', c, c, 1); aconv(n + '.audio_proj_out', c, c, 1)
+    p('time_embed.0.weight', ted, mc); p('time_embed.0.bias', ted); p('time_embed.2.weight', ted, ted); p('time_embed.2.bias', ted)
+    ch = inch = mult[0] * mc
+    vconv('input_blocks.0.0.video_conv', video_ch, ch); aconv('input_blocks.0.0.audio_conv', audio_ch, ch, 3)
+    chans, ds, b = [ch], 1, 1
+    for level, m in enumerate(mult):
+        for _ in range(nrb):
+            res(f'input_blocks.{b}.0', ch, m * mc, ds in video_attn, ds in audio_attn); ch = m * mc
+            if ds in xattn_res: xattn(f'input_blocks.{b}.1', ch)
+            chans.append(ch); b += 1
+        if level != len(mult) - 1:
+            res(f'input_blocks.{b}.0', ch, ch); chans.append(ch); b += 1; ds *= 2
+    res('middle_blocks.0', ch, ch, True, True)
+    if middle_xattn: xattn('middle_blocks.1', ch)
+    res(f'middle_blocks.{2 if middle_xattn else 1}', ch, ch, True, True)
+    b = 0
+    for level, m in list(enumerate(mult))[::-1]:
+        for i in range(nrb + 1):
+            res(f'output_blocks.{b}.0', ch + chans.pop(), m * mc, ds in video_attn, ds in audio_attn); ch = m * mc
+            j = 1
+            if ds in xattn_res: xattn(f'output_blocks.{b}.1', ch); j = 2
+            if level and i == nrb: res(f'output_blocks.{b}.{j}', ch, ch); ds //= 2
+            b += 1
+    p('audio_out.0.GroupNorm.weight', ch); p('audio_out.0.GroupNorm.bias', ch); aconv('audio_out.2', inch, audio_ch, 3)
+    p('video_out.0.GroupNorm.weight', ch); p('video_out.0.GroupNorm.bias', ch); v3d('video_out.2', inch, video_ch, 3)
+    return sd
+
+
+def official_sr_shapes(mc=192, mult=(1, 1, 2, 2, 4, 4), nrb=2, attn_ds=(8, 16, 32), out_ch=6, num_classes=None):
+    sd, ted = {}, 4 * mc
+    def p(name, *shape): sd[name] = shape
+    def gn(n, c): p(n + '.weight', c); p(n + '.bias', c)
+    def conv(n, cout, cin, *k): p(n + '.weight', cout, cin, *k); p(n + '.bias', cout)
+    def res(n, cin, cout):
+        gn(n + '.in_layers.0', cin); conv(n + '.in_layers.2', cout, cin, 3, 3)
+        p(n + '.emb_layers.1.weight', 2 * cout, ted); p(n + '.emb_layers.1.bias', 2 * cout)
+        gn(n + '.out_layers.0', cout); conv(n + '.out_layers.3', cout, cout, 3, 3)
+        if cin != cout: conv(n + '.skip_connection', cout, cin, 1, 1)
+    def attn(n, c): gn(n + '.norm', c); conv(n + '.qkv', 3 * c, c, 1); conv(n + '.proj_out', c, c, 1)
+    p('time_embed.0.weight', ted, mc); p('time_embed.0.bias', ted); p('time_embed.2.weight', ted, ted); p('time_embed.2.bias', ted)
+    if num_classes: p('label_emb.weight', num_classes, ted)
+    ch = inch = mult[0] * mc
+    conv('input_blocks.0.0', ch, 6, 3, 3)
+    chans, ds, b = [ch], 1, 1
+    for level, m in enumerate(mult):
+        for _ in range(nrb):
+            res(f'input_blocks.{b}.0', ch, m * mc); ch = m * mc
+            if ds in attn_ds: attn(f'input_blocks.{b}.1', ch)
+            chans.append(ch); b += 1
+        if level != len(mult) - 1:
+            res(f'input_blocks.{b}.0', ch, ch); chans.append(ch); b += 1; ds *= 2
+    res('middle_block.0', ch, ch); attn('middle_block.1', ch); res('middle_block.2', ch, ch)
+    b = 0
+    for level, m in list(enumerate(mult))[::-1]:
+        for i in range(nrb + 1):
+            res(f'output_blocks.{b}.0', ch + chans.pop(), m * mc); ch = m * mc
+            j = 1
+            if ds in attn_ds: attn(f'output_blocks.{b}.1', ch); j = 2
+            if level and i == nrb: res(f'output_blocks.{b}.{j}', ch, ch); ds //= 2
+            b += 1
+    gn('out.0', ch); conv('out.2', out_ch, inch, 3, 3)
+    return sd
+
+
+def _meta_shapes(model_cls, cfg):
+    with torch.device('meta'): m = model_cls(cfg)
+    return {k: tuple(v.shape) for k, v in m.state_dict().items()}
+
+def _random_sd(shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+
+TINY_OFFICIAL = dict(frames=4, mc=32, mult=(1, 2), nrb=1, video_attn=(2,), xattn_res=(2,))
+
+
+def test_paper_joint_matches_official_names_and_count():
+    off = official_joint_shapes()
+    assert _meta_shapes(CoupledUNet, MMDiffusionConfig.paper()) == off
+    assert sum(math.prod(s) for s in off.values()) == 133_676_293 == paper_parameter_count()
+
+
+def test_paper_sr_matches_official_names_and_count():
+    off = official_sr_shapes()
+    assert _meta_shapes(SuperResUNet, SRConfig.paper()) == off
+    assert sum(math.prod(s) for s in off.values()) == 311_027_910 == sr_parameter_count('paper')
+    assert _meta_shapes(SuperResUNet, SRConfig.imagenet()) == official_sr_shapes(num_classes=1000)
+
+
+def test_strict_load_official_joint_state_dict(tmp_path):
+    sd = _random_sd(official_joint_shapes(**TINY_OFFICIAL))
+    torch.save(sd, tmp_path / 'model330011.pt')            # the reference trainer saves a bare state_dict
+    m = load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny()), tmp_path / 'model330011.pt', strict=True)
+    for k, v in m.state_dict().items(): assert torch.equal(v, sd[k]), k
+    ddp = {'module.' + k: v for k, v in sd.items()}
+    load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny()), ddp)
+    with pytest.raises(WeightsError, match='shapes differ'):
+        load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny(model_channels=64)), sd)
+
+
+def test_load_imagenet_upsampler_drops_label_embedding():
+    shapes = official_sr_shapes(mc=32, mult=(1, 2), nrb=1, attn_ds=(2,), num_classes=1000)
+    sd = _random_sd(shapes)
+    m = load_sr_weights(SuperResUNet(SRConfig.tiny()), sd)
+    assert torch.equal(m.input_blocks[0][0].weight, sd['input_blocks.0.0.weight'])
+    with pytest.raises(WeightsError, match='missing'):
+        load_sr_weights(SuperResUNet(SRConfig.tiny()), {k: v for k, v in sd.items() if not k.startswith('out.')})
+
+
+# --- RS-MMA ---------------------------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(frames=st.integers(1, 6), window=st.integers(1, 6), shift=st.integers(0, 6), per=st.integers(1, 5),
+       extra=st.integers(0, 4), hw=st.integers(1, 5), seed=st.integers(0, 1000))
+def test_rs_mma_equals_per_frame_loop(frames, window, shift, per, extra, hw, seed):
+    window = min(window, frames); shift = min(shift, frames - window)
+    extra = min(extra, per - 1) if frames > 1 else 0
+    L = frames * per + extra                                # includes the reference's floor quirk
+    g = torch.Generator().manual_seed(seed)
+    qv, kv, vv = (torch.randn(2, frames, hw, 2, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    qa, ka, va = (torch.randn(2, L, 2, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    ov, oa = rs_mma(qv, kv, vv, qa, ka, va, window, shift)
+    rv, ra = _rs_mma_loop(qv, kv, vv, qa, ka, va, window, shift)
+    torch.testing.assert_close(ov, rv); torch.testing.assert_close(oa, ra)
+
+
+def test_middle_block_is_full_cross_attention():
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    mid = net.middle_blocks[1]
+    assert mid.local_window == 4 and not mid.window_shift
+
+
+# --- thresholding ---------------------------------------------------------------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(scale=st.floats(0.05, 20), seed=st.integers(0, 10_000))
+def test_dynamic_threshold_formula(scale, seed):
+    x = torch.randn(3, 257, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+    y = dynamic_threshold(x)
+    for i in range(3):
+        s = max(1.0, float(np.quantile(np.abs(x[i].numpy()), 0.995)))
+        np.testing.assert_allclose(y[i].numpy(), np.clip(x[i].numpy(), -s, s) / s, rtol=1e-12, atol=1e-12)
+
+
+# --- training and sampling ------------------------------------------------------------------------------------------
+
+def test_resume_is_exact(tmp_path):
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    cfg = TrainConfig(preset='tiny', batch_size=2, lr=1e-3, max_steps=6, mixed_precision='no', save_every=3, log_every=3)
+    full = train_joint(SyntheticClips(5), tmp_path / 'a', cfg, progress=False)
+    (tmp_path / 'b').mkdir()
+    shutil.copy(tmp_path / 'a' / 'checkpoint_3.pt', tmp_path / 'b' / 'checkpoint_3.pt')
+    resumed = train_joint(SyntheticClips(5), tmp_path / 'b', cfg, progress=False)
+    assert resumed == full
+    a = torch.load(tmp_path / 'a' / 'checkpoint_6.pt', weights_only=False)
+    b = torch.load(tmp_path / 'b' / 'checkpoint_6.pt', weights_only=False)
+    for k in a['ema']: assert torch.equal(a['ema'][k], b['ema'][k]), k
+
+
+def test_train_cli_then_sample_cli_writes_valid_clips(tmp_path):
+    from savgbench.io import write_clip, validate_clip
+    from savgbench.baselines.train import train_joint_cli, train_sr_cli
+    from savgbench.baselines.sample import sample_cli
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data' / 'video_dev'; data.mkdir(parents=True)
+    for i in range(2):
+        write_clip(data / f'clip{i}.mp4', rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    common = ['--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--mixed-precision', 'no', '--save-every', '2',
+              '--num-workers', '0']
+    assert train_joint_cli([str(tmp_path / 'data'), '--out', str(tmp_path / 'joint'), *common]) == 0
+    assert train_sr_cli([str(tmp_path / 'data'), '--out', str(tmp_path / 'sr'), *common]) == 0
+    assert sample_cli(['--checkpoint', str(tmp_path / 'joint' / 'checkpoint_2.pt'),
+                       '--sr-checkpoint', str(tmp_path / 'sr' / 'checkpoint_2.pt'), '--num', '2', '--batch-size', '2',
+                       '--sr-steps', '3', '--sampler', 'dpm_solver++_2m', '--steps', '4', '--device', 'cpu',
+                       '--out', str(tmp_path / 'clips')]) == 0
+    clips = sorted((tmp_path / 'clips').glob('*.mp4'))
+    assert [c.name for c in clips] == ['sample_00000.mp4', 'sample_00001.mp4']
+    for c in clips: validate_clip(c)
+
+
+def test_sampling_is_seeded_and_sharded_without_duplicates():
+    from savgbench.baselines.sample import sample_joint
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.nn.init.normal_(net.video_out[2].video_conv.weight, std=0.05)
+    torch.nn.init.normal_(net.audio_out[2].audio_conv.weight, std=0.05)
+    net.eval()
+    a, _ = sample_joint(net, 1, seed=5, sampler='dpm_solver++_2m', steps=3)
+    b, _ = sample_joint(net, 1, seed=5, sampler='dpm_solver++_2m', steps=3)
+    c, _ = sample_joint(net, 1, seed=6, sampler='dpm_solver++_2m', steps=3)
+    assert torch.equal(a['video'], b['video']) and not torch.equal(a['video'], c['video'])
+
+
+def test_loader_rejects_wrong_checkpoint_kind(tmp_path):
+    from savgbench.baselines.sample import load_sr_model
+    torch.save({'model': {}, 'model_kind': 'joint', 'model_config': {}}, tmp_path / 'x.pt')
+    with pytest.raises(WeightsError, match='not an SR checkpoint'):
+        load_sr_model(tmp_path / 'x.pt')
+    with pytest.raises(WeightsError, match='not found'):
+        load_sr_model(tmp_path / 'missing.pt')

