@@ -1,6 +1,6 @@
 """Acceptance numbers of the alignment metrics on a synthetic SAVGBench dataset (issue 4).
 
-    python benchmarks/acceptance_align.py VIDEO_DIR [--seld-checkpoint PATH] [--limit N] [--shift 0.5]
+    python benchmarks/acceptance_align.py VIDEO_DIR [--seld-checkpoint PATH] [--every K] [--limit N] [--shift 0.5]
                                           [--work DIR] [--out FILE]
 
 VIDEO_DIR is a built clip folder (`video_*/NAME.mp4`, with its labels in the sibling `metadata_*/`), e.g. the
@@ -50,12 +50,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("video_dir")
     ap.add_argument("--seld-checkpoint")
+    ap.add_argument("--every", type=int, default=1, help="take every K-th clip (sorted by name)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--shift", type=float, default=0.5, help="audio delay for the temporal check (s)")
     ap.add_argument("--work")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
-    paths = list_videos(a.video_dir)[:a.limit]
+    paths = list_videos(a.video_dir)[::a.every][:a.limit]
     video_dir = paths[0].parent
     meta_dir = video_dir.parent / video_dir.name.replace("video", "metadata")
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="acceptance_align_"))

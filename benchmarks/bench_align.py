@@ -1,6 +1,7 @@
 """Throughput of the whole Spatial AV-Align path on CPU: decode, SELD, person detection, matching.
 
-    python benchmarks/bench_align.py [--n 96] [--detector hog|oracle] [--seld-checkpoint PATH] [--keep DIR]
+    python benchmarks/bench_align.py [--n 96] [--detector hog|oracle] [--seld level|model] [--seld-checkpoint PATH]
+                                     [--keep DIR]
 
 Writes N synthetic clips (a bright figure walking across a dark picture; a noise-burst source panned with it;
 labels in metadata_bench/), then times, per clip and per stage:
@@ -8,8 +9,8 @@ labels in metadata_bench/), then times, per clip and per stage:
             matching (savgbench.align.spatial.match_seld_rows);
   baseline  the reference's way: frames read again with OpenCV seeking to each frame, audio decoded separately,
             SELD, detector, and the matching rule row by row in Python.
-SELD is the built-in model (savgbench.seld.infer.seld_predict_dir) when it is installed and --seld-checkpoint is
-given; otherwise a stand-in stereo-level localiser (x from the left/right RMS ratio per 100 ms frame), named in the
+SELD is the SELD model of savgbench.seld.infer with --seld model (its built-in weights unless --seld-checkpoint),
+or by default a stand-in stereo-level localiser (x from the left/right RMS ratio per 100 ms frame), named in the
 output. Prints clips/s, seconds per stage, the ratio ours/baseline, and both scores (which must be equal).
 """
 import argparse, math, shutil, sys, tempfile, time
@@ -78,6 +79,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=96)
     ap.add_argument("--detector", choices=("hog", "oracle"), default="hog")
+    ap.add_argument("--seld", choices=("level", "model"), default="level")
     ap.add_argument("--seld-checkpoint")
     ap.add_argument("--keep", help="keep the synthetic clips in this folder")
     a = ap.parse_args(argv)
@@ -94,9 +96,10 @@ def main(argv=None):
     print(f"{a.n} synthetic clips in {root} ({time.perf_counter() - t:.1f} s to write)")
 
     seld_fn, seld_name = None, "stand-in stereo-level localiser"
-    if a.seld_checkpoint:
+    if a.seld == "model":
         from savgbench.align.spatial import seld_rows_for
-        seld_fn, seld_name = (lambda ps: seld_rows_for(ps, a.seld_checkpoint)), "savgbench.seld.infer"
+        seld_fn = lambda ps: seld_rows_for(ps, a.seld_checkpoint, progress=False)
+        seld_name = f"savgbench.seld.infer ({a.seld_checkpoint or 'built-in weights'})"
     det = make_detector(a.detector)
     print(f"SELD: {seld_name}; detector: {a.detector}; torch threads: {__import__('torch').get_num_threads()}")
     det.boxes(paths[0], read_clip(paths[0]).video[..., ::-1])           # warm-up (OpenCV, imports)

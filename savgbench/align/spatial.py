@@ -6,8 +6,8 @@ Docs: https://savgbench.github.io/savgbench/spatial_align.html.md"""
 
 # %% ../../nbs/32_spatial_align.ipynb #68cf2fd3
 from __future__ import annotations
-import argparse, json, math, sys
-from dataclasses import dataclass, field, asdict
+import argparse, json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,7 @@ Docs: https://savgbench.github.io/savgbench/yolox.html.md"""
 # %% ../../nbs/30_yolox.ipynb #bb138334
 from __future__ import annotations
 import hashlib, math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
