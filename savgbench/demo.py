@@ -97,6 +97,7 @@ def demo_cli(argv=None) -> int:
           f"{s['clips']['eval']} eval clips under {a.out}/savgbench")
     if "table" in s:
         print(s["table"])
-        for label, r in s["rows"].items():
-            for k, why in (r["skipped"] or {}).items(): print(f"  {label}: {k} skipped: {why}")
+        skipped = {k: why for r in s["rows"].values() for k, why in (r["skipped"] or {}).items()}
+        for k, why in skipped.items(): print(f"  {k} skipped: {why}")
+        print("  (KVD's unbiased estimate is slightly negative, about -1/N, for sets whose videos are identical)")
     return 0

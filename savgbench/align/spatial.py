@@ -6,6 +6,7 @@ Docs: https://savgbench.github.io/savgbench/spatial_align.html.md"""
 
 # %% ../../nbs/32_spatial_align.ipynb #68cf2fd3
 from __future__ import annotations
+import importlib
 import argparse, json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +120,7 @@ def _as_rows(v, ncols: int) -> np.ndarray:
 
 def seld_rows_for(paths, checkpoint=None, progress: bool = True) -> dict:
     "SELD rows of clips from the SELD notebooks' inference (`savgbench.seld.infer`), one (n, 3) array per clip."
-    try: import savgbench.seld.infer as infer
+    try: infer = importlib.import_module("savgbench.seld.infer")   # sys.modules first (plugins, tests)
     except ImportError as e:
         raise SAVGBenchError(f"SELD inference is not available (savgbench.seld.infer: {e}); "
                              "pass --seld-dir with precomputed SELD CSVs") from None
