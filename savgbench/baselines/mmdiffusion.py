@@ -19,7 +19,7 @@ from ..core import WeightsError
 __all__ = ['PRESETS', 'OFFICIAL_JOINT_CHECKPOINT', 'MMDiffusionConfig', 'GroupNorm32', 'VideoConv', 'AudioConv', 'zero_module',
            'SingleModalAtten', 'rs_mma', 'CrossAttentionBlock', 'ResBlock', 'timestep_embedding', 'InitialBlock',
            'TimestepEmbedSequential', 'CoupledUNet', 'audio_dilations', 'count_parameters', 'paper_parameter_count',
-           'load_joint_weights']
+           'load_checked_weights', 'load_joint_weights']
 
 # %% ../../nbs/51_mmdiffusion.ipynb #a41f1183
 @dataclass
@@ -407,8 +407,10 @@ def _extract_state_dict(obj, prefer_ema: bool = True) -> dict:
     if not isinstance(obj, dict): raise WeightsError("not a state_dict", found=type(obj).__name__, expected='dict')
     return {(k[7:] if k.startswith('module.') else k): v for k, v in obj.items()}
 
-def load_joint_weights(model: nn.Module, src, strict: bool = True, prefer_ema: bool = True) -> nn.Module:
-    "Load official (`model330011.pt`) or savgbench weights (a path or a state_dict) into `model`."
+def load_checked_weights(model: nn.Module, src, strict: bool = True, prefer_ema: bool = True, what: str = 'model',
+                         drop_absent=()) -> nn.Module:
+    """Load a path or state_dict (official file, DDP `module.` prefixes, or a savgbench checkpoint) into `model`,
+    raising `WeightsError` with the differing shapes or keys. Keys in `drop_absent` are ignored when the model lacks them."""
     path = None
     if isinstance(src, (str, Path)):
         path = Path(src)
@@ -416,12 +418,17 @@ def load_joint_weights(model: nn.Module, src, strict: bool = True, prefer_ema: b
         src = torch.load(path, map_location='cpu', weights_only=False)
     sd = _extract_state_dict(src, prefer_ema)
     own = model.state_dict()
+    sd = {k: v for k, v in sd.items() if k in own or k not in drop_absent}
     missing = [k for k in own if k not in sd]
     extra = [k for k in sd if k not in own]
     bad = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own if k in sd and sd[k].shape != own[k].shape]
     if bad: raise WeightsError("parameter shapes differ (wrong preset?)", path=path, found=bad[:3], expected='same shapes')
     if strict and (missing or extra):
         raise WeightsError(f"{len(missing)} missing and {len(extra)} unexpected keys", path=path,
-                           found=(missing[:3], extra[:3]), expected='the coupled U-Net keys')
+                           found=(missing[:3], extra[:3]), expected=f'the {what} keys')
     model.load_state_dict(sd, strict=strict)
     return model
+
+def load_joint_weights(model: nn.Module, src, strict: bool = True, prefer_ema: bool = True) -> nn.Module:
+    "Load official (`model330011.pt`) or savgbench weights (a path or a state_dict) into `model`."
+    return load_checked_weights(model, src, strict, prefer_ema, what='coupled U-Net')

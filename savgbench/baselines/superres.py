@@ -170,23 +170,8 @@ SR_CHECKPOINTS = {
 
 def load_sr_weights(model: SuperResUNet, src, strict: bool = True, prefer_ema: bool = True) -> SuperResUNet:
     "Load an SR state_dict (path or dict). A `label_emb` absent from the model is dropped (ImageNet init)."
-    from savgbench.baselines.mmdiffusion import _extract_state_dict
-    path = None
-    if isinstance(src, (str, Path)):
-        path = Path(src)
-        if not path.exists(): raise WeightsError("weights file not found", path=path)
-        src = torch.load(path, map_location='cpu', weights_only=False)
-    sd = _extract_state_dict(src, prefer_ema)
-    own = model.state_dict()
-    if 'label_emb.weight' in sd and 'label_emb.weight' not in own: sd = {k: v for k, v in sd.items() if k != 'label_emb.weight'}
-    bad = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in own if k in sd and sd[k].shape != own[k].shape]
-    if bad: raise WeightsError("parameter shapes differ (wrong preset?)", path=path, found=bad[:3], expected='same shapes')
-    missing, extra = [k for k in own if k not in sd], [k for k in sd if k not in own]
-    if strict and (missing or extra):
-        raise WeightsError(f"{len(missing)} missing and {len(extra)} unexpected keys", path=path,
-                           found=(missing[:3], extra[:3]), expected='the SR U-Net keys')
-    model.load_state_dict(sd, strict=strict)
-    return model
+    from savgbench.baselines.mmdiffusion import load_checked_weights
+    return load_checked_weights(model, src, strict, prefer_ema, what='SR U-Net', drop_absent=('label_emb.weight',))
 
 # %% ../../nbs/52_superres.ipynb #f2b44a2a
 @torch.no_grad()
