@@ -99,5 +99,5 @@ def demo_cli(argv=None) -> int:
         print(s["table"])
         skipped = {k: why for r in s["rows"].values() for k, why in (r["skipped"] or {}).items()}
         for k, why in skipped.items(): print(f"  {k} skipped: {why}")
-        print("  (KVD's unbiased estimate is slightly negative, about -1/N, for sets whose videos are identical)")
+        print("  (KVD is an unbiased estimate: for sets whose videos are identical it comes out slightly below zero)")
     return 0
