@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..core import CLIP, MetadataError, SAVGBenchError, atomic_path
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows
+from ..io import write_seld_csv
 
 # %% auto #0
 __all__ = ['AZI_THRESH_PX', 'SELD_FPS', 'OD_FPS', 'OD_FRAME_TOLERANCE', 'seld_to_od_frame', 'match_seld_rows', 'ClipAlign',
@@ -101,9 +102,8 @@ def read_seld_rows(path) -> np.ndarray:
 def write_seld_rows(path, rows) -> Path:
     "Write SELD rows as the reference does: int frame, int class, float x; no header; 0 bytes when empty."
     rows = np.asarray(rows, np.float64).reshape(-1, 3)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("".join(f"{int(f)},{int(c)},{float(x)!r}\n" for f, c, x in rows))
-    return Path(path)
+    return write_seld_csv(path, pd.DataFrame(dict(frame=rows[:, 0].astype(np.int64), cls=rows[:, 1].astype(np.int64),
+                                                  x=rows[:, 2])))
 
 def spatial_av_align_dirs(videos, seld_dir, det_dir) -> SpatialAlignResult:
     "Spatial AV-Align of clips (a folder of mp4s, a list file, or paths/names) from SELD and detection CSV folders."

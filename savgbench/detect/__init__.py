@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import CLIP, ClipFormatError, MetadataError, WeightsError, SAVGBenchError, atomic_path
+from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0
 __all__ = ['DETECTORS', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows', 'write_detection_rows',
@@ -78,16 +79,11 @@ def boxes_to_rows(per_frame: list) -> np.ndarray:
 
 def format_detection_rows(rows: np.ndarray) -> str:
     "The reference's CSV text for detection rows: ints for frame and category, float32 boxes written via float64."
-    rows = np.asarray(rows, np.float64).reshape(-1, 6)
-    rows = rows[np.argsort(rows[:, 0], kind="stable")]
-    return "".join(f"{int(r[0])},{int(r[1])}," + ",".join(repr(float(np.float32(v))) for v in r[2:]) + "\n"
-                   for r in rows)
+    return format_detections_csv(rows)
 
 def write_detection_rows(path, rows: np.ndarray) -> Path:
     "Write detection rows as the reference does (no header; a 0-byte file when there are none), atomically."
-    path = Path(path)
-    with atomic_path(path) as tmp: Path(tmp).write_text(format_detection_rows(rows))
-    return path
+    return write_detections_csv(path, rows)
 
 def read_detection_rows(path) -> np.ndarray:
     "Detection rows (m, 6) from a reference-format CSV (ours or the reference scripts')."

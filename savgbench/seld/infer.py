@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError, atomic_path
+from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
 from .model import SELDNet
@@ -100,11 +101,7 @@ def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, dev
 # %% ../../nbs/22_seld_infer.ipynb #a5abc4fc
 def write_seld_csv(rows: pd.DataFrame, path) -> Path:
     "Write SELD rows (frame, cls, x) in the reference's CSV format (atomic)."
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if len(rows): rows[["frame", "cls", "x"]].to_csv(tmp, header=False, index=False)
-        else: tmp.write_bytes(b"")
-    return path
+    return io.write_seld_csv(path, rows)
 
 def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=None, batch_size: int = 40, device=None,
                reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64):
