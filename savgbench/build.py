@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import CLIP, SELD_CLASS, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, atomic_path
+from .core import CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, atomic_path
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
 
 # %% auto #0
-__all__ = ['SPLIT_SUBSETS', 'Recording', 'find_recordings', 'clip_name', 'build_recording', 'summarize_build',
-           'format_build_report', 'build_dataset', 'build_dataset_cli']
+__all__ = ['SPLIT_SUBSETS', 'Recording', 'find_recordings', 'clip_name', 'window_candidates', 'window_audio', 'build_recording',
+           'summarize_build', 'format_build_report', 'build_dataset', 'build_dataset_cli']
 
 # %% ../nbs/14_build.ipynb #242fbdef
 @dataclass(frozen=True)
@@ -73,6 +73,28 @@ def _window_slices(frames: np.ndarray, starts, length):
 def _clip_classes(rows):
     return sorted(set(int(c) for c in rows["cls"]))
 
+def window_candidates(meta: pd.DataFrame, n_frames: int, cfg: CurationConfig = DEV_CURATION, dropped: Counter | None = None):
+    """The (start, view, rows) windows of a recording whose projected labels pass the curation rules, in view-major
+    order; `rows` are the window's labels with frames counted from its start. Drops are counted into `dropped`."""
+    starts, out = cfg.starts(n_frames), []
+    for deg in cfg.views():
+        proj = project_labels(meta, deg, start_frame=0, n_frames=None).sort_values("frame", kind="stable").reset_index(drop=True)
+        lo, hi = _window_slices(proj["frame"].to_numpy(), starts, cfg.window_frames)
+        for s, a, b in zip(starts, lo, hi):
+            rows = proj.iloc[a:b].copy(); rows["frame"] -= s
+            reason = curate_window(rows, cfg)
+            if reason is None: out.append((s, deg, rows))
+            elif dropped is not None: dropped[reason] += 1
+    return out
+
+def window_audio(hp24: np.ndarray, hp16: np.ndarray, start: int, deg: int, cfg: CurationConfig = DEV_CURATION):
+    """Stereo clip audio (2, 80000) float32 at 16 kHz of the window at label frame `start`, view `deg`, from the
+    high-passed FOA at 24 kHz (for the clipping check) and at 16 kHz; None when the clipping rule drops it."""
+    gain, spf, spf16 = gain_factor(cfg), STARSS_FOA_SR // STARSS_LABEL_FPS, CLIP.sample_rate // STARSS_LABEL_FPS
+    if clips_peak(foa_to_stereo(hp24[:, start * spf:(start + cfg.window_frames) * spf], deg) * gain, cfg): return None
+    seg16 = foa_to_stereo(hp16[:, start * spf16:(start + cfg.window_frames) * spf16], deg) * gain
+    return np.clip(seg16, -1, 1).astype(np.float32)
+
 def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig = DEV_CURATION,
                     audio_codec: str = "aac", progress: bool = False) -> dict:
     "Build every clip of one recording into `out`; return its report (kept clips and drops per rule)."
@@ -89,33 +111,20 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
     video = EquirectVideo(rec.video)
     spf = sr // STARSS_LABEL_FPS                                  # audio samples per label frame (2400)
     n_frames = min(foa.shape[1] // spf, math.floor(Fraction(video.n_frames) / video.fps * STARSS_LABEL_FPS))
-    starts, views = cfg.starts(n_frames), cfg.views()
-    report["windows"] = len(starts) * len(views)
+    report["windows"] = len(cfg.starts(n_frames)) * len(cfg.views())
     # 1. label rules
-    candidates = []                                              # (start, deg, rows)
-    for deg in views:
-        proj = project_labels(meta, deg, start_frame=0, n_frames=None).sort_values("frame", kind="stable").reset_index(drop=True)
-        fr = proj["frame"].to_numpy()
-        lo, hi = _window_slices(fr, starts, cfg.window_frames)
-        for s, a, b in zip(starts, lo, hi):
-            rows = proj.iloc[a:b].copy(); rows["frame"] -= s
-            reason = curate_window(rows, cfg)
-            if reason is None: candidates.append((s, deg, rows))
-            else: report["dropped"][reason] += 1
+    candidates = window_candidates(meta, n_frames, cfg, report["dropped"])
     # 2. audio: filter the whole recording once, then weighted slices per candidate
-    gain = gain_factor(cfg)
     hp = highpass(foa, sr, cfg.highpass_hz, cfg.highpass_order)
     hp16 = resample_24k_to_16k(hp)
-    spf16 = CLIP.sample_rate // STARSS_LABEL_FPS
     todo = {}                                                    # name -> dict(start, deg, rows, audio)
     for s, deg, rows in candidates:
         name = clip_name(rec.name, deg, s)
         if (vdir / f"{name}.mp4").exists() and (mdir / f"{name}.csv").exists():
             report["existing"] += 1; report["kept"] += 1; _count(report, rows); report["clips"].append(name); continue
-        seg24 = foa_to_stereo(hp[:, s * spf:(s + cfg.window_frames) * spf], deg) * gain
-        if clips_peak(seg24, cfg): report["dropped"]["clipping"] += 1; continue
-        seg16 = foa_to_stereo(hp16[:, s * spf16:(s + cfg.window_frames) * spf16], deg) * gain
-        todo[name] = dict(start=s, deg=deg, rows=rows, audio=np.clip(seg16, -1, 1).astype(np.float32))
+        audio = window_audio(hp, hp16, s, deg, cfg)
+        if audio is None: report["dropped"]["clipping"] += 1; continue
+        todo[name] = dict(start=s, deg=deg, rows=rows, audio=audio)
     # 3. video: decode each needed source frame once, convert each (frame, view) once
     need = defaultdict(list)                                     # source frame -> [(name, k)]
     n_out = CLIP.n_frames
@@ -158,7 +167,7 @@ def _finish(report, t0):
     report["clips"] = sorted(report["clips"])
     return report
 
-# %% ../nbs/14_build.ipynb #50bca30f
+# %% ../nbs/14_build.ipynb #6d7a5a75
 def _worker_init():
     import cv2
     cv2.setNumThreads(1)
@@ -226,7 +235,7 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     if verbose: print(format_build_report(rep))
     return rep
 
-# %% ../nbs/14_build.ipynb #89a76da3
+# %% ../nbs/14_build.ipynb #7a563323
 def build_dataset_cli(argv=None) -> int:
     "savgbench build-dataset STARSS_ROOT OUT [--split dev|eval] [--workers N]"
     p = argparse.ArgumentParser(prog="savgbench build-dataset",

@@ -53,3 +53,6 @@ def main(argv=None) -> int:
     try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
     except SAVGBenchError as e:
         print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
+
+# `python -m savgbench.cli ...`: what `accelerate launch -m savgbench.cli COMMAND ...` runs in each process
+if __name__ == "__main__" and "get_ipython" not in globals(): sys.exit(main())

@@ -158,7 +158,9 @@ def _bursts(n, times, make, sr=SYNTH_SR):
     for t in times:
         a = int(t * sr)
         if a >= n: break
-        y = make(); m = min(len(y), n - a); out[a:a + m] += y[:m]
+        y = make()
+        if a < 0: y, a = y[-a:], 0                              # a burst that starts before the signal: its tail
+        m = min(len(y), n - a); out[a:a + m] += y[:m]
     return out
 
 def distractor(cls: int, seconds: float, rng: np.random.Generator, sr: int = SYNTH_SR) -> np.ndarray:
@@ -357,7 +359,8 @@ def _early_reflections(sig, az, el, dist_m, sr=SYNTH_SR):
         axis, far = k // 2, k % 2
         img = p.copy(); img[..., axis] = (2 * ROOM_SIZE[axis] if far else 0.0) - p[..., axis]
         iaz, iel, r = _directions(img - MIC_POS)
-        delay = int(round((np.mean(r) - dist_m) / SPEED_OF_SOUND * sr))
+        # a source placed just outside a wall has its image nearer than itself: no negative delay (it used to raise)
+        delay = max(int(round((np.mean(r) - dist_m) / SPEED_OF_SOUND * sr)), 0)
         if delay >= len(sig): continue
         d = np.zeros_like(sig); d[delay:] = sig[:len(sig) - delay]
         out += encode_foa(d * beta * dist_m / float(np.mean(r)), iaz, iel)

@@ -16,7 +16,7 @@ from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
 __all__ = ['SELDCounts', 'read_seld_rows', 'evaluate_seld', 'evaluate_seld_dir', 'format_scores', 'eval_seld_cli',
-           'synthetic_heldout_scores']
+           'synthetic_heldout_scores', 'scene_heldout_scores']
 
 # %% ../../nbs/24_seld_eval.ipynb #c5d0e545
 _EPS = np.finfo(float).eps
@@ -158,3 +158,23 @@ def synthetic_heldout_scores(model, n_clips: int = 100, seed: int = 20260101, ba
     scenes = [synthetic_scene(rng, 5.0) for _ in range(n_clips)]
     preds = predict_seld([a for a, _ in scenes], model, batch_size=batch_size)
     return evaluate_seld({str(i): p for i, p in enumerate(preds)}, {str(i): r for i, (_, r) in enumerate(scenes)})
+
+# %% ../../nbs/24_seld_eval.ipynb #9a7b9def
+def scene_heldout_scores(model, recordings: int = 4, seconds: float = 30.0, seed: int = 1, batch_size: int = 40,
+                         cfg=None) -> dict:
+    "Scores of `model` on the SAVGBench-style clips of `recordings` synthetic recordings of `seed` (all views and starts kept)."
+    from savgbench.seld.infer import predict_seld
+    from savgbench.seld.train import scene_windows
+    from savgbench.convert import foa_to_stereo
+    from savgbench.curate import DEV_CURATION
+    spf, n = CLIP.sample_rate // CLIP.label_fps, (cfg or DEV_CURATION).window_frames
+    audios, refs = [], []
+    for i in range(recordings):
+        hp16, kept, _ = scene_windows(seed, i, seconds, cfg)
+        for s, deg, rows in kept:
+            a = np.clip(foa_to_stereo(hp16[:, s * spf:(s + n) * spf], deg), -1, 1)
+            audios.append((np.round(a * 32768).clip(-32768, 32767) / 32768).astype(np.float32))
+            refs.append(rows[["frame", "cls", "x"]].astype({"frame": int, "cls": int, "x": float}))
+    if not audios: raise DatasetError("no clip passes the curation rules", found=recordings, expected="more or longer recordings")
+    preds = predict_seld(audios, model, batch_size=batch_size)
+    return evaluate_seld({str(i): p for i, p in enumerate(preds)}, {str(i): r for i, r in enumerate(refs)})

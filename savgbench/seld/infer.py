@@ -98,7 +98,7 @@ def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, dev
     flush(final=True)
     return out
 
-# %% ../../nbs/22_seld_infer.ipynb #a5abc4fc
+# %% ../../nbs/22_seld_infer.ipynb #94875b81
 def write_seld_csv(rows: pd.DataFrame, path) -> Path:
     "Write SELD rows (frame, cls, x) in the reference's CSV format (atomic)."
     return io.write_seld_csv(path, rows)
@@ -132,7 +132,7 @@ def seld_dir(video_dir, out_dir=None, pattern: str = "*.mp4", **kw):
     if not paths: raise DatasetError("no clips found", video_dir, found=0, expected=f"files matching {pattern!r}")
     return seld_files(paths, out_dir, **kw)
 
-# %% ../../nbs/22_seld_infer.ipynb #37328a3a
+# %% ../../nbs/22_seld_infer.ipynb #987c6866
 def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)

@@ -23,8 +23,9 @@ from .model import SELDNet, SELDConfig
 
 # %% auto #0
 __all__ = ['FOCAL_PX', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
-           'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'load_clip_dataset', 'seld_loss', 'TrainConfig',
-           'learning_rate', 'reestimate_bn', 'train_seld', 'train_seld_cli']
+           'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'SceneCrops', 'MixedCrops',
+           'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate', 'reestimate_bn', 'train_seld',
+           'train_seld_cli']
 
 # %% ../../nbs/23_seld_train.ipynb #c6481124
 FOCAL_PX = 127.5 / math.tan(math.radians(50.0))     # 106.985: pixels per unit tan for the 100° wide, 256 px view
@@ -161,6 +162,11 @@ def read_label_csv(path) -> pd.DataFrame:
     if df.isna().any().any(): raise MetadataError("missing or non-numeric values", path)
     return df.astype({"frame": int, "cls": int, "x": float})
 
+def _crop_start(n: int, rng: np.random.Generator) -> int:
+    "Start sample of a random 1.27 s crop of an `n`-sample clip: a centre at least half a crop from both ends."
+    half = round(TRAIN_SECONDS / 2 * SR)
+    return int(rng.integers(half, n - half)) - half
+
 class ClipCrops:
     "Random 1.27 s training crops (with replacement) from clips in memory, with their targets."
     def __init__(self, audios, label_rows, class_map: dict | None = SELD_CLASS, class_num: int = 2, names=None):
@@ -173,12 +179,11 @@ class ClipCrops:
     def __len__(self): return len(self.audios)
     def sample(self, batch_size: int, rng: np.random.Generator):
         "(wav (B, 2, 20320) float32, activity (B, C, 128), x (B, C, 128))."
-        half = round(TRAIN_SECONDS / 2 * SR)
         wavs, cats, xs = [], [], []
         for _ in range(batch_size):
             i = int(rng.integers(len(self.audios)))
             a = self.audios[i]
-            start = int(rng.integers(half, a.shape[-1] - half)) - half
+            start = _crop_start(a.shape[-1], rng)
             wavs.append(a[:, start:start + CROP_SAMPLES])
             c, x = crop_targets(*self.tracks[i], start / SR)
             cats.append(c); xs.append(x)
@@ -191,6 +196,89 @@ class SyntheticCrops:
         A, R = synthetic_stereo_batch(batch_size, rng, self.seconds, **self.kw)
         return ClipCrops(A, R).sample(batch_size, rng) if batch_size else None
 
+def scene_windows(seed: int, index: int, seconds: float = 60.0, cfg=None, sources: str = "procedural", room: bool = True):
+    """Recording `index` of `savgbench synth-starss --seed seed` (the same random streams, the same 16-bit FOA), cut
+    the builder's way without video: (high-passed FOA at 16 kHz with the curation gain (4, N) float32,
+    [(start, view, rows), ...] of the windows that pass the label and clipping rules, drops per rule)."""
+    from collections import Counter
+    from savgbench.synth import make_scene, render_foa, scene_labels, to_pcm16
+    from savgbench.io import STARSS_COLUMNS
+    from savgbench.curate import DEV_CURATION, gain_factor
+    from savgbench.convert import highpass, resample_24k_to_16k
+    from savgbench.build import window_candidates, window_audio
+    cfg = cfg or DEV_CURATION
+    scene_rng, audio_rng, _ = (np.random.default_rng(q) for q in np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3))
+    events = make_scene(seconds, scene_rng)
+    meta = pd.DataFrame(scene_labels(events), columns=list(STARSS_COLUMNS))
+    foa = to_pcm16(render_foa(events, seconds, audio_rng, room=room, sources=sources)).T.astype(np.float32) / np.float32(32768)
+    hp = highpass(foa, 24000, cfg.highpass_hz, cfg.highpass_order); hp16 = resample_24k_to_16k(hp)
+    dropped = Counter(); kept = []
+    for s, deg, rows in window_candidates(meta, foa.shape[1] // 2400, cfg, dropped):
+        if window_audio(hp, hp16, s, deg, cfg) is None: dropped["clipping"] += 1
+        else: kept.append((s, deg, rows))
+    return (hp16 * np.float32(gain_factor(cfg))).astype(np.float32), kept, dropped
+
+def _scene_job(args):
+    hp16, kept, dropped = scene_windows(*args)
+    from savgbench.curate import DEV_CURATION
+    n = (args[3] or DEV_CURATION).window_frames + 1               # as ClipCrops: samples // 1600 + 1 label frames
+    return hp16, [(s, d, label_tracks(r, n)) for s, d, r in kept], dropped
+
+class SceneCrops:
+    """Random 1.27 s crops of SAVGBench-style clips cut from synthetic STARSS23 recordings made in memory: the scenes
+    of `savgbench synth-starss --seed seed`, through the builder's label rules and audio path (high-pass, rotation
+    to the view, L/R = W ± Y', +38 dB, 16 kHz, clipping rule), without video. Every view and 0.5 s window start the
+    builder would keep is a clip; a crop is quantised to 16 bit as the reference's decoder hands it to the network."""
+    def __init__(self, recordings: int = 64, seconds: float = 60.0, seed: int = 0, cfg=None, sources: str = "procedural",
+                 workers: int = 1, progress: bool = True):
+        from collections import Counter
+        from savgbench.curate import DEV_CURATION
+        self.frames = (cfg or DEV_CURATION).window_frames            # label frames per clip
+        if recordings < 1: raise DatasetError("SceneCrops needs at least one recording", found=recordings, expected=">= 1")
+        jobs = [(seed, i, seconds, cfg, sources) for i in range(recordings)]
+        bar = dict(total=recordings, desc="synthetic scenes", unit="rec", disable=not progress)
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+                results = list(tqdm(ex.map(_scene_job, jobs), **bar))
+        else: results = [_scene_job(j) for j in tqdm(jobs, **bar)]
+        self.foa16, self.windows, self.dropped = [], [], Counter()
+        for r, (hp16, kept, dropped) in enumerate(results):
+            self.foa16.append(hp16); self.dropped.update(dropped)
+            self.windows += [(r, s, d, tracks) for s, d, tracks in kept]
+        if not self.windows: raise DatasetError("no window of the synthetic recordings passes the curation rules",
+                                                found=dict(self.dropped), expected="longer or more recordings")
+    def __len__(self): return len(self.windows)
+    def clip(self, k: int) -> np.ndarray:
+        "Stereo audio (2, 80000) float32 of window `k`, as the builder writes it (before the audio codec)."
+        r, s, deg, _ = self.windows[k]; spf = SR // CLIP.label_fps
+        return self._stereo(r, deg, s * spf, self.frames * spf)
+    def _stereo(self, r, deg, a, n):
+        from savgbench.convert import foa_to_stereo
+        return np.clip(foa_to_stereo(self.foa16[r][:, a:a + n], deg), -1, 1).astype(np.float32)
+    def sample(self, batch_size: int, rng: np.random.Generator):
+        "(wav (B, 2, 20320) float32, activity (B, C, 128), x (B, C, 128))."
+        wavs, cats, xs = [], [], []
+        for _ in range(batch_size):
+            r, s, deg, tracks = self.windows[int(rng.integers(len(self.windows)))]
+            start = _crop_start(self.frames * (SR // CLIP.label_fps), rng)
+            w = self._stereo(r, deg, s * (SR // CLIP.label_fps) + start, CROP_SAMPLES)
+            wavs.append(np.round(w * 32768.0).clip(-32768, 32767) / np.float32(32768))
+            c, x = crop_targets(*tracks, start / SR); cats.append(c); xs.append(x)
+        return np.stack(wavs).astype(np.float32), np.stack(cats), np.stack(xs)
+
+class MixedCrops:
+    "Batches drawn from several crop sources in given proportions (the counts per batch are multinomial)."
+    def __init__(self, sources, weights):
+        w = np.asarray(weights, np.float64)
+        if len(sources) != len(w) or len(w) == 0 or (w < 0).any() or w.sum() <= 0:
+            raise DatasetError("MixedCrops needs one non-negative weight per source", found=list(weights))
+        self.sources, self.p = list(sources), w / w.sum()
+    def sample(self, batch_size: int, rng: np.random.Generator):
+        parts = [src.sample(int(n), rng) for src, n in zip(self.sources, rng.multinomial(batch_size, self.p)) if n]
+        return tuple(np.concatenate(z) for z in zip(*parts))
+
 def load_clip_dataset(data_dir, pattern: str = "video_*/**/*.mp4", progress: bool = True) -> ClipCrops:
     "Clips under `data_dir` matching `pattern` and their metadata CSVs, decoded as the reference does."
     data_dir = Path(data_dir)
@@ -202,7 +290,7 @@ def load_clip_dataset(data_dir, pattern: str = "video_*/**/*.mp4", progress: boo
         rows.append(read_label_csv(meta)); audios.append(read_seld_audio(p).astype(np.float32))
     return ClipCrops(audios, rows, names=[str(p) for p in paths])
 
-# %% ../../nbs/23_seld_train.ipynb #467b4b2b
+# %% ../../nbs/23_seld_train.ipynb #17de8cc7
 def seld_loss(sed: torch.Tensor, doa: torch.Tensor, cat: torch.Tensor, x: torch.Tensor):
     "(loss, bce, mse) of network outputs (N, 1, C, T) against activity and pixel-x targets (N, C, T)."
     cat, target = cat.unsqueeze(1), x.unsqueeze(1) / 256.0
@@ -241,7 +329,7 @@ def learning_rate(step: int, tc: TrainConfig) -> float:
     if t >= tc.cosine_epochs: return lr_min
     return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t / tc.cosine_epochs))
 
-# %% ../../nbs/23_seld_train.ipynb #f717266a
+# %% ../../nbs/23_seld_train.ipynb #85e51b39
 @torch.no_grad()
 def reestimate_bn(model: nn.Module, batches) -> nn.Module:
     "Recompute batch-norm running statistics as a cumulative average over `batches` of inputs."
@@ -266,9 +354,11 @@ class _CropStream(torch.utils.data.IterableDataset):
         while True: yield self.source.sample(self.bs, rng)
 
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
-               resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0) -> Path:
-    """Train a `SELDNet` on crops from `source` (`ClipCrops`/`SyntheticCrops`); return the final checkpoint's path.
-    `workers` > 0 draws batches in that many DataLoader processes (faster; a resumed run then draws other crops)."""
+               resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
+               bn_source=None) -> Path:
+    """Train a `SELDNet` on crops from `source` (`ClipCrops`/`SceneCrops`/`SyntheticCrops`/`MixedCrops`); return the
+    final checkpoint's path. `workers` > 0 draws batches in that many DataLoader processes (faster; a resumed run then
+    draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`)."""
     from accelerate import Accelerator
     from torch.optim.swa_utils import AveragedModel
     tc = tc or TrainConfig()
@@ -325,7 +415,8 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     if acc.is_main_process:
         if swa.n_averaged.item() > 0:
             final = swa.module
-            reestimate_bn(final, (_features(source.sample(tc.batch_size, rng)[0], cfg.phase, tc.center, acc.device)
+            bn_src = bn_source if bn_source is not None else source
+            reestimate_bn(final, (_features(bn_src.sample(tc.batch_size, rng)[0], cfg.phase, tc.center, acc.device)
                                   for _ in range(tc.bn_batches)))
         else: final = acc.unwrap_model(net)
         with atomic_path(final_path) as tmp:
@@ -335,13 +426,20 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     acc.wait_for_everyone()
     return final_path
 
-# %% ../../nbs/23_seld_train.ipynb #a4f3aecd
+# %% ../../nbs/23_seld_train.ipynb #d5d9ffa1
 def train_seld_cli(argv=None) -> int:
     "`savgbench train-seld`: train a SELD network (reference recipe) on a dataset folder or on synthetic scenes."
     ap = argparse.ArgumentParser(prog="savgbench train-seld", description=train_seld_cli.__doc__)
     ap.add_argument("data_dir", nargs="?", help="dataset folder with video_*/NAME.mp4 and metadata_*/NAME.csv")
     ap.add_argument("--out", required=True, help="run folder (last.pt, log.jsonl, seld_final.pt)")
-    ap.add_argument("--synthetic", action="store_true", help="train on built-in synthetic scenes")
+    ap.add_argument("--synthetic", action="store_true", help="train on the SELD generator's synthetic stereo scenes")
+    ap.add_argument("--scenes", type=int, default=None, metavar="N",
+                    help="train on SAVGBench-style clips cut from N synthetic STARSS23 recordings made in memory (SceneCrops)")
+    ap.add_argument("--scene-seconds", type=float, default=60.0, help="duration of each synthetic recording (default 60)")
+    ap.add_argument("--scene-seed", type=int, default=1000,
+                    help="seed of the synthetic recordings (default 1000; the demo's data uses 0 and its held-out check 1)")
+    ap.add_argument("--synthetic-share", type=float, default=0.0,
+                    help="share of each batch drawn from the SELD generator's scenes when training on DATA_DIR or --scenes")
     ap.add_argument("--glob", default="video_*/**/*.mp4", help="clips to train on, relative to DATA_DIR")
     ap.add_argument("--preset", default="reference", help="network size: reference, small, tiny")
     ap.add_argument("--phase", choices=PHASES, default=None, help="phase-difference feature (default: the preset's)")
@@ -352,14 +450,27 @@ def train_seld_cli(argv=None) -> int:
     ap.add_argument("--save-every", type=int, default=None)
     ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing crops (0: in the training process)")
+    ap.add_argument("--bn-batches", type=int, default=10,
+                    help="batches to re-estimate the SWA model's batch-norm statistics on (default 10; from DATA_DIR or "
+                         "--scenes only, without the --synthetic-share part)")
     a = ap.parse_args(argv)
-    if a.synthetic == (a.data_dir is not None): ap.error("give either DATA_DIR or --synthetic")
+    if (a.data_dir is not None) + a.synthetic + (a.scenes is not None) != 1: ap.error("give one of DATA_DIR, --synthetic, --scenes N")
+    if not 0 <= a.synthetic_share < 1: ap.error("--synthetic-share must lie in [0, 1)")
     cfg = SELDConfig.preset(a.preset)
     if a.phase: cfg = replace(cfg, phase=a.phase)
     kw = dict(batch_size=a.batch_size, lr=a.lr, seed=a.seed)
     if a.save_every: kw["save_every"] = a.save_every
+    if a.bn_batches < 1: ap.error("--bn-batches must be at least 1")
+    kw["bn_batches"] = a.bn_batches
     tc = TrainConfig(**kw) if a.steps == 40000 else TrainConfig.scaled(a.steps, **kw)
-    source = SyntheticCrops() if a.synthetic else load_clip_dataset(a.data_dir, a.glob)
-    path = train_seld(source, a.out, cfg, tc, resume=not a.no_resume, workers=a.workers)
+    if a.synthetic: source = SyntheticCrops()
+    elif a.scenes is not None:
+        source = SceneCrops(a.scenes, a.scene_seconds, a.scene_seed, workers=max(1, a.workers))
+        print(f"{len(source)} clips from {a.scenes} synthetic recordings of {a.scene_seconds:g} s (drops: {dict(source.dropped)})")
+    else: source = load_clip_dataset(a.data_dir, a.glob)
+    bn_source = source
+    if a.synthetic_share > 0 and not a.synthetic:
+        source = MixedCrops([source, SyntheticCrops()], [1 - a.synthetic_share, a.synthetic_share])
+    path = train_seld(source, a.out, cfg, tc, resume=not a.no_resume, workers=a.workers, bn_source=bn_source)
     print(path)
     return 0

@@ -1,0 +1,84 @@
+"""Several training processes on one CPU machine (torch.distributed with gloo), started the way they are on GPUs:
+`accelerate launch --multi_gpu --num_processes N ...`. Without GPUs accelerate needs ACCELERATE_USE_CPU=true to
+give each process its rank (`accelerate launch --cpu` starts one process only)."""
+import os, socket, subprocess, sys, textwrap
+from pathlib import Path
+import pytest, torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def launch(tmp_path, args, nproc=2):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc),
+           "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
+           "--dynamo_backend", "no", *args]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_joint_training_in_two_processes_keeps_replicas_in_sync(tmp_path):
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent("""
+        import sys, torch
+        from accelerate import Accelerator
+        from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
+        from savgbench.baselines.diffusion import GaussianDiffusion
+        from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+        out = sys.argv[1]
+        acc = Accelerator(mixed_precision="no")
+        torch.manual_seed(0)                                    # the same initial weights in every process
+        model = CoupledUNet(MMDiffusionConfig.tiny())
+        cfg = TrainConfig(preset="tiny", batch_size=1, lr=1e-3, max_steps=3, mixed_precision="no", save_every=3, log_every=1)
+        hist = train_loop(model, joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg, out, accelerator=acc,
+                          progress=False)
+        torch.save({"world": acc.num_processes, "history": hist, "model": model.state_dict()}, f"{out}/rank{acc.process_index}.pt")
+    """))
+    launch(tmp_path, [str(worker), str(tmp_path / "run")])
+    r0, r1 = (torch.load(tmp_path / "run" / f"rank{k}.pt", weights_only=False) for k in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["history"] != r1["history"]                       # each process trained on its own share of the batch
+    torch.manual_seed(0)
+    from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+    init = CoupledUNet(MMDiffusionConfig.tiny()).state_dict()
+    moved = [k for k in init if init[k].is_floating_point() and not torch.equal(init[k], r0["model"][k])]
+    assert len(moved) > 10
+    for k in r0["model"]: assert torch.equal(r0["model"][k], r1["model"][k]), k   # gradients were all-reduced
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint_*.pt")) == ["checkpoint_3.pt"]
+
+
+def test_seld_training_cli_in_two_processes(tmp_path):
+    r = launch(tmp_path, ["-m", "savgbench.cli", "train-seld", "--synthetic", "--preset", "tiny", "--steps", "4",
+                            "--batch-size", "2", "--out", str(tmp_path / "seld")])
+    ck = torch.load(tmp_path / "seld" / "last.pt", weights_only=False)
+    assert len(ck["rng_state"]) == 2 and ck["step"] == 4          # random states gathered from both processes
+    assert ck["rng_state"][0] != ck["rng_state"][1]
+    from savgbench.seld.model import SELDNet
+    SELDNet.from_checkpoint(tmp_path / "seld" / "seld_final.pt")
+
+
+def test_sampling_in_two_processes_shares_the_batches(tmp_path):
+    "`savgbench sample` under two processes: every clip written once, by the process that owns its batch, all different."
+    import numpy as np
+    from savgbench.io import write_clip, validate_clip, read_clip
+    from savgbench.baselines.train import train_joint_cli
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"; data.mkdir()
+    for i in range(2):
+        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    assert train_joint_cli([str(data), "--out", str(tmp_path / "joint"), "--preset", "tiny", "--steps", "1", "--batch-size", "2",
+                            "--mixed-precision", "no", "--save-every", "1", "--num-workers", "0"]) == 0
+    r = launch(tmp_path, ["-m", "savgbench.cli", "sample", "--checkpoint", str(tmp_path / "joint" / "checkpoint_1.pt"),
+                            "--num", "3", "--batch-size", "1", "--sampler", "dpm_solver++_2m", "--steps", "3",
+                            "--device", "cpu", "--out", str(tmp_path / "clips")])
+    assert "process 0: 2 clips" in r.stdout and "process 1: 1 clips" in r.stdout
+    clips = sorted((tmp_path / "clips").glob("*.mp4"))
+    assert [c.name for c in clips] == ["sample_00000.mp4", "sample_00001.mp4", "sample_00002.mp4"]
+    for c in clips: validate_clip(c)
+    audio = [read_clip(c).audio for c in clips]
+    assert not np.allclose(audio[0], audio[1]) and not np.allclose(audio[1], audio[2])   # no shard repeats another
