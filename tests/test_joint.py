@@ -239,3 +239,7 @@ def test_loader_rejects_wrong_checkpoint_kind(tmp_path):
         load_sr_model(tmp_path / 'x.pt')
     with pytest.raises(WeightsError, match='not found'):
         load_sr_model(tmp_path / 'missing.pt')
+    from savgbench.baselines.sample import load_joint_model
+    torch.save({'model': {}, 'model_kind': 'sr', 'model_config': {}}, tmp_path / 'y.pt')
+    with pytest.raises(WeightsError, match='not a joint-model checkpoint'):
+        load_joint_model(tmp_path / 'y.pt')

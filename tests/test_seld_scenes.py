@@ -66,3 +66,13 @@ def test_mixed_crops_proportions_and_errors():
     with pytest.raises(DatasetError): MixedCrops([sc], [0.5, 0.5])
     with pytest.raises(DatasetError): MixedCrops([sc, sc], [-1, 2])
     with pytest.raises(DatasetError): SceneCrops(recordings=0, progress=False)
+
+
+def test_scene_crops_made_in_parallel_equal_serial():
+    a = SceneCrops(recordings=2, seconds=8, seed=3, progress=False)
+    b = SceneCrops(recordings=2, seconds=8, seed=3, workers=2, progress=False)
+    assert len(a) == len(b) > 0 and a.dropped == b.dropped
+    assert [(r, s, d) for r, s, d, _ in a.windows] == [(r, s, d) for r, s, d, _ in b.windows]
+    for x, y in zip(a.foa16, b.foa16): np.testing.assert_array_equal(x, y)
+    wa, ca, xa = a.sample(4, np.random.default_rng(1)); wb, cb, xb = b.sample(4, np.random.default_rng(1))
+    np.testing.assert_array_equal(wa, wb); np.testing.assert_array_equal(ca, cb); np.testing.assert_array_equal(xa, xb)

@@ -28,36 +28,32 @@ def _config_from(cls, d: dict):
     names = {f.name for f in fields(cls)}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
-def load_joint_model(path, preset: str = 'paper', device='cpu') -> CoupledUNet:
-    "The coupled U-Net of a checkpoint (ours or the official `model330011.pt`), in eval mode."
+_KINDS = {'joint': (MMDiffusionConfig, CoupledUNet, load_joint_weights, 'a joint-model'),
+          'sr': (SRConfig, SuperResUNet, load_sr_weights, 'an SR')}
+
+def _load_model(path, kind: str, preset: str, device):
+    cfg_cls, net_cls, load_weights, what = _KINDS[kind]
     path = Path(path)
     if not path.exists(): raise WeightsError("checkpoint not found", path=path)
     ck = torch.load(path, map_location='cpu', weights_only=False)
-    if isinstance(ck, dict) and 'model_config' in ck:
-        if ck.get('model_kind', 'joint') != 'joint':
-            raise WeightsError("not a joint-model checkpoint", path=path, found=ck.get('model_kind'), expected='joint')
-        cfg = _config_from(MMDiffusionConfig, ck['model_config'])
-    else: cfg = MMDiffusionConfig.preset(preset)
+    if isinstance(ck, dict) and 'model_config' in ck:          # ours; an official file is a bare state_dict
+        if ck.get('model_kind', 'joint') != kind:               # (the first joint checkpoints named no kind)
+            raise WeightsError(f"not {what} checkpoint", path=path, found=ck.get('model_kind'), expected=kind)
+        cfg = _config_from(cfg_cls, ck['model_config'])
+    else: cfg = cfg_cls.preset(preset)
     cfg.gradient_checkpointing = False
-    model = CoupledUNet(cfg)
-    try: load_joint_weights(model, ck)
+    model = net_cls(cfg)
+    try: load_weights(model, ck)
     except WeightsError as e: raise WeightsError(f"{e}", path=path) from None
     return model.to(device).eval()
 
+def load_joint_model(path, preset: str = 'paper', device='cpu') -> CoupledUNet:
+    "The coupled U-Net of a checkpoint (ours or the official `model330011.pt`), in eval mode."
+    return _load_model(path, 'joint', preset, device)
+
 def load_sr_model(path, preset: str = 'paper', device='cpu') -> SuperResUNet:
     "The SR U-Net of a checkpoint (ours or the official `model_SR_mmdiff_120000.pt`), in eval mode."
-    path = Path(path)
-    if not path.exists(): raise WeightsError("checkpoint not found", path=path)
-    ck = torch.load(path, map_location='cpu', weights_only=False)
-    if isinstance(ck, dict) and 'model_config' in ck:
-        if ck.get('model_kind') != 'sr': raise WeightsError("not an SR checkpoint", path=path, found=ck.get('model_kind'), expected='sr')
-        cfg = _config_from(SRConfig, ck['model_config'])
-    else: cfg = SRConfig.preset(preset)
-    cfg.gradient_checkpointing = False
-    model = SuperResUNet(cfg)
-    try: load_sr_weights(model, ck)
-    except WeightsError as e: raise WeightsError(f"{e}", path=path) from None
-    return model.to(device).eval()
+    return _load_model(path, 'sr', preset, device)
 
 # %% ../../nbs/54_sample.ipynb #3e46fe4e
 SAMPLERS = ('dpm_solver++', 'dpm_solver++_2m', 'ddpm')
