@@ -23,8 +23,8 @@ from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, 
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
 
 # %% auto #0
-__all__ = ['SPLIT_SUBSETS', 'Recording', 'find_recordings', 'clip_name', 'window_candidates', 'window_audio', 'build_recording',
-           'summarize_build', 'format_build_report', 'build_dataset', 'build_dataset_cli']
+__all__ = ['SPLIT_SUBSETS', 'Recording', 'find_recordings', 'clip_name', 'window_candidates', 'window_clips', 'window_audio',
+           'build_recording', 'summarize_build', 'format_build_report', 'build_dataset', 'build_dataset_cli']
 
 # %% ../nbs/14_build.ipynb #242fbdef
 @dataclass(frozen=True)
@@ -87,12 +87,17 @@ def window_candidates(meta: pd.DataFrame, n_frames: int, cfg: CurationConfig = D
             elif dropped is not None: dropped[reason] += 1
     return out
 
+def window_clips(hp24: np.ndarray, start: int, deg: int, cfg: CurationConfig = DEV_CURATION) -> bool:
+    "Whether the clipping rule drops the window at label frame `start`, view `deg` (high-passed FOA at 24 kHz)."
+    spf = STARSS_FOA_SR // STARSS_LABEL_FPS
+    return clips_peak(foa_to_stereo(hp24[:, start * spf:(start + cfg.window_frames) * spf], deg) * gain_factor(cfg), cfg)
+
 def window_audio(hp24: np.ndarray, hp16: np.ndarray, start: int, deg: int, cfg: CurationConfig = DEV_CURATION):
     """Stereo clip audio (2, 80000) float32 at 16 kHz of the window at label frame `start`, view `deg`, from the
     high-passed FOA at 24 kHz (for the clipping check) and at 16 kHz; None when the clipping rule drops it."""
-    gain, spf, spf16 = gain_factor(cfg), STARSS_FOA_SR // STARSS_LABEL_FPS, CLIP.sample_rate // STARSS_LABEL_FPS
-    if clips_peak(foa_to_stereo(hp24[:, start * spf:(start + cfg.window_frames) * spf], deg) * gain, cfg): return None
-    seg16 = foa_to_stereo(hp16[:, start * spf16:(start + cfg.window_frames) * spf16], deg) * gain
+    if window_clips(hp24, start, deg, cfg): return None
+    spf16 = CLIP.sample_rate // STARSS_LABEL_FPS
+    seg16 = foa_to_stereo(hp16[:, start * spf16:(start + cfg.window_frames) * spf16], deg) * gain_factor(cfg)
     return np.clip(seg16, -1, 1).astype(np.float32)
 
 def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig = DEV_CURATION,

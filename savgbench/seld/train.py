@@ -205,18 +205,19 @@ def scene_windows(seed: int, index: int, seconds: float = 60.0, cfg=None, source
     from savgbench.io import STARSS_COLUMNS
     from savgbench.curate import DEV_CURATION, gain_factor
     from savgbench.convert import highpass, resample_24k_to_16k
-    from savgbench.build import window_candidates, window_audio
+    from savgbench.build import window_candidates, window_clips
+    from savgbench.core import STARSS_FOA_SR, STARSS_LABEL_FPS
     cfg = cfg or DEV_CURATION
     scene_rng, audio_rng, _ = (np.random.default_rng(q) for q in np.random.SeedSequence(seed, spawn_key=(index,)).spawn(3))
     events = make_scene(seconds, scene_rng)
     meta = pd.DataFrame(scene_labels(events), columns=list(STARSS_COLUMNS))
     foa = to_pcm16(render_foa(events, seconds, audio_rng, room=room, sources=sources)).T.astype(np.float32) / np.float32(32768)
-    hp = highpass(foa, 24000, cfg.highpass_hz, cfg.highpass_order); hp16 = resample_24k_to_16k(hp)
+    hp = highpass(foa, STARSS_FOA_SR, cfg.highpass_hz, cfg.highpass_order)
     dropped = Counter(); kept = []
-    for s, deg, rows in window_candidates(meta, foa.shape[1] // 2400, cfg, dropped):
-        if window_audio(hp, hp16, s, deg, cfg) is None: dropped["clipping"] += 1
+    for s, deg, rows in window_candidates(meta, foa.shape[1] // (STARSS_FOA_SR // STARSS_LABEL_FPS), cfg, dropped):
+        if window_clips(hp, s, deg, cfg): dropped["clipping"] += 1
         else: kept.append((s, deg, rows))
-    return (hp16 * np.float32(gain_factor(cfg))).astype(np.float32), kept, dropped
+    return (resample_24k_to_16k(hp) * np.float32(gain_factor(cfg))).astype(np.float32), kept, dropped
 
 def _scene_job(args):
     hp16, kept, dropped = scene_windows(*args)
