@@ -164,16 +164,14 @@ def scene_heldout_scores(model, recordings: int = 4, seconds: float = 30.0, seed
                          cfg=None) -> dict:
     "Scores of `model` on the SAVGBench-style clips of `recordings` synthetic recordings of `seed` (all views and starts kept)."
     from savgbench.seld.infer import predict_seld
-    from savgbench.seld.train import scene_windows
-    from savgbench.convert import foa_to_stereo
+    from savgbench.seld.train import scene_windows, scene_stereo
     from savgbench.curate import DEV_CURATION
     spf, n = CLIP.sample_rate // CLIP.label_fps, (cfg or DEV_CURATION).window_frames
     audios, refs = [], []
     for i in range(recordings):
         hp16, kept, _ = scene_windows(seed, i, seconds, cfg)
         for s, deg, rows in kept:
-            a = np.clip(foa_to_stereo(hp16[:, s * spf:(s + n) * spf], deg), -1, 1)
-            audios.append((np.round(a * 32768).clip(-32768, 32767) / 32768).astype(np.float32))
+            audios.append(scene_stereo(hp16, deg, s * spf, n * spf, int16=True))
             refs.append(rows[["frame", "cls", "x"]].astype({"frame": int, "cls": int, "x": float}))
     if not audios: raise DatasetError("no clip passes the curation rules", found=recordings, expected="more or longer recordings")
     preds = predict_seld(audios, model, batch_size=batch_size)

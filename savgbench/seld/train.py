@@ -23,7 +23,7 @@ from .model import SELDNet, SELDConfig
 
 # %% auto #0
 __all__ = ['FOCAL_PX', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
-           'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'SceneCrops', 'MixedCrops',
+           'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo', 'SceneCrops', 'MixedCrops',
            'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate', 'reestimate_bn', 'train_seld',
            'train_seld_cli']
 
@@ -219,6 +219,14 @@ def scene_windows(seed: int, index: int, seconds: float = 60.0, cfg=None, source
         else: kept.append((s, deg, rows))
     return (resample_24k_to_16k(hp) * np.float32(gain_factor(cfg))).astype(np.float32), kept, dropped
 
+def scene_stereo(foa16: np.ndarray, deg: int, start: int, n: int, int16: bool = False) -> np.ndarray:
+    """Stereo (2, n) float32 of view `deg` from sample `start` of a `scene_windows` FOA (the builder's rotation and
+    L/R decode, clipped to [-1, 1]); with `int16`, on the 16-bit grid the reference decoder delivers."""
+    from savgbench.convert import foa_to_stereo
+    w = np.clip(foa_to_stereo(foa16[:, start:start + n], deg), -1, 1)
+    if int16: w = np.round(w * 32768.0).clip(-32768, 32767) / 32768.0
+    return w.astype(np.float32)
+
 def _scene_job(args):
     hp16, kept, dropped = scene_windows(*args)
     from savgbench.curate import DEV_CURATION
@@ -254,18 +262,14 @@ class SceneCrops:
     def clip(self, k: int) -> np.ndarray:
         "Stereo audio (2, 80000) float32 of window `k`, as the builder writes it (before the audio codec)."
         r, s, deg, _ = self.windows[k]; spf = SR // CLIP.label_fps
-        return self._stereo(r, deg, s * spf, self.frames * spf)
-    def _stereo(self, r, deg, a, n):
-        from savgbench.convert import foa_to_stereo
-        return np.clip(foa_to_stereo(self.foa16[r][:, a:a + n], deg), -1, 1).astype(np.float32)
+        return scene_stereo(self.foa16[r], deg, s * spf, self.frames * spf)
     def sample(self, batch_size: int, rng: np.random.Generator):
         "(wav (B, 2, 20320) float32, activity (B, C, 128), x (B, C, 128))."
         wavs, cats, xs = [], [], []
         for _ in range(batch_size):
             r, s, deg, tracks = self.windows[int(rng.integers(len(self.windows)))]
             start = _crop_start(self.frames * (SR // CLIP.label_fps), rng)
-            w = self._stereo(r, deg, s * (SR // CLIP.label_fps) + start, CROP_SAMPLES)
-            wavs.append(np.round(w * 32768.0).clip(-32768, 32767) / np.float32(32768))
+            wavs.append(scene_stereo(self.foa16[r], deg, s * (SR // CLIP.label_fps) + start, CROP_SAMPLES, int16=True))
             c, x = crop_targets(*tracks, start / SR); cats.append(c); xs.append(x)
         return np.stack(wavs).astype(np.float32), np.stack(cats), np.stack(xs)
 
