@@ -74,6 +74,7 @@ class GroupNorm32(nn.Module):
 
 class VideoConv(nn.Module):
     "Video convolution on `(B,C,F,H,W)`: '2d+1d' (per-frame Conv2d, then per-pixel Conv1d over time) or '3d'."
+    channels_last = False    # set by `CoupledUNet.use_channels_last`: work in (B,F,H,W,C) memory
     def __init__(self, cin, cout, k=3, conv_type='2d+1d'):
         super().__init__()
         self.conv_type = conv_type
@@ -85,22 +86,36 @@ class VideoConv(nn.Module):
     def forward(self, x):
         if self.conv_type == '3d': return self.video_conv(x)
         s, t = self.video_conv_spatial, self.video_conv_temporal
-        k = s.kernel_size[0]
-        if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
-            # (B,C,F,H,W) stored as (B,F,H,W,C): the frames are a free channels-last image batch for conv2d
+        k, kt = s.kernel_size[0], t.kernel_size[0]
+        if self.channels_last or (x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()):
+            # (B,C,F,H,W) stored as (B,F,H,W,C): the frames are a free channels-last image batch for conv2d, and
+            # (B,C,F,H*W) a free channels-last image for the temporal kernel (kt,1): two 2-D convolutions, no copies
+            x = x.contiguous(memory_format=torch.channels_last_3d)     # a no-op unless a GroupNorm returned NCDHW
             B, C, Fr, H, W = x.shape
             y = F.conv2d(x.transpose(1, 2).reshape(B * Fr, C, H, W), s.weight, s.bias, padding=k // 2)
-            x = y.reshape(B, Fr, -1, H, W).transpose(1, 2)
-        else: x = F.conv3d(x, s.weight.unsqueeze(2), s.bias, padding=(0, k // 2, k // 2))
-        kt = t.kernel_size[0]
+            x = y.reshape(B, Fr, -1, H, W).transpose(1, 2).flatten(3)
+            return F.conv2d(x, t.weight[..., None], t.bias, padding=(kt // 2, 0)).unflatten(3, (H, W))
+        x = F.conv3d(x, s.weight.unsqueeze(2), s.bias, padding=(0, k // 2, k // 2))
         return F.conv3d(x, t.weight[..., None, None], t.bias, padding=(kt // 2, 0, 0))
+
+def _audio_cl(x: torch.Tensor) -> torch.Tensor:
+    "(B,C,L) stored as (B,L,C): a no-op when it already is."
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 class AudioConv(nn.Module):
     "Audio Conv1d with 'same' padding and optional dilation."
+    channels_last = False    # set by `CoupledUNet.use_channels_last(audio=True)`: work in (B,L,C) memory
     def __init__(self, cin, cout, k=3, dilation=1):
         super().__init__()
         self.audio_conv = nn.Conv1d(cin, cout, k, padding='same', dilation=dilation)
-    def forward(self, x): return self.audio_conv(x)
+    def forward(self, x):
+        if not self.channels_last: return self.audio_conv(x)
+        # (B,C,1,L) in (B,1,L,C) memory is a channels-last image: the GPU convolution needs no layout transform
+        c = self.audio_conv
+        d, k = c.dilation[0], c.kernel_size[0]
+        x4 = _audio_cl(x).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        w4 = c.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x4, w4, c.bias, padding=(0, d * (k - 1) // 2), dilation=(1, d)).squeeze(2)
 
 def zero_module(m: nn.Module) -> nn.Module:
     for p in m.parameters(): p.detach().zero_()
@@ -360,9 +375,18 @@ class CoupledUNet(nn.Module):
 
     channels_last = False
 
-    def use_channels_last(self, on: bool = True):
-        "Keep video activations in (B,F,H,W,C) memory (channels-last 3d), usually faster on GPUs."
-        self.channels_last = on
+    audio_channels_last = False
+
+    def use_channels_last(self, on: bool = True, audio: bool = False):
+        """Keep video activations in (B,F,H,W,C) memory (channels-last 3d), and with `audio` the audio ones in (B,L,C):
+        the GPU convolutions then need no layout transforms. Same parameters, same numbers up to rounding."""
+        self.channels_last, self.audio_channels_last = on, on and audio
+        for m in self.modules():
+            if isinstance(m, VideoConv): m.channels_last = on
+            if isinstance(m, AudioConv):
+                m.channels_last = on and audio
+                w = m.audio_conv.weight      # (C',C,k) stored as (C',k,C): unsqueezed, a channels-last kernel
+                w.data = w.data.transpose(1, 2).contiguous().transpose(1, 2) if on and audio else w.data.contiguous()
         for p_ in self.parameters():
             if p_.dim() in (4, 5) and on:
                 p_.data = p_.data.contiguous(memory_format=torch.channels_last if p_.dim() == 4 else torch.channels_last_3d)
@@ -374,6 +398,7 @@ class CoupledUNet(nn.Module):
         emb = self.time_embed(timestep_embedding(timesteps, self.cfg.model_channels))
         v, a = video.transpose(1, 2), audio          # (B, C, F, H, W)
         if self.channels_last: v = v.contiguous(memory_format=torch.channels_last_3d)
+        if self.audio_channels_last: a = _audio_cl(a)
         vs, as_ = [], []
         for m in self.input_blocks:
             v, a = m(v, a, emb); vs.append(v); as_.append(a)

@@ -20,7 +20,8 @@ from .mmdiffusion import timestep_embedding, zero_module, _sdpa_tokens
 
 # %% auto #0
 __all__ = ['SR_CHECKPOINTS', 'SRConfig', 'GroupNorm32', 'SRResBlock', 'SRAttention', 'SuperResUNet', 'sr_parameter_count',
-           'load_sr_weights', 'super_resolve', 'discretized_gaussian_log_likelihood', 'sr_training_losses']
+           'load_sr_weights', 'new_graph_step', 'super_resolve', 'discretized_gaussian_log_likelihood',
+           'sr_training_losses']
 
 # %% ../../nbs/52_superres.ipynb #d88bd6d0
 @dataclass
@@ -174,6 +175,11 @@ def load_sr_weights(model: SuperResUNet, src, strict: bool = True, prefer_ema: b
     return load_checked_weights(model, src, strict, prefer_ema, what='SR U-Net', drop_absent=('label_emb.weight',))
 
 # %% ../../nbs/52_superres.ipynb #f2b44a2a
+def new_graph_step(model) -> None:
+    """Call before each evaluation of a model compiled with CUDA graphs (`compile_model(..., 'reduce-overhead')`): its
+    outputs live in a static pool that the next replay overwrites, so callers copy what they keep (both samplers do)."""
+    if getattr(model, '_orig_mod', None) is not None: torch.compiler.cudagraph_mark_step_begin()
+
 @torch.no_grad()
 def super_resolve(model: SuperResUNet, video: torch.Tensor, steps: int = 25, T: int | None = None,
                   generator: torch.Generator | None = None, frames_per_batch: int | None = None,
@@ -190,7 +196,9 @@ def super_resolve(model: SuperResUNet, video: torch.Tensor, steps: int = 25, T: 
     outs = []
     for i in tqdm(range(0, B * Fr, n), disable=not progress, desc='super-resolution'):
         lo = low[i:i + n]
-        eps_fn = lambda x, t: model(x, t, lo)[:, :3].float()
+        def eps_fn(x, t):
+            new_graph_step(model)
+            return model(x, t, lo)[:, :3].to(torch.float32, copy=True)
         outs.append(ddim_sample(eps_fn, noise[i:i + n].float(), T=T, steps=steps))
     return torch.cat(outs).reshape(B, Fr, 3, S, S)
 
