@@ -8,11 +8,12 @@ the same process (our model run the way the reference runs: fp32, gradient check
 against the reference implementation's H200 numbers (spec/perf_anchors.md; only comparable on an H200).
 """
 from __future__ import annotations
-import argparse, json, math, statistics, sys, time
+import argparse, json, math, sys, time
 from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _timing import sync, timeit    # benchmarks/ is the script's folder, first on sys.path
 from savgbench.baselines.diffusion import GaussianDiffusion
 from savgbench.baselines.mmdiffusion import (MMDiffusionConfig, CoupledUNet, CrossAttentionBlock, rs_mma, _rs_mma_loop,
                                              count_parameters)
@@ -32,19 +33,6 @@ def log(msg=''):
     print(msg, flush=True); LOG.append(msg)
     if LOG_PATH is not None:
         with open(LOG_PATH, 'a') as f: f.write(msg + '\n')
-
-
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize()
-
-
-def timeit(fn, dev, warmup=2, reps=5):
-    for _ in range(warmup): fn()
-    sync(dev)
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter(); fn(); sync(dev); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def peak_reset(dev):

@@ -9,11 +9,12 @@ are reported separately (they are paid once per process). Ratios against the ref
 (spec/perf_anchors.md) are printed for information and only mean something on an H200.
 """
 from __future__ import annotations
-import argparse, json, math, statistics, sys, tempfile, time, traceback
+import argparse, json, math, sys, tempfile, time, traceback
 from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _timing import sync, timeit    # benchmarks/ is the script's folder, first on sys.path
 from savgbench.baselines.mmdiffusion import MMDiffusionConfig, CoupledUNet, CrossAttentionBlock, count_parameters
 from savgbench.baselines.superres import SRConfig, SuperResUNet, super_resolve
 from savgbench.baselines.sample import sample_joint, compile_model, to_clip_arrays
@@ -32,19 +33,6 @@ def log(msg=''):
 
 def save():
     if LOG_PATH is not None: Path(LOG_PATH).with_suffix('.json').write_text(json.dumps(RES, indent=1))
-
-
-def sync(dev):
-    if dev.type == 'cuda': torch.cuda.synchronize()
-
-
-def timeit(fn, dev, warmup=2, reps=5):
-    for _ in range(warmup): fn()
-    sync(dev)
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter(); fn(); sync(dev); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def peak(dev, reset=False):
