@@ -266,3 +266,14 @@ def test_compiled_models_sample_what_eager_models_sample():
     a = super_resolve(sr, lo, steps=3, generator=torch.Generator().manual_seed(1))
     b = super_resolve(compile_model(sr, backend='aot_eager'), lo, steps=3, generator=torch.Generator().manual_seed(1))
     assert (a - b).abs().max() < 1e-4   # decomposed bilinear upsampling: float rounding only
+
+
+def test_background_writers_raise_encoding_errors(tmp_path):
+    "An error in a writer thread stops the run with that error (no half-written files left behind)."
+    from savgbench.core import SAVGBenchError
+    from savgbench.baselines.sample import generate_clips
+    net = CoupledUNet(MMDiffusionConfig.tiny()).eval()
+    with pytest.raises(SAVGBenchError, match='unknown audio codec'):
+        generate_clips(net, None, tmp_path, num=4, batch_size=2, sampler='dpm_solver++_2m', steps=1, progress=False,
+                       audio_codec='mp3', writers=2)
+    assert not list(tmp_path.glob('*.mp4')) and not list(tmp_path.glob('.*'))

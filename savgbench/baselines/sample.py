@@ -119,34 +119,53 @@ def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
     return v.cpu().numpy(), a.cpu().numpy().astype(np.float32)
 
 # %% ../../nbs/54_sample.ipynb #4d2ccb37
+def _write_one(path, video, audio, audio_codec, validate):
+    from savgbench.io import write_clip, validate_clip
+    write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
+    if validate: validate_clip(path)
+    return path
+
 def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, num: int = 96, batch_size: int = 4,
                    seed: int = 1010, sampler: str = 'dpm_solver++', steps: int = 20, sr_steps: int = 25,
                    sr_T: int | None = None, precision: str = 'fp32', rank: int = 0, world: int = 1,
-                   audio_codec: str = 'aac', validate: bool = True, progress: bool = True) -> list[Path]:
-    "Sample `num` clips with the joint model (+ SR) and write them as SAVGBench mp4s. Returns this process's files."
-    from savgbench.io import write_clip, validate_clip
+                   audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2) -> list[Path]:
+    """Sample `num` clips with the joint model (+ SR) and write them as SAVGBench mp4s, encoding in `writers` background
+    threads (0: in line). Returns this process's files."""
+    from concurrent.futures import ThreadPoolExecutor
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     n_batches = -(-num // batch_size)
     mine = list(range(rank, n_batches, world))
-    written = []
-    for b in tqdm(mine, disable=not progress, desc=f'sampling (process {rank})'):
-        idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
-        paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
-        if all(p.exists() for p in paths): written += paths; continue
-        x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision)
-        video = x['video']
-        if sr_model is not None:
-            with _autocast(video.device, precision):
-                video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T,
-                                      generator=torch.Generator().manual_seed(seed + b + 1_000_003))
-        for j, p in enumerate(paths):
-            v, a = to_clip_arrays(video[j], x['audio'][j])
-            write_clip(p, v, a, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
-            if validate: validate_clip(p)
-            written.append(p)
+    written, pending = [], []           # pending: paths and futures of paths, in sample order
+    pool = ThreadPoolExecutor(writers) if writers > 0 else None
+    def drain(keep):
+        while len(pending) > keep:
+            item = pending.pop(0)
+            written.append(item if isinstance(item, Path) else item.result())
+    def put(path, v, a):
+        if pool is None: pending.append(_write_one(path, v, a, audio_codec, validate))
+        else: pending.append(pool.submit(_write_one, path, v, a, audio_codec, validate))
+        drain(2 * batch_size)
+    try:
+        for b in tqdm(mine, disable=not progress, desc=f'sampling (process {rank})'):
+            idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
+            paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
+            if all(p.exists() for p in paths): pending.extend(paths); continue
+            x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision)
+            video = x['video']
+            if sr_model is not None:
+                with _autocast(video.device, precision):
+                    video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T,
+                                          generator=torch.Generator().manual_seed(seed + b + 1_000_003))
+            for j, p in enumerate(paths): put(p, *to_clip_arrays(video[j], x['audio'][j]))
+        drain(0)
+    finally:
+        if pool is not None:
+            for f in pending:
+                if not isinstance(f, Path): f.cancel()
+            pool.shutdown(wait=True)
     return written
 
-# %% ../../nbs/54_sample.ipynb #3241f05b
+# %% ../../nbs/54_sample.ipynb #041d021d
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.')
@@ -165,6 +184,7 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU, fp32 on CPU')
     p.add_argument('--device', default=None)
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'))
+    p.add_argument('--writers', type=int, default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
@@ -180,6 +200,6 @@ def sample_cli(argv=None) -> int:
     files = generate_clips(model, sr, a.out, num=a.num, batch_size=a.batch_size, seed=a.seed, sampler=a.sampler,
                            steps=a.steps, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
-                           progress=state.is_main_process)
+                           progress=state.is_main_process, writers=a.writers)
     print(f"process {state.process_index}: {len(files)} clips in {a.out} ({time.time() - t0:.1f} s)")
     return 0
