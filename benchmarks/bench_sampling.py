@@ -55,6 +55,9 @@ def main(argv=None):
     p.add_argument('--gpu', action='store_true')
     p.add_argument('--batch', type=int, default=4)
     p.add_argument('--mode', default='reduce-overhead', help='compile mode for both models')
+    p.add_argument('--sr-mode', default=None, help="compile mode for the SR U-Net (default: --mode), e.g. 'max-autotune'")
+    p.add_argument('--no-cudnn-benchmark', action='store_true',
+                   help="cuDNN's heuristic algorithm choice (torch's default) instead of timing them, as savgbench does")
     p.add_argument('--backend', default=None, help="compile backend (default inductor; 'aot_eager' on CPU)")
     p.add_argument('--clips', type=int, default=8, help='clips generated end to end with the compiled models')
     p.add_argument('--reps', type=int, default=5)
@@ -62,9 +65,12 @@ def main(argv=None):
     p.add_argument('--no-train', action='store_true', help='skip the fp16 trainer check')
     p.add_argument('--variants', default='cl',
                    help="compiled joint variants, comma-separated: 'default' (NCDHW memory), 'cl' (channels-last video, "
-                        "compile_model's choice on a GPU), 'cl+audio' (audio in (B,L,C) memory too)")
-    p.add_argument('--profile-compiled', action='store_true', help='kernel table of the fastest compiled joint variant')
-    p.add_argument('--only', default=None, choices=('joint',), help='measure only the joint forward')
+                        "compile_model's choice on a GPU), 'cl+audio' (audio in (B,L,C) memory too), 'cl+audio2d' "
+                        "(audio convolutions as 2-D convolutions, layout left to the compiler)")
+    p.add_argument('--profile-compiled', action='store_true',
+                   help='kernel tables of the fastest compiled joint variant and of the compiled SR U-Net')
+    p.add_argument('--only', default=None, choices=('joint', 'sr'),
+                   help="measure only the joint forward, or only the SR forward and DDIM loop")
     p.add_argument('--log', default=None)
     a = p.parse_args(argv)
     global LOG_PATH
@@ -73,7 +79,7 @@ def main(argv=None):
     if a.gpu and not torch.cuda.is_available(): sys.exit('no CUDA device')
     backend = a.backend or (None if a.gpu else 'aot_eager')
     if dev.type == 'cuda':
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not a.no_cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
         card = torch.cuda.get_device_name()
     else: card = 'CPU'; torch.set_num_threads(2)
@@ -81,10 +87,11 @@ def main(argv=None):
     jcfg = MMDiffusionConfig.paper() if a.gpu else MMDiffusionConfig.tiny()
     scfg = SRConfig.paper() if a.gpu else SRConfig.tiny()
     B, R = a.batch, a.reps
+    sr_mode = a.sr_mode or a.mode
     RES.update(device=card, torch=torch.__version__, batch=B, preset='paper' if a.gpu else 'tiny', mode=a.mode,
-               backend=backend or 'inductor')
+               sr_mode=sr_mode, backend=backend or 'inductor', cudnn_benchmark=not a.no_cudnn_benchmark)
     log(f"# bench_sampling on {card} (torch {torch.__version__}), {RES['preset']} sizes, batch {B}, "
-        f"compile mode {a.mode!r}, backend {RES['backend']}")
+        f"compile mode {a.mode!r} (SR {sr_mode!r}), backend {RES['backend']}, cudnn.benchmark {not a.no_cudnn_benchmark}")
     bf16 = lambda: torch.autocast(dev.type, dtype=torch.bfloat16)
     st = {}
 
@@ -126,9 +133,9 @@ def main(argv=None):
         for i, var in enumerate(a.variants.split(',')):
             if i and left() < 200: log(f"(variant {var} skipped: budget)"); continue
             flags = set(var.split('+'))
-            if not flags <= {'default', 'cl', 'audio'}: raise ValueError(f"unknown variant {var!r}")
+            if not flags <= {'default', 'cl', 'audio', 'audio2d'}: raise ValueError(f"unknown variant {var!r}")
             mc = CoupledUNet(jcfg).to(dev).eval(); mc.load_state_dict(m.state_dict())
-            mc.use_channels_last('cl' in flags, audio='audio' in flags)
+            mc.use_channels_last('cl' in flags, audio='2d' if 'audio2d' in flags else 'audio' in flags)
             cm = compile_model(mc, a.mode, backend, channels_last='cl' in flags)
             t0 = time.perf_counter()
             try: fwd(cm)(); sync(dev)
@@ -153,7 +160,7 @@ def main(argv=None):
             log(f"compiled ({best[1]}) profile, 3 forwards:")
             log('\n'.join(table.splitlines()[:40]))
             if a.log: Path(a.log).with_suffix('.profile.txt').write_text(table)
-    section('joint', joint)
+    if a.only != 'sr': section('joint', joint)
 
     # --- one batch of the reference sampler, eager and compiled ---------------------------------------------------
     def sampling():
@@ -167,7 +174,7 @@ def main(argv=None):
             ok = all(torch.isfinite(y).all().item() for y in x.values())
             RES[f'joint_batch_{name}_s'], RES[f'joint_batch_{name}_nfe'] = dt, nfe
             log(f"adaptive DPM-Solver++ batch {B}, {name}: {dt:.2f} s, NFE {nfe}, {dt / nfe * 1e3:.1f} ms per NFE, finite {ok}")
-    section('sampling', sampling)
+    if a.only != 'sr': section('sampling', sampling)
 
     # --- compiled forward against eager with the same (fixed) shifts: accuracy -------------------------------------
     def accuracy():
@@ -212,18 +219,27 @@ def main(argv=None):
         eager_best = min(RES['sr_eager_s'], RES.get('sr_eager_cl_s', 1e9))
         flops = 1.263e12 * B * Fr if a.gpu else float('nan')
         log(f"   eager best {flops / eager_best / 1e12:.0f} TFLOP/s (1,263 GFLOP per frame)")
-        cs = compile_model(sr, a.mode, backend)
+        cs = compile_model(sr, sr_mode, backend)
         t0 = time.perf_counter(); fwd(cs)(); sync(dev)
         RES['sr_compile_s'] = time.perf_counter() - t0
         log(f"SR compile + first call: {RES['sr_compile_s']:.1f} s")
         peak(dev, True)
         RES['sr_compiled_s'] = timeit(fwd(cs), dev, 2, 2 * R); RES['sr_compiled_peak_gb'] = peak(dev)
-        log(f"SR forward, compiled bf16 ({a.mode}), {B * Fr} frames: {RES['sr_compiled_s'] * 1e3:.1f} ms "
+        log(f"SR forward, compiled bf16 ({sr_mode}), {B * Fr} frames: {RES['sr_compiled_s'] * 1e3:.1f} ms "
             f"({flops / RES['sr_compiled_s'] / 1e12:.0f} TFLOP/s, peak {RES['sr_compiled_peak_gb']:.1f} GB); "
             f"{eager_best / RES['sr_compiled_s']:.2f}x eager")
+        if a.profile_compiled and dev.type == 'cuda':
+            from torch.profiler import profile, ProfilerActivity
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(2): fwd(cs)()
+                sync(dev)
+            table = prof.key_averages().table(sort_by='self_cuda_time_total', row_limit=80, max_name_column_width=110)
+            log(f"compiled SR profile, 2 forwards:"); log('\n'.join(table.splitlines()[:40]))
+            if a.log: Path(a.log).with_suffix('.sr_profile.txt').write_text(table)
         steps = 25 if a.gpu else 3
         def loop():
             with bf16(): return super_resolve(cs, lo, steps=steps, generator=torch.Generator().manual_seed(0))
+        RES['sr_steps'] = steps
         RES['sr_loop_compiled_s'] = timeit(loop, dev, 1, 2)
         RES['sr_clip_compiled_s'] = RES['sr_loop_compiled_s'] / B
         log(f"SR DDIM-{steps} loop, compiled, {B} clips: {RES['sr_loop_compiled_s']:.2f} s = {RES['sr_clip_compiled_s']:.2f} s per clip")
@@ -242,10 +258,12 @@ def main(argv=None):
             for j in range(B): to_clip_arrays(video[j], xs['audio'][j])
         sync(dev); dt = time.perf_counter() - t0
         per = dt / (n_batches * B)
+        best = RES.get('joint_compiled_best_variant', 'default')
+        jc = RES.get('joint_compile' + ('' if best == 'default' else '_' + best.replace('+', '_')) + '_s', 0)
         RES['e2e_clips'], RES['e2e_s'], RES['e2e_nfe'] = n_batches * B, dt, nfes
         RES['gen96_est_s'] = 96 * per
         log(f"end to end, compiled, {n_batches * B} clips (NFE {nfes}): {dt:.1f} s = {per:.2f} s per clip "
-            f"-> 96 clips {RES['gen96_est_s'] / 60:.2f} min (+ one-off compile {RES.get('joint_compile_s', 0) + RES.get('sr_compile_s', 0):.0f} s)")
+            f"-> 96 clips {RES['gen96_est_s'] / 60:.2f} min (+ one-off compile {jc + RES.get('sr_compile_s', 0):.0f} s)")
 
     def trainer_fp16():
         from savgbench.baselines.train import TrainConfig, SyntheticClips, train_loop, joint_loss_fn
@@ -271,6 +289,11 @@ def main(argv=None):
                         if k.startswith('joint_compiled') and k.endswith('_s')))
         save(); return RES
     section('superres', superres)
+    if a.only == 'sr':
+        log(f"## SR only ({card}): forward eager {RES.get('sr_eager_s', float('nan')) * 1e3:.1f} ms, compiled ({sr_mode}) "
+            f"{RES.get('sr_compiled_s', float('nan')) * 1e3:.1f} ms; DDIM-{RES.get('sr_steps')} per clip {RES.get('sr_clip_compiled_s', float('nan')):.2f} s "
+            f"(compile {RES.get('sr_compile_s', float('nan')):.0f} s)")
+        save(); return RES
     if 'csr' in st and 'cjoint' in st and left() > 60: section('end_to_end', end_to_end)
     if not a.no_train and left() > 60: section('trainer_fp16', trainer_fp16)
     if left() > 150 or not a.gpu:
@@ -290,7 +313,7 @@ def main(argv=None):
     log(f"joint forward batch {B}: eager {min(RES.get('joint_eager_s', 1e9), RES.get('joint_eager_cl_s', 1e9)) * 1e3:.1f} ms, "
         f"compiled {min(v for k, v in RES.items() if k.startswith('joint_compiled') and k.endswith('_s')) * 1e3:.1f} ms "
         f"({RES.get('joint_compiled_best_variant')})")
-    if 'sr_clip_compiled_s' in RES: log(f"SR per clip (DDIM-25), compiled: {RES['sr_clip_compiled_s']:.2f} s")
+    if 'sr_clip_compiled_s' in RES: log(f"SR per clip (DDIM-{RES['sr_steps']}), compiled: {RES['sr_clip_compiled_s']:.2f} s")
     if 'gen96_est_s' in RES: log(f"96 clips: {RES['gen96_est_s'] / 60:.2f} min (measured on {RES['e2e_clips']} clips)")
     if a.gpu:
         log(f"vs the reference on an H200 (this card: {card}): joint forward {ANCHORS_H200['joint_forward_s'] / fwd_best:.2f}x "

@@ -9,8 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from savgbench.core import WeightsError
 from savgbench.baselines.diffusion import dynamic_threshold
-from savgbench.baselines.mmdiffusion import (MMDiffusionConfig, CoupledUNet, rs_mma, _rs_mma_loop, load_joint_weights,
-                                             paper_parameter_count)
+from savgbench.baselines.mmdiffusion import (MMDiffusionConfig, CoupledUNet, CrossAttentionBlock, rs_mma, _rs_mma_loop,
+                                             load_joint_weights, paper_parameter_count)
 from savgbench.baselines.superres import SRConfig, SuperResUNet, load_sr_weights, sr_parameter_count
 
 torch.set_num_threads(1)
@@ -266,6 +266,29 @@ def test_compiled_models_sample_what_eager_models_sample():
     a = super_resolve(sr, lo, steps=3, generator=torch.Generator().manual_seed(1))
     b = super_resolve(compile_model(sr, backend='aot_eager'), lo, steps=3, generator=torch.Generator().manual_seed(1))
     assert (a - b).abs().max() < 1e-4   # decomposed bilinear upsampling: float rounding only
+
+
+@pytest.mark.parametrize("audio", [False, True, "2d"])
+def test_every_memory_layout_compiles_to_one_graph_with_eager_numbers(audio):
+    "Channels-last video with each audio layout traces as one graph (fullgraph) and computes the NCDHW numbers."
+    from savgbench.baselines.sample import compile_model
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    net = CoupledUNet(MMDiffusionConfig.tiny()).eval()
+    torch.nn.init.normal_(net.video_out[2].video_conv.weight, std=0.05)
+    torch.nn.init.normal_(net.audio_out[2].audio_conv.weight, std=0.05)
+    for m in net.modules():
+        if isinstance(m, CrossAttentionBlock): m.shift = 1 if m.window_shift else None
+    cfg = net.cfg
+    v, a, t = torch.randn(2, *cfg.video_size), torch.randn(2, *cfg.audio_size), torch.tensor([5, 600])
+    with torch.no_grad():
+        ref = net(v, a, t)
+        net.use_channels_last(True, audio=audio)
+        out = compile_model(net, backend="aot_eager", channels_last=True)(v, a, t)
+    assert net.channels_last and net.audio_channels_last == (audio is True) and net.audio_2d == (audio == "2d")
+    for r, o in zip(ref, out):
+        assert o.shape == r.shape
+        torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
 
 
 def test_background_writers_raise_encoding_errors(tmp_path):

@@ -105,16 +105,20 @@ def _audio_cl(x: torch.Tensor) -> torch.Tensor:
 class AudioConv(nn.Module):
     "Audio Conv1d with 'same' padding and optional dilation."
     channels_last = False    # set by `CoupledUNet.use_channels_last(audio=True)`: work in (B,L,C) memory
+    as_2d = False            # set by `CoupledUNet.use_channels_last(audio='2d')`: a Conv2d on (B,C,1,L), layout left free
     def __init__(self, cin, cout, k=3, dilation=1):
         super().__init__()
         self.audio_conv = nn.Conv1d(cin, cout, k, padding='same', dilation=dilation)
     def forward(self, x):
-        if not self.channels_last: return self.audio_conv(x)
-        # (B,C,1,L) in (B,1,L,C) memory is a channels-last image: the GPU convolution needs no layout transform
+        if not (self.channels_last or self.as_2d): return self.audio_conv(x)
+        # PyTorch makes every Conv1d input contiguous (B,C,L) before cuDNN, which then transforms it to NHWC and back.
+        # As a Conv2d on (B,C,1,L), a channels-last image ((B,1,L,C) memory) goes to cuDNN as it is.
         c = self.audio_conv
         d, k = c.dilation[0], c.kernel_size[0]
-        x4 = _audio_cl(x).unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        w4 = c.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        x4, w4 = x.unsqueeze(2), c.weight.unsqueeze(2)
+        if self.channels_last:
+            x4 = _audio_cl(x).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            w4 = w4.contiguous(memory_format=torch.channels_last)
         return F.conv2d(x4, w4, c.bias, padding=(0, d * (k - 1) // 2), dilation=(1, d)).squeeze(2)
 
 def zero_module(m: nn.Module) -> nn.Module:
@@ -376,17 +380,22 @@ class CoupledUNet(nn.Module):
     channels_last = False
 
     audio_channels_last = False
+    audio_2d = False
 
-    def use_channels_last(self, on: bool = True, audio: bool = False):
-        """Keep video activations in (B,F,H,W,C) memory (channels-last 3d), and with `audio` the audio ones in (B,L,C):
-        the GPU convolutions then need no layout transforms. Same parameters, same numbers up to rounding."""
-        self.channels_last, self.audio_channels_last = on, on and audio
+    def use_channels_last(self, on: bool = True, audio: bool | str = False):
+        """Keep video activations in (B,F,H,W,C) memory (channels-last 3d). With `audio=True` the audio ones are kept
+        in (B,L,C) memory too; with `audio='2d'` the audio convolutions become 2-D convolutions on (B,C,1,L) views
+        whose memory layout is left to the compiler (eager, this is exactly what Conv1d computes). Either way the
+        compiled GPU convolutions can avoid cuDNN's layout transforms. Same parameters, same numbers up to rounding."""
+        if isinstance(audio, str) and audio != '2d': raise ValueError(f"audio must be False, True or '2d', not {audio!r}")
+        cl_audio, as_2d = bool(on and audio and audio != '2d'), bool(on and audio == '2d')
+        self.channels_last, self.audio_channels_last, self.audio_2d = on, cl_audio, as_2d
         for m in self.modules():
             if isinstance(m, VideoConv): m.channels_last = on
             if isinstance(m, AudioConv):
-                m.channels_last = on and audio
+                m.channels_last, m.as_2d = cl_audio, as_2d
                 w = m.audio_conv.weight      # (C',C,k) stored as (C',k,C): unsqueezed, a channels-last kernel
-                w.data = w.data.transpose(1, 2).contiguous().transpose(1, 2) if on and audio else w.data.contiguous()
+                w.data = w.data.transpose(1, 2).contiguous().transpose(1, 2) if cl_audio else w.data.contiguous()
         for p_ in self.parameters():
             if p_.dim() in (4, 5) and on:
                 p_.data = p_.data.contiguous(memory_format=torch.channels_last if p_.dim() == 4 else torch.channels_last_3d)

@@ -18,7 +18,7 @@ from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, d
                                            dpm_solver_multistep, ddpm_sample)
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights
 from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, new_graph_step
-from .train import fit_length
+from .train import fit_length, cudnn_autotune
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays',
@@ -69,7 +69,7 @@ def compile_model(model: torch.nn.Module, mode: str = 'reduce-overhead', backend
     if mode == 'none': return model
     if isinstance(model, CoupledUNet):
         if channels_last is None: channels_last = next(model.parameters()).device.type == 'cuda'
-        model.use_channels_last(channels_last, audio=model.audio_channels_last)
+        model.use_channels_last(channels_last, audio='2d' if model.audio_2d else model.audio_channels_last)
     kw = {'backend': backend} if backend not in (None, 'inductor') else {'mode': None if mode == 'default' else mode}
     return torch.compile(model, fullgraph=True, dynamic=False, **kw)
 
@@ -128,9 +128,11 @@ def _write_one(path, video, audio, audio_codec, validate):
 def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, num: int = 96, batch_size: int = 4,
                    seed: int = 1010, sampler: str = 'dpm_solver++', steps: int = 20, sr_steps: int = 25,
                    sr_T: int | None = None, precision: str = 'fp32', rank: int = 0, world: int = 1,
-                   audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2) -> list[Path]:
+                   audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2,
+                   cudnn_benchmark: bool = True) -> list[Path]:
     """Sample `num` clips with the joint model (+ SR) and write them as SAVGBench mp4s, encoding in `writers` background
-    threads (0: in line). Returns this process's files."""
+    threads (0: in line). On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless
+    `cudnn_benchmark=False`. Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     n_batches = -(-num // batch_size)
@@ -146,18 +148,19 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
         else: pending.append(pool.submit(_write_one, path, v, a, audio_codec, validate))
         drain(2 * batch_size)
     try:
-        for b in tqdm(mine, disable=not progress, desc=f'sampling (process {rank})'):
-            idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
-            paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
-            if all(p.exists() for p in paths): pending.extend(paths); continue
-            x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision)
-            video = x['video']
-            if sr_model is not None:
-                with _autocast(video.device, precision):
-                    video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T,
-                                          generator=torch.Generator().manual_seed(seed + b + 1_000_003))
-            for j, p in enumerate(paths): put(p, *to_clip_arrays(video[j], x['audio'][j]))
-        drain(0)
+        with cudnn_autotune(next(model.parameters()).device, cudnn_benchmark):
+            for b in tqdm(mine, disable=not progress, desc=f'sampling (process {rank})'):
+                idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
+                paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
+                if all(p.exists() for p in paths): pending.extend(paths); continue
+                x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision)
+                video = x['video']
+                if sr_model is not None:
+                    with _autocast(video.device, precision):
+                        video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T,
+                                              generator=torch.Generator().manual_seed(seed + b + 1_000_003))
+                for j, p in enumerate(paths): put(p, *to_clip_arrays(video[j], x['audio'][j]))
+            drain(0)
     finally:
         if pool is not None:
             for f in pending:
@@ -185,6 +188,8 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--device', default=None)
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'))
     p.add_argument('--writers', type=int, default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
+    p.add_argument('--no-cudnn-benchmark', action='store_true',
+                   help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
@@ -200,6 +205,6 @@ def sample_cli(argv=None) -> int:
     files = generate_clips(model, sr, a.out, num=a.num, batch_size=a.batch_size, seed=a.seed, sampler=a.sampler,
                            steps=a.steps, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
-                           progress=state.is_main_process, writers=a.writers)
+                           progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark)
     print(f"process {state.process_index}: {len(files)} clips in {a.out} ({time.time() - t0:.1f} s)")
     return 0

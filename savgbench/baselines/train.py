@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
-import argparse, json, math, re, time
+import argparse, contextlib, json, math, re, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -21,8 +21,8 @@ from .superres import SRConfig, SuperResUNet, sr_training_losses
 
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'resize_frames', 'fit_length', 'ClipDataset', 'SyntheticClips', 'video_x', 'audio_balance',
-           'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'train_loop', 'joint_loss_fn',
-           'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli']
+           'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune', 'train_loop',
+           'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -124,6 +124,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     diffusion_steps: int = 1000
     frames_per_clip: int = 1            # SR training: random frames taken from each clip
+    cudnn_benchmark: bool = True        # on a GPU, let cuDNN time its convolution algorithms (see `cudnn_autotune`)
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     "The seed of everything random in one training step of one process."
@@ -167,7 +168,17 @@ class EMA:
     def load_state_dict(self, sd: dict):
         for n, p in zip(self.names, self.params): p.copy_(sd[n].to(p.device, p.dtype))
 
-# %% ../../nbs/53_train_joint.ipynb #38dc11cd
+# %% ../../nbs/53_train_joint.ipynb #8504bb11
+@contextlib.contextmanager
+def cudnn_autotune(device, on: bool = True):
+    """While the block runs, turn on `torch.backends.cudnn.benchmark` if `device` is a CUDA device (and `on`); the
+    previous setting comes back afterwards, also after an error."""
+    prev = torch.backends.cudnn.benchmark
+    if on and torch.device(device).type == 'cuda': torch.backends.cudnn.benchmark = True
+    try: yield
+    finally: torch.backends.cudnn.benchmark = prev
+
+# %% ../../nbs/53_train_joint.ipynb #334cb14d
 def _checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out_dir.glob('checkpoint_*.pt') if (m := re.fullmatch(r'checkpoint_(\d+)\.pt', p.name))]
     return [p for _, p in sorted(found)]
@@ -210,30 +221,31 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     model.train()
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
     t0 = time.time()
-    for batch in loader:
-        s = step_seed(cfg.seed, step, rank)
-        torch.manual_seed(s)                                             # dropout, cross-attention shifts
-        gen = torch.Generator(device=dev).manual_seed(s + 1)            # timesteps, noise
-        cpu_gen = torch.Generator().manual_seed(s + 2)                   # augmentation
-        if augment is not None: batch = augment(batch, cpu_gen)
-        batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
-        with acc.autocast():
-            loss = loss_fn(model, batch, gen)['loss'].mean()
-        acc.backward(loss)
-        opt.step(); opt.zero_grad(set_to_none=True)
-        ema.update(raw)
-        step += 1
-        history.append(float(loss.detach()))
-        bar.update(1)
-        if step % cfg.log_every == 0 and acc.is_main_process:
-            bar.set_postfix(loss=f"{np.mean(history[-cfg.log_every:]):.4f}", s_per_step=f"{(time.time() - t0) / cfg.log_every:.3f}")
-            t0 = time.time()
-        if step % cfg.save_every == 0 or step == cfg.max_steps: save(step)
+    with cudnn_autotune(dev, cfg.cudnn_benchmark):
+        for batch in loader:
+            s = step_seed(cfg.seed, step, rank)
+            torch.manual_seed(s)                                             # dropout, cross-attention shifts
+            gen = torch.Generator(device=dev).manual_seed(s + 1)            # timesteps, noise
+            cpu_gen = torch.Generator().manual_seed(s + 2)                   # augmentation
+            if augment is not None: batch = augment(batch, cpu_gen)
+            batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+            with acc.autocast():
+                loss = loss_fn(model, batch, gen)['loss'].mean()
+            acc.backward(loss)
+            opt.step(); opt.zero_grad(set_to_none=True)
+            ema.update(raw)
+            step += 1
+            history.append(float(loss.detach()))
+            bar.update(1)
+            if step % cfg.log_every == 0 and acc.is_main_process:
+                bar.set_postfix(loss=f"{np.mean(history[-cfg.log_every:]):.4f}", s_per_step=f"{(time.time() - t0) / cfg.log_every:.3f}")
+                t0 = time.time()
+            if step % cfg.save_every == 0 or step == cfg.max_steps: save(step)
     bar.close()
     acc.wait_for_everyone()
     return history
 
-# %% ../../nbs/53_train_joint.ipynb #a61d3779
+# %% ../../nbs/53_train_joint.ipynb #3a17718b
 def joint_loss_fn(diffusion: GaussianDiffusion):
     "The reference objective for the coupled U-Net: one t per sample, independent noise per modality, summed MSEs."
     def loss_fn(model, batch, gen):
@@ -259,7 +271,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     return train_loop(CoupledUNet(mcfg), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #4aab9c36
+# %% ../../nbs/53_train_joint.ipynb #2fd7b0ea
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -305,7 +317,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #2fd7b0ea
+# %% ../../nbs/53_train_joint.ipynb #74b6eeea
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."))
@@ -318,6 +330,8 @@ def _train_parser(prog, sr=False):
     p.add_argument('--ema-rate', type=float, default=0.9999)
     p.add_argument('--mixed-precision', default='bf16', choices=('no', 'bf16', 'fp16'))
     p.add_argument('--gradient-checkpointing', action='store_true')
+    p.add_argument('--no-cudnn-benchmark', action='store_true',
+                   help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--save-every', type=int, default=10_000)
     p.add_argument('--log-every', type=int, default=100)
@@ -335,7 +349,8 @@ def _cfg_from(a, sr=False) -> TrainConfig:
     return TrainConfig(preset=a.preset, batch_size=a.batch_size, lr=a.lr, ema_rate=a.ema_rate, max_steps=a.steps,
                        mixed_precision=a.mixed_precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,
                        save_every=a.save_every, log_every=a.log_every, num_workers=a.num_workers,
-                       hflip=getattr(a, 'hflip', 'none'), frames_per_clip=getattr(a, 'frames_per_clip', 1))
+                       hflip=getattr(a, 'hflip', 'none'), frames_per_clip=getattr(a, 'frames_per_clip', 1),
+                       cudnn_benchmark=not a.no_cudnn_benchmark)
 
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
