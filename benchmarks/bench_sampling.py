@@ -234,7 +234,7 @@ def main(argv=None):
                 for _ in range(2): fwd(cs)()
                 sync(dev)
             table = prof.key_averages().table(sort_by='self_cuda_time_total', row_limit=80, max_name_column_width=110)
-            log(f"compiled SR profile, 2 forwards:"); log('\n'.join(table.splitlines()[:40]))
+            log("compiled SR profile, 2 forwards:"); log('\n'.join(table.splitlines()[:40]))
             if a.log: Path(a.log).with_suffix('.sr_profile.txt').write_text(table)
         steps = 25 if a.gpu else 3
         def loop():
