@@ -3,7 +3,7 @@
 give each process its rank (`accelerate launch --cpu` starts one process only)."""
 import os, socket, subprocess, sys, textwrap
 from pathlib import Path
-import pytest, torch
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,8 +52,8 @@ def test_joint_training_in_two_processes_keeps_replicas_in_sync(tmp_path):
 
 
 def test_seld_training_cli_in_two_processes(tmp_path):
-    r = launch(tmp_path, ["-m", "savgbench.cli", "train-seld", "--synthetic", "--preset", "tiny", "--steps", "4",
-                            "--batch-size", "2", "--out", str(tmp_path / "seld")])
+    launch(tmp_path, ["-m", "savgbench.cli", "train-seld", "--synthetic", "--preset", "tiny", "--steps", "4",
+                      "--batch-size", "2", "--out", str(tmp_path / "seld")])
     ck = torch.load(tmp_path / "seld" / "last.pt", weights_only=False)
     assert len(ck["rng_state"]) == 2 and ck["step"] == 4          # random states gathered from both processes
     assert ck["rng_state"][0] != ck["rng_state"][1]

@@ -1,6 +1,6 @@
 "SceneCrops (SELD training clips cut from synthetic recordings in memory) against the real builder, and the mixing source."
 from pathlib import Path
-import numpy as np, pytest
+import numpy as np, pandas as pd, pytest
 
 from savgbench.seld.train import SceneCrops, MixedCrops, SyntheticCrops, ClipCrops, load_clip_dataset, label_tracks
 from savgbench.seld.features import CROP_SAMPLES
@@ -57,7 +57,7 @@ def test_scene_crops_match_clip_crops_of_the_built_dataset(built):
 
 
 def test_mixed_crops_proportions_and_errors():
-    sc = ClipCrops([np.zeros((2, 40000), np.float32)], [__import__("pandas").DataFrame({"frame": [0], "cls": [0], "x": [9.0]})])
+    sc = ClipCrops([np.zeros((2, 40000), np.float32)], [pd.DataFrame({"frame": [0], "cls": [0], "x": [9.0]})])
     mix = MixedCrops([sc, SyntheticCrops()], [0.75, 0.25])
     w, c, x = mix.sample(16, np.random.default_rng(0))
     assert w.shape == (16, 2, CROP_SAMPLES) and c.shape == x.shape == (16, 2, 128)

@@ -6,7 +6,6 @@
 import sys
 from pathlib import Path
 import matplotlib; matplotlib.use("Agg")
-import numpy as np
 
 from savgbench.io import read_clip
 from savgbench.seld.infer import seld_files

@@ -378,9 +378,9 @@ class CoupledUNet(nn.Module):
         self.video_out = nn.Sequential(GroupNorm32(G, ch), nn.SiLU(), zero_module(VideoConv(input_ch, vc, 3, '3d')))
 
     channels_last = False
-
-    audio_channels_last = False
-    audio_2d = False
+    audio_layout = False     # the `audio` argument of the last `use_channels_last` (False, True or '2d'), while on
+    audio_channels_last = property(lambda self: self.audio_layout is True)
+    audio_2d = property(lambda self: self.audio_layout == '2d')
 
     def use_channels_last(self, on: bool = True, audio: bool | str = False):
         """Keep video activations in (B,F,H,W,C) memory (channels-last 3d). With `audio=True` the audio ones are kept
@@ -388,14 +388,13 @@ class CoupledUNet(nn.Module):
         whose memory layout is left to the compiler (eager, this is exactly what Conv1d computes). Either way the
         compiled GPU convolutions can avoid cuDNN's layout transforms. Same parameters, same numbers up to rounding."""
         if isinstance(audio, str) and audio != '2d': raise ValueError(f"audio must be False, True or '2d', not {audio!r}")
-        cl_audio, as_2d = bool(on and audio and audio != '2d'), bool(on and audio == '2d')
-        self.channels_last, self.audio_channels_last, self.audio_2d = on, cl_audio, as_2d
+        self.channels_last, self.audio_layout = on, (('2d' if audio == '2d' else bool(audio)) if on else False)
         for m in self.modules():
             if isinstance(m, VideoConv): m.channels_last = on
             if isinstance(m, AudioConv):
-                m.channels_last, m.as_2d = cl_audio, as_2d
+                m.channels_last, m.as_2d = self.audio_channels_last, self.audio_2d
                 w = m.audio_conv.weight      # (C',C,k) stored as (C',k,C): unsqueezed, a channels-last kernel
-                w.data = w.data.transpose(1, 2).contiguous().transpose(1, 2) if cl_audio else w.data.contiguous()
+                w.data = w.data.transpose(1, 2).contiguous().transpose(1, 2) if m.channels_last else w.data.contiguous()
         for p_ in self.parameters():
             if p_.dim() in (4, 5) and on:
                 p_.data = p_.data.contiguous(memory_format=torch.channels_last if p_.dim() == 4 else torch.channels_last_3d)

@@ -69,7 +69,7 @@ def compile_model(model: torch.nn.Module, mode: str = 'reduce-overhead', backend
     if mode == 'none': return model
     if isinstance(model, CoupledUNet):
         if channels_last is None: channels_last = next(model.parameters()).device.type == 'cuda'
-        model.use_channels_last(channels_last, audio='2d' if model.audio_2d else model.audio_channels_last)
+        model.use_channels_last(channels_last, audio=model.audio_layout)
     kw = {'backend': backend} if backend not in (None, 'inductor') else {'mode': None if mode == 'default' else mode}
     return torch.compile(model, fullgraph=True, dynamic=False, **kw)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import CLIP, ClipFormatError, MetadataError, WeightsError, SAVGBenchError, atomic_path
+from ..core import CLIP, ClipFormatError, MetadataError, WeightsError, SAVGBenchError
 from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0

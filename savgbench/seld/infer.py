@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError, atomic_path
+from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)

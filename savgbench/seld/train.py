@@ -243,6 +243,7 @@ class SceneCrops:
         from collections import Counter
         from savgbench.curate import DEV_CURATION
         self.frames = (cfg or DEV_CURATION).window_frames            # label frames per clip
+        self.spf = SR // CLIP.label_fps                               # audio samples per label frame
         if recordings < 1: raise DatasetError("SceneCrops needs at least one recording", found=recordings, expected=">= 1")
         jobs = [(seed, i, seconds, cfg, sources) for i in range(recordings)]
         bar = dict(total=recordings, desc="synthetic scenes", unit="rec", disable=not progress)
@@ -261,15 +262,15 @@ class SceneCrops:
     def __len__(self): return len(self.windows)
     def clip(self, k: int) -> np.ndarray:
         "Stereo audio (2, 80000) float32 of window `k`, as the builder writes it (before the audio codec)."
-        r, s, deg, _ = self.windows[k]; spf = SR // CLIP.label_fps
-        return scene_stereo(self.foa16[r], deg, s * spf, self.frames * spf)
+        r, s, deg, _ = self.windows[k]
+        return scene_stereo(self.foa16[r], deg, s * self.spf, self.frames * self.spf)
     def sample(self, batch_size: int, rng: np.random.Generator):
         "(wav (B, 2, 20320) float32, activity (B, C, 128), x (B, C, 128))."
         wavs, cats, xs = [], [], []
         for _ in range(batch_size):
             r, s, deg, tracks = self.windows[int(rng.integers(len(self.windows)))]
-            start = _crop_start(self.frames * (SR // CLIP.label_fps), rng)
-            wavs.append(scene_stereo(self.foa16[r], deg, s * (SR // CLIP.label_fps) + start, CROP_SAMPLES, int16=True))
+            start = _crop_start(self.frames * self.spf, rng)
+            wavs.append(scene_stereo(self.foa16[r], deg, s * self.spf + start, CROP_SAMPLES, int16=True))
             c, x = crop_targets(*tracks, start / SR); cats.append(c); xs.append(x)
         return np.stack(wavs).astype(np.float32), np.stack(cats), np.stack(xs)
 
@@ -461,11 +462,11 @@ def train_seld_cli(argv=None) -> int:
     a = ap.parse_args(argv)
     if (a.data_dir is not None) + a.synthetic + (a.scenes is not None) != 1: ap.error("give one of DATA_DIR, --synthetic, --scenes N")
     if not 0 <= a.synthetic_share < 1: ap.error("--synthetic-share must lie in [0, 1)")
+    if a.bn_batches < 1: ap.error("--bn-batches must be at least 1")
     cfg = SELDConfig.preset(a.preset)
     if a.phase: cfg = replace(cfg, phase=a.phase)
     kw = dict(batch_size=a.batch_size, lr=a.lr, seed=a.seed)
     if a.save_every: kw["save_every"] = a.save_every
-    if a.bn_batches < 1: ap.error("--bn-batches must be at least 1")
     kw["bn_batches"] = a.bn_batches
     tc = TrainConfig(**kw) if a.steps == 40000 else TrainConfig.scaled(a.steps, **kw)
     if a.synthetic: source = SyntheticCrops()
