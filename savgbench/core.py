@@ -6,14 +6,14 @@ Docs: https://savgbench.github.io/savgbench/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #363df9d8
 from __future__ import annotations
-import os, tempfile, contextlib
+import argparse, os, tempfile, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
-           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path']
+           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -89,3 +89,14 @@ def atomic_path(path, suffix=None):
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+# %% ../nbs/00_core.ipynb #b43b914e
+def at_least(lo: int):
+    "An argparse `type` accepting integers >= `lo`."
+    def integer(s: str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+        if v < lo: raise argparse.ArgumentTypeError(f"must be at least {lo}, not {v}")
+        return v
+    integer.__name__ = f"integer >= {lo}"
+    return integer

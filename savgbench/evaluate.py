@@ -364,6 +364,28 @@ def format_row(result: dict, label: str | None = None) -> str:
 TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temporal AV-Align↑ |\n|---|---|---|---|---|---|"
 
 # %% ../nbs/44_evaluate.ipynb #a257676d
+def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline):
+    "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
+    if "spatial" in metrics:
+        t0 = time.perf_counter()
+        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline)
+        if why: res["skipped"]["spatial_av_align"] = why
+        else:
+            res["metrics"]["spatial_av_align"] = r.get("score")
+            res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector")}
+            for c in r.get("clips") or []:
+                align_rows.setdefault(c["name"], {}).update(spatial_tp=c["tp"], spatial_fn=c["fn"], spatial_score=c["score"])
+        timings["spatial_s"] = time.perf_counter() - t0
+    if "temporal" in metrics:
+        t0 = time.perf_counter()
+        r, why = temporal_av_align(gen_list)
+        if why: res["skipped"]["temporal_av_align"] = why
+        else:
+            res["metrics"]["temporal_av_align"] = r.get("score")
+            res["temporal_detail"] = {k: r.get(k) for k in ("n_files", "n_undefined", "no_peaks")}
+            for f in r.get("files") or []: align_rows.setdefault(f["name"], {}).update(temporal_score=f["score"])
+        timings["temporal_s"] = time.perf_counter() - t0
+
 def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, skip_bad: bool = False,
              metrics=METRICS, cache_dir=None, use_cache: bool = True, weights: dict | None = None, offline: bool = True,
              device=None, i3d=None, audioclip=None, seld_checkpoint=None, detector: str = "yolox-tiny",
@@ -468,27 +490,13 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                     res["metrics"]["fad"] = P.fad_scale * frechet_distance_from_stats(FeatureStats.of(a), FeatureStats.of(b), P.fad_sqrt)
                 res["warnings"] += [f"FAD: {w.message}" for w in ws]
                 timings["fad_distance_s"] = time.perf_counter() - t0
-    # 5. alignment (rank 0; they read the folder themselves)
-    if rank == 0 and "spatial" in metrics:
-        t0 = time.perf_counter()
-        r, why = spatial_av_align(gen_dir, seld_checkpoint or weights.get("seld-stereo-swa"), detector,
-                                  weights.get("yolox-tiny-mmdet"), offline)
-        if why: res["skipped"]["spatial_av_align"] = why
-        else:
-            res["metrics"]["spatial_av_align"] = r.get("score")
-            res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector")}
-            for c in r.get("clips") or []:
-                align_rows.setdefault(c["name"], {}).update(spatial_tp=c["tp"], spatial_fn=c["fn"], spatial_score=c["score"])
-        timings["spatial_s"] = time.perf_counter() - t0
-    if rank == 0 and "temporal" in metrics:
-        t0 = time.perf_counter()
-        r, why = temporal_av_align(gen_dir)
-        if why: res["skipped"]["temporal_av_align"] = why
-        else:
-            res["metrics"]["temporal_av_align"] = r.get("score")
-            res["temporal_detail"] = {k: r.get(k) for k in ("n_files", "n_undefined", "no_peaks")}
-            for f in r.get("files") or []: align_rows.setdefault(f["name"], {}).update(temporal_score=f["score"])
-        timings["temporal_s"] = time.perf_counter() - t0
+    # 5. alignment (rank 0), on exactly the generated clips the other metrics used: the valid ones found by the scan
+    if rank == 0 and {"spatial", "temporal"} & set(metrics):
+        with tempfile.TemporaryDirectory(prefix="savgbench_eval_") as td:
+            gen_list = Path(td) / "gen_clips.txt"
+            gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
+            _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint or weights.get("seld-stereo-swa"),
+                       detector, weights.get("yolox-tiny-mmdet"), offline)
     return finish()
 
 def _write_per_clip(path, entries, align_rows: dict):

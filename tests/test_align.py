@@ -161,7 +161,19 @@ def test_missing_seld_rows_are_computed_with_the_seld_module(tmp_path, monkeypat
     assert calls == [(["a.mp4", "b.mp4"], "w.pth")]
     j = json.loads(out.read_text())
     assert (j["tp"], j["fn"], [c["score"] for c in j["clips"]]) == (1, 1, [0.5, None])
+    assert j["seld_checkpoint"] == "w.pth"
     assert (tmp_path / "seld" / "b.csv").stat().st_size == 0          # b: no rows, written as an empty file
+
+def test_missing_official_seld_weights_are_an_error_not_the_demo_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "empty_cache"))
+    monkeypatch.delenv("SAVGBENCH_WEIGHT_SELD_STEREO_SWA", raising=False)
+    (tmp_path / "v").mkdir(); (tmp_path / "v" / "c.mp4").touch(); (tmp_path / "det").mkdir()
+    (tmp_path / "det" / "c.csv").write_text("")
+    with pytest.raises(WeightsError, match="params_swa_20240912162834_0040000.pth.*'demo'"):
+        spatial_align_cli([str(tmp_path / "v"), "--det-dir", str(tmp_path / "det")])
+    with pytest.raises(MetadataError, match="cannot be computed.*'demo'"):
+        spatial_av_align_videos(tmp_path / "v", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det")
+    assert not (tmp_path / "seld" / "c.csv").exists()
 
 def test_seld_inference_missing_is_a_clear_error(tmp_path, monkeypatch):
     import sys
@@ -286,7 +298,9 @@ def test_mmdet_names_and_shapes():
 def test_mmdet_checkpoint_loads_strictly(tmp_path):
     sd = _random_sd(mmdet_yolox_tiny_shapes())
     ema = {"ema_" + k.replace(".", "_"): v + 1 for k, v in sd.items()}
-    torch.save({"meta": {"epoch": 300, "CLASSES": ("person",)}, "state_dict": {**sd, **ema}},
+    # mmdet's `meta` can hold objects the safe unpickler refuses (numpy arrays, mmengine classes): read inertly
+    meta = {"epoch": 300, "CLASSES": ("person",), "hub": {"log_scalars": np.arange(3.0)}}
+    torch.save({"meta": meta, "state_dict": {**sd, **ema}},
                tmp_path / "yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth")
     m = load_yolox(tmp_path / "yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth")
     for k, v in m.state_dict().items(): assert torch.equal(v, sd[k]), k

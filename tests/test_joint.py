@@ -218,6 +218,77 @@ def test_train_cli_then_sample_cli_writes_valid_clips(tmp_path):
     clips = sorted((tmp_path / 'clips').glob('*.mp4'))
     assert [c.name for c in clips] == ['sample_00000.mp4', 'sample_00001.mp4']
     for c in clips: validate_clip(c)
+    # the folder records its settings: the same command resumes (nothing rewritten), other settings are refused
+    import json
+    from savgbench.core import SAVGBenchError
+    manifest = json.loads((tmp_path / 'clips' / 'sampling.json').read_text())['settings']
+    assert (manifest['seed'], manifest['upscale'], manifest['sr_steps']) == (1010, 'super-resolution', 3)
+    args = ['--checkpoint', str(tmp_path / 'joint' / 'checkpoint_2.pt'), '--sr-checkpoint', str(tmp_path / 'sr' / 'checkpoint_2.pt'),
+            '--num', '2', '--batch-size', '2', '--sr-steps', '3', '--sampler', 'dpm_solver++_2m', '--steps', '4',
+            '--device', 'cpu', '--out', str(tmp_path / 'clips')]
+    mtimes = [c.stat().st_mtime_ns for c in clips]
+    assert sample_cli(args) == 0 and [c.stat().st_mtime_ns for c in clips] == mtimes
+    with pytest.raises(SAVGBenchError, match='seed: 1010 -> 7'):
+        sample_cli(args + ['--seed', '7'])
+    with pytest.raises(SAVGBenchError, match="upscale: 'super-resolution' -> 'bicubic'"):
+        sample_cli([a for a in args if a not in ('--sr-checkpoint', str(tmp_path / 'sr' / 'checkpoint_2.pt'))])
+
+
+def test_sampling_without_sr_says_so(tmp_path, capsys):
+    from savgbench.baselines.sample import sample_cli
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    assert sample_cli(['--checkpoint', str(tmp_path / 'j.pt'), '--num', '1', '--batch-size', '1', '--sampler',
+                       'dpm_solver++_2m', '--steps', '1', '--device', 'cpu', '--out', str(tmp_path / 'c')]) == 0
+    assert 'upsampled bicubically' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('cli,bad', [('sample', ['--num', '0']), ('sample', ['--batch-size', '0']),
+                                     ('sample', ['--num', '-3']), ('sample', ['--steps', '0']),
+                                     ('sample', ['--sr-steps', '0']), ('sample', ['--writers', '-1']),
+                                     ('train', ['--batch-size', '0']), ('train', ['--steps', '-1']),
+                                     ('train', ['--save-every', '0']), ('train', ['--log-every', 'x'])])
+def test_bad_counts_are_usage_errors(tmp_path, capsys, cli, bad):
+    from savgbench.baselines.sample import sample_cli
+    from savgbench.baselines.train import train_joint_cli
+    if cli == 'sample': run = lambda: sample_cli(['--checkpoint', str(tmp_path / 'none.pt'), '--out', str(tmp_path / 'o'), *bad])
+    else: run = lambda: train_joint_cli([str(tmp_path), '--out', str(tmp_path / 'o'), '--preset', 'tiny', *bad])
+    with pytest.raises(SystemExit) as e: run()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert bad[0] in err and ('at least' in err or 'not an integer' in err)
+    assert not (tmp_path / 'o').exists()
+
+
+def test_resuming_with_another_model_is_a_clear_error(tmp_path):
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    from savgbench.core import SAVGBenchError
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1, mixed_precision='no', save_every=1)
+    train_joint(SyntheticClips(2), tmp_path, cfg, progress=False)
+    other = MMDiffusionConfig.tiny(model_channels=64)
+    with pytest.raises(SAVGBenchError, match='holds a different model.*--no-resume'):
+        train_joint(SyntheticClips(2), tmp_path, TrainConfig(preset='tiny', batch_size=2, max_steps=2,
+                                                             mixed_precision='no'), model_cfg=other, progress=False)
+    assert other.gradient_checkpointing is False                 # the caller's configuration is not changed
+    train_joint(SyntheticClips(2), tmp_path, TrainConfig(preset='tiny', batch_size=2, max_steps=2, mixed_precision='no',
+                gradient_checkpointing=True), model_cfg=other, resume=False, progress=False)
+    assert other.gradient_checkpointing is False
+
+
+def test_clip_audio_a_little_short_is_zero_padded_not_stretched(tmp_path, monkeypatch):
+    import types, savgbench.io
+    from savgbench.baselines.train import ClipDataset
+    (tmp_path / 'c.mp4').touch()
+    tone = torch.sin(torch.arange(79000) * 0.05).repeat(2, 1)             # 1000 samples short of 5 s
+    clip = types.SimpleNamespace(video=np.zeros((20, 64, 64, 3), np.uint8), audio=tone.numpy())
+    monkeypatch.setattr(savgbench.io, 'read_clip', lambda path: clip)
+    a = ClipDataset(tmp_path, (20, 3, 64, 64), (2, 80000))[0]['audio']
+    assert a.shape == (2, 80000) and torch.equal(a[:, :79000], tone) and not a[:, 79000:].any()
+    clip.audio = torch.sin(torch.arange(81000) * 0.05).repeat(2, 1).numpy()   # too long: cut, not squeezed
+    assert torch.equal(ClipDataset(tmp_path, (20, 3, 64, 64), (2, 80000))[0]['audio'], torch.as_tensor(clip.audio[:, :80000]))
+    small = ClipDataset(tmp_path, (20, 3, 64, 64), (2, 1024))[0]['audio']      # a smaller model: resampled to fit
+    assert small.shape == (2, 1024)
+
 
 
 def test_sampling_is_seeded_and_sharded_without_duplicates():

@@ -1,4 +1,5 @@
 "Stereo SELD: checkpoint compatibility, bad audio, batching invariance, feature differential checks, metrics, CLIs."
+import pickle
 import numpy as np, pandas as pd, pytest, torch, soundfile as sf
 from hypothesis import given, settings, strategies as st, HealthCheck
 from savgbench.core import AudioFormatError, WeightsError
@@ -39,14 +40,22 @@ def official_state_dict(seed=0):
         else: sd[k] = torch.randn(s, generator=g) * 0.02
     return sd
 
-def test_official_state_dict_loads_strictly_and_runs(tmp_path):
+@pytest.mark.parametrize("extras", ["tensors", "objects"])
+def test_official_state_dict_loads_strictly_and_runs(tmp_path, extras):
     entries = official_entries()
     assert len(entries) == 151
     assert sum(int(np.prod(s)) for k, s in entries.items() if "running" not in k and "num_batches" not in k) == 17_788_996
     sd = official_state_dict()
     path = tmp_path / "params_swa_20240912162834_0040000.pth"
-    torch.save({"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "param_groups": []},
-                "scheduler_state_dict": {"last_epoch": 40}, "rng_state": torch.get_rng_state()}, path)
+    ck = {"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "param_groups": []},
+          "scheduler_state_dict": {"last_epoch": 40}, "rng_state": torch.get_rng_state()}
+    if extras == "objects":   # states the safe loader refuses (numpy RNG, numpy scalars, an argparse namespace)
+        import argparse
+        ck.update(rng_state=np.random.get_state(), scheduler_state_dict={"last_epoch": 40, "lr_min": np.float64(5e-4)},
+                  args=argparse.Namespace(lr=1e-3))
+    torch.save(ck, path)
+    if extras == "objects":
+        with pytest.raises(pickle.UnpicklingError): torch.load(path, weights_only=True)
     net = SELDNet.from_checkpoint(path)
     assert sum(p.numel() for p in net.parameters()) == 17_788_996
     for k, v in sd.items(): assert torch.equal(net.state_dict()[k], v), k
@@ -166,7 +175,8 @@ def test_seld_and_eval_clis_on_synthetic_clips(tmp_path):
         a, rows = synthetic_scene(rng, 5.0, p_empty=0.0)
         sf.write(tmp_path / "video_dev" / f"c{i}.wav", (a.T * 32768).clip(-32768, 32767).astype(np.int16), 16000, subtype="PCM_16")
         rows.to_csv(tmp_path / "metadata_dev" / f"c{i}.csv", header=False, index=False)
-    assert seld_cli([str(tmp_path / "video_dev"), "--out", str(tmp_path / "pred"), "--pattern", "*.wav", "--device", "cpu"]) == 0
+    assert seld_cli([str(tmp_path / "video_dev"), "--out", str(tmp_path / "pred"), "--pattern", "*.wav", "--device", "cpu",
+                     "--checkpoint", "demo"]) == 0
     assert eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "metadata_dev"), "--json", str(tmp_path / "s.json")]) == 0
     import json
     assert json.loads((tmp_path / "s.json").read_text())["F"] > 0.8

@@ -68,6 +68,7 @@ class SpatialAlignResult:
     tp: int
     fn: int
     clips: list = field(default_factory=list)
+    seld_checkpoint: str | None = None      # the SELD weights that computed missing rows (None: all rows were read)
     @property
     def total(self) -> int: return self.tp + self.fn
     @property
@@ -79,6 +80,7 @@ class SpatialAlignResult:
                             columns=["name", "tp", "fn", "total", "score"])
     def to_dict(self) -> dict:
         return dict(metric="spatial_av_align", tp=self.tp, fn=self.fn, total=self.total, score=self.score,
+                    seld_checkpoint=self.seld_checkpoint,
                     clips=[dict(name=c.name, tp=c.tp, fn=c.fn, score=c.score) for c in self.clips])
     def report(self) -> str:
         "The reference's two result lines (the score line says 'undefined' when there are no rows)."
@@ -124,6 +126,7 @@ def seld_rows_for(paths, checkpoint=None, progress: bool = True) -> dict:
     except ImportError as e:
         raise SAVGBenchError(f"SELD inference is not available (savgbench.seld.infer: {e}); "
                              "pass --seld-dir with precomputed SELD CSVs") from None
+    if hasattr(infer, "seld_checkpoint_path"): checkpoint = infer.seld_checkpoint_path(checkpoint)   # None: official
     paths = [Path(p) for p in paths]
     out = {p.stem: np.zeros((0, 3)) for p in paths}           # a clip without sounding frames has no rows
     if hasattr(infer, "seld_files"):                            # (table with a clip column, failures)
@@ -165,7 +168,14 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     "Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing."
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
     names = [p.stem for p in paths]
-    seld_compute = seld_fn or (lambda ps: seld_rows_for(ps, seld_checkpoint))
+    used = []                                                  # the SELD checkpoint, once rows are computed with it
+    def seld_compute(ps):
+        if seld_fn is not None: return seld_fn(ps)
+        try:
+            from savgbench.seld.infer import seld_checkpoint_path
+            used.append(seld_checkpoint_path(seld_checkpoint))
+        except ImportError: used.append(seld_checkpoint)      # seld_rows_for says what is missing
+        return seld_rows_for(ps, used[-1])
     det_compute = None
     if detector is not None:
         from savgbench.detect import make_detector
@@ -173,7 +183,9 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
         det_compute = lambda ps: det(ps)
     seld = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD")
     dets = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection")
-    return spatial_av_align((n, seld[n], dets[n]) for n in names)
+    res = spatial_av_align((n, seld[n], dets[n]) for n in names)
+    if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
+    return res
 
 # %% ../../nbs/32_spatial_align.ipynb #92a74734
 def spatial_align_cli(argv=None) -> int:
@@ -185,7 +197,9 @@ def spatial_align_cli(argv=None) -> int:
     ap.add_argument("video_dir", help="folder of mp4 clips (or a text file listing them, like the reference's)")
     ap.add_argument("--seld-dir", help="SELD CSVs NAME.csv: frame(10 fps), class, x")
     ap.add_argument("--det-dir", help="detection CSVs NAME.csv: frame(4 fps), 0, x0, y0, x1, y1")
-    ap.add_argument("--seld-checkpoint", help="SELD weights for computing missing SELD rows")
+    ap.add_argument("--seld-checkpoint", help="SELD weights for computing missing SELD rows (default: the official "
+                    "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; 'demo': "
+                    "the built-in demo model)")
     ap.add_argument("--detector", choices=("yolox-tiny", "hog", "oracle"), help="detector for missing boxes")
     ap.add_argument("--weights", help="YOLOX-tiny checkpoint (with --detector yolox-tiny)")
     ap.add_argument("--metadata-dir", help="label CSVs for --detector oracle")

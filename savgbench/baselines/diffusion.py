@@ -252,6 +252,7 @@ def dpm_solver_multistep(solver: JointDPMSolver, x: dict, steps: int = 20, order
                          lower_order_final: bool = True, progress: bool = False):
     "Multistep DPM-Solver++ of order 1 or 2 with `steps` network evaluations. Returns `(x0, nfe)`."
     if order not in (1, 2): raise ValueError(f"order must be 1 or 2 (found {order})")
+    if steps < 1: raise ValueError(f"steps must be at least 1 (found {steps}): zero steps would return the noise")
     B = next(iter(x.values())).shape[0]; dev = next(iter(x.values())).device
     ts = time_steps(solver.ns, steps, skip_type, dev)
     start = solver.nfe

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 from ..core import WeightsError
+from ..weights import load_torch_file
 
 # %% auto #0
 __all__ = ['PRESETS', 'OFFICIAL_JOINT_CHECKPOINT', 'MMDiffusionConfig', 'GroupNorm32', 'VideoConv', 'AudioConv', 'zero_module',
@@ -448,7 +449,7 @@ def load_checked_weights(model: nn.Module, src, strict: bool = True, prefer_ema:
     if isinstance(src, (str, Path)):
         path = Path(src)
         if not path.exists(): raise WeightsError("weights file not found", path=path)
-        src = torch.load(path, map_location='cpu', weights_only=False)
+        src = load_torch_file(path, f"{what} weights")
     sd = _extract_state_dict(src, prefer_ema)
     own = model.state_dict()
     sd = {k: v for k, v in sd.items() if k in own or k not in drop_absent}

@@ -6,14 +6,15 @@ Docs: https://savgbench.github.io/savgbench/sample.html.md"""
 
 # %% ../../nbs/54_sample.ipynb #c4d55452
 from __future__ import annotations
-import argparse, contextlib, time
+import argparse, contextlib, json, sys, time
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, WeightsError
+from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path
+from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample)
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights
@@ -22,7 +23,7 @@ from .train import fit_length, cudnn_autotune
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays',
-           'generate_clips', 'sample_cli']
+           'generate_clips', 'sample_manifest', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -36,7 +37,7 @@ def _load_model(path, kind: str, preset: str, device):
     cfg_cls, net_cls, load_weights, what = _KINDS[kind]
     path = Path(path)
     if not path.exists(): raise WeightsError("checkpoint not found", path=path)
-    ck = torch.load(path, map_location='cpu', weights_only=False)
+    ck = load_torch_file(path, f"{what} checkpoint")
     if isinstance(ck, dict) and 'model_config' in ck:          # ours; an official file is a bare state_dict
         if ck.get('model_kind', 'joint') != kind:               # (the first joint checkpoints named no kind)
             raise WeightsError(f"not {what} checkpoint", path=path, found=ck.get('model_kind'), expected=kind)
@@ -134,6 +135,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     threads (0: in line). On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless
     `cudnn_benchmark=False`. Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
+    if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     n_batches = -(-num // batch_size)
     mine = list(range(rank, n_batches, world))
@@ -169,25 +171,58 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     return written
 
 # %% ../../nbs/54_sample.ipynb #041d021d
+def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
+    """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
+    when the folder already holds clips made with other settings. Writes the file (if `write`) and returns the settings."""
+    out_dir = Path(out_dir); f = out_dir / 'sampling.json'
+    settings = json.loads(json.dumps(settings))              # as they will read back
+    clips = sorted(out_dir.glob('sample_*.mp4'))
+    if f.is_file():
+        try: old = json.loads(f.read_text()).get('settings', {})
+        except (json.JSONDecodeError, AttributeError): old = {}
+        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]
+        if diff and clips:
+            raise SAVGBenchError(f"{out_dir} already holds {len(clips)} clips sampled with other settings ("
+                                 + "; ".join(diff) + "); sample into another folder, or delete its sample_*.mp4 "
+                                 "and sampling.json first")
+    elif clips:
+        print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
+              "recorded; they are kept and the new settings recorded", file=sys.stderr)
+    if write:
+        with atomic_path(f) as tmp: Path(tmp).write_text(json.dumps({'settings': settings}, indent=1) + '\n')
+    return settings
+
+# %% ../../nbs/54_sample.ipynb #1f3165b9
+def _settings(a, precision: str) -> dict:
+    "What a run's clips depend on (weights by content, not by path)."
+    s = dict(checkpoint_sha256=sha256_file(a.checkpoint), seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,
+             steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, precision=precision,
+             compiled=a.compile != 'none', audio_codec=a.audio_codec,
+             sr_checkpoint_sha256=sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None,
+             upscale='super-resolution' if a.sr_checkpoint else 'bicubic')
+    if a.sr_checkpoint: s.update(sr_steps=a.sr_steps, sr_T=a.sr_T)
+    return s
+
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.')
     p.add_argument('--checkpoint', required=True, help='joint model: a savgbench checkpoint or model330011.pt')
     p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or model_SR_mmdiff_120000.pt')
     p.add_argument('--out', required=True, help='folder for sample_XXXXX.mp4')
-    p.add_argument('--num', type=int, default=96)
-    p.add_argument('--batch-size', type=int, default=4)
+    p.add_argument('--num', type=at_least(1), default=96)
+    p.add_argument('--batch-size', type=at_least(1), default=4)
     p.add_argument('--seed', type=int, default=1010)
     p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS)
-    p.add_argument('--steps', type=int, default=20, help='evaluations of dpm_solver++_2m')
-    p.add_argument('--sr-steps', type=int, default=25)
-    p.add_argument('--sr-T', type=int, default=None, help='SR schedule length (default: the checkpoint config, 1100)')
+    p.add_argument('--steps', type=at_least(1), default=20, help='evaluations of dpm_solver++_2m')
+    p.add_argument('--sr-steps', type=at_least(1), default=25)
+    p.add_argument('--sr-T', type=at_least(1), default=None, help='SR schedule length (default: the checkpoint config, 1100)')
     p.add_argument('--preset', default='paper', help='joint configuration of an official state_dict')
     p.add_argument('--sr-preset', default='paper', help='SR configuration of an official state_dict')
-    p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU, fp32 on CPU')
+    p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU (the reference sampled in fp32: '
+                   '--precision fp32 matches it), fp32 on CPU')
     p.add_argument('--device', default=None)
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'))
-    p.add_argument('--writers', type=int, default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
+    p.add_argument('--writers', type=at_least(0), default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
@@ -199,6 +234,10 @@ def sample_cli(argv=None) -> int:
     precision = a.precision or ('bf16' if dev.type == 'cuda' else 'fp32')
     model = load_joint_model(a.checkpoint, a.preset, dev)
     sr = load_sr_model(a.sr_checkpoint, a.sr_preset, dev) if a.sr_checkpoint else None
+    sample_manifest(a.out, _settings(a, precision), write=state.is_main_process)
+    if sr is None and state.is_main_process:
+        print("savgbench sample: no --sr-checkpoint, so the 64x64 frames are upsampled bicubically to 256x256 "
+              "(a quick check, not the benchmark's pipeline)", file=sys.stderr)
     model = compile_model(model, a.compile)
     if sr is not None: sr = compile_model(sr, a.compile)
     t0 = time.time()

@@ -7,22 +7,23 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
 import argparse, contextlib, json, math, re, time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, DatasetError, ClipFormatError, atomic_path
+from ..core import CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet
 from .superres import SRConfig, SuperResUNet, sr_training_losses
 
 # %% auto #0
-__all__ = ['HFLIP_MODES', 'resize_frames', 'fit_length', 'ClipDataset', 'SyntheticClips', 'video_x', 'audio_balance',
-           'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune', 'train_loop',
-           'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli']
+__all__ = ['HFLIP_MODES', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
+           'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune',
+           'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli',
+           'train_sr_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -36,6 +37,11 @@ def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
     "Linearly resample the last axis to `n` samples (identity when it already has them)."
     if x.shape[-1] == n: return x
     return F.interpolate(x[None], size=n, mode='linear', align_corners=False)[0]
+
+def pad_or_trim(x: torch.Tensor, n: int) -> torch.Tensor:
+    "Zero-pad or cut the last axis to `n` samples, as the reference's data loader does."
+    if x.shape[-1] >= n: return x[..., :n]
+    return F.pad(x, (0, n - x.shape[-1]))
 
 class ClipDataset(torch.utils.data.Dataset):
     "SAVGBench clips under `root` (any `*.mp4` below it) as training items for a model of `video_size`/`audio_size`."
@@ -57,11 +63,12 @@ class ClipDataset(torch.utils.data.Dataset):
         a = torch.as_tensor(np.asarray(c.audio, dtype=np.float32))
         if a.shape[0] != self.audio_size[0]:
             raise ClipFormatError("wrong number of audio channels", path=self.files[i], found=a.shape[0], expected=self.audio_size[0])
-        item = {'video': resize_frames(v[idx], S), 'audio': fit_length(a, self.audio_size[1])}
+        L = self.audio_size[1]
+        item = {'video': resize_frames(v[idx], S), 'audio': pad_or_trim(a, L) if L == CLIP.n_samples else fit_length(a, L)}
         if self.cache is not None: self.cache[i] = item
         return item
 
-# %% ../../nbs/53_train_joint.ipynb #20242279
+# %% ../../nbs/53_train_joint.ipynb #424d0a77
 class SyntheticClips(torch.utils.data.Dataset):
     "Deterministic toy clips: a square at horizontal position `x` and a tone panned to the same side."
     def __init__(self, n: int = 8, video_size=(4, 3, 16, 16), audio_size=(2, 1024), seed: int = 0):
@@ -91,7 +98,7 @@ def audio_balance(audio: torch.Tensor) -> torch.Tensor:
     e = audio.pow(2).sum(-1)
     return (e[:, 1] - e[:, 0]) / e.sum(-1).clamp(min=1e-12)
 
-# %% ../../nbs/53_train_joint.ipynb #30ef22f3
+# %% ../../nbs/53_train_joint.ipynb #005e0a07
 HFLIP_MODES = ('swap', 'reference', 'none')
 
 def hflip_augment(video: torch.Tensor, audio: torch.Tensor, mode: str = 'swap', generator: torch.Generator | None = None):
@@ -104,7 +111,7 @@ def hflip_augment(video: torch.Tensor, audio: torch.Tensor, mode: str = 'swap', 
     audio = torch.where(m[:, None, None], audio.flip(1), audio)
     return video, audio
 
-# %% ../../nbs/53_train_joint.ipynb #6f8ffeee
+# %% ../../nbs/53_train_joint.ipynb #01382c7a
 @dataclass
 class TrainConfig:
     "Training settings (reference: AdamW 2e-4, no weight decay, batch 4 per GPU, EMA 0.9999, no clipping)."
@@ -125,6 +132,14 @@ class TrainConfig:
     diffusion_steps: int = 1000
     frames_per_clip: int = 1            # SR training: random frames taken from each clip
     cudnn_benchmark: bool = True        # on a GPU, let cuDNN time its convolution algorithms (see `cudnn_autotune`)
+    def __post_init__(self):
+        for k in ('batch_size', 'max_steps', 'log_every', 'save_every', 'keep_checkpoints', 'diffusion_steps', 'frames_per_clip'):
+            if int(getattr(self, k)) < 1: raise ValueError(f"TrainConfig.{k} must be at least 1, not {getattr(self, k)}")
+        if self.num_workers < 0: raise ValueError(f"TrainConfig.num_workers must be >= 0, not {self.num_workers}")
+        if not self.lr > 0: raise ValueError(f"TrainConfig.lr must be positive, not {self.lr}")
+        if not 0 <= self.ema_rate < 1: raise ValueError(f"TrainConfig.ema_rate must lie in [0, 1), not {self.ema_rate}")
+        if self.mixed_precision not in ('no', 'bf16', 'fp16'):
+            raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}")
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     "The seed of everything random in one training step of one process."
@@ -149,7 +164,7 @@ class _StepBatches(torch.utils.data.Sampler):
         n, batch, seed, rank, world = self.args
         for s in range(self.start, self.stop): yield batch_indices(n, batch, s, seed, rank, world)
 
-# %% ../../nbs/53_train_joint.ipynb #7df58a99
+# %% ../../nbs/53_train_joint.ipynb #354d7576
 class EMA:
     "Exponential moving average of a model's parameters (fp32), `ema = rate*ema + (1-rate)*param` after every step."
     def __init__(self, model: nn.Module, rate: float = 0.9999):
@@ -168,7 +183,7 @@ class EMA:
     def load_state_dict(self, sd: dict):
         for n, p in zip(self.names, self.params): p.copy_(sd[n].to(p.device, p.dtype))
 
-# %% ../../nbs/53_train_joint.ipynb #8504bb11
+# %% ../../nbs/53_train_joint.ipynb #a61d3779
 @contextlib.contextmanager
 def cudnn_autotune(device, on: bool = True):
     """While the block runs, turn on `torch.backends.cudnn.benchmark` if `device` is a CUDA device (and `on`); the
@@ -178,7 +193,7 @@ def cudnn_autotune(device, on: bool = True):
     try: yield
     finally: torch.backends.cudnn.benchmark = prev
 
-# %% ../../nbs/53_train_joint.ipynb #334cb14d
+# %% ../../nbs/53_train_joint.ipynb #04176716
 def _checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out_dir.glob('checkpoint_*.pt') if (m := re.fullmatch(r'checkpoint_(\d+)\.pt', p.name))]
     return [p for _, p in sorted(found)]
@@ -198,7 +213,13 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     ckpts = _checkpoints(out_dir) if resume else []
     if ckpts:
         ck = torch.load(ckpts[-1], map_location='cpu', weights_only=False)
-        model.load_state_dict(ck['model']); ema.load_state_dict(ck['ema'])
+        try: model.load_state_dict(ck['model'])
+        except RuntimeError as e:
+            raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
+                                 f"{ck.get('train_config', {}).get('preset', '?')} preset) than this run's "
+                                 f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
+                                 f"another run folder ({str(e).splitlines()[0]})") from None
+        ema.load_state_dict(ck['ema'])
         step, history = ck['step'], list(ck['history'])
     ema.params = [p.to(dev) for p in ema.params]
     model, opt = acc.prepare(model, opt)
@@ -233,7 +254,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
                 loss = loss_fn(model, batch, gen)['loss'].mean()
             acc.backward(loss)
             opt.step(); opt.zero_grad(set_to_none=True)
-            ema.update(raw)
+            if not acc.optimizer_step_was_skipped: ema.update(raw)      # fp16: no EMA step where the scaler skipped
             step += 1
             history.append(float(loss.detach()))
             bar.update(1)
@@ -245,7 +266,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     acc.wait_for_everyone()
     return history
 
-# %% ../../nbs/53_train_joint.ipynb #3a17718b
+# %% ../../nbs/53_train_joint.ipynb #2a5e221d
 def joint_loss_fn(diffusion: GaussianDiffusion):
     "The reference objective for the coupled U-Net: one t per sample, independent noise per modality, summed MSEs."
     def loss_fn(model, batch, gen):
@@ -262,8 +283,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     "Train the coupled U-Net on `data` (a folder of SAVGBench clips or a Dataset). Returns the per-step losses."
     cfg = cfg or TrainConfig()
     if cfg.hflip not in HFLIP_MODES: raise ValueError(f"unknown hflip mode {cfg.hflip!r} (expected one of {HFLIP_MODES})")
-    mcfg = model_cfg or MMDiffusionConfig.preset(cfg.preset)
-    mcfg.gradient_checkpointing = cfg.gradient_checkpointing
+    mcfg = replace(model_cfg or MMDiffusionConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
     if isinstance(data, (str, Path)): data = ClipDataset(data, mcfg.video_size, mcfg.audio_size)
     def augment(batch, gen):
         v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
@@ -271,7 +291,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     return train_loop(CoupledUNet(mcfg), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #2fd7b0ea
+# %% ../../nbs/53_train_joint.ipynb #e782f01a
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -301,8 +321,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     "Train the SR U-Net on frames of `data` (folder of clips or a Dataset of clips); `init` an ImageNet upsampler file."
     from savgbench.baselines.superres import load_sr_weights
     cfg = cfg or TrainConfig(lr=1e-4)
-    mcfg = model_cfg or SRConfig.preset(cfg.preset)
-    mcfg.gradient_checkpointing = cfg.gradient_checkpointing
+    mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
     if isinstance(data, (str, Path)): data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples))
     model = SuperResUNet(mcfg)
     if init is not None and not _checkpoints(Path(out_dir)): load_sr_weights(model, init, strict=False)
@@ -317,15 +336,15 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #74b6eeea
+# %% ../../nbs/53_train_joint.ipynb #d69ba4c3
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."))
     p.add_argument('data_dir', help='folder with SAVGBench clips (*.mp4 anywhere below it)')
     p.add_argument('--out', required=True, help='run folder (checkpoints; an existing run is resumed)')
     p.add_argument('--preset', default='paper', choices=('tiny', 'paper') if not sr else ('tiny', 'paper'))
-    p.add_argument('--steps', type=int, default=330_000 if not sr else 120_000)
-    p.add_argument('--batch-size', type=int, default=4 if not sr else 6, help='per process')
+    p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000)
+    p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
     p.add_argument('--lr', type=float, default=2e-4 if not sr else 1e-4)
     p.add_argument('--ema-rate', type=float, default=0.9999)
     p.add_argument('--mixed-precision', default='bf16', choices=('no', 'bf16', 'fp16'))
@@ -333,13 +352,13 @@ def _train_parser(prog, sr=False):
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--save-every', type=int, default=10_000)
-    p.add_argument('--log-every', type=int, default=100)
-    p.add_argument('--num-workers', type=int, default=4)
+    p.add_argument('--save-every', type=at_least(1), default=10_000)
+    p.add_argument('--log-every', type=at_least(1), default=100)
+    p.add_argument('--num-workers', type=at_least(0), default=4)
     p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints')
     if sr:
         p.add_argument('--init', default=None, help="guided-diffusion's 64_256_upsampler.pt to start from")
-        p.add_argument('--frames-per-clip', type=int, default=1)
+        p.add_argument('--frames-per-clip', type=at_least(1), default=1)
     else:
         p.add_argument('--hflip', default='swap', choices=HFLIP_MODES,
                        help="'swap': mirror video and swap L/R together (default); 'reference': always mirror video, never swap")

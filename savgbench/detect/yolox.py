@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import WeightsError
+from ..weights import load_torch_file
 
 # %% auto #0
 __all__ = ['YOLOX_WEIGHTS', 'PERSON_SCORE_THR', 'YOLOXConfig', 'ConvModule', 'Focus', 'DarknetBottleneck', 'CSPLayer',
@@ -261,12 +262,7 @@ def load_yolox(path, cfg: YOLOXConfig = YOLOXConfig(), device="cpu", check_hash:
     pre = YOLOX_WEIGHTS["mmdet"]["sha256_prefix"]
     if check_hash and path.name == YOLOX_WEIGHTS["mmdet"]["file"] and not _file_sha256(path).startswith(pre):
         raise WeightsError("checksum mismatch", path=path, expected=f"sha256 starting with {pre}")
-    try: obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        # mmdet checkpoints carry a `meta` dict that the safe unpickler may refuse; the user named this file.
-        try: obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise WeightsError(f"cannot read the checkpoint ({type(e).__name__}: {e})", path=path) from None
+    obj = load_torch_file(path, "YOLOX checkpoint")   # an mmdet `meta` dict may hold objects it leaves unread
     sd = yolox_state_dict(obj, path)
     model = YOLOX(cfg)
     try: model.load_state_dict(sd, strict=True)

@@ -20,8 +20,8 @@ from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_f
 from .model import SELDNet
 
 # %% auto #0
-__all__ = ['THRESHOLD', 'demo_checkpoint', 'load_seld_model', 'windows_to_rows', 'predict_seld', 'write_seld_csv', 'seld_files',
-           'seld_dir', 'seld_cli']
+__all__ = ['THRESHOLD', 'demo_checkpoint', 'seld_checkpoint_path', 'load_seld_model', 'windows_to_rows', 'predict_seld',
+           'write_seld_csv', 'seld_files', 'seld_dir', 'seld_cli']
 
 # %% ../../nbs/22_seld_infer.ipynb #aee5314b
 THRESHOLD = 0.2    # the reference's threshold_presence
@@ -30,10 +30,20 @@ def demo_checkpoint() -> Path:
     "Path of the built-in demo SELD checkpoint."
     return Path(str(resources.files("savgbench") / "assets" / "seld_demo.pt"))
 
+def seld_checkpoint_path(checkpoint=None) -> Path:
+    "The SELD checkpoint a command uses: a path, `'demo'` (the built-in demo model), or None (the official file)."
+    if checkpoint is not None and str(checkpoint) == "demo": return demo_checkpoint()
+    from savgbench.weights import resolve
+    try: return resolve("seld-stereo-swa", checkpoint)
+    except WeightsError as e:
+        if checkpoint is not None: raise
+        raise WeightsError(f"{e}; or pass 'demo' for the built-in demo SELD model (not comparable with the paper)") from None
+
 def load_seld_model(checkpoint=None, device=None) -> SELDNet:
     "A `SELDNet` in eval mode from `checkpoint` (default: the built-in demo model) on `device`."
-    path = Path(checkpoint) if checkpoint is not None else demo_checkpoint()
-    if checkpoint is None and not path.is_file(): raise WeightsError("the built-in demo SELD model is missing from the package", path)
+    demo = checkpoint is None or str(checkpoint) == "demo"
+    path = demo_checkpoint() if demo else Path(checkpoint)
+    if demo and not path.is_file(): raise WeightsError("the built-in demo SELD model is missing from the package", path)
     return SELDNet.from_checkpoint(path).to(device or "cpu").eval()
 
 # %% ../../nbs/22_seld_infer.ipynb #1807ae58
@@ -137,7 +147,9 @@ def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)
     ap.add_argument("video_dir"); ap.add_argument("--out", required=True, help="folder for the per-clip CSVs")
-    ap.add_argument("--checkpoint", default=None, help="SELD checkpoint (default: the built-in demo model)")
+    ap.add_argument("--checkpoint", default=None, help="SELD checkpoint (default: the official "
+                    "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; "
+                    "'demo': the built-in demo model)")
     ap.add_argument("--batch-size", type=int, default=40, help="windows per forward pass (5 per 5 s clip)")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     ap.add_argument("--pattern", default="*.mp4")
@@ -145,7 +157,7 @@ def seld_cli(argv=None) -> int:
     ap.add_argument("--skip-errors", action="store_true")
     a = ap.parse_args(argv)
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_seld_model(a.checkpoint, device)
+    model = load_seld_model(seld_checkpoint_path(a.checkpoint), device)
     table, failures = seld_dir(a.video_dir, a.out, a.pattern, model=model, batch_size=a.batch_size, device=device,
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
