@@ -49,7 +49,7 @@ def spatial(paths, seld, detector):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("video_dir")
-    ap.add_argument("--seld-checkpoint")
+    ap.add_argument("--seld-checkpoint", default="demo", help="SELD weights (default: the built-in demo model)")
     ap.add_argument("--every", type=int, default=1, help="take every K-th clip (sorted by name)")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--shift", type=float, default=0.5, help="audio delay for the temporal check (s)")

@@ -80,7 +80,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=96)
     ap.add_argument("--detector", choices=("hog", "oracle"), default="hog")
     ap.add_argument("--seld", choices=("level", "model"), default="level")
-    ap.add_argument("--seld-checkpoint")
+    ap.add_argument("--seld-checkpoint", default="demo", help="SELD weights (default: the built-in demo model)")
     ap.add_argument("--keep", help="keep the synthetic clips in this folder")
     a = ap.parse_args(argv)
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench_align_"))
@@ -99,7 +99,7 @@ def main(argv=None):
     if a.seld == "model":
         from savgbench.align.spatial import seld_rows_for
         seld_fn = lambda ps: seld_rows_for(ps, a.seld_checkpoint, progress=False)
-        seld_name = f"savgbench.seld.infer ({a.seld_checkpoint or 'built-in weights'})"
+        seld_name = f"savgbench.seld.infer ({'built-in weights' if a.seld_checkpoint == 'demo' else a.seld_checkpoint})"
     det = make_detector(a.detector)
     print(f"SELD: {seld_name}; detector: {a.detector}; torch threads: {__import__('torch').get_num_threads()}")
     det.boxes(paths[0], read_clip(paths[0]).video[..., ::-1])           # warm-up (OpenCV, imports)
