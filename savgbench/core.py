@@ -13,7 +13,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
-           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least']
+           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least', 'resolve_device']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -56,9 +56,8 @@ class SAVGBenchError(Exception):
         self.path, self.found, self.expected, self.msg = path, found, expected, msg
         parts = [f"{path}: {msg}" if path is not None else msg]
         show = lambda v: v if isinstance(v, str) else repr(v)
-        if found is not None or expected is not None:
-            parts.append(f"(found {show(found)}, expected {show(expected)})" if expected is not None
-                         else f"(found {show(found)})")
+        said = [f"found {show(found)}"] * (found is not None) + [f"expected {show(expected)}"] * (expected is not None)
+        if said: parts.append(f"({', '.join(said)})")
         super().__init__(" ".join(parts))
 
 class ClipFormatError(SAVGBenchError):
@@ -100,3 +99,21 @@ def at_least(lo: int):
         return v
     integer.__name__ = f"integer >= {lo}"
     return integer
+
+# %% ../nbs/00_core.ipynb #0289e662
+def resolve_device(name=None):
+    "The `torch.device` for a `--device` value (None: the first CUDA GPU if there is one, else the CPU)."
+    import torch
+    if name is None or str(name) == "": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try: dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise SAVGBenchError(f"unknown device {str(name)!r}", expected="cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise SAVGBenchError(f"device {str(name)!r}: this torch ({torch.__version__}) sees no CUDA GPU",
+                                        expected="--device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise SAVGBenchError(f"device {str(name)!r}: there are only {n} CUDA GPU(s)", expected=f"cuda:0 .. cuda:{n - 1}")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise SAVGBenchError(f"device {str(name)!r}: MPS is not available here", expected="--device cpu")
+    return dev
