@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, atomic_path
+from .core import CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
@@ -219,8 +219,14 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                   audio_codec: str = "aac", progress: bool = True, verbose: bool = True) -> dict:
     "Build the SAVGBench `split` from a STARSS23-format root into `out`; return (and save) the build report."
     cfg = cfg or (DEV_CURATION if split == "dev" else EVAL_CURATION)
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise SAVGBenchError("the number of workers must be a positive integer", found=workers, expected=">= 1")
+    out = Path(out)
+    first = next(q for q in (out, *out.parents) if q.exists())
+    if not first.is_dir(): raise DatasetError("the output folder is a file" if first == out else "the output folder lies inside a file",
+                                              first, expected="a folder, or a path that does not exist yet")
     recs = find_recordings(starss_root, split)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     jobs = [(r, out, split, cfg, audio_codec) for r in recs]
     reports = []
@@ -249,9 +255,9 @@ def build_dataset_cli(argv=None) -> int:
     p.add_argument("out", help="output folder (video_SPLIT/, metadata_SPLIT/, build_report_SPLIT.json)")
     p.add_argument("--split", choices=["dev", "eval"], default="dev",
                    help="dev: dev-train-* recordings, eval: dev-test-* recordings (default: dev)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
-    p.add_argument("--start-step", type=int, help="label frames between window starts (dev 5, eval 50)")
-    p.add_argument("--view-step", type=int, help="degrees between view angles (dev 10, eval 20)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="parallel worker processes, >= 1 (default: 1)")
+    p.add_argument("--start-step", type=at_least(1), help="label frames between window starts (dev 5, eval 50)")
+    p.add_argument("--view-step", type=at_least(1), help="degrees between view angles (dev 10, eval 20)")
     p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac")
     a = p.parse_args(argv)
     cfg = DEV_CURATION if a.split == "dev" else EVAL_CURATION

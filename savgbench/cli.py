@@ -14,7 +14,7 @@ __all__ = ['COMMANDS', 'main']
 # %% ../nbs/90_cli.ipynb #5e4cd24e
 COMMANDS = {
     # name: (module, function, one-line help)
-    "demo": ("savgbench.demo", "demo_cli", "the benchmark on built-in synthetic data, offline (the README's main job)"),
+    "demo": ("savgbench.demo", "demo_cli", "the benchmark on built-in synthetic data, no network once weights are installed (the README's main job)"),
     "synth-starss": ("savgbench.synth", "synth_starss_cli", "write synthetic STARSS23-format recordings (FOA, labels, 360° video)"),
     "build-dataset": ("savgbench.build", "build_dataset_cli", "STARSS23 (or synthetic scenes) -> SAVGBench clips and labels"),
     "seld": ("savgbench.seld.infer", "seld_cli", "stereo SELD rows (10 fps: class, x) for a folder of clips"),

@@ -76,7 +76,10 @@ class WeightsError(SAVGBenchError):
 def atomic_path(path, suffix=None):
     "Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try: path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SAVGBenchError("cannot write here: a file stands where a folder is needed", path=path) from None
+    if path.is_dir(): raise SAVGBenchError("cannot write here: it is a folder", path=path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
     os.close(fd)

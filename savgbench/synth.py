@@ -16,7 +16,7 @@ from scipy import signal as sps
 from tqdm.auto import tqdm
 
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
-                            H_FOV_DEG, CLIP, atomic_path)
+                            H_FOV_DEG, CLIP, at_least, atomic_path)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 
 # %% auto #0
@@ -559,9 +559,15 @@ def write_foa_wav(path, foa: np.ndarray, sr: int = SYNTH_SR):
 
 MIN_SECONDS = CLIP.seconds                   # a recording must hold at least one 5 s clip window
 
-def _check_args(recordings, seconds, video_size, sources):
+def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
     if not isinstance(recordings, (int, np.integer)) or recordings < 1:
         raise SynthError("the number of recordings must be a positive integer", found=recordings, expected=">= 1")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SynthError("the seed must be a non-negative integer", found=seed, expected=">= 0")
+    if out is not None:      # the nearest existing part of the output path must be a folder
+        first = next(q for q in (Path(out), *Path(out).parents) if q.exists())
+        if not first.is_dir(): raise SynthError("the output folder " + ("is a file" if first == Path(out) else "lies inside a file"),
+                                                first, expected="a folder, or a path that does not exist yet")
     if not np.isfinite(seconds) or seconds < MIN_SECONDS:
         raise SynthError("recordings are too short to hold one 5 s clip", found=seconds, expected=f">= {MIN_SECONDS} s")
     if abs(seconds * STARSS_LABEL_FPS - round(seconds * STARSS_LABEL_FPS)) > 1e-6:
@@ -590,7 +596,7 @@ def synth_recording(out, split: str, name: str, seconds: float, seed: int, index
 def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, video_size=(960, 480),
                  sources: str = "procedural", room: bool = True, progress: bool = True) -> list[dict]:
     "Write `recordings` synthetic STARSS23-format recordings of `seconds` under `out`; same arguments, same bytes."
-    _check_args(recordings, seconds, video_size, sources)
+    _check_args(recordings, seconds, video_size, sources, seed, out)
     return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room)
             for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings", disable=not progress))]
 
@@ -600,9 +606,9 @@ def synth_starss_cli(argv=None) -> int:
     p = argparse.ArgumentParser(prog="savgbench synth-starss",
                                 description="Write synthetic STARSS23-format recordings (foa_dev, metadata_dev, video_dev).")
     p.add_argument("out", help="output folder (the STARSS23 root to build the dataset from)")
-    p.add_argument("--recordings", type=int, default=4, help="number of recordings (default 4; the last N//4 are the test split)")
+    p.add_argument("--recordings", type=at_least(1), default=4, help="number of recordings (default 4; the last N//4 are the test split)")
     p.add_argument("--seconds", type=float, default=30.0, help="duration of each recording in seconds (default 30, >= 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="random seed, >= 0 (same seed, same bytes)")
     p.add_argument("--sources", choices=("procedural", "auto"), default="procedural",
                    help="'procedural' (default) or 'auto': espeak-ng / fluidsynth when installed")
     p.add_argument("--no-room", action="store_true", help="no room reflections or reverberation")

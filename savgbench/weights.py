@@ -14,7 +14,7 @@ from .core import WeightsError, atomic_path
 # %% auto #0
 __all__ = ['SAVGBENCH_DRIVE_ZIP', 'REGISTRY', 'WeightSpec', 'weights_home', 'spec', 'env_var', 'cache_path', 'weights_path',
            'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'NotLoaded', 'load_torch_file', 'install',
-           'weights_cli']
+           'check_contents', 'weights_cli']
 
 # %% ../nbs/02_weights.ipynb #aa16d116
 SAVGBENCH_DRIVE_ZIP = ("SAVGBench_PretrainedModels_V1.zip, Google Drive id 1_8yjcKEkai_KUR9n4KtduPew0yXxOWlI "
@@ -279,6 +279,27 @@ def _fake_pypi(root: Path, package: str, version: str, member: str, payload: byt
     return h
 
 # %% ../nbs/02_weights.ipynb #6b756321
+def _count_tensors(obj) -> int:
+    import torch
+    if isinstance(obj, torch.Tensor): return 1
+    if isinstance(obj, dict): return sum(_count_tensors(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)): return sum(_count_tensors(v) for v in obj)
+    return 0
+
+def check_contents(name: str, path=None) -> str:
+    """For a file without a published hash: that it reads as a torch file holding tensors (under its `subkey`, when the
+    registry names one), else `WeightsError`. Returns a short summary."""
+    w, p = spec(name), weights_path(name, path)
+    obj = load_torch_file(p, f"{name} file")
+    if w.subkey:
+        if not (isinstance(obj, dict) and isinstance(obj.get(w.subkey), dict)):
+            raise WeightsError(f"no {w.subkey!r} entry: not a {name} file", path=p,
+                               found=sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__)
+        obj = obj[w.subkey]
+    n = _count_tensors(obj)
+    if n == 0: raise WeightsError(f"holds no tensors: not a {name} file", path=p)
+    return f"{n} tensors"
+
 def weights_cli(argv=None) -> int:
     "`savgbench weights list|path|verify|install [NAME]`"
     ap = argparse.ArgumentParser(prog="savgbench weights", description="List, locate, verify and install pretrained weights.")
@@ -306,8 +327,8 @@ def weights_cli(argv=None) -> int:
         p = weights_path(n, a.path)
         if not p.is_file(): print(f"missing  {n:<36} {p}"); bad += (a.name is not None); continue
         try:
-            h = verify_file(n, p)
-            note = "" if REGISTRY[n].sha256 else " (prefix matches)" if REGISTRY[n].sha256_prefix else " (no published hash)"
-            print(f"ok       {n:<36} {h}{note}")
+            h, w = verify_file(n, p), REGISTRY[n]
+            if w.sha256 or w.sha256_prefix: print(f"ok       {n:<36} {h}{'' if w.sha256 else ' (prefix matches)'}")
+            else: print(f"readable {n:<36} {h} ({check_contents(n, p)}; no published sha256 to compare)")
         except WeightsError as e: print(f"BAD      {n:<36} {e}"); bad += 1
     return 1 if bad else 0

@@ -430,3 +430,10 @@ def test_peak_iou_never_divides_by_zero():
     assert peak_iou([], [], 4.0) is None
     assert peak_iou([0.5], [], 4.0) == 0.0 and peak_iou([], [0.5], 4.0) == 0.0
     assert peak_iou([0.5, 0.6], [0.55], 4.0) == 2.0       # two onsets on one video peak: I > |V|
+
+
+
+def test_spatial_align_needs_boxes_from_somewhere(tmp_path, capsys):
+    (tmp_path / 'v').mkdir(); (tmp_path / 'v' / 'a.mp4').touch()
+    with pytest.raises(SystemExit) as e: spatial_align_cli([str(tmp_path / 'v'), '--seld-checkpoint', 'demo'])
+    assert e.value.code == 2 and '--det-dir' in capsys.readouterr().err

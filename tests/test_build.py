@@ -4,7 +4,7 @@ import numpy as np, pandas as pd, pytest
 
 from savgbench.build import build_dataset, find_recordings, build_dataset_cli
 from savgbench.curate import CurationConfig
-from savgbench.core import DatasetError, MetadataError
+from savgbench.core import DatasetError, MetadataError, SAVGBenchError
 from savgbench.io import read_clip, read_clip_metadata, validate_clip
 from savgbench.geometry import azimuth_to_pixel
 
@@ -128,3 +128,16 @@ def test_cli_parallel_matches_serial(recording_factory, tmp_path):
     a = sorted(p.name for p in (tmp_path/"a/video_dev").glob("*.mp4"))
     assert a == sorted(p.name for p in (tmp_path/"b/video_dev").glob("*.mp4")) and len(a) == 10
     for n in a: assert (tmp_path/"a/video_dev"/n).read_bytes() == (tmp_path/"b/video_dev"/n).read_bytes()
+
+@pytest.mark.parametrize("bad", [["--workers", "-1"], ["--workers", "0"], ["--start-step", "0"], ["--view-step", "-5"]])
+def test_cli_refuses_bad_counts(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as e: build_dataset_cli([str(tmp_path / "starss"), str(tmp_path / "out")] + bad)
+    assert e.value.code == 2 and f"argument {bad[0]}: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+def test_output_that_is_a_file(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    (tmp_path / "f").write_text("")
+    with pytest.raises(DatasetError, match="output folder is a file"): build(root, tmp_path / "f")
+    with pytest.raises(DatasetError, match="lies inside a file"): build(root, tmp_path / "f" / "out")
+    with pytest.raises(SAVGBenchError, match="workers"): build_dataset(root, tmp_path / "out", workers=-1, progress=False)

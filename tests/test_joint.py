@@ -371,3 +371,13 @@ def test_background_writers_raise_encoding_errors(tmp_path):
         generate_clips(net, None, tmp_path, num=4, batch_size=2, sampler='dpm_solver++_2m', steps=1, progress=False,
                        audio_codec='mp3', writers=2)
     assert not list(tmp_path.glob('*.mp4')) and not list(tmp_path.glob('.*'))
+
+
+def test_a_built_dataset_root_trains_on_its_dev_split_only(tmp_path):
+    from savgbench.baselines.train import ClipDataset
+    for split, names in (('dev', ('a', 'b')), ('eval', ('c',))):
+        (tmp_path / f'video_{split}').mkdir()
+        for n in names: (tmp_path / f'video_{split}' / f'{n}.mp4').touch()
+    ds = ClipDataset(tmp_path)
+    assert ds.root == tmp_path / 'video_dev' and [f.name for f in ds.files] == ['a.mp4', 'b.mp4']
+    assert [f.name for f in ClipDataset(tmp_path / 'video_eval').files] == ['c.mp4']      # named explicitly: used

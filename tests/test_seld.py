@@ -1,8 +1,9 @@
 "Stereo SELD: checkpoint compatibility, bad audio, batching invariance, feature differential checks, metrics, CLIs."
 import pickle
+from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, soundfile as sf
 from hypothesis import given, settings, strategies as st, HealthCheck
-from savgbench.core import AudioFormatError, WeightsError
+from savgbench.core import AudioFormatError, DatasetError, WeightsError
 from savgbench.seld.features import clip_features, spectral_features, window_starts, check_stereo
 from savgbench.seld.model import SELDNet
 from savgbench.seld.infer import predict_seld, write_seld_csv, load_seld_model, seld_cli
@@ -192,3 +193,60 @@ def test_mp4_clip_is_read_as_int16_and_predicted(tmp_path):
     table, failures = seld_files([tmp_path / "video_dev" / "c.mp4"], tmp_path / "pred", progress=False)
     assert not failures and (table.cls == 0).sum() >= 40
     assert np.corrcoef(table.frame, table.x)[0, 1] > 0.8                                   # left to right
+
+# --- command-line options are checked before any work ------------------------------------------------------------------
+def test_seld_cli_refuses_bad_batch_size_and_device(tmp_path, capsys):
+    from savgbench.cli import main
+    args = ["seld", str(tmp_path), "--out", str(tmp_path / "pred"), "--checkpoint", "demo", "--pattern", "*.wav"]
+    for bs in ("0", "-3"):
+        with pytest.raises(SystemExit) as e: main(args + ["--batch-size", bs])
+        assert e.value.code == 2 and f"argument --batch-size: must be at least 1, not {bs}" in capsys.readouterr().err
+    assert main(args + ["--device", "foo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "unknown device 'foo'" in err and len(err.splitlines()) == 1
+    if not torch.cuda.is_available():
+        assert main(args + ["--device", "cuda"]) == 1 and "sees no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "pred").exists()
+
+@pytest.mark.parametrize("bad,msg", [(["--batch-size", "0"], "--batch-size: must be at least 1"),
+                                     (["--steps", "0"], "--steps: must be at least 1"),
+                                     (["--workers", "-1"], "--workers: must be at least 0"),
+                                     (["--preset", "foo"], "--preset: invalid choice: 'foo'"),
+                                     (["--lr", "-1"], "--lr must be positive")])
+def test_train_seld_cli_refuses_bad_options(tmp_path, capsys, bad, msg):
+    from savgbench.seld.train import train_seld_cli
+    with pytest.raises(SystemExit) as e: train_seld_cli(["--synthetic", "--out", str(tmp_path / "run")] + bad)
+    assert e.value.code == 2 and msg in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+def test_train_seld_default_uses_the_dev_split_only(tmp_path, monkeypatch):
+    import savgbench.seld.train as T
+    from savgbench.io import write_clip
+    for split, n in (("dev", 2), ("eval", 1)):                     # a built dataset root: 2 dev clips, 1 eval clip
+        (tmp_path / f"metadata_{split}").mkdir()
+        for i in range(n):
+            a, rows = synthetic_scene(np.random.default_rng(i), 5.0, p_empty=0.0)
+            write_clip(tmp_path / f"video_{split}" / f"{split}{i}.mp4", np.zeros((20, 256, 256, 3), np.uint8), a)
+            rows.to_csv(tmp_path / f"metadata_{split}" / f"{split}{i}.csv", header=False, index=False)
+    seen = []
+    monkeypatch.setattr(T, "train_seld", lambda source, out, *a, **k: seen.append(sorted(Path(n).name for n in source.names)) or out)
+    assert T.train_seld_cli([str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "tiny"]) == 0
+    assert T.train_seld_cli([str(tmp_path), "--out", str(tmp_path / "run"), "--glob", "video_*/*.mp4"]) == 0
+    assert seen == [["dev0.mp4", "dev1.mp4"], ["dev0.mp4", "dev1.mp4", "eval0.mp4"]]
+    import shutil; shutil.rmtree(tmp_path / "video_dev")
+    with pytest.raises(DatasetError, match="not training on its eval"):
+        T.train_seld_cli([str(tmp_path), "--out", str(tmp_path / "run")])
+
+def test_eval_seld_cli_json_folder_threshold_and_absent_class(tmp_path, capsys):
+    (tmp_path / "pred").mkdir(); (tmp_path / "meta").mkdir()
+    ref = pd.DataFrame({"frame": range(50), "cls": 9, "x": 120.0})
+    ref.to_csv(tmp_path / "meta" / "a.csv", header=False, index=False)
+    ref.assign(cls=1).to_csv(tmp_path / "pred" / "a.csv", header=False, index=False)
+    out = tmp_path / "no" / "such" / "dir" / "s.json"
+    assert eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(out)]) == 0
+    import json
+    s = json.loads(out.read_text())
+    assert abs(s["F"] - 0.5) < 1e-9 and abs(s["LE"] - 128) < 1e-9          # the reference's macro mean over both classes
+    assert abs(s["per_class"][1]["F"] - 1) < 1e-9 and s["per_class"][1]["LE"] == 0 and s["per_class"][0]["LE"] == 256
+    assert "Note: class speech has no reference events" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--doa-threshold", "-5"])
+    assert e.value.code == 2 and "--doa-threshold must be a non-negative" in capsys.readouterr().err

@@ -175,7 +175,8 @@ def test_speech_instrument_ratio_over_many_scenes():
                                     (dict(recordings=1.5), "positive integer"), (dict(seconds=4.9), "too short"),
                                     (dict(seconds=float("nan")), "too short"), (dict(seconds=7.05), "100 ms"),
                                     (dict(video_size=(960, 481)), "2:1"), (dict(video_size=(100, 50)), "2:1"),
-                                    (dict(video_size="big"), "video size"), (dict(sources="files"), "sources")])
+                                    (dict(video_size="big"), "video size"), (dict(sources="files"), "sources"),
+                                    (dict(seed=-1), "seed must be a non-negative")])
 def test_bad_arguments(tmp_path, kw, msg):
     with pytest.raises(SynthError, match=msg) as e: synth_starss(tmp_path / "x", **kw)
     assert isinstance(e.value, SAVGBenchError) and isinstance(e.value, ValueError)
@@ -186,6 +187,18 @@ def test_cli_bad_arguments(tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(SynthError, match="too short"): synth_starss_cli([str(tmp_path), "--seconds", "1"])
     with pytest.raises(SynthError, match="WIDTHxHEIGHT"): synth_starss_cli([str(tmp_path), "--video-size", "960"])
+    for bad in (["--recordings", "0"], ["--seed", "-1"]):
+        with pytest.raises(SystemExit): synth_starss_cli([str(tmp_path)] + bad)
+        assert "must be at least" in capsys.readouterr().err
+
+def test_cli_output_that_is_a_file(tmp_path, capsys):
+    from savgbench.cli import main
+    (tmp_path / "f").write_text("keep")
+    assert main(["synth-starss", str(tmp_path / "f"), "--recordings", "1", "--seconds", "5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "the output folder is a file" in err and len(err.splitlines()) == 1
+    with pytest.raises(SynthError, match="lies inside a file"): synth_starss(tmp_path / "f" / "sub", recordings=1, seconds=5)
+    assert (tmp_path / "f").read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 def test_encode_foa_rejects_bad_shapes():
     with pytest.raises(SynthError): encode_foa(np.zeros((2, 10)), 0, 0)

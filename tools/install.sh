@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Creates .venv and installs savgbench with its development tools. The CPU build of torch is installed first so
-# that nothing pulls the multi-GB CUDA build on machines without a GPU.
+# Creates .venv and installs savgbench with its development tools. torch is installed first, pinned, so that nothing
+# pulls another build later. On a Linux machine without an NVIDIA GPU it comes from PyTorch's CPU index when that is
+# reachable (PyPI's Linux torch wheels are the multi-GB CUDA build); set TORCH_INDEX_URL to choose the index yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  idx=${TORCH_INDEX_URL:-}
+  if [ -z "$idx" ] && [ "$(uname -s)" = Linux ] && ! command -v nvidia-smi >/dev/null 2>&1 && \
+     .venv/bin/python -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cpu/', timeout=5)" 2>/dev/null; then
+    idx=https://download.pytorch.org/whl/cpu
+  fi
+  .venv/bin/python -m pip install -q "torch==2.13.0" ${idx:+--index-url "$idx"}
+fi
 .venv/bin/python -m pip install -q -e ".[dev]"

@@ -150,6 +150,8 @@ def _fill(names, paths, folder, reader, writer, compute, what) -> dict:
         have = {n: reader(Path(folder) / f"{n}.csv") for n in names if (Path(folder) / f"{n}.csv").is_file()}
     todo = [p for n, p in zip(names, paths) if n not in have]
     if todo:
+        if compute is None and folder is None:
+            raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
         if compute is None:
             raise MetadataError(f"{what} CSV not found and nothing to compute it with",
                                 path=Path(folder) / f"{Path(todo[0]).stem}.csv")
@@ -205,6 +207,7 @@ def spatial_align_cli(argv=None) -> int:
     ap.add_argument("--metadata-dir", help="label CSVs for --detector oracle")
     ap.add_argument("--out", help="write the result as JSON here")
     a = ap.parse_args(argv)
+    if a.det_dir is None and a.detector is None: ap.error("give --det-dir (detection CSVs) or --detector (to compute boxes)")
     kw = dict(weights=a.weights, metadata_dir=a.metadata_dir) if a.detector else {}
     res = spatial_av_align_videos(a.video_dir, seld_dir=a.seld_dir, det_dir=a.det_dir,
                                   seld_checkpoint=a.seld_checkpoint, detector=a.detector, **kw)

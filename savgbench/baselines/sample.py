@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path
+from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device
 from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample)
@@ -89,7 +89,7 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
     dev = next(model.parameters()).device
     diffusion = diffusion or GaussianDiffusion(1000)
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed + 1)                                          # cross-attention shifts
+    torch.manual_seed(seed + (1 << 40))     # cross-attention shifts: a stream no batch's noise generator (seed + b) shares
     cfg = model.cfg
     shapes = {'video': (batch_size, *cfg.video_size), 'audio': (batch_size, *cfg.audio_size)}
     x = {k: torch.randn(s, generator=g).to(dev) for k, s in shapes.items()}
@@ -205,7 +205,8 @@ def _settings(a, precision: str) -> dict:
 
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
-    p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.')
+    p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--checkpoint', required=True, help='joint model: a savgbench checkpoint or model330011.pt')
     p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or model_SR_mmdiff_120000.pt')
     p.add_argument('--out', required=True, help='folder for sample_XXXXX.mp4')
@@ -213,7 +214,8 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--batch-size', type=at_least(1), default=4)
     p.add_argument('--seed', type=int, default=1010)
     p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS)
-    p.add_argument('--steps', type=at_least(1), default=20, help='evaluations of dpm_solver++_2m')
+    p.add_argument('--steps', type=at_least(1), default=20, help='network evaluations of --sampler dpm_solver++_2m (the adaptive '
+                   'dpm_solver++ chooses its own steps; ddpm runs all 1000)')
     p.add_argument('--sr-steps', type=at_least(1), default=25)
     p.add_argument('--sr-T', type=at_least(1), default=None, help='SR schedule length (default: the checkpoint config, 1100)')
     p.add_argument('--preset', default='paper', help='joint configuration of an official state_dict')
@@ -228,9 +230,12 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
+    if a.sampler != 'dpm_solver++_2m' and '--steps' in (argv if argv is not None else sys.argv):
+        print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)
+    asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
     from accelerate import PartialState
     state = PartialState(cpu=a.device == 'cpu')
-    dev = torch.device(a.device) if a.device and a.device != 'cpu' and state.num_processes == 1 else state.device
+    dev = asked if asked is not None and asked.type != 'cpu' and state.num_processes == 1 else state.device
     precision = a.precision or ('bf16' if dev.type == 'cuda' else 'fp32')
     model = load_joint_model(a.checkpoint, a.preset, dev)
     sr = load_sr_model(a.sr_checkpoint, a.sr_preset, dev) if a.sr_checkpoint else None

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
-import argparse, contextlib, json, math, re, time
+import argparse, contextlib, json, math, os, re, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -44,10 +44,12 @@ def pad_or_trim(x: torch.Tensor, n: int) -> torch.Tensor:
     return F.pad(x, (0, n - x.shape[-1]))
 
 class ClipDataset(torch.utils.data.Dataset):
-    "SAVGBench clips under `root` (any `*.mp4` below it) as training items for a model of `video_size`/`audio_size`."
+    """SAVGBench clips under `root` (any `*.mp4` below it) as training items for a model of `video_size`/`audio_size`.
+    A built dataset's root (with `video_dev/`) gives its training split only, never the `video_eval/` test clips."""
     def __init__(self, root, video_size=(20, 3, 64, 64), audio_size=(2, 80000), cache: bool = False):
         self.root = Path(root)
         if not self.root.is_dir(): raise DatasetError("not a folder", path=self.root, expected='a folder of SAVGBench clips')
+        if (self.root / 'video_dev').is_dir(): self.root = self.root / 'video_dev'
         self.files = sorted(self.root.rglob('*.mp4'))
         if not self.files: raise DatasetError("no .mp4 clips found", path=self.root, found=0, expected='at least one')
         self.video_size, self.audio_size, self.cache = tuple(video_size), tuple(audio_size), {} if cache else None
@@ -212,6 +214,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     step, history, ck = 0, [], None
     ckpts = _checkpoints(out_dir) if resume else []
     if ckpts:
+        if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
         ck = torch.load(ckpts[-1], map_location='cpu', weights_only=False)
         try: model.load_state_dict(ck['model'])
         except RuntimeError as e:
@@ -284,7 +287,9 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     cfg = cfg or TrainConfig()
     if cfg.hflip not in HFLIP_MODES: raise ValueError(f"unknown hflip mode {cfg.hflip!r} (expected one of {HFLIP_MODES})")
     mcfg = replace(model_cfg or MMDiffusionConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
-    if isinstance(data, (str, Path)): data = ClipDataset(data, mcfg.video_size, mcfg.audio_size)
+    if isinstance(data, (str, Path)):
+        data = ClipDataset(data, mcfg.video_size, mcfg.audio_size)
+        if progress: print(f"training on {len(data)} clips in {data.root}")
     def augment(batch, gen):
         v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
         return {'video': v, 'audio': a}
@@ -322,7 +327,9 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     from savgbench.baselines.superres import load_sr_weights
     cfg = cfg or TrainConfig(lr=1e-4)
     mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
-    if isinstance(data, (str, Path)): data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples))
+    if isinstance(data, (str, Path)):
+        data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples))
+        if progress: print(f"training on frames of {len(data)} clips in {data.root}")
     model = SuperResUNet(mcfg)
     if init is not None and not _checkpoints(Path(out_dir)): load_sr_weights(model, init, strict=False)
     def augment(batch, gen):
@@ -339,8 +346,10 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
 # %% ../../nbs/53_train_joint.ipynb #d69ba4c3
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
-                                else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."))
-    p.add_argument('data_dir', help='folder with SAVGBench clips (*.mp4 anywhere below it)')
+                                else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('data_dir', help="folder with SAVGBench clips (*.mp4 anywhere below it; a built dataset's root "
+                                    "gives its video_dev/ training split only)")
     p.add_argument('--out', required=True, help='run folder (checkpoints; an existing run is resumed)')
     p.add_argument('--preset', default='paper', choices=('tiny', 'paper') if not sr else ('tiny', 'paper'))
     p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000)
@@ -354,7 +363,7 @@ def _train_parser(prog, sr=False):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--save-every', type=at_least(1), default=10_000)
     p.add_argument('--log-every', type=at_least(1), default=100)
-    p.add_argument('--num-workers', type=at_least(0), default=4)
+    p.add_argument('--num-workers', type=at_least(0), default=min(4, os.cpu_count() or 1), help='data loading processes')
     p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints')
     if sr:
         p.add_argument('--init', default=None, help="guided-diffusion's 64_256_upsampler.pt to start from")

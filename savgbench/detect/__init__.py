@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..core import CLIP, ClipFormatError, MetadataError, WeightsError, SAVGBenchError
+from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
+                            resolve_device)
 from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0
@@ -197,9 +198,11 @@ def list_videos(video_dir) -> list:
     p = Path(video_dir)
     if p.is_file():
         lines = [l.strip() for l in p.read_text().splitlines() if l.strip()]
-        return [Path(l) if Path(l).is_absolute() else p.parent / l for l in lines]
-    if not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
-    return sorted(p.glob("*.mp4"))
+        out = [Path(l) if Path(l).is_absolute() else p.parent / l for l in lines]
+    elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
+    else: out = sorted(p.glob("*.mp4"))
+    if not out: raise DatasetError("no clips to read", path=p, expected="*.mp4 files (or a list file naming them)")
+    return out
 
 def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool = True) -> dict:
     "Detection rows for each clip; with `out_dir`, also write `NAME.csv` files in the reference format."
@@ -221,10 +224,11 @@ def detect_cli(argv=None) -> int:
     ap.add_argument("--metadata-dir", help="label CSVs for the oracle detector (default: the video folder's "
                                            "'video'→'metadata' sibling)")
     ap.add_argument("--device", help="torch device for yolox-tiny (default: cuda when present)")
-    ap.add_argument("--batch-size", type=int, default=64, help="frames per network batch")
+    ap.add_argument("--batch-size", type=at_least(1), default=64, help="frames per network batch")
     a = ap.parse_args(argv)
     paths = list_videos(a.video_dir)
-    det = make_detector(a.detector, weights=a.weights, device=a.device, metadata_dir=a.metadata_dir,
+    device = resolve_device(a.device) if a.detector == "yolox-tiny" else None
+    det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)
     res = detect_clips(paths, det, out_dir=a.out)
     n = sum(len(r) for r in res.values())

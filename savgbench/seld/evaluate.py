@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from ..core import CLIP, SELD_CLASS, SELD_CLASS_NAMES, MetadataError, DatasetError
+from ..core import CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path
 from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
@@ -33,6 +33,8 @@ def _blocks(rows: pd.DataFrame, n_frames: int, block: int = 10):
 class SELDCounts:
     "Running counts of the location-aware detection metrics (add clips with `update`, read with `scores`)."
     def __init__(self, n_classes: int = 2, doa_threshold: float = 40.0):
+        if not 0 <= doa_threshold < math.inf:
+            raise SAVGBenchError("the DOA threshold must be a non-negative number of pixels", found=doa_threshold, expected=">= 0")
         z = lambda: np.zeros(n_classes)
         self.n, self.T = n_classes, doa_threshold
         self.TP, self.FP, self.FP_spatial, self.FN, self.Nref = z(), z(), z(), z(), z()
@@ -132,22 +134,32 @@ def format_scores(s: dict) -> str:
              "Class\t" + "\t".join(["ER", "F", "LE", "LR", "SELD", "P", "R", "LF", "LP"])]
     for _, r in s["per_class"].iterrows():
         lines.append(r["class"] + "\t" + "\t".join(f"{r[k]:0.2f}" for k in ["ER", "F", "LE", "LR", "SELD", "P", "R", "LF", "LP"]))
+    pc = s["per_class"]
+    for _, r in pc[pc.N_ref == 0].iterrows():
+        pred = "no predicted events either" if r.TP + r.FP + r.FP_spatial == 0 else f"{int(r.FP)} predicted tracks"
+        lines.append(f"Note: class {r['class']} has no reference events ({pred}); as in the reference (DCASE 2022 macro "
+                     f"average) it counts as F 0, LE 256, LR 0 in the 'All' F/LE/LR/SELD, which average over all "
+                     f"{len(pc)} classes: see the class-wise lines.")
     return "\n".join(lines)
 
 # %% ../../nbs/24_seld_eval.ipynb #169d108b
 def eval_seld_cli(argv=None) -> int:
     "`savgbench eval-seld`: location-aware SELD metrics (pixels) of a prediction folder against clip metadata."
-    ap = argparse.ArgumentParser(prog="savgbench eval-seld", description=eval_seld_cli.__doc__)
+    ap = argparse.ArgumentParser(prog="savgbench eval-seld", description=eval_seld_cli.__doc__,
+                                 epilog="The overall F, LE, LR and SELD are macro averages over the two classes, as in the "
+                                 "reference (DCASE 2022 metrics): a class with no matched events, e.g. one absent from both "
+                                 "labels and predictions, counts as F 0, LE 256, LR 0 in them. Read the class-wise lines.")
     ap.add_argument("pred_dir"); ap.add_argument("metadata_dir")
-    ap.add_argument("--doa-threshold", type=float, default=40.0, help="pixels (default 40)")
-    ap.add_argument("--json", default=None, help="also write the scores here")
+    ap.add_argument("--doa-threshold", type=float, default=40.0, help="pixels, >= 0 (default 40)")
+    ap.add_argument("--json", default=None, help="also write the scores here (folders are created)")
     a = ap.parse_args(argv)
+    if not 0 <= a.doa_threshold < math.inf: ap.error(f"--doa-threshold must be a non-negative number of pixels, not {a.doa_threshold}")
     s = evaluate_seld_dir(a.pred_dir, a.metadata_dir, a.doa_threshold)
     print(format_scores(s))
     if s["missing"]: print(f"({len(s['missing'])} reference clips have no prediction file and were left out)")
     if a.json:
         d = {k: v for k, v in s.items() if k != "per_class"}; d["per_class"] = s["per_class"].to_dict(orient="records")
-        Path(a.json).write_text(json.dumps(d, indent=1))
+        with atomic_path(a.json) as tmp: tmp.write_text(json.dumps(d, indent=1))
     return 0
 
 # %% ../../nbs/24_seld_eval.ipynb #c9f21312

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError
+from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -78,6 +78,7 @@ def _run_windows(model, windows: torch.Tensor, batch_size: int, device) -> tuple
 def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, device=None, reference_quirk: bool = True,
                  threshold: float = THRESHOLD, sample_rate: int = CLIP.sample_rate, names=None, progress: bool = False) -> list[pd.DataFrame]:
     "SELD rows (frame, cls, x) of each stereo clip in `audios` (arrays (2, n)), batched across clips."
+    if int(batch_size) < 1: raise SAVGBenchError("batch_size must be at least 1", found=batch_size, expected=">= 1")
     model = model if model is not None else load_seld_model(device=device)
     device = device or next(model.parameters()).device
     model.eval()
@@ -150,13 +151,13 @@ def seld_cli(argv=None) -> int:
     ap.add_argument("--checkpoint", default=None, help="SELD checkpoint (default: the official "
                     "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; "
                     "'demo': the built-in demo model)")
-    ap.add_argument("--batch-size", type=int, default=40, help="windows per forward pass (5 per 5 s clip)")
+    ap.add_argument("--batch-size", type=at_least(1), default=40, help="windows per forward pass (5 per 5 s clip; default 40)")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     ap.add_argument("--pattern", default="*.mp4")
     ap.add_argument("--no-reference-quirk", action="store_true", help="start the fourth window at frame 360, not 359")
     ap.add_argument("--skip-errors", action="store_true")
     a = ap.parse_args(argv)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(a.device)
     model = load_seld_model(seld_checkpoint_path(a.checkpoint), device)
     table, failures = seld_dir(a.video_dir, a.out, a.pattern, model=model, batch_size=a.batch_size, device=device,
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)

@@ -16,16 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
-from ..core import CLIP, SELD_CLASS, MetadataError, DatasetError, atomic_path
+from ..core import CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
-from .model import SELDNet, SELDConfig
+from .model import SELDNet, SELDConfig, SELD_PRESETS
 
 # %% auto #0
 __all__ = ['FOCAL_PX', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
            'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo', 'SceneCrops', 'MixedCrops',
-           'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate', 'reestimate_bn', 'train_seld',
-           'train_seld_cli']
+           'default_clip_pattern', 'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate', 'reestimate_bn',
+           'train_seld', 'train_seld_cli']
 
 # %% ../../nbs/23_seld_train.ipynb #c6481124
 FOCAL_PX = 127.5 / math.tan(math.radians(50.0))     # 106.985: pixels per unit tan for the 100° wide, 256 px view
@@ -285,9 +285,19 @@ class MixedCrops:
         parts = [src.sample(int(n), rng) for src, n in zip(self.sources, rng.multinomial(batch_size, self.p)) if n]
         return tuple(np.concatenate(z) for z in zip(*parts))
 
-def load_clip_dataset(data_dir, pattern: str = "video_*/**/*.mp4", progress: bool = True) -> ClipCrops:
-    "Clips under `data_dir` matching `pattern` and their metadata CSVs, decoded as the reference does."
+def default_clip_pattern(data_dir) -> str:
+    "Clips to train on in `data_dir` by default: a built dataset's dev (training) split only, never its eval split."
+    d = Path(data_dir)
+    if (d / "video_dev").is_dir(): return "video_dev/**/*.mp4"
+    if (d / "video_eval").is_dir():
+        raise DatasetError("built dataset without a dev (training) split; not training on its eval (test) split by default",
+                           d, found="video_eval/ only", expected="video_dev/, or an explicit pattern (--glob 'video_eval/*.mp4')")
+    return "video_*/**/*.mp4"
+
+def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = True) -> ClipCrops:
+    "Clips under `data_dir` matching `pattern` (default: `default_clip_pattern`) and their metadata CSVs, decoded as the reference does."
     data_dir = Path(data_dir)
+    pattern = pattern or default_clip_pattern(data_dir)
     paths = sorted(data_dir.glob(pattern))
     if not paths: raise DatasetError("no clips found", data_dir, found=0, expected=f"files matching {pattern!r}")
     audios, rows = [], []
@@ -319,6 +329,12 @@ class TrainConfig:
     save_every: int = 1000
     seed: int = 0
     center: bool = True          # training framing of the reference (centred STFT of each crop)
+
+    def __post_init__(self):
+        for k in ("steps", "batch_size", "pseudo_epoch", "bn_batches", "save_every"):
+            if getattr(self, k) < 1: raise SAVGBenchError(f"training setting {k} must be at least 1", found=getattr(self, k))
+        if self.seed < 0: raise SAVGBenchError("training setting seed must not be negative", found=self.seed)
+        if not 0 < self.lr < math.inf: raise SAVGBenchError("training setting lr must be positive and finite", found=self.lr)
 
     @classmethod
     def scaled(cls, steps: int, **kw) -> "TrainConfig":
@@ -436,33 +452,38 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
 def train_seld_cli(argv=None) -> int:
     "`savgbench train-seld`: train a SELD network (reference recipe) on a dataset folder or on synthetic scenes."
     ap = argparse.ArgumentParser(prog="savgbench train-seld", description=train_seld_cli.__doc__)
-    ap.add_argument("data_dir", nargs="?", help="dataset folder with video_*/NAME.mp4 and metadata_*/NAME.csv")
+    ap.add_argument("data_dir", nargs="?", help="dataset folder with video_*/NAME.mp4 and metadata_*/NAME.csv; of a built "
+                    "dataset (video_dev/, video_eval/) only the dev split is used unless --glob says otherwise")
     ap.add_argument("--out", required=True, help="run folder (last.pt, log.jsonl, seld_final.pt)")
     ap.add_argument("--synthetic", action="store_true", help="train on the SELD generator's synthetic stereo scenes")
-    ap.add_argument("--scenes", type=int, default=None, metavar="N",
+    ap.add_argument("--scenes", type=at_least(1), default=None, metavar="N",
                     help="train on SAVGBench-style clips cut from N synthetic STARSS23 recordings made in memory (SceneCrops)")
-    ap.add_argument("--scene-seconds", type=float, default=60.0, help="duration of each synthetic recording (default 60)")
-    ap.add_argument("--scene-seed", type=int, default=1000,
+    ap.add_argument("--scene-seconds", type=float, default=60.0, help="duration of each synthetic recording (default 60, >= 5)")
+    ap.add_argument("--scene-seed", type=at_least(0), default=1000,
                     help="seed of the synthetic recordings (default 1000; the demo's data uses 0 and its held-out check 1)")
     ap.add_argument("--synthetic-share", type=float, default=0.0,
                     help="share of each batch drawn from the SELD generator's scenes when training on DATA_DIR or --scenes")
-    ap.add_argument("--glob", default="video_*/**/*.mp4", help="clips to train on, relative to DATA_DIR")
-    ap.add_argument("--preset", default="reference", help="network size: reference, small, tiny")
+    ap.add_argument("--glob", default=None, metavar="PATTERN",
+                    help="clips to train on, relative to DATA_DIR (default: video_dev/**/*.mp4, the dev split, in a built "
+                         "dataset; video_*/**/*.mp4 in other folders)")
+    ap.add_argument("--preset", choices=list(SELD_PRESETS), default="reference", help="network size (default reference)")
     ap.add_argument("--phase", choices=PHASES, default=None, help="phase-difference feature (default: the preset's)")
-    ap.add_argument("--steps", type=int, default=40000)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--steps", type=at_least(1), default=40000)
+    ap.add_argument("--batch-size", type=at_least(1), default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save-every", type=int, default=None)
+    ap.add_argument("--seed", type=at_least(0), default=0)
+    ap.add_argument("--save-every", type=at_least(1), default=None)
     ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
-    ap.add_argument("--workers", type=int, default=0, help="DataLoader processes drawing crops (0: in the training process)")
-    ap.add_argument("--bn-batches", type=int, default=10,
+    ap.add_argument("--workers", type=at_least(0), default=0, help="DataLoader processes drawing crops (0: in the training process)")
+    ap.add_argument("--bn-batches", type=at_least(1), default=10,
                     help="batches to re-estimate the SWA model's batch-norm statistics on (default 10; from DATA_DIR or "
                          "--scenes only, without the --synthetic-share part)")
     a = ap.parse_args(argv)
     if (a.data_dir is not None) + a.synthetic + (a.scenes is not None) != 1: ap.error("give one of DATA_DIR, --synthetic, --scenes N")
     if not 0 <= a.synthetic_share < 1: ap.error("--synthetic-share must lie in [0, 1)")
-    if a.bn_batches < 1: ap.error("--bn-batches must be at least 1")
+    if not 0 < a.lr < math.inf: ap.error(f"--lr must be positive, not {a.lr}")
+    if not 5 <= a.scene_seconds < math.inf: ap.error(f"--scene-seconds must be at least 5 (one clip), not {a.scene_seconds}")
+    if a.glob is not None and a.data_dir is None: ap.error("--glob needs DATA_DIR")
     cfg = SELDConfig.preset(a.preset)
     if a.phase: cfg = replace(cfg, phase=a.phase)
     kw = dict(batch_size=a.batch_size, lr=a.lr, seed=a.seed)
@@ -473,7 +494,10 @@ def train_seld_cli(argv=None) -> int:
     elif a.scenes is not None:
         source = SceneCrops(a.scenes, a.scene_seconds, a.scene_seed, workers=max(1, a.workers))
         print(f"{len(source)} clips from {a.scenes} synthetic recordings of {a.scene_seconds:g} s (drops: {dict(source.dropped)})")
-    else: source = load_clip_dataset(a.data_dir, a.glob)
+    else:
+        pattern = a.glob or default_clip_pattern(a.data_dir)
+        source = load_clip_dataset(a.data_dir, pattern)
+        print(f"training on {len(source)} clips matching {pattern!r} under {a.data_dir}")
     bn_source = source
     if a.synthetic_share > 0 and not a.synthetic:
         source = MixedCrops([source, SyntheticCrops()], [1 - a.synthetic_share, a.synthetic_share])
