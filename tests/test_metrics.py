@@ -288,3 +288,27 @@ def test_evaluate_features_independent_of_shards(tmp_path):
     s1 = FeatureStats.of(a.astype(np.float64))
     s3 = FeatureStats.of(b[0::3]) + FeatureStats.of(b[1::3]) + FeatureStats.of(b[2::3])
     assert np.allclose(s1.cov, s3.cov, rtol=1e-9, atol=1e-18)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_polynomial_kernel_is_sklearns_to_the_bit(dtype):
+    sk = pytest.importorskip("sklearn.metrics.pairwise")
+    from savgbench.metrics.stats import poly_kernel
+    rng = np.random.default_rng(7)
+    x, y = (rng.normal(scale=3, size=(96, 400)).astype(dtype) for _ in range(2))
+    for a, b in ((x, x), (x, y)):
+        want = sk.polynomial_kernel(a, None if a is b else b)
+        got = poly_kernel(a, b)
+        assert got.dtype == want.dtype == dtype and np.array_equal(got, want)
+
+
+def test_float32_kvd_divides_its_float32_sums_in_double_precision():
+    from savgbench.metrics.stats import kernel_distance, poly_kernel
+    rng = np.random.default_rng(3)
+    x, y = (rng.normal(scale=3, size=(96, 400)).astype(np.float32) for _ in range(2))
+    kxx, kyy, kxy = poly_kernel(x, x), poly_kernel(y, y), poly_kernel(x, y)
+    assert kxx.sum().dtype == np.float32                                     # the sums stay single precision
+    want = (np.float64(kxx.sum() - np.diagonal(kxx).sum()) / (96 * 95) + np.float64(kyy.sum() - np.diagonal(kyy).sum())
+            / (96 * 95) - 2 * (np.float64(kxy.sum()) / (96 * 96)))
+    got = kernel_distance(x, y, dtype=np.float32)
+    assert got == want and float(np.float32(got)) != got                           # a double, as the reference's 55.60466751187866

@@ -108,14 +108,16 @@ def feature_windows(feats: torch.Tensor, starts) -> torch.Tensor:
 
 # %% ../../nbs/20_seld_features.ipynb #39c826a3
 def read_seld_audio(path, resample: bool = True) -> np.ndarray:
-    "Stereo float64 audio (2, n) at 16 kHz of a clip or wav file, decoded as the reference does (int16 / 32768)."
+    """Stereo float64 audio (2, n) at 16 kHz of a clip or wav file, decoded as the reference does: an mp4's 16-bit
+    samples / 32768; a wav/flac read as float32 like `librosa.load` (16-bit files give the same int16 / 32768; 24-bit and
+    float files keep their precision)."""
     from pathlib import Path
     path = Path(path)
     if not path.is_file(): raise AudioFormatError("audio file not found", path)
     if path.suffix.lower() in (".wav", ".flac"):
         import soundfile as sf
-        a, sr = sf.read(str(path), dtype="int16", always_2d=True)
-        a = (a.T / 32768.0)
+        a, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        a = a.T.astype(np.float64)
     else:
         try: from savgbench.io import read_clip_audio_int16
         except ImportError as e:
