@@ -198,7 +198,8 @@ def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
         except Exception as e: err = e; break
     else: err = RuntimeError(f"more than {max_names} refused names")
     lines = [l.strip() for l in str(err).splitlines() if l.strip() and not l.startswith("Check the documentation")]
-    raise WeightsError(f"cannot read the {what} ({type(err).__name__}: {(lines or [''])[-1][:200]})",
+    why = "" if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err) else ": not a torch file, or a damaged one"
+    raise WeightsError(f"cannot read the {what}{why} ({type(err).__name__}: {(lines or [''])[-1][:200]})",
                        path=path) from None
 
 # %% ../nbs/02_weights.ipynb #3eb537b7

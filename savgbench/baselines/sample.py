@@ -37,7 +37,7 @@ def _load_model(path, kind: str, preset: str, device):
     cfg_cls, net_cls, load_weights, what = _KINDS[kind]
     path = Path(path)
     if not path.exists(): raise WeightsError("checkpoint not found", path=path)
-    ck = load_torch_file(path, f"{what} checkpoint")
+    ck = load_torch_file(path, f"{what.split(' ', 1)[1]} checkpoint")
     if isinstance(ck, dict) and 'model_config' in ck:          # ours; an official file is a bare state_dict
         if ck.get('model_kind', 'joint') != kind:               # (the first joint checkpoints named no kind)
             raise WeightsError(f"not {what} checkpoint", path=path, found=ck.get('model_kind'), expected=kind)
