@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/build.html.md"""
 
 # %% ../nbs/14_build.ipynb #e7ca7344
 from __future__ import annotations
-import argparse, json, math, multiprocessing, os, re, time
+import argparse, json, math, multiprocessing, os, re, time, warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, asdict
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path
+from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
+                            settings_record)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
@@ -46,14 +47,17 @@ def find_recordings(root, split: str = "dev") -> list[Recording]:
     if not (root / "foa_dev").is_dir():
         raise DatasetError("not a STARSS23 folder: foa_dev/ is missing", path=root,
                            expected="foa_dev/, metadata_dev/, video_dev/")
-    recs = []
+    recs, odd = [], []
     for wav in sorted((root / "foa_dev").glob(f"{SPLIT_SUBSETS[split]}/*.wav")):
-        if not _NAME_RE.match(wav.stem): continue
+        if not _NAME_RE.match(wav.stem): odd.append(wav.name); continue
         subset = wav.parent.name
         meta = root / "metadata_dev" / subset / (wav.stem + ".csv")
         if not meta.exists(): raise DatasetError("recording has no label CSV", path=meta)
         video = root / "video_dev" / subset / (wav.stem + ".mp4")
         recs.append(Recording(wav.stem, subset, wav, meta, video if video.exists() else None))
+    if odd: warnings.warn(f"{len(odd)} wav file(s) under {root / 'foa_dev'} are not named like STARSS23 recordings "
+                          f"(foldN_roomN_mixNNN) and are left out: {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''}",
+                          stacklevel=2)
     if not recs:
         raise DatasetError(f"no recordings for split {split!r}", path=root / "foa_dev",
                            expected=f"{SPLIT_SUBSETS[split]}/fold*_room*_mix*.wav")
@@ -94,11 +98,14 @@ def window_clips(hp24: np.ndarray, start: int, deg: int, cfg: CurationConfig = D
 
 def window_audio(hp24: np.ndarray, hp16: np.ndarray, start: int, deg: int, cfg: CurationConfig = DEV_CURATION):
     """Stereo clip audio (2, 80000) float32 at 16 kHz of the window at label frame `start`, view `deg`, from the
-    high-passed FOA at 24 kHz (for the clipping check) and at 16 kHz; None when the clipping rule drops it."""
+    high-passed FOA at 24 kHz and at 16 kHz; None when the clipping rule drops it. The rule is checked on both: the
+    24 kHz signal (the reference's rate) and the 16 kHz one that is written, since resampling can overshoot a peak
+    that passed at 24 kHz; a kept clip is therefore never cut off at ±1."""
     if window_clips(hp24, start, deg, cfg): return None
     spf16 = CLIP.sample_rate // STARSS_LABEL_FPS
     seg16 = foa_to_stereo(hp16[:, start * spf16:(start + cfg.window_frames) * spf16], deg) * gain_factor(cfg)
-    return np.clip(seg16, -1, 1).astype(np.float32)
+    if clips_peak(seg16, cfg): return None
+    return seg16.astype(np.float32)
 
 def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig = DEV_CURATION,
                     audio_codec: str = "aac", progress: bool = False) -> dict:
@@ -178,11 +185,16 @@ def _worker_init():
     cv2.setNumThreads(1)
 
 def _run_one(args):
-    rec, out, split, cfg, codec = args
-    return build_recording(rec, out, split, cfg, codec)
+    rec, out, split, cfg, codec, skip = args
+    try: return build_recording(rec, out, split, cfg, codec)
+    except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
+        if not skip: raise
+        return dict(recording=rec.name, failed=f"{type(e).__name__}: {e}")
 
 def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, seconds: float) -> dict:
     "Combine per-recording reports into the dataset's build report."
+    failed = {r["recording"]: r["failed"] for r in reports if "failed" in r}
+    reports = [r for r in reports if "failed" not in r]
     dropped, classes, seld = Counter(), Counter(), Counter()
     for r in reports:
         dropped.update(r["dropped"]); classes.update(r["classes"]); seld.update(r["seld_classes"])
@@ -190,7 +202,7 @@ def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, second
     built = kept - sum(r["existing"] for r in reports)
     sp, ins = seld.get("0", 0), seld.get("1", 0)
     return dict(
-        split=split, config=asdict(cfg), recordings=len(reports),
+        split=split, config=asdict(cfg), recordings=len(reports), failed_recordings=failed,
         recordings_without_video=[r["recording"] for r in reports if r.get("no_video")],
         windows_checked=sum(r["windows"] for r in reports), clips=kept, clips_built_now=built,
         clips_already_there=kept - built, hours=kept * CLIP.seconds / 3600,
@@ -213,11 +225,13 @@ def format_build_report(rep: dict) -> str:
              f"  {rep['seconds']:.1f} s" + (f", {rep['clips_per_second']:.2f} clips/s" if rep["clips_per_second"] else "")]
     if rep["recordings_without_video"]:
         lines.append(f"  recordings without video (skipped): {', '.join(rep['recordings_without_video'])}")
+    for name, why in rep.get("failed_recordings", {}).items(): lines.append(f"  FAILED {name}: {why}")
     return "\n".join(lines)
 
 def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | None = None, workers: int = 1,
-                  audio_codec: str = "aac", progress: bool = True, verbose: bool = True) -> dict:
-    "Build the SAVGBench `split` from a STARSS23-format root into `out`; return (and save) the build report."
+                  audio_codec: str = "aac", progress: bool = True, verbose: bool = True, skip_errors: bool = False) -> dict:
+    """Build the SAVGBench `split` from a STARSS23-format root into `out`; return (and save) the build report. A
+    recording that cannot be built stops the build, unless `skip_errors` (then it is listed in `failed_recordings`)."""
     cfg = cfg or (DEV_CURATION if split == "dev" else EVAL_CURATION)
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise SAVGBenchError("the number of workers must be a positive integer", found=workers, expected=">= 1")
@@ -227,8 +241,12 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                                               first, expected="a folder, or a path that does not exist yet")
     recs = find_recordings(starss_root, split)
     out.mkdir(parents=True, exist_ok=True)
+    vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
+    settings_record(out / f"build_settings_{split}.json", dict(split=split, curation=asdict(cfg), audio_codec=audio_codec),
+                    len(list(vdir.glob("*.mp4"))) if vdir.is_dir() else 0,
+                    remedy=f"build into another folder, or delete its video_{split}/ and metadata_{split}/ first")
     t0 = time.perf_counter()
-    jobs = [(r, out, split, cfg, audio_codec) for r in recs]
+    jobs = [(r, out, split, cfg, audio_codec, skip_errors) for r in recs]
     reports = []
     if workers <= 1:
         for j in tqdm(jobs, desc=f"build {split}", unit="rec", disable=not progress):
@@ -259,9 +277,12 @@ def build_dataset_cli(argv=None) -> int:
     p.add_argument("--start-step", type=at_least(1), help="label frames between window starts (dev 5, eval 50)")
     p.add_argument("--view-step", type=at_least(1), help="degrees between view angles (dev 10, eval 20)")
     p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="build the other recordings when one cannot be read (listed in the report) instead of stopping")
     a = p.parse_args(argv)
     cfg = DEV_CURATION if a.split == "dev" else EVAL_CURATION
     over = {k: v for k, v in (("start_step", a.start_step), ("view_step_deg", a.view_step)) if v is not None}
     if over: cfg = CurationConfig(**{**asdict(cfg), **over})
-    build_dataset(a.starss_root, a.out, a.split, cfg, workers=a.workers, audio_codec=a.audio_codec)
+    build_dataset(a.starss_root, a.out, a.split, cfg, workers=a.workers, audio_codec=a.audio_codec,
+                  skip_errors=a.skip_errors)
     return 0

@@ -6,14 +6,15 @@ Docs: https://savgbench.github.io/savgbench/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #363df9d8
 from __future__ import annotations
-import argparse, os, tempfile, contextlib
+import argparse, json, os, tempfile, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
-           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least', 'resolve_device']
+           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least', 'resolve_device',
+           'settings_record']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -120,3 +121,22 @@ def resolve_device(name=None):
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise SAVGBenchError(f"device {str(name)!r}: MPS is not available here", expected="--device cpu")
     return dev
+
+# %% ../nbs/00_core.ipynb #5d3de60f
+def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
+                    remedy: str = "use another folder, or delete its outputs first") -> dict:
+    """Compare `settings` (JSON-able) with those recorded in the JSON file `path` by an earlier run; when that run left
+    `outputs` (a count) and anything differs, raise a SAVGBenchError naming each difference. Otherwise record them
+    there (if `write`). Returns the settings as they read back."""
+    path = Path(path)
+    settings = json.loads(json.dumps(settings))
+    if path.is_file():
+        try: old = json.loads(path.read_text()).get("settings", {})
+        except (json.JSONDecodeError, AttributeError): old = {}
+        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]
+        if diff and outputs:
+            raise SAVGBenchError(f"already holds {outputs} outputs made with other settings ({'; '.join(diff)}); {remedy}",
+                                 path=path.parent)
+    if write:
+        with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
+    return settings

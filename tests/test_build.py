@@ -106,6 +106,13 @@ def test_missing_parts(tmp_path, recording_factory):
     with pytest.raises(DatasetError, match="fold3_room01_mix001.csv"): find_recordings(root)
     with pytest.raises(DatasetError, match="no recordings"): find_recordings(root, "eval")
 
+def test_files_not_named_like_recordings_are_named_in_a_warning(recording_factory):
+    root = recording_factory(talker(range(70)))
+    (root/"foa_dev/dev-train-synth/my_take.wav").write_bytes(b"")
+    with pytest.warns(UserWarning, match="my_take.wav"):
+        recs = find_recordings(root)
+    assert [r.name for r in recs] == ["fold3_room01_mix001"]
+
 def test_recording_without_video_is_reported(recording_factory, tmp_path):
     root = recording_factory(talker(range(70)))
     (root/"video_dev/dev-train-synth/fold3_room01_mix001.mp4").unlink()
@@ -141,3 +148,15 @@ def test_output_that_is_a_file(recording_factory, tmp_path):
     with pytest.raises(DatasetError, match="output folder is a file"): build(root, tmp_path / "f")
     with pytest.raises(DatasetError, match="lies inside a file"): build(root, tmp_path / "f" / "out")
     with pytest.raises(SAVGBenchError, match="workers"): build_dataset(root, tmp_path / "out", workers=-1, progress=False)
+
+
+def test_one_unreadable_recording_stops_the_build_unless_skipped(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    recording_factory(talker(range(70)), name="fold3_room01_mix002")
+    (root/"video_dev/dev-train-synth/fold3_room01_mix002.mp4").write_bytes(b"\0" * 1000)     # a damaged video
+    with pytest.raises(SAVGBenchError, match="fold3_room01_mix002.mp4"):
+        build(root, tmp_path/"a")
+    rep = build_dataset(root, tmp_path/"b", cfg=FRONT, progress=False, verbose=False, skip_errors=True)
+    assert list(rep["failed_recordings"]) == ["fold3_room01_mix002"] and rep["recordings"] == 1 and rep["clips"] > 0
+    assert build_dataset_cli([str(root), str(tmp_path/"c"), "--skip-errors", "--view-step", "360"]) == 0
+    assert json.loads((tmp_path/"c"/"build_report_dev.json").read_text())["failed_recordings"]

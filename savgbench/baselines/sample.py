@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device
+from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record
 from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample)
@@ -175,22 +175,12 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
     when the folder already holds clips made with other settings. Writes the file (if `write`) and returns the settings."""
     out_dir = Path(out_dir); f = out_dir / 'sampling.json'
-    settings = json.loads(json.dumps(settings))              # as they will read back
     clips = sorted(out_dir.glob('sample_*.mp4'))
-    if f.is_file():
-        try: old = json.loads(f.read_text()).get('settings', {})
-        except (json.JSONDecodeError, AttributeError): old = {}
-        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]
-        if diff and clips:
-            raise SAVGBenchError(f"{out_dir} already holds {len(clips)} clips sampled with other settings ("
-                                 + "; ".join(diff) + "); sample into another folder, or delete its sample_*.mp4 "
-                                 "and sampling.json first")
-    elif clips:
+    if clips and not f.is_file():
         print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
               "recorded; they are kept and the new settings recorded", file=sys.stderr)
-    if write:
-        with atomic_path(f) as tmp: Path(tmp).write_text(json.dumps({'settings': settings}, indent=1) + '\n')
-    return settings
+    return settings_record(f, settings, len(clips), write,
+                           remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
 
 # %% ../../nbs/54_sample.ipynb #1f3165b9
 def _settings(a, precision: str) -> dict:
