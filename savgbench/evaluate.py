@@ -7,7 +7,7 @@ Docs: https://savgbench.github.io/savgbench/evaluate.html.md"""
 # %% ../nbs/44_evaluate.ipynb #58028ded
 from __future__ import annotations
 import argparse, contextlib, hashlib, json, math, os, platform, random, sys, tempfile, time, warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -154,6 +154,7 @@ class ClipEntry:
     sha256: str = ""
     n_frames: int = 0
     fps: float = 0.0
+    audio_seconds: float = 0.0
     error: str | None = None
 
 def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]:
@@ -165,7 +166,7 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
         try:
             e.sha256 = file_sha256(p)
             info = validate_clip(p)
-            e.n_frames, e.fps = info.n_frames, info.fps
+            e.n_frames, e.fps, e.audio_seconds = info.n_frames, info.fps, info.audio_seconds
         except (SAVGBenchError, OSError) as ex: e.error = str(ex)
         out.append(e)
     return out
@@ -432,6 +433,14 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         return finish()
     if res["n"]["gen_clips"] == 0 or res["n"]["ref_clips"] == 0:
         raise DatasetError("no valid clips to evaluate", path=gen_dir if res["n"]["gen_clips"] == 0 else reference_dir)
+    names = Counter(e.path.stem for e in gen if e.error is None)
+    if max(names.values()) > 1:                                  # per-clip alignment results are keyed by name
+        raise DatasetError("clip names occur more than once in the folder's subfolders", path=gen_dir,
+                           found=sorted(n for n, k in names.items() if k > 1)[:5], expected="one clip per name")
+    for s, es in (("generated", gen), ("reference", ref)):
+        short = [e.audio_seconds for e in es if e.error is None and e.audio_seconds < CLIP.seconds - 0.5 / CLIP.sample_rate]
+        if short: res["warnings"].append(f"{s} set: {len(short)} clip(s) hold less than {CLIP.seconds:g} s of audio "
+                                         f"(the shortest {min(short):.3f} s); their missing end is read as silence")
     # 2. items
     nw = lambda es: [0 if e.error else len(window_frames(e.n_frames, e.fps, P)) for e in es]
     gb, rb = select_items(nw(gen), nw(ref), P)

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/io.html.md"""
 
 # %% ../nbs/01_io.ipynb #5e5e16f9
 from __future__ import annotations
-import math, os
+import math, os, re, warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -76,6 +76,8 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
                 frame = av.VideoFrame.from_ndarray(video[i], format="rgb24"); frame.pts = i
                 for pkt in vs.encode(frame): out.mux(pkt)
             for pkt in vs.encode(): out.mux(pkt)
+            over = int((np.abs(audio) > 1).sum())
+            if over: warnings.warn(f"{path.name}: {over} audio samples beyond ±1 are clipped", stacklevel=2)
             clipped = np.clip(audio, -1.0, 1.0)
             step = 1024
             for s in range(0, clipped.shape[1], step):
@@ -100,6 +102,8 @@ class ClipInfo:
     sample_rate: int | None = None
     channels: int = 0
     n_samples: int = 0
+    frame_times: tuple = ()         # presentation time (s) of each decoded video frame
+    audio_start: float | None = None  # presentation time (s) of the first decoded audio
     video_codec: str | None = None
     audio_codec: str | None = None
     @property
@@ -127,7 +131,9 @@ def _open(path, what="media file"):
     if path.stat().st_size == 0: raise ClipFormatError(f"{what} is empty (0 bytes)", path=path)
     try: return av.open(str(path))
     except (av.error.FFmpegError, ValueError, OSError) as e:
-        raise ClipFormatError(f"cannot open {what}: {e}", path=path) from e
+        msg = re.sub(r"\[Errno -?\d+\] ", "", str(e)).replace(f": '{path}'", "")
+        if "moov atom not found" in msg: msg += " (the file's index is missing: truncated?)"
+        raise ClipFormatError(f"cannot open {what}: {msg}", path=path) from e
 
 def _audio_target_len(stream):
     if stream.duration is not None and stream.time_base is not None:
@@ -138,7 +144,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
     "Decode a file's first video and audio streams: (info, frames or None, audio (C,N) or None)."
     path = Path(path)
     info = ClipInfo(path)
-    frames, chunks = [], []
+    frames, chunks, times = [], [], []
     with _open(path, what) as c:
         vs = c.streams.video[0] if c.streams.video else None
         as_ = c.streams.audio[0] if c.streams.audio else None
@@ -157,13 +163,16 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
             for frame in c.decode(*streams):
                 if isinstance(frame, av.VideoFrame):
                     info.n_frames += 1
+                    if frame.pts is not None: times.append(float(frame.pts * frame.time_base))
                     if video: frames.append(frame.to_ndarray(format="rgb24"))
                 else:  # audio is always decoded: its length is only known by decoding
+                    if info.audio_start is None and frame.pts is not None: info.audio_start = float(frame.pts * frame.time_base)
                     for g in resampler.resample(frame): chunks.append(g.to_ndarray())
             if resampler is not None:
                 for g in resampler.resample(None): chunks.append(g.to_ndarray())
         except (av.error.FFmpegError, ValueError) as e:
             raise ClipFormatError(f"cannot decode {what} (truncated or corrupt?): {e}", path=path) from e
+        info.frame_times = tuple(times)
         target = _audio_target_len(as_) if as_ is not None else None
     wav = None
     if as_ is not None and chunks:
@@ -188,11 +197,22 @@ def validate_clip(path, spec: ClipSpec = CLIP, tol_s: float = 0.08, check_audio_
     def bad(msg, found, expected): raise ClipFormatError(msg, path=path, found=found, expected=expected)
     if info.fps is None: bad("no video stream", "no video", "h264 video 256x256 at 4 fps")
     if info.sample_rate is None: bad("no audio stream", "no audio", f"stereo audio at {spec.sample_rate} Hz")
-    if abs(info.fps - spec.fps) > 1e-3: bad("wrong video frame rate", info.fps, spec.fps)
+    t = np.asarray(info.frame_times)
+    if len(t) >= 2 and len(t) == info.n_frames:   # the frames' own times: a variable rate or a skewed average cannot hide
+        steps = np.diff(t)
+        if steps.max() - steps.min() > 0.02 / spec.fps:
+            bad("video frames are not evenly spaced (variable frame rate?)", f"steps of {steps.min():.4f} to "
+                f"{steps.max():.4f} s", f"every {1 / spec.fps:g} s")
+        if abs(1 / np.median(steps) - spec.fps) > 1e-3: bad("wrong video frame rate", round(1 / float(np.median(steps)), 4), spec.fps)
+    elif abs(info.fps - spec.fps) > 1e-3: bad("wrong video frame rate", info.fps, spec.fps)
+    if len(t) and info.audio_start is not None and abs(t[0] - info.audio_start) > 0.5 / spec.fps:
+        bad("audio and video do not start together", f"video at {t[0]:.3f} s, audio at {info.audio_start:.3f} s",
+            "the same start (within half a frame)")
     if info.n_frames != spec.n_frames: bad("wrong number of video frames", info.n_frames, spec.n_frames)
     if (info.width, info.height) != (spec.size, spec.size):
         bad("wrong frame size (width x height)", f"{info.width}x{info.height}", f"{spec.size}x{spec.size}")
-    if info.sample_rate != spec.sample_rate: bad("wrong audio sample rate", info.sample_rate, spec.sample_rate)
+    if info.sample_rate != spec.sample_rate:
+        bad("wrong audio sample rate", info.sample_rate, f"{spec.sample_rate} (resample it, e.g. ffmpeg -ar {spec.sample_rate})")
     if info.channels != spec.channels: bad("wrong number of audio channels", info.channels, spec.channels)
     if abs(info.audio_seconds - spec.seconds) > tol_s:
         bad("wrong audio duration in seconds", round(info.audio_seconds, 4), spec.seconds)
@@ -263,6 +283,9 @@ class EquirectVideo:
             n = vs.frames
             if not n and vs.duration is not None:
                 n = int(math.floor(Fraction(vs.duration) * Fraction(vs.time_base) * self.fps + Fraction(1, 2)))
+            if not n:                                  # e.g. Matroska/WebM keep no count: count the packets
+                n = sum(1 for p in c.demux(vs) if p.size)
+            if not n: raise ClipFormatError("the video has no frames", path=self.path)
             self.n_frames = int(n)
     def frame_index(self, t) -> int:
         "Index of the frame nearest to time `t` (seconds; a Fraction for exactness), clamped to the video."
@@ -312,6 +335,8 @@ def _read_csv(path, columns, n_allowed, allow_empty, int_cols, what):
                                 found=str(df[c].dtype), expected="numbers")
     if df.isna().any().any():
         raise MetadataError(f"missing values in {what} CSV", path=path, found=int(df.isna().sum().sum()), expected=0)
+    if not np.isfinite(df.to_numpy(dtype=float)).all():
+        raise MetadataError(f"infinite values in {what} CSV", path=path)
     for c in int_cols:
         if c in df.columns:
             if not np.all(np.asarray(df[c]) == np.round(np.asarray(df[c], dtype=float))):

@@ -22,7 +22,7 @@ from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABE
 from .model import SELDNet, SELDConfig, SELD_PRESETS
 
 # %% auto #0
-__all__ = ['FOCAL_PX', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
+__all__ = ['FOCAL_PX', 'SCHEDULES', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
            'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo', 'SceneCrops', 'MixedCrops',
            'default_clip_pattern', 'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate', 'reestimate_bn',
            'train_seld', 'train_seld_cli']
@@ -314,6 +314,8 @@ def seld_loss(sed: torch.Tensor, doa: torch.Tensor, cat: torch.Tensor, x: torch.
     mse = F.mse_loss(doa * cat, target)
     return 0.5 * bce + 0.5 * mse, bce, mse
 
+SCHEDULES = ("cosine", "constant")
+
 @dataclass
 class TrainConfig:
     "The training recipe (the reference's defaults)."
@@ -329,12 +331,15 @@ class TrainConfig:
     save_every: int = 1000
     seed: int = 0
     center: bool = True          # training framing of the reference (centred STFT of each crop)
+    schedule: str = "cosine"     # "cosine": the reference with validation on; "constant": 0.2·lr, the reference without
 
     def __post_init__(self):
         for k in ("steps", "batch_size", "pseudo_epoch", "bn_batches", "save_every"):
             if getattr(self, k) < 1: raise SAVGBenchError(f"training setting {k} must be at least 1", found=getattr(self, k))
         if self.seed < 0: raise SAVGBenchError("training setting seed must not be negative", found=self.seed)
         if not 0 < self.lr < math.inf: raise SAVGBenchError("training setting lr must be positive and finite", found=self.lr)
+        if self.schedule not in SCHEDULES: raise SAVGBenchError("unknown learning-rate schedule", found=self.schedule,
+                                                                expected=" or ".join(SCHEDULES))
 
     @classmethod
     def scaled(cls, steps: int, **kw) -> "TrainConfig":
@@ -345,6 +350,7 @@ class TrainConfig:
 def learning_rate(step: int, tc: TrainConfig) -> float:
     "Learning rate at iteration `step` (0-based)."
     e, lr, lr_min = step // tc.pseudo_epoch, tc.lr, 0.5 * tc.lr
+    if tc.schedule == "constant": return 0.2 * lr       # timm's warm-up start, never stepped without validation
     if e >= tc.swa_after: return lr_min
     if e < tc.warmup_epochs: return 0.2 * lr + e * (lr - 0.2 * lr) / tc.warmup_epochs
     t = e - tc.warmup_epochs
@@ -378,8 +384,9 @@ class _CropStream(torch.utils.data.IterableDataset):
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
                bn_source=None) -> Path:
-    """Train a `SELDNet` on crops from `source` (`ClipCrops`/`SceneCrops`/`SyntheticCrops`/`MixedCrops`); return the
-    final checkpoint's path. `workers` > 0 draws batches in that many DataLoader processes (faster; a resumed run then
+    """Train a `SELDNet` (`model_config`: a preset name or a config; the default 'small' suits a CPU, the CLI's
+    'reference' is the official size) on crops from `source` (`ClipCrops`/`SceneCrops`/`SyntheticCrops`/`MixedCrops`);
+    return the final checkpoint's path. `workers` > 0 draws batches in that many DataLoader processes (faster; a resumed run then
     draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`)."""
     from accelerate import Accelerator
     from torch.optim.swa_utils import AveragedModel
@@ -397,10 +404,18 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
         ck = torch.load(last, map_location="cpu", weights_only=False)
         if SELDConfig.from_dict(ck["config"]) != cfg: raise DatasetError("last.pt was trained with another config", last,
                                                                          found=ck["config"], expected=asdict(cfg))
+        free = ("steps", "save_every", "bn_batches")                   # these may change between a run and its resume
+        diff = [f"{k}: {v!r} -> {getattr(tc, k)!r}" for k, v in ck.get("train_config", {}).items()
+                if k not in free and hasattr(tc, k) and v != getattr(tc, k)]
+        if diff: raise DatasetError(f"last.pt was trained with other settings ({'; '.join(diff)}); resume with the same "
+                                    "settings, or start again (--no-resume / resume=False)", last)
         net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
         swa.load_state_dict(ck["swa_state_dict"]); step = ck["step"]
         rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
         torch.set_rng_state(ck["torch_rng_state"])
+        if ck.get("cuda_rng_state") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s for s in ck["cuda_rng_state"]][:torch.cuda.device_count()])
+    elif acc.process_index: torch.manual_seed(tc.seed + 104_729 * acc.process_index)   # own dropout masks per process
     net, opt = acc.prepare(net, opt)
     swa.to(acc.device)
     net.train()
@@ -431,7 +446,9 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                 with atomic_path(last) as tmp:
                     torch.save({"model_state_dict": acc.unwrap_model(net).state_dict(), "optimizer_state_dict": opt.state_dict(),
                                 "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
-                                "torch_rng_state": torch.get_rng_state(), "config": asdict(cfg), "train_config": asdict(tc)}, tmp)
+                                "torch_rng_state": torch.get_rng_state(),
+                                "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                                "config": asdict(cfg), "train_config": asdict(tc)}, tmp)
     bar.close(); log.close()
     final_path = out / "seld_final.pt"
     if acc.is_main_process:
@@ -471,6 +488,9 @@ def train_seld_cli(argv=None) -> int:
     ap.add_argument("--steps", type=at_least(1), default=40000)
     ap.add_argument("--batch-size", type=at_least(1), default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--schedule", choices=SCHEDULES, default="cosine",
+                    help="learning rate: 'cosine' (warm-up, cosine, SWA; the reference with validation on) or 'constant' "
+                         "(0.2·lr throughout, the reference's default without --val)")
     ap.add_argument("--seed", type=at_least(0), default=0)
     ap.add_argument("--save-every", type=at_least(1), default=None)
     ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
@@ -486,7 +506,7 @@ def train_seld_cli(argv=None) -> int:
     if a.glob is not None and a.data_dir is None: ap.error("--glob needs DATA_DIR")
     cfg = SELDConfig.preset(a.preset)
     if a.phase: cfg = replace(cfg, phase=a.phase)
-    kw = dict(batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    kw = dict(batch_size=a.batch_size, lr=a.lr, seed=a.seed, schedule=a.schedule)
     if a.save_every: kw["save_every"] = a.save_every
     kw["bn_batches"] = a.bn_batches
     tc = TrainConfig(**kw) if a.steps == 40000 else TrainConfig.scaled(a.steps, **kw)
