@@ -276,7 +276,8 @@ def build_dataset_cli(argv=None) -> int:
     p.add_argument("--workers", type=at_least(1), default=1, help="parallel worker processes, >= 1 (default: 1)")
     p.add_argument("--start-step", type=at_least(1), help="label frames between window starts (dev 5, eval 50)")
     p.add_argument("--view-step", type=at_least(1), help="degrees between view angles (dev 10, eval 20)")
-    p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac")
+    p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac",
+                   help="the clips' audio: AAC, as SAVGBench ships (default), or lossless 16-bit PCM")
     p.add_argument("--skip-errors", action="store_true",
                    help="build the other recordings when one cannot be read (listed in the report) instead of stopping")
     a = p.parse_args(argv)

@@ -327,7 +327,7 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         except ImportError as e: return None, f"the built-in demo SELD model is not available ({e})"
     else:
         try: seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
-        except WeightsError as e: return None, f"SELD checkpoint missing: {e}"
+        except WeightsError as e: return None, f"SELD checkpoint missing: {e}; --seld-checkpoint demo uses the built-in demo model"
     argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector]
     if detector == "yolox-tiny":
         try: argv += ["--weights", str(resolve("yolox-tiny-mmdet", detector_weights, offline=offline))]

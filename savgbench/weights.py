@@ -198,9 +198,9 @@ def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
         except Exception as e: err = e; break
     else: err = RuntimeError(f"more than {max_names} refused names")
     lines = [l.strip() for l in str(err).splitlines() if l.strip() and not l.startswith("Check the documentation")]
-    why = "" if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err) else ": not a torch file, or a damaged one"
-    raise WeightsError(f"cannot read the {what}{why} ({type(err).__name__}: {(lines or [''])[-1][:200]})",
-                       path=path) from None
+    if isinstance(err, pickle.UnpicklingError) and "GLOBAL" in str(err):
+        raise WeightsError(f"cannot read the {what} ({(lines or [''])[-1][:200]})", path=path) from None
+    raise WeightsError(f"cannot read the {what}: not a torch file, or a damaged one", path=path) from None
 
 # %% ../nbs/02_weights.ipynb #3eb537b7
 def _download(url: str, dest: Path, desc: str = "") -> None:
@@ -311,6 +311,7 @@ def weights_cli(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="list: machine-readable output")
     a = ap.parse_args(argv)
     if a.action in ("path", "install") and not a.name: ap.error(f"{a.action} needs a NAME")
+    if a.path and not a.name: ap.error("--path needs the NAME of the file it is")
     names = [a.name] if a.name else list(REGISTRY)
     for n in names: spec(n)
     if a.action == "list":
@@ -323,13 +324,17 @@ def weights_cli(argv=None) -> int:
         return 0
     if a.action == "path": print(weights_path(a.name, a.path)); return 0
     if a.action == "install": print(install(a.name, force=a.force)); return 0
-    bad = 0
+    bad, missing = 0, []
     for n in names:
         p = weights_path(n, a.path)
-        if not p.is_file(): print(f"missing  {n:<36} {p}"); bad += (a.name is not None); continue
+        if not p.is_file(): print(f"missing  {n:<36} {p}"); bad += (a.name is not None); missing.append(n); continue
         try:
             h, w = verify_file(n, p), REGISTRY[n]
             if w.sha256 or w.sha256_prefix: print(f"ok       {n:<36} {h}{'' if w.sha256 else ' (prefix matches)'}")
             else: print(f"readable {n:<36} {h} ({check_contents(n, p)}; no published sha256 to compare)")
         except WeightsError as e: print(f"BAD      {n:<36} {e}"); bad += 1
+    if len(names) > 1:
+        print(f"{len(names) - len(missing) - bad} good, {bad} bad, {len(missing)} missing (only a command's own weights are "
+              f"needed; `savgbench weights list` says where each comes from, `savgbench weights install NAME` fetches "
+              f"the installable ones)")
     return 1 if bad else 0

@@ -169,9 +169,9 @@ def test_missing_official_seld_weights_are_an_error_not_the_demo_model(tmp_path,
     monkeypatch.delenv("SAVGBENCH_WEIGHT_SELD_STEREO_SWA", raising=False)
     (tmp_path / "v").mkdir(); (tmp_path / "v" / "c.mp4").touch(); (tmp_path / "det").mkdir()
     (tmp_path / "det" / "c.csv").write_text("")
-    with pytest.raises(WeightsError, match="params_swa_20240912162834_0040000.pth.*'demo'"):
+    with pytest.raises(WeightsError, match="params_swa_20240912162834_0040000.pth.*--checkpoint demo"):
         spatial_align_cli([str(tmp_path / "v"), "--det-dir", str(tmp_path / "det")])
-    with pytest.raises(MetadataError, match="cannot be computed.*'demo'"):
+    with pytest.raises(MetadataError, match="cannot be computed.*--checkpoint demo"):
         spatial_av_align_videos(tmp_path / "v", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det")
     assert not (tmp_path / "seld" / "c.csv").exists()
 

@@ -381,3 +381,15 @@ def test_a_built_dataset_root_trains_on_its_dev_split_only(tmp_path):
     ds = ClipDataset(tmp_path)
     assert ds.root == tmp_path / 'video_dev' and [f.name for f in ds.files] == ['a.mp4', 'b.mp4']
     assert [f.name for f in ClipDataset(tmp_path / 'video_eval').files] == ['c.mp4']      # named explicitly: used
+
+
+def test_resuming_with_other_training_settings_is_refused(tmp_path):
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    from savgbench.core import SAVGBenchError
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1, mixed_precision='no', save_every=1)
+    train_joint(SyntheticClips(2), tmp_path, cfg, progress=False)
+    for change in (dict(lr=1e-3), dict(seed=7), dict(hflip='none'), dict(batch_size=1)):
+        with pytest.raises(SAVGBenchError, match=f"{next(iter(change))}: "):
+            train_joint(SyntheticClips(2), tmp_path, TrainConfig(**{**vars(cfg), 'max_steps': 2, **change}), progress=False)
+    hist = train_joint(SyntheticClips(2), tmp_path, TrainConfig(**{**vars(cfg), 'max_steps': 2, 'save_every': 5}), progress=False)
+    assert len(hist) == 2                                              # a longer run with other intervals resumes

@@ -213,7 +213,8 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU (the reference sampled in fp32: '
                    '--precision fp32 matches it), fp32 on CPU')
     p.add_argument('--device', default=None)
-    p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'))
+    p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'), help="the clips' audio: AAC as the dataset's, "
+                   "or lossless 16-bit PCM")
     p.add_argument('--writers', type=at_least(0), default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
@@ -235,10 +236,12 @@ def sample_cli(argv=None) -> int:
               "(a quick check, not the benchmark's pipeline)", file=sys.stderr)
     model = compile_model(model, a.compile)
     if sr is not None: sr = compile_model(sr, a.compile)
-    t0 = time.time()
+    t0, before = time.time(), set(Path(a.out).glob('sample_*.mp4'))
     files = generate_clips(model, sr, a.out, num=a.num, batch_size=a.batch_size, seed=a.seed, sampler=a.sampler,
                            steps=a.steps, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
                            progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark)
-    print(f"process {state.process_index}: {len(files)} clips in {a.out} ({time.time() - t0:.1f} s)")
+    old = len(set(files) & before)
+    print(f"process {state.process_index}: {len(files)} clips in {a.out} ({len(files) - old} sampled now, {old} already "
+          f"there; {time.time() - t0:.1f} s)")
     return 0

@@ -217,11 +217,16 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
         ck = torch.load(ckpts[-1], map_location='cpu', weights_only=False)
         try: model.load_state_dict(ck['model'])
-        except RuntimeError as e:
+        except RuntimeError:
             raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
                                  f"{ck.get('train_config', {}).get('preset', '?')} preset) than this run's "
                                  f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
-                                 f"another run folder ({str(e).splitlines()[0]})") from None
+                                 f"another run folder") from None
+        free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark'}
+        diff = [f"{k}: {v!r} -> {getattr(cfg, k)!r}" for k, v in ck.get('train_config', {}).items()
+                if k not in free and hasattr(cfg, k) and v != getattr(cfg, k)]
+        if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
+                                      "same settings, start afresh (--no-resume) or use another run folder")
         ema.load_state_dict(ck['ema'])
         step, history = ck['step'], list(ck['history'])
     ema.params = [p.to(dev) for p in ema.params]
@@ -370,7 +375,8 @@ def _train_parser(prog, sr=False):
         p.add_argument('--frames-per-clip', type=at_least(1), default=1)
     else:
         p.add_argument('--hflip', default='swap', choices=HFLIP_MODES,
-                       help="'swap': mirror video and swap L/R together (default); 'reference': always mirror video, never swap")
+                       help="'swap': mirror half the clips, video and L/R together; 'reference': mirror every video, "
+                            "never swap L/R (the paper's model); 'none': no mirroring")
     return p
 
 def _cfg_from(a, sr=False) -> TrainConfig:

@@ -167,7 +167,8 @@ class PersonDetector:
         "Per-frame boxes (k, 5) of one clip."
         if self.name == "oracle":
             return oracle_person_boxes(read_csv_rows(metadata_path_for(path, self.metadata_dir), (4, 5, 6),
-                                                     "label CSV"))
+                                                     "label CSV (the oracle detector reads the clip's labels; "
+                                                     "--metadata-dir says where they are)"))
         if frames_bgr is None: frames_bgr = read_frames_bgr(path)
         if self.name == "hog": return hog_person_boxes(frames_bgr, self.hog)
         from savgbench.detect.yolox import detect_persons

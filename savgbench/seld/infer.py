@@ -37,7 +37,8 @@ def seld_checkpoint_path(checkpoint=None) -> Path:
     try: return resolve("seld-stereo-swa", checkpoint)
     except WeightsError as e:
         if checkpoint is not None: raise
-        raise WeightsError(f"{e}; or pass 'demo' for the built-in demo SELD model (not comparable with the paper)") from None
+        raise WeightsError(f"{e}; or use the built-in demo SELD model, not comparable with the paper "
+                           "(--checkpoint demo / --seld-checkpoint demo)") from None
 
 def load_seld_model(checkpoint=None, device=None) -> SELDNet:
     "A `SELDNet` in eval mode from `checkpoint` (default: the built-in demo model) on `device`."
