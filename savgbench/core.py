@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
            'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least', 'resolve_device',
-           'settings_record']
+           'settings_diff', 'settings_record']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -123,6 +123,10 @@ def resolve_device(name=None):
     return dev
 
 # %% ../nbs/00_core.ipynb #5d3de60f
+def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
+    "`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts."
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in (new if keys is None else keys) if old.get(k) != new.get(k)]
+
 def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
                     remedy: str = "use another folder, or delete its outputs first") -> dict:
     """Compare `settings` (JSON-able) with those recorded in the JSON file `path` by an earlier run; when that run left
@@ -133,7 +137,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
     if path.is_file():
         try: old = json.loads(path.read_text()).get("settings", {})
         except (json.JSONDecodeError, AttributeError): old = {}
-        diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v]
+        diff = settings_diff(old, settings)
         if diff and outputs:
             raise SAVGBenchError(f"already holds {outputs} outputs made with other settings ({'; '.join(diff)}); {remedy}",
                                  path=path.parent)

@@ -166,10 +166,6 @@ class NotLoaded:
     global_name = "?"
     def __init__(self, *args, **kw): self.args, self.kw = args, kw
     def __setstate__(self, state): self.state = state
-    def __call__(self, *args, **kw): return type(self)(*args, **kw)
-    def __getattr__(self, name):          # a pickled bound method is getattr(obj, name)
-        if name.startswith("__"): raise AttributeError(name)
-        return self
     def __repr__(self): return f"<not loaded: {self.global_name}>"
 
 def _stand_in(name: str) -> type:

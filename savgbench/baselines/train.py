@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path
+from ..core import CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet
 from .superres import SRConfig, SuperResUNet, sr_training_losses
@@ -223,8 +223,8 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
                                  f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
                                  f"another run folder") from None
         free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark'}
-        diff = [f"{k}: {v!r} -> {getattr(cfg, k)!r}" for k, v in ck.get('train_config', {}).items()
-                if k not in free and hasattr(cfg, k) and v != getattr(cfg, k)]
+        old, new = ck.get('train_config', {}), asdict(cfg)
+        diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
         if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
                                       "same settings, start afresh (--no-resume) or use another run folder")
         ema.load_state_dict(ck['ema'])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
-from ..core import CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path
+from ..core import CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -405,8 +405,8 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
         if SELDConfig.from_dict(ck["config"]) != cfg: raise DatasetError("last.pt was trained with another config", last,
                                                                          found=ck["config"], expected=asdict(cfg))
         free = ("steps", "save_every", "bn_batches")                   # these may change between a run and its resume
-        diff = [f"{k}: {v!r} -> {getattr(tc, k)!r}" for k, v in ck.get("train_config", {}).items()
-                if k not in free and hasattr(tc, k) and v != getattr(tc, k)]
+        old, new = ck.get("train_config", {}), asdict(tc)
+        diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
         if diff: raise DatasetError(f"last.pt was trained with other settings ({'; '.join(diff)}); resume with the same "
                                     "settings, or start again (--no-resume / resume=False)", last)
         net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
@@ -414,7 +414,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
         rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
         torch.set_rng_state(ck["torch_rng_state"])
         if ck.get("cuda_rng_state") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s for s in ck["cuda_rng_state"]][:torch.cuda.device_count()])
+            torch.cuda.set_rng_state_all(list(ck["cuda_rng_state"])[:torch.cuda.device_count()])
     elif acc.process_index: torch.manual_seed(tc.seed + 104_729 * acc.process_index)   # own dropout masks per process
     net, opt = acc.prepare(net, opt)
     swa.to(acc.device)
