@@ -24,8 +24,9 @@ from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, 
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
 
 # %% auto #0
-__all__ = ['SPLIT_SUBSETS', 'Recording', 'find_recordings', 'clip_name', 'window_candidates', 'window_clips', 'window_audio',
-           'build_recording', 'summarize_build', 'format_build_report', 'build_dataset', 'build_dataset_cli']
+__all__ = ['SPLIT_SUBSETS', 'LENGTH_TOLERANCE_S', 'Recording', 'find_recordings', 'clip_name', 'window_candidates',
+           'window_clips', 'window_audio', 'build_recording', 'summarize_build', 'format_build_report', 'build_dataset',
+           'build_dataset_cli']
 
 # %% ../nbs/14_build.ipynb #242fbdef
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def window_audio(hp24: np.ndarray, hp16: np.ndarray, start: int, deg: int, cfg: 
     if clips_peak(seg16, cfg): return None
     return seg16.astype(np.float32)
 
+LENGTH_TOLERANCE_S = 1.0   # audio and video lengths further apart than this are reported (a cut or truncated file)
+
 def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig = DEV_CURATION,
                     audio_codec: str = "aac", progress: bool = False) -> dict:
     "Build every clip of one recording into `out`; return its report (kept clips and drops per rule)."
@@ -123,6 +126,9 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
     video = EquirectVideo(rec.video)
     spf = sr // STARSS_LABEL_FPS                                  # audio samples per label frame (2400)
     n_frames = min(foa.shape[1] // spf, math.floor(Fraction(video.n_frames) / video.fps * STARSS_LABEL_FPS))
+    audio_s, video_s = foa.shape[1] / sr, float(Fraction(video.n_frames) / video.fps)
+    if abs(audio_s - video_s) > LENGTH_TOLERANCE_S:           # only the shorter span can give clips: say so
+        report["length_mismatch"] = dict(audio_s=round(audio_s, 2), video_s=round(video_s, 2))
     report["windows"] = len(cfg.starts(n_frames)) * len(cfg.views())
     # 1. label rules
     candidates = window_candidates(meta, n_frames, cfg, report["dropped"])
@@ -204,6 +210,7 @@ def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, second
     return dict(
         split=split, config=asdict(cfg), recordings=len(reports), failed_recordings=failed,
         recordings_without_video=[r["recording"] for r in reports if r.get("no_video")],
+        length_mismatch={r["recording"]: r["length_mismatch"] for r in reports if "length_mismatch" in r},
         windows_checked=sum(r["windows"] for r in reports), clips=kept, clips_built_now=built,
         clips_already_there=kept - built, hours=kept * CLIP.seconds / 3600,
         dropped={k: dropped.get(k, 0) for k in ("empty", "class", "offscreen", "overlap", "inactive", "clipping")},
@@ -225,6 +232,9 @@ def format_build_report(rep: dict) -> str:
              f"  {rep['seconds']:.1f} s" + (f", {rep['clips_per_second']:.2f} clips/s" if rep["clips_per_second"] else "")]
     if rep["recordings_without_video"]:
         lines.append(f"  recordings without video (skipped): {', '.join(rep['recordings_without_video'])}")
+    for name, m in rep.get("length_mismatch", {}).items():
+        lines.append(f"  WARNING {name}: {m['audio_s']:.2f} s of audio but {m['video_s']:.2f} s of video; clips come from "
+                     f"the first {min(m.values()):.2f} s only (a truncated or mismatched file?)")
     for name, why in rep.get("failed_recordings", {}).items(): lines.append(f"  FAILED {name}: {why}")
     return "\n".join(lines)
 

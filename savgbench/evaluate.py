@@ -358,14 +358,16 @@ def format_row(result: dict, label: str | None = None) -> str:
     m = result["metrics"]
     def f(k, fmt):
         v = m.get(k)
-        return format(v, fmt) if isinstance(v, (int, float)) else "—"
+        if not isinstance(v, (int, float)): return "—"
+        s = format(v, fmt)
+        return s.lstrip("-") if float(s) == 0 else s    # a distance of -1e-9 (rounding noise) shows as 0.00, not -0.00
     label = label or Path(result["gen_dir"]).name
     return (f"| {label} | {f('fvd', '.2f')} | {f('kvd', '.2f')} | {f('fad', '.3f')} | {f('spatial_av_align', '.4f')} "
             f"| {f('temporal_av_align', '.4f')} |")
 
 TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temporal AV-Align↑ |\n|---|---|---|---|---|---|"
 
-# %% ../nbs/44_evaluate.ipynb #a257676d
+# %% ../nbs/44_evaluate.ipynb #e29ae715
 def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline):
     "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
@@ -524,7 +526,7 @@ def _write_per_clip(path, entries, align_rows: dict):
         rows.append(row)
     with atomic_path(path) as t: pd.DataFrame(rows).to_csv(t, index=False)
 
-# %% ../nbs/44_evaluate.ipynb #456ae21c
+# %% ../nbs/44_evaluate.ipynb #c0346552
 def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_channels: bool = False) -> list[Path]:
     """Write `n` small SAVGBench-format clips to `folder` (for examples, tests and benchmarks): a coloured square moving
     across the picture and a tone panned to its position. The same `seed` gives the same clips."""
@@ -553,7 +555,7 @@ def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_
         out.append(write_clip(folder / f"clip_{i:03d}.mp4", video, np.clip(audio, -1, 1).astype(np.float32), audio_codec="pcm"))
     return out
 
-# %% ../nbs/44_evaluate.ipynb #c0346552
+# %% ../nbs/44_evaluate.ipynb #b62870c7
 def swapped_channel_pair(src_dir, out_dir, audio_codec: str = "pcm") -> tuple[Path, Path]:
     """From the clips of `src_dir` write `out_dir/video_gt` and `out_dir/video_swapped`: both re-encoded from the same
     decoded frames by the same encoder (so their videos are identical), the second with left and right exchanged.
@@ -573,7 +575,7 @@ def swapped_channel_pair(src_dir, out_dir, audio_codec: str = "pcm") -> tuple[Pa
                 (out / d).mkdir(parents=True, exist_ok=True); shutil.copy2(meta / (p.stem + ".csv"), out / d / (p.stem + ".csv"))
     return gt, sw
 
-# %% ../nbs/44_evaluate.ipynb #ee9c18f2
+# %% ../nbs/44_evaluate.ipynb #aa6e2be3
 def evaluate_cli(argv=None) -> int:
     "`savgbench evaluate GEN_DIR --reference REF_DIR [--protocol v1|v2] --out results.json [--per-clip per_clip.csv] [--skip-bad]`"
     ap = argparse.ArgumentParser(prog="savgbench evaluate",

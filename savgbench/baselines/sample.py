@@ -200,19 +200,21 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--checkpoint', required=True, help='joint model: a savgbench checkpoint or model330011.pt')
     p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or model_SR_mmdiff_120000.pt')
     p.add_argument('--out', required=True, help='folder for sample_XXXXX.mp4')
-    p.add_argument('--num', type=at_least(1), default=96)
-    p.add_argument('--batch-size', type=at_least(1), default=4)
-    p.add_argument('--seed', type=int, default=1010)
+    p.add_argument('--num', type=at_least(1), default=96, help='clips to write (the benchmark scores 96)')
+    p.add_argument('--batch-size', type=at_least(1), default=4, help='clips sampled together by each process')
+    p.add_argument('--seed', type=int, default=1010, help='batch b is drawn from seed + b, so the clips do not '
+                   'depend on the number of processes (they do on --batch-size)')
     p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS)
     p.add_argument('--steps', type=at_least(1), default=20, help='network evaluations of --sampler dpm_solver++_2m (the adaptive '
                    'dpm_solver++ chooses its own steps; ddpm runs all 1000)')
-    p.add_argument('--sr-steps', type=at_least(1), default=25)
+    p.add_argument('--sr-steps', type=at_least(1), default=25, help='DDIM steps of the super-resolution (the reference: 25)')
     p.add_argument('--sr-T', type=at_least(1), default=None, help='SR schedule length (default: the checkpoint config, 1100)')
     p.add_argument('--preset', default='paper', help='joint configuration of an official state_dict')
     p.add_argument('--sr-preset', default='paper', help='SR configuration of an official state_dict')
     p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU (the reference sampled in fp32: '
                    '--precision fp32 matches it), fp32 on CPU')
-    p.add_argument('--device', default=None)
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda if available; under accelerate launch, '
+                   'each process its own GPU)')
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'), help="the clips' audio: AAC as the dataset's, "
                    "or lossless 16-bit PCM")
     p.add_argument('--writers', type=at_least(0), default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
