@@ -332,9 +332,21 @@ def test_bad_weights_files(tmp_path, bad):
     with pytest.raises(WeightsError) as e: load_yolox(p)
     assert str(p) in str(e.value)
 
-def test_yolox_detector_without_weights_is_a_clear_error(tmp_path):
+def test_yolox_detector_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "empty_cache"))
     with pytest.raises(WeightsError, match="--weights"): make_detector("yolox-tiny")
     with pytest.raises(WeightsError, match="not found"): make_detector("yolox-tiny", weights=tmp_path / "no.pth")
+
+def test_yolox_detector_takes_its_weights_from_the_cache(tmp_path, monkeypatch):
+    "Without --weights, `detect` and `spatial-align` use the file `savgbench weights install` puts in the cache."
+    from savgbench.weights import cache_path
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsError, match="weights install yolox-tiny-mmdet"): make_detector("yolox-tiny")
+    sd = _random_sd(mmdet_yolox_tiny_shapes(), seed=3)
+    p = cache_path("yolox-tiny-mmdet"); p.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": sd}, p)
+    det = make_detector("yolox-tiny", device="cpu")
+    for k, v in det.model.state_dict().items(): assert torch.equal(v, sd[k]), k
 
 
 # ---------------------------------------------------------------------------------------------------------------

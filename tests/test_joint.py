@@ -393,3 +393,61 @@ def test_resuming_with_other_training_settings_is_refused(tmp_path):
             train_joint(SyntheticClips(2), tmp_path, TrainConfig(**{**vars(cfg), 'max_steps': 2, **change}), progress=False)
     hist = train_joint(SyntheticClips(2), tmp_path, TrainConfig(**{**vars(cfg), 'max_steps': 2, 'save_every': 5}), progress=False)
     assert len(hist) == 2                                              # a longer run with other intervals resumes
+
+
+def _tiny_dataset(root, n=2):
+    from savgbench.io import write_clip
+    rng = np.random.default_rng(0)
+    data = root / 'data' / 'video_dev'; data.mkdir(parents=True)
+    for i in range(n):
+        write_clip(data / f'clip{i}.mp4', rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    return root / 'data'
+
+_COMMON = ['--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--mixed-precision', 'no', '--save-every', '2',
+           '--num-workers', '0']
+
+def test_sr_schedule_and_init_reach_the_checkpoint(tmp_path, capsys):
+    "The SR checkpoint records the T it trained on (sampling uses it); --init loads every weight or fails, also with --no-resume."
+    from savgbench.baselines.train import train_sr_cli
+    data = _tiny_dataset(tmp_path)
+    assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr'), *_COMMON]) == 0
+    ck = torch.load(tmp_path / 'sr' / 'checkpoint_2.pt', weights_only=False)
+    assert (ck['model_config']['diffusion_steps'], ck['train_config']['diffusion_steps']) == (1000, 1000)
+    assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr1100'), *_COMMON, '--diffusion-steps', '1100']) == 0
+    assert torch.load(tmp_path / 'sr1100' / 'checkpoint_2.pt', weights_only=False)['model_config']['diffusion_steps'] == 1100
+    torch.save({'foo.weight': torch.zeros(3)}, tmp_path / 'garbage.pt')             # matches no weight of the model
+    with pytest.raises(WeightsError):
+        train_sr_cli([str(data), '--out', str(tmp_path / 'sr_garbage'), *_COMMON, '--init', str(tmp_path / 'garbage.pt')])
+    init = SuperResUNet(SRConfig.tiny()).state_dict()
+    init['input_blocks.0.0.weight'] = torch.full_like(init['input_blocks.0.0.weight'], 0.123)
+    torch.save(init, tmp_path / 'init.pt')
+    capsys.readouterr()
+    assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr'), *_COMMON, '--init', str(tmp_path / 'init.pt')]) == 0
+    assert 'not used: resuming' in capsys.readouterr().out                         # a resumed run keeps its weights
+    assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr'), *_COMMON, '--init', str(tmp_path / 'init.pt'),
+                         '--no-resume']) == 0                                      # starting afresh starts from --init
+    w = torch.load(tmp_path / 'sr' / 'checkpoint_2.pt', weights_only=False)['ema']['input_blocks.0.0.weight']
+    assert abs(float(w.mean()) - 0.123) < 1e-3, float(w.mean())
+
+
+def test_impossible_sr_settings_are_refused_before_sampling(tmp_path, capsys):
+    from savgbench.baselines.sample import sample_cli
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    for name, cfg in (('sr.pt', SRConfig.tiny()), ('sr8.pt', SRConfig.tiny(small_size=8))):
+        sm = SuperResUNet(cfg)
+        torch.save({'model': sm.state_dict(), 'ema': None, 'model_kind': 'sr', 'model_config': vars(sm.cfg)}, tmp_path / name)
+    base = ['--checkpoint', str(tmp_path / 'j.pt'), '--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m',
+            '--steps', '1', '--device', 'cpu', '--out', str(tmp_path / 'c')]
+    for extra, says in ((['--sr-checkpoint', str(tmp_path / 'sr.pt'), '--sr-steps', '60'], 'nearest possible: 58 or 62'),
+                        (['--sr-checkpoint', str(tmp_path / 'sr.pt'), '--sr-T', '10', '--sr-steps', '25'], 'T=10'),
+                        (['--sr-checkpoint', str(tmp_path / 'sr8.pt'), '--sr-steps', '2'], 'upsamples 8x8'),
+                        (['--sr-preset', 'huge'], 'invalid choice')):
+        with pytest.raises(SystemExit) as e: sample_cli(base + extra)
+        assert e.value.code == 2, extra
+        assert says in capsys.readouterr().err, extra
+        assert not (tmp_path / 'c' / 'sampling.json').exists()
+    assert sample_cli(base + ['--sr-checkpoint', str(tmp_path / 'sr.pt'), '--sr-steps', '2', '--sr-frames-per-batch', '3']) == 0
+    import json
+    assert json.loads((tmp_path / 'c' / 'sampling.json').read_text())['settings']['sr_T'] == 1100   # the effective T

@@ -15,7 +15,7 @@ from savgbench.align.viewer import ClipAlignment, plot_clip_alignment
 clip_path = Path(sys.argv[1])
 out = Path(sys.argv[2] if len(sys.argv) > 2 else "images/alignment_example.png")
 clip = read_clip(clip_path)
-table, _ = seld_files([clip_path], progress=False)
+table, _ = seld_files([clip_path], checkpoint="demo", progress=False)     # the built-in demo SELD model
 seld = table[["frame", "cls", "x"]].to_numpy(float)
 det = make_detector("hog")([clip_path], progress=False)[clip_path.stem]
 ca = ClipAlignment(clip_path.stem, clip.video, seld, det, clip.audio)

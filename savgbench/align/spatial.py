@@ -33,6 +33,12 @@ def seld_to_od_frame(f, n_od_frames: int = CLIP.n_frames) -> np.ndarray:
     fo = np.round(np.asarray(f, np.int64) / SELD_FPS * OD_FPS).astype(np.int64)
     return np.where(fo == n_od_frames, n_od_frames - 1, fo)
 
+def _last_seld_frame(n_od_frames: int) -> int:
+    "The last SELD frame the rule accepts: the clamp maps frames up to this one onto the last detector frame."
+    f = (n_od_frames + 1) * SELD_FPS // OD_FPS
+    while seld_to_od_frame(f, n_od_frames) >= n_od_frames: f -= 1
+    return int(f)
+
 def match_seld_rows(seld: np.ndarray, det: np.ndarray, path=None, n_od_frames: int = CLIP.n_frames) -> np.ndarray:
     "TP flag of each SELD row (n, 3) against detection rows (m, 6), by the reference's rule."
     seld = np.asarray(seld, np.float64).reshape(-1, 3)
@@ -44,7 +50,7 @@ def match_seld_rows(seld: np.ndarray, det: np.ndarray, path=None, n_od_frames: i
     if bad.any():
         i = int(np.argmax(bad))
         raise MetadataError(f"SELD row {i + 1} has a frame outside the clip", path=path, found=int(f[i]),
-                            expected=f"0..{round((n_od_frames - 0.5) * SELD_FPS / OD_FPS)} at {SELD_FPS} fps")
+                            expected=f"0..{_last_seld_frame(n_od_frames)} at {SELD_FPS} fps")
     cand = np.abs(det[None, :, 0] - fo[:, None]) <= OD_FRAME_TOLERANCE
     x0, x1 = np.trunc(det[:, 2]), np.trunc(det[:, 4])
     near = (x1[None, :] >= x[:, None] - AZI_THRESH_PX) & (x0[None, :] <= x[:, None] + AZI_THRESH_PX)

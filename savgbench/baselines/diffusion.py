@@ -275,7 +275,10 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
     "guided-diffusion's `ddimN` respacing: the evenly strided steps `range(0, T, stride)` with exactly `steps` items."
     for stride in range(1, T):
         if len(range(0, T, stride)) == steps: return list(range(0, T, stride))
-    raise ValueError(f"cannot create exactly {steps} steps with an integer stride from T={T}")
+    counts = sorted({len(range(0, T, s)) for s in range(1, T)})
+    lo, hi = [c for c in counts if c < steps][-1:], [c for c in counts if c > steps][:1]
+    raise ValueError(f"cannot create exactly {steps} steps with an integer stride from T={T}; the nearest possible: "
+                     + " or ".join(map(str, lo + hi)))
 
 def ddim_step(x: torch.Tensor, eps: torch.Tensor, a_t: float, a_prev: float, clip: bool = True) -> torch.Tensor:
     "One DDIM (eta=0) step from cumulative alpha `a_t` to `a_prev`, with the noise re-derived from the clipped x0."

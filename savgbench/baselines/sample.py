@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record
 from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
-                                           dpm_solver_multistep, ddpm_sample)
-from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights
+                                           dpm_solver_multistep, ddpm_sample, ddim_timesteps)
+from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights, PRESETS
 from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, new_graph_step
 from .train import fit_length, cudnn_autotune
 
@@ -84,7 +84,9 @@ def _autocast(device, precision):
 @torch.no_grad()
 def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: str = 'dpm_solver++', steps: int = 20,
                  precision: str = 'fp32', diffusion: GaussianDiffusion | None = None, progress: bool = False):
-    "Sample `batch_size` (video (B,F,3,H,W), audio (B,2,L)) pairs in [-1,1]; returns them and the network evaluations used."
+    """Sample `batch_size` (video (B,F,3,H,W), audio (B,2,L)) pairs; returns them and the network evaluations used. The
+    values are the sampler's own, which can stray a little outside [-1,1]: the reference hands them to super-resolution
+    as they are, and `to_clip_arrays` clamps them when a clip is written."""
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r} (expected one of {SAMPLERS})")
     dev = next(model.parameters()).device
     diffusion = diffusion or GaussianDiffusion(1000)
@@ -106,7 +108,7 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
         solver = JointDPMSolver(eps_fn, DiscreteVPSchedule(diffusion))
         if sampler == 'dpm_solver++': out, _ = dpm_solver_adaptive(solver, x, progress=progress)
         else: out, _ = dpm_solver_multistep(solver, x, steps=steps, progress=progress)
-    return {k: v.clamp(-1, 1) for k, v in out.items()}, calls[0]
+    return out, calls[0]
 
 # %% ../../nbs/54_sample.ipynb #ba498c42
 def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
@@ -130,10 +132,11 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
                    seed: int = 1010, sampler: str = 'dpm_solver++', steps: int = 20, sr_steps: int = 25,
                    sr_T: int | None = None, precision: str = 'fp32', rank: int = 0, world: int = 1,
                    audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2,
-                   cudnn_benchmark: bool = True) -> list[Path]:
+                   cudnn_benchmark: bool = True, sr_frames_per_batch: int | None = None) -> list[Path]:
     """Sample `num` clips with the joint model (+ SR) and write them as SAVGBench mp4s, encoding in `writers` background
     threads (0: in line). On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless
-    `cudnn_benchmark=False`. Returns this process's files."""
+    `cudnn_benchmark=False`. `sr_frames_per_batch` bounds the frames per SR network call (memory; the clips do not
+    change). Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,8 +162,9 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
                 video = x['video']
                 if sr_model is not None:
                     with _autocast(video.device, precision):
-                        video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T,
-                                              generator=torch.Generator().manual_seed(seed + b + 1_000_003))
+                        video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T, frames_per_batch=sr_frames_per_batch,
+                                              generator=torch.Generator().manual_seed(seed + b + 1_000_003),
+                                              progress=progress)
                 for j, p in enumerate(paths): put(p, *to_clip_arrays(video[j], x['audio'][j]))
             drain(0)
     finally:
@@ -209,8 +213,12 @@ def sample_cli(argv=None) -> int:
                    'dpm_solver++ chooses its own steps; ddpm runs all 1000)')
     p.add_argument('--sr-steps', type=at_least(1), default=25, help='DDIM steps of the super-resolution (the reference: 25)')
     p.add_argument('--sr-T', type=at_least(1), default=None, help='SR schedule length (default: the checkpoint config, 1100)')
-    p.add_argument('--preset', default='paper', help='joint configuration of an official state_dict')
-    p.add_argument('--sr-preset', default='paper', help='SR configuration of an official state_dict')
+    p.add_argument('--preset', default='paper', choices=PRESETS, help='joint configuration of an official state_dict')
+    p.add_argument('--sr-preset', default='paper', choices=('tiny', 'paper', 'imagenet'),
+                   help='SR configuration of an official state_dict')
+    p.add_argument('--sr-frames-per-batch', type=at_least(1), default=None,
+                   help='frames per SR network call, to fit a smaller GPU (default: all frames of a batch; the clips '
+                        'do not change)')
     p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU (the reference sampled in fp32: '
                    '--precision fp32 matches it), fp32 on CPU')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda if available; under accelerate launch, '
@@ -232,6 +240,16 @@ def sample_cli(argv=None) -> int:
     precision = a.precision or ('bf16' if dev.type == 'cuda' else 'fp32')
     model = load_joint_model(a.checkpoint, a.preset, dev)
     sr = load_sr_model(a.sr_checkpoint, a.sr_preset, dev) if a.sr_checkpoint else None
+    if sr is not None:                                  # impossible SR settings: refused before any sampling
+        if a.sr_T is not None and a.sr_T != sr.cfg.diffusion_steps and state.is_main_process:
+            print(f"savgbench sample: --sr-T {a.sr_T} differs from the T={sr.cfg.diffusion_steps} of the SR checkpoint's "
+                  "configuration (for a savgbench checkpoint, the schedule it was trained on)", file=sys.stderr)
+        a.sr_T = a.sr_T or sr.cfg.diffusion_steps
+        try: ddim_timesteps(a.sr_T, a.sr_steps)
+        except ValueError as e: p.error(f"--sr-steps {a.sr_steps}: {e}")
+        if model.cfg.video_size[-1] != sr.cfg.small_size:
+            p.error(f"the joint model makes {model.cfg.video_size[-1]}x{model.cfg.video_size[-1]} frames but the SR model "
+                    f"upsamples {sr.cfg.small_size}x{sr.cfg.small_size} ones")
     sample_manifest(a.out, _settings(a, precision), write=state.is_main_process)
     if sr is None and state.is_main_process:
         print("savgbench sample: no --sr-checkpoint, so the 64x64 frames are upsampled bicubically to 256x256 "
@@ -242,7 +260,8 @@ def sample_cli(argv=None) -> int:
     files = generate_clips(model, sr, a.out, num=a.num, batch_size=a.batch_size, seed=a.seed, sampler=a.sampler,
                            steps=a.steps, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
-                           progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark)
+                           progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark,
+                           sr_frames_per_batch=a.sr_frames_per_batch)
     old = len(set(files) & before)
     print(f"process {state.process_index}: {len(files)} clips in {a.out} ({len(files) - old} sampled now, {old} already "
           f"there; {time.time() - t0:.1f} s)")

@@ -184,22 +184,28 @@ def new_graph_step(model) -> None:
 def super_resolve(model: SuperResUNet, video: torch.Tensor, steps: int = 25, T: int | None = None,
                   generator: torch.Generator | None = None, frames_per_batch: int | None = None,
                   progress: bool = False) -> torch.Tensor:
-    "Upsample clips `video` (B, F, 3, s, s) in [-1,1] to (B, F, 3, S, S) with DDIM; noise shared within a clip."
+    """Upsample clips `video` (B, F, 3, s, s) in [-1,1] to (B, F, 3, S, S) with DDIM; noise shared within a clip.
+    `frames_per_batch` bounds the frames per network call (memory; None: all B·F at once). The progress bar counts
+    network calls."""
     cfg = model.cfg
     T = T or cfg.diffusion_steps
     B, Fr, C, s, _ = video.shape
+    if s != cfg.small_size:
+        raise ValueError(f"the SR model upsamples {cfg.small_size}x{cfg.small_size} frames, not {s}x{s}")
     S = cfg.large_size
-    dev, dt = video.device, next(model.parameters()).dtype
+    dev = video.device
     noise = torch.randn(B, 1, 3, S, S, generator=generator).to(dev).expand(B, Fr, 3, S, S).reshape(B * Fr, 3, S, S)
     low = video.reshape(B * Fr, C, s, s)
     n = frames_per_batch or B * Fr
+    bar = tqdm(total=-(-(B * Fr) // n) * steps, disable=not progress, desc='super-resolution', unit='call', leave=False)
     outs = []
-    for i in tqdm(range(0, B * Fr, n), disable=not progress, desc='super-resolution'):
+    for i in range(0, B * Fr, n):
         lo = low[i:i + n]
         def eps_fn(x, t):
-            new_graph_step(model)
+            new_graph_step(model); bar.update()
             return model(x, t, lo)[:, :3].to(torch.float32, copy=True)
         outs.append(ddim_sample(eps_fn, noise[i:i + n].float(), T=T, steps=steps))
+    bar.close()
     return torch.cat(outs).reshape(B, Fr, 3, S, S)
 
 # %% ../../nbs/52_superres.ipynb #5305ef07

@@ -331,12 +331,17 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     "Train the SR U-Net on frames of `data` (folder of clips or a Dataset of clips); `init` an ImageNet upsampler file."
     from savgbench.baselines.superres import load_sr_weights
     cfg = cfg or TrainConfig(lr=1e-4)
-    mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
+    # the checkpoint's model_config carries the schedule it is trained on, so `sample` runs it on the same T
+    mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing,
+                   diffusion_steps=cfg.diffusion_steps)
     if isinstance(data, (str, Path)):
         data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples))
         if progress: print(f"training on frames of {len(data)} clips in {data.root}")
     model = SuperResUNet(mcfg)
-    if init is not None and not _checkpoints(Path(out_dir)): load_sr_weights(model, init, strict=False)
+    if init is not None:
+        if resume and _checkpoints(Path(out_dir)):
+            if progress: print(f"--init {init} not used: resuming the run in {out_dir}")
+        else: load_sr_weights(model, init, strict=True)      # every weight (ImageNet's label_emb aside) or an error
     def augment(batch, gen):
         v = batch['video']                                                  # (B,F,3,S,S)
         B, Fr = v.shape[:2]
@@ -372,7 +377,11 @@ def _train_parser(prog, sr=False):
     p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints')
     if sr:
         p.add_argument('--init', default=None, help="guided-diffusion's 64_256_upsampler.pt to start from")
-        p.add_argument('--frames-per-clip', type=at_least(1), default=1)
+        p.add_argument('--frames-per-clip', type=at_least(1), default=1,
+                       help='random frames taken from each clip per step (the batch holds batch-size x this many images)')
+        p.add_argument('--diffusion-steps', type=at_least(2), default=1000,
+                       help="the schedule length T it trains on (MMD's script: 1000; the reference samples its SR model on "
+                            "1100). The checkpoint records it and `savgbench sample` uses it")
     else:
         p.add_argument('--hflip', default='swap', choices=HFLIP_MODES,
                        help="'swap': mirror half the clips, video and L/R together; 'reference': mirror every video, "
@@ -384,18 +393,30 @@ def _cfg_from(a, sr=False) -> TrainConfig:
                        mixed_precision=a.mixed_precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,
                        save_every=a.save_every, log_every=a.log_every, num_workers=a.num_workers,
                        hflip=getattr(a, 'hflip', 'none'), frames_per_clip=getattr(a, 'frames_per_clip', 1),
-                       cudnn_benchmark=not a.no_cudnn_benchmark)
+                       diffusion_steps=getattr(a, 'diffusion_steps', 1000), cudnn_benchmark=not a.no_cudnn_benchmark)
+
+def _parse_train(prog, argv, sr=False):
+    "Parsed options and their TrainConfig; a value TrainConfig refuses (--lr 0, --ema-rate 1.5 ...) is a usage error."
+    p = _train_parser(prog, sr=sr)
+    a = p.parse_args(argv)
+    try: return a, _cfg_from(a, sr=sr)
+    except ValueError as e:
+        from dataclasses import fields
+        msg = str(e)
+        for f in fields(TrainConfig):                   # name the option, not the field
+            msg = msg.replace(f'TrainConfig.{f.name} ', '--' + {'max_steps': 'steps'}.get(f.name, f.name).replace('_', '-') + ' ')
+        p.error(msg)
 
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
-    a = _train_parser('savgbench train-joint').parse_args(argv)
-    hist = train_joint(a.data_dir, a.out, _cfg_from(a), resume=not a.no_resume)
+    a, cfg = _parse_train('savgbench train-joint', argv)
+    hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume)
     if hist: print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
     return 0
 
 def train_sr_cli(argv=None) -> int:
     "`savgbench train-sr DATA_DIR --out RUN [--init 64_256_upsampler.pt] ...`"
-    a = _train_parser('savgbench train-sr', sr=True).parse_args(argv)
-    hist = train_sr(a.data_dir, a.out, _cfg_from(a, sr=True), init=a.init, resume=not a.no_resume)
+    a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
+    hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume)
     if hist: print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
     return 0

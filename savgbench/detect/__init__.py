@@ -157,9 +157,14 @@ class PersonDetector:
         if name == "yolox-tiny":
             import torch
             from savgbench.detect.yolox import load_yolox, YOLOXConfig
-            if weights is None:
-                raise WeightsError("the yolox-tiny detector needs its weights: pass --weights PATH "
-                                   "(yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth or Megvii's yolox_tiny.pth)")
+            if weights is None:                            # the weights cache, as `evaluate` and `weights install` use
+                from savgbench.weights import resolve, cache_path
+                try: weights = resolve("yolox-tiny-mmdet")
+                except WeightsError:
+                    raise WeightsError("the yolox-tiny detector needs its weights: pass --weights PATH "
+                                       "(yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth or Megvii's yolox_tiny.pth), "
+                                       "or run `savgbench weights install yolox-tiny-mmdet`",
+                                       path=cache_path("yolox-tiny-mmdet"), found="no file") from None
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             self.model = load_yolox(weights, yolox_cfg or YOLOXConfig.yolox_tiny(), device=device)
 
@@ -203,6 +208,11 @@ def list_videos(video_dir) -> list:
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
     else: out = sorted(p.glob("*.mp4"))
     if not out: raise DatasetError("no clips to read", path=p, expected="*.mp4 files (or a list file naming them)")
+    stems = [q.stem for q in out]
+    if len(set(stems)) < len(stems):                   # per-clip CSVs are NAME.csv: one clip would overwrite another's
+        rep = sorted({s for s in stems if stems.count(s) > 1})
+        raise DatasetError("clip names repeat in the list", path=p, found=", ".join(rep[:5]),
+                           expected="one clip per name (SELD and detection files are keyed by it)")
     return out
 
 def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool = True) -> dict:
@@ -220,8 +230,11 @@ def detect_cli(argv=None) -> int:
                                              "write DET_DIR/NAME.csv: frame, 0, x0, y0, x1, y1 (no header).")
     ap.add_argument("video_dir", help="folder of mp4 clips (or a text file listing them)")
     ap.add_argument("--out", required=True, help="output folder for the detection CSVs")
-    ap.add_argument("--detector", choices=DETECTORS, default="yolox-tiny")
-    ap.add_argument("--weights", help="YOLOX-tiny checkpoint (mmdet or Megvii layout)")
+    ap.add_argument("--detector", choices=DETECTORS, default="yolox-tiny",
+                    help="yolox-tiny: the benchmark's detector (default); hog: OpenCV's people detector, no weights, "
+                         "far weaker; oracle: boxes of ±16 px around the clip's labelled sources")
+    ap.add_argument("--weights", help="YOLOX-tiny checkpoint (mmdet or Megvii layout; default: the weights cache, "
+                    "`savgbench weights path yolox-tiny-mmdet`)")
     ap.add_argument("--metadata-dir", help="label CSVs for the oracle detector (default: the video folder's "
                                            "'video'→'metadata' sibling)")
     ap.add_argument("--device", help="torch device for yolox-tiny (default: cuda when present)")
