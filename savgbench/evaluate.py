@@ -581,21 +581,25 @@ def evaluate_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="savgbench evaluate",
                                  description="FVD, KVD, FAD, Spatial and Temporal AV-Align of a folder of generated clips.")
     ap.add_argument("gen_dir", help="folder of generated clips (mp4, searched recursively)")
-    ap.add_argument("--reference", required=True, help="folder of reference clips")
-    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="v1", help="v1: the reference's evaluation, quirks included; v2: fixed")
+    ap.add_argument("--reference", required=True, help="folder of real clips to compare with (the benchmark: video_eval/ "
+                                                         "of `savgbench build-dataset ... --split eval`)")
+    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="v1",
+                    help="v1 (default): the reference's evaluation, quirks included; v2: fixed")
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--per-clip", help="per-clip CSV")
     ap.add_argument("--skip-bad", action="store_true", help="evaluate the valid clips even if some are bad (still listed)")
-    ap.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)}")
+    ap.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)} (default: all)")
     ap.add_argument("--cache-dir", help="feature cache (default: $SAVGBENCH_HOME/features)")
-    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--no-cache", action="store_true", help="compute every feature afresh and store none")
     ap.add_argument("--weights", action="append", default=[], metavar="NAME=PATH", help="explicit weights file (repeatable)")
-    ap.add_argument("--seld-checkpoint", help="SELD checkpoint for Spatial AV-Align ('demo': the built-in demo model, "
-                                              "not the benchmark's network)")
+    ap.add_argument("--seld-checkpoint", help="SELD checkpoint for Spatial AV-Align (default: the official "
+                                              "params_swa_..._0040000.pth from the weights cache; 'demo': the built-in "
+                                              "demo model, not the benchmark's network)")
     ap.add_argument("--detector", default="yolox-tiny", choices=("yolox-tiny", "hog", "oracle"),
-                    help="person detector for Spatial AV-Align (oracle: boxes around the label points in metadata_*/)")
+                    help="person detector for Spatial AV-Align (default: yolox-tiny, the benchmark's; oracle: boxes around "
+                         "the label points in metadata_*/)")
     ap.add_argument("--device", help="cpu, cuda, ... (default: accelerate's)")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars, table, skip notes or warnings (the results JSON keeps them)")
     a = ap.parse_args(argv)
     metrics = tuple(m for m in a.metrics.split(",") if m)
     if not metrics or set(metrics) - set(METRICS):

@@ -56,7 +56,7 @@ def match_seld_rows(seld: np.ndarray, det: np.ndarray, path=None, n_od_frames: i
     near = (x1[None, :] >= x[:, None] - AZI_THRESH_PX) & (x0[None, :] <= x[:, None] + AZI_THRESH_PX)
     return (cand & near).any(1)
 
-# %% ../../nbs/32_spatial_align.ipynb #b6b07ee2
+# %% ../../nbs/32_spatial_align.ipynb #817ea97f
 @dataclass
 class ClipAlign:
     "Spatial AV-Align counts of one clip (score None when the clip has no SELD rows)."
@@ -102,7 +102,7 @@ def spatial_av_align(clips) -> SpatialAlignResult:
         out.append(ClipAlign(str(name), int(tp.sum()), int((~tp).sum())))
     return SpatialAlignResult(sum(c.tp for c in out), sum(c.fn for c in out), out)
 
-# %% ../../nbs/32_spatial_align.ipynb #2c40ed2e
+# %% ../../nbs/32_spatial_align.ipynb #2ee2ae3d
 def read_seld_rows(path) -> np.ndarray:
     "SELD rows (n, 3) = frame(10 fps), class, x from a reference-format CSV."
     return read_csv_rows(path, 3, "SELD CSV")
@@ -119,7 +119,7 @@ def spatial_av_align_dirs(videos, seld_dir, det_dir) -> SpatialAlignResult:
     return spatial_av_align((n, read_seld_rows(Path(seld_dir) / f"{n}.csv"),
                              read_detection_rows(Path(det_dir) / f"{n}.csv")) for n in names)
 
-# %% ../../nbs/32_spatial_align.ipynb #9eb2351c
+# %% ../../nbs/32_spatial_align.ipynb #1293aa2b
 def _as_rows(v, ncols: int) -> np.ndarray:
     if isinstance(v, pd.DataFrame):
         cols = ["frame", "cls", "x"] if ncols == 3 else ["frame", "cls", "x0", "y0", "x1", "y1"]
@@ -195,7 +195,7 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
     return res
 
-# %% ../../nbs/32_spatial_align.ipynb #92a74734
+# %% ../../nbs/32_spatial_align.ipynb #3c86f653
 def spatial_align_cli(argv=None) -> int:
     "`savgbench spatial-align`: Spatial AV-Align of a folder of clips."
     ap = argparse.ArgumentParser(prog="savgbench spatial-align",
