@@ -38,6 +38,15 @@ def _usage():
     lines += ["", "Run `savgbench COMMAND --help` for a command's options."]
     return "\n".join(lines)
 
+def _error_text(e: Exception) -> str:
+    """The message of `e`. An error raised in a data-loading worker reaches the main process as the worker's whole
+    traceback (torch's `ExceptionWrapper`): keep its last line, the error itself."""
+    msg = str(e)
+    if "\nOriginal Traceback" not in msg: return msg
+    last = [l for l in msg.splitlines() if l.strip()][-1]
+    head = type(e).__module__ + "." + type(e).__name__ + ": "
+    return (last[len(head):] if last.startswith(head) else last) + " (in a data-loading worker)"
+
 def main(argv=None) -> int:
     "Entry point of the `savgbench` command."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -52,7 +61,7 @@ def main(argv=None) -> int:
     from .core import SAVGBenchError
     try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
     except SAVGBenchError as e:
-        print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
+        print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
 
 # `python -m savgbench.cli ...`: what `accelerate launch -m savgbench.cli COMMAND ...` runs in each process
 if __name__ == "__main__" and "get_ipython" not in globals(): sys.exit(main())
