@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/build.html.md"""
 
 # %% ../nbs/14_build.ipynb #e7ca7344
 from __future__ import annotations
-import argparse, json, math, multiprocessing, os, re, time, warnings
+import argparse, json, math, multiprocessing, os, re, sys, time, warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, asdict
@@ -294,6 +294,9 @@ def build_dataset_cli(argv=None) -> int:
     cfg = DEV_CURATION if a.split == "dev" else EVAL_CURATION
     over = {k: v for k, v in (("start_step", a.start_step), ("view_step_deg", a.view_step)) if v is not None}
     if over: cfg = CurationConfig(**{**asdict(cfg), **over})
-    build_dataset(a.starss_root, a.out, a.split, cfg, workers=a.workers, audio_codec=a.audio_codec,
-                  skip_errors=a.skip_errors)
+    rep = build_dataset(a.starss_root, a.out, a.split, cfg, workers=a.workers, audio_codec=a.audio_codec,
+                        skip_errors=a.skip_errors)
+    if rep["failed_recordings"] and not rep["recordings"]:          # --skip-errors, and nothing could be built
+        print(f"savgbench build-dataset: every recording failed ({len(rep['failed_recordings'])})", file=sys.stderr)
+        return 1
     return 0

@@ -50,6 +50,7 @@ def _error_text(e: Exception) -> str:
 def main(argv=None) -> int:
     "Entry point of the `savgbench` command."
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["help"] and len(argv) > 1 and argv[1] in COMMANDS: argv = [argv[1], "--help"]   # `savgbench help seld`
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage()); return 0
     if argv[0] in ("-V", "--version"):
@@ -58,10 +59,12 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"savgbench: unknown command {name!r}\n\n{_usage()}", file=sys.stderr); return 2
     mod, fn, _ = COMMANDS[name]
-    from .core import SAVGBenchError
+    from savgbench.core import SAVGBenchError
     try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
     except SAVGBenchError as e:
         print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
+    except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
+        print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
 
 # `python -m savgbench.cli ...`: what `accelerate launch -m savgbench.cli COMMAND ...` runs in each process
 if __name__ == "__main__" and "get_ipython" not in globals(): sys.exit(main())

@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
            'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least', 'resolve_device',
-           'settings_diff', 'settings_record']
+           'settings_diff', 'settings_record', 'read_checkpoint']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -144,3 +144,12 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
     if write:
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings
+
+# %% ../nbs/00_core.ipynb #7afebb20
+def read_checkpoint(path, remedy: str = "delete it to resume from an earlier checkpoint, or start afresh with --no-resume"):
+    "`torch.load` of a training checkpoint of ours (full unpickling: our own files), or a SAVGBenchError naming it."
+    import pickle, torch
+    try: return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None

@@ -116,6 +116,7 @@ VIDEO_EXTS = ("mp4", "avi", "gif")
 def list_videos(folder) -> list[Path]:
     "Video files under `folder`, recursively, each folder's entries sorted by name (the reference's order)."
     folder = Path(folder)
+    if folder.is_file(): raise DatasetError("this is a file; give the folder that holds the clips", path=folder)
     if not folder.is_dir(): raise DatasetError("clip folder does not exist", path=folder)
     out = []
     for p in sorted(folder.iterdir(), key=lambda p: p.name):
@@ -311,7 +312,7 @@ def _run_align(module: str, fn: str, argv: list) -> tuple[dict | None, str | Non
         out = Path(d) / "align.json"
         try:
             with contextlib.redirect_stdout(_io.StringIO()): rc = getattr(mod, fn)(argv + ["--out", str(out)])
-        except (SAVGBenchError, SystemExit) as e: return None, f"{fn} failed: {e}"
+        except (SAVGBenchError, SystemExit) as e: return None, str(e)
         if rc not in (0, None) or not out.is_file(): return None, f"{fn} exited with {rc}"
         return json.loads(out.read_text()), None
 
@@ -333,6 +334,8 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         try: argv += ["--weights", str(resolve("yolox-tiny-mmdet", detector_weights, offline=offline))]
         except WeightsError as e: return None, f"detector weights missing: {e}"
     r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv)
+    if why and detector == "oracle":
+        why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
     if r is not None: r.update(seld_checkpoint=str(seld), detector=detector)
     return r, why
 
@@ -588,7 +591,8 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--per-clip", help="per-clip CSV")
     ap.add_argument("--skip-bad", action="store_true", help="evaluate the valid clips even if some are bad (still listed)")
-    ap.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated subset of {','.join(METRICS)} (default: all)")
+    ap.add_argument("--metrics", default=None, help=f"comma-separated subset of {','.join(METRICS)}; each one named must be "
+                    "computed or the exit status is 1 (default: all that can run here, the others skipped with the reason)")
     ap.add_argument("--cache-dir", help="feature cache (default: $SAVGBENCH_HOME/features)")
     ap.add_argument("--no-cache", action="store_true", help="compute every feature afresh and store none")
     ap.add_argument("--weights", action="append", default=[], metavar="NAME=PATH", help="explicit weights file (repeatable)")
@@ -599,21 +603,24 @@ def evaluate_cli(argv=None) -> int:
                     help="person detector for Spatial AV-Align (default: yolox-tiny, the benchmark's; oracle: boxes around "
                          "the label points in metadata_*/)")
     ap.add_argument("--device", help="cpu, cuda, ... (default: accelerate's)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars, table, skip notes or warnings (the results JSON keeps them)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars, table or warnings (the results JSON keeps them; "
+                                                          "skipped metrics are still named)")
     a = ap.parse_args(argv)
-    metrics = tuple(m for m in a.metrics.split(",") if m)
+    metrics = METRICS if a.metrics is None else tuple(m.strip() for m in a.metrics.split(",") if m.strip())
     if not metrics or set(metrics) - set(METRICS):
         ap.error(f"--metrics takes a comma-separated subset of {','.join(METRICS)}, not {a.metrics!r}")
+    from savgbench.weights import REGISTRY
     w = {}
     for s in a.weights:
         if "=" not in s: ap.error(f"--weights takes NAME=PATH, not {s!r}")
-        k, v = s.split("=", 1); w[k] = v
+        k, v = s.split("=", 1)
+        if k not in REGISTRY: ap.error(f"--weights: unknown name {k!r} (one of {', '.join(sorted(REGISTRY))})")
+        w[k] = v
     res = evaluate(a.gen_dir, a.reference, a.protocol, out=a.out, per_clip=a.per_clip, skip_bad=a.skip_bad,
                    metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
                    weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint, detector=a.detector,
                    progress=not a.quiet, verbose=not a.quiet)
-    for k, why in res["skipped"].items():
-        if not a.quiet: print(f"skipped {k}: {why}", file=sys.stderr)
+    for k, why in res["skipped"].items(): print(f"skipped {k}: {why}", file=sys.stderr)
     for w in res["warnings"]:
         if not a.quiet: print(f"warning: {w}", file=sys.stderr)
     if res["failures"]:
@@ -621,5 +628,8 @@ def evaluate_cli(argv=None) -> int:
         if not a.skip_bad: return 1
     if not res["metrics"]:
         print(f"savgbench evaluate: none of the requested metrics ({','.join(metrics)}) could be computed", file=sys.stderr)
+        return 1
+    if a.metrics is not None and res["skipped"]:         # the user named these metrics: a skipped one is a failure
+        print(f"savgbench evaluate: requested but skipped: {', '.join(res['skipped'])}", file=sys.stderr)
         return 1
     return 0

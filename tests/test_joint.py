@@ -451,3 +451,15 @@ def test_impossible_sr_settings_are_refused_before_sampling(tmp_path, capsys):
     assert sample_cli(base + ['--sr-checkpoint', str(tmp_path / 'sr.pt'), '--sr-steps', '2', '--sr-frames-per-batch', '3']) == 0
     import json
     assert json.loads((tmp_path / 'c' / 'sampling.json').read_text())['settings']['sr_T'] == 1100   # the effective T
+
+
+def test_a_damaged_checkpoint_is_named_when_resuming(tmp_path, capsys):
+    from savgbench.cli import main
+    data = _tiny_dataset(tmp_path)
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON]) == 0
+    ck = tmp_path / 'run' / 'checkpoint_2.pt'
+    ck.write_bytes(ck.read_bytes()[:5000])                                            # a copy cut short
+    capsys.readouterr()
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON[:-4], '--steps', '4']) == 1
+    err = capsys.readouterr().err
+    assert 'checkpoint_2.pt: cannot read this checkpoint' in err and '--no-resume' in err and 'Traceback' not in err, err

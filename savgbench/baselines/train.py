@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff
+from ..core import CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff, read_checkpoint
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet
 from .superres import SRConfig, SuperResUNet, sr_training_losses
@@ -215,7 +215,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     ckpts = _checkpoints(out_dir) if resume else []
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
-        ck = torch.load(ckpts[-1], map_location='cpu', weights_only=False)
+        ck = read_checkpoint(ckpts[-1])
         try: model.load_state_dict(ck['model'])
         except RuntimeError:
             raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "

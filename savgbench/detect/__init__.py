@@ -200,10 +200,14 @@ def make_detector(name: str, **kw) -> PersonDetector:
     return PersonDetector(name, **kw)
 
 def list_videos(video_dir) -> list:
-    "The mp4 files of a folder in sorted order, or the paths listed in a text file (the reference's list file)."
+    "The mp4 files of a folder in sorted order, the paths listed in a text file (the reference's list file), or one mp4."
     p = Path(video_dir)
+    if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"): return [p]
     if p.is_file():
-        lines = [l.strip() for l in p.read_text().splitlines() if l.strip()]
+        try: text = p.read_text()
+        except UnicodeDecodeError:
+            raise DatasetError("not a folder of clips, a text list of clips or an mp4", path=p) from None
+        lines = [l.strip() for l in text.splitlines() if l.strip()]
         out = [Path(l) if Path(l).is_absolute() else p.parent / l for l in lines]
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
     else: out = sorted(p.glob("*.mp4"))

@@ -116,7 +116,9 @@ def read_seld_audio(path, resample: bool = True) -> np.ndarray:
     if not path.is_file(): raise AudioFormatError("audio file not found", path)
     if path.suffix.lower() in (".wav", ".flac"):
         import soundfile as sf
-        a, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        try: a, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as e:             # not audio, or a damaged file
+            raise AudioFormatError(f"cannot read audio: {str(e).split(': ')[-1]}", path) from None
         a = a.T.astype(np.float64)
     else:
         try: from savgbench.io import read_clip_audio_int16

@@ -164,4 +164,5 @@ def seld_cli(argv=None) -> int:
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
     print(f"{table['clip'].nunique()} clips, {len(table)} rows -> {a.out}")
-    return 1 if failures and not a.skip_errors else 0
+    if failures and len(table) == 0: print("savgbench seld: no clip could be read", file=sys.stderr)
+    return 1 if failures and (not a.skip_errors or len(table) == 0) else 0

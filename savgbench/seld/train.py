@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
-from ..core import CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff
+from ..core import CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff, read_checkpoint
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -401,7 +401,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     rng = np.random.default_rng([tc.seed, acc.process_index])
     step, last = 0, out / "last.pt"
     if resume and last.is_file():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = read_checkpoint(last, remedy="delete it, or start afresh with --no-resume")
         if SELDConfig.from_dict(ck["config"]) != cfg: raise DatasetError("last.pt was trained with another config", last,
                                                                          found=ck["config"], expected=asdict(cfg))
         free = ("steps", "save_every", "bn_batches")                   # these may change between a run and its resume
