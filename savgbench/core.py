@@ -12,9 +12,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
-           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
-           'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least', 'resolve_device',
-           'settings_diff', 'settings_record', 'read_checkpoint']
+           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
+           'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least',
+           'resolve_device', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
+           'write_rows_source', 'weights_source']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -153,3 +154,21 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
     except (RuntimeError, OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None
+
+# %% ../nbs/00_core.ipynb #a4c975e3
+ROWS_SOURCE_FILE = "savgbench_rows.json"
+
+def read_rows_source(folder) -> dict | None:
+    "What made the CSVs of `folder`, as recorded by savgbench (None: nothing recorded)."
+    p = Path(folder) / ROWS_SOURCE_FILE
+    return json.loads(p.read_text())["source"] if p.is_file() else None
+
+def write_rows_source(folder, what: str, source: dict) -> None:
+    "Record that savgbench filled `folder` with `what` rows made with `source`."
+    with atomic_path(Path(folder) / ROWS_SOURCE_FILE) as t: Path(t).write_text(json.dumps(dict(what=what, source=source)) + "\n")
+
+def weights_source(key: str, path) -> dict:
+    "A model file as a rows source: its name under `key`, and its sha256 when it is a file here."
+    from savgbench.weights import sha256_file
+    p = Path(str(path))
+    return {key: p.name, "sha256": sha256_file(p) if p.is_file() else None}

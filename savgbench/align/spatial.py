@@ -7,15 +7,16 @@ Docs: https://savgbench.github.io/savgbench/spatial_align.html.md"""
 # %% ../../nbs/32_spatial_align.ipynb #68cf2fd3
 from __future__ import annotations
 import importlib
-import argparse, json
+import argparse, json, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core import CLIP, MetadataError, SAVGBenchError, atomic_path
-from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows
+from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
+                            write_rows_source, weights_source)
+from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
 # %% auto #0
@@ -75,6 +76,7 @@ class SpatialAlignResult:
     fn: int
     clips: list = field(default_factory=list)
     seld_checkpoint: str | None = None      # the SELD weights that computed missing rows (None: all rows were read)
+    rows: dict = field(default_factory=dict)  # where the SELD and detection rows came from (read, computed, with what)
     @property
     def total(self) -> int: return self.tp + self.fn
     @property
@@ -86,7 +88,7 @@ class SpatialAlignResult:
                             columns=["name", "tp", "fn", "total", "score"])
     def to_dict(self) -> dict:
         return dict(metric="spatial_av_align", tp=self.tp, fn=self.fn, total=self.total, score=self.score,
-                    seld_checkpoint=self.seld_checkpoint,
+                    seld_checkpoint=self.seld_checkpoint, **self.rows,
                     clips=[dict(name=c.name, tp=c.tp, fn=c.fn, score=c.score) for c in self.clips])
     def report(self) -> str:
         "The reference's two result lines (the score line says 'undefined' when there are no rows)."
@@ -149,12 +151,21 @@ def seld_rows_for(paths, checkpoint=None, progress: bool = True) -> dict:
         return out
     raise SAVGBenchError("savgbench.seld.infer has neither seld_files nor seld_predict_dir")
 
-def _fill(names, paths, folder, reader, writer, compute, what) -> dict:
-    "Rows per clip: read from `folder` where present, otherwise computed (and written there if a folder is given)."
-    have = {}
+def _fill(names, paths, folder, reader, writer, compute, what, source=None, explicit: bool = False) -> tuple[dict, dict]:
+    """Rows per clip: read from `folder` where present, otherwise computed (and written there if a folder is given),
+    and where they came from. `source()` describes what `compute` uses; a folder records it in `ROWS_SOURCE_FILE`, and a
+    run that asks for something else (`explicit`) or would add rows made otherwise is refused: a folder never mixes
+    rows of two models without a word."""
+    have, info, rec = {}, dict(read=0, computed=0), None
     if folder is not None:
-        have = {n: reader(Path(folder) / f"{n}.csv") for n in names if (Path(folder) / f"{n}.csv").is_file()}
+        folder = Path(folder)
+        rec = read_rows_source(folder)
+        have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file()}
+        if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
     todo = [p for n, p in zip(names, paths) if n not in have]
+    if rec is not None and source is not None and (explicit or todo) and rec != (want := source()):
+        raise SAVGBenchError(f"this folder holds {what} rows made with {rec}, but this run asks for {want}; give another "
+                             "folder, or delete this one", path=folder)
     if todo:
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
@@ -166,10 +177,24 @@ def _fill(names, paths, folder, reader, writer, compute, what) -> dict:
             if folder is None: raise
             raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e})",
                                 path=Path(folder) / f"{Path(todo[0]).stem}.csv") from None
+        made = source() if source is not None else None
+        info.update(computed=len(new), computed_with=made)
         if folder is not None:
-            for n, r in new.items(): writer(Path(folder) / f"{n}.csv", r)
+            for n, r in new.items(): writer(folder / f"{n}.csv", r)
+            if rec is None and not have and made is not None: write_rows_source(folder, what, made)
+            elif rec is None and have:
+                warnings.warn(f"{len(new)} {what} CSV(s) computed with {made} were added to {folder} beside {len(have)} "
+                              "of unknown origin")
         have.update(new)
-    return have
+    return have, info
+
+def _seld_source(checkpoint) -> dict:
+    "What SELD rows are computed with: the checkpoint's file name and, when it is a file here, its sha256."
+    try:
+        infer = importlib.import_module("savgbench.seld.infer")
+        if hasattr(infer, "seld_checkpoint_path"): checkpoint = infer.seld_checkpoint_path(checkpoint)
+    except ImportError: pass
+    return weights_source("seld_checkpoint", checkpoint)
 
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
                             seld_fn=None, **detector_kw) -> SpatialAlignResult:
@@ -184,15 +209,20 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
             used.append(seld_checkpoint_path(seld_checkpoint))
         except ImportError: used.append(seld_checkpoint)      # seld_rows_for says what is missing
         return seld_rows_for(ps, used[-1])
-    det_compute = None
+    det_compute = det_source = None
     if detector is not None:
         from savgbench.detect import make_detector
         det = detector if callable(detector) else make_detector(detector, **detector_kw)
-        det_compute = lambda ps: det(ps)
-    seld = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD")
-    dets = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection")
+        det_compute, det_source = (lambda ps: det(ps)), (lambda: detector_source(det))
+    seld_source = ((lambda: dict(seld_fn=getattr(seld_fn, "__name__", "custom"))) if seld_fn is not None
+                   else (lambda: _seld_source(used[-1] if used else seld_checkpoint)))
+    seld, seld_info = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD", seld_source,
+                            explicit=seld_checkpoint is not None or seld_fn is not None)
+    dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
+                           det_source, explicit=detector is not None)
     res = spatial_av_align((n, seld[n], dets[n]) for n in names)
     if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
+    res.rows = dict(seld_rows=seld_info, detection_rows=det_info)
     return res
 
 # %% ../../nbs/32_spatial_align.ipynb #3c86f653

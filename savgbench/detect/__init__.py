@@ -16,13 +16,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
-                            resolve_device)
+                            resolve_device, write_rows_source, weights_source)
 from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0
 __all__ = ['DETECTORS', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows', 'write_detection_rows',
            'read_detection_rows', 'HOGConfig', 'hog_person_boxes', 'metadata_path_for', 'oracle_person_boxes',
-           'PersonDetector', 'make_detector', 'list_videos', 'detect_clips', 'detect_cli']
+           'PersonDetector', 'detector_source', 'make_detector', 'list_videos', 'detect_clips', 'detect_cli']
 
 # %% ../../nbs/31_detect.ipynb #0d7c6e19
 def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
@@ -153,7 +153,7 @@ class PersonDetector:
                  hog: HOGConfig = HOGConfig(), yolox_cfg=None):
         if name not in DETECTORS: raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
         self.name, self.metadata_dir, self.batch_size, self.hog = name, metadata_dir, batch_size, hog
-        self.model = None
+        self.model = self.weights = None
         if name == "yolox-tiny":
             import torch
             from savgbench.detect.yolox import load_yolox, YOLOXConfig
@@ -166,6 +166,7 @@ class PersonDetector:
                                        "or run `savgbench weights install yolox-tiny-mmdet`",
                                        path=cache_path("yolox-tiny-mmdet"), found="no file") from None
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self.weights = Path(weights)
             self.model = load_yolox(weights, yolox_cfg or YOLOXConfig.yolox_tiny(), device=device)
 
     def boxes(self, path, frames_bgr=None) -> list:
@@ -194,6 +195,11 @@ class PersonDetector:
             return out
         for p in tqdm(paths, desc=self.name, disable=not progress): out[p.stem] = boxes_to_rows(self.boxes(p))
         return out
+
+def detector_source(det) -> dict:
+    "What a detector's boxes are made with (for `savgbench_rows.json`): its name and, for YOLOX, its weights' sha256."
+    w = getattr(det, "weights", None)
+    return {"detector": getattr(det, "name", type(det).__name__), **(weights_source("weights", w) if w else {})}
 
 def make_detector(name: str, **kw) -> PersonDetector:
     "A `PersonDetector` for backend `name` (yolox-tiny, hog, oracle)."
@@ -249,6 +255,7 @@ def detect_cli(argv=None) -> int:
     det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)
     res = detect_clips(paths, det, out_dir=a.out)
+    if res: write_rows_source(a.out, "detection", detector_source(det))
     n = sum(len(r) for r in res.values())
     print(f"{a.detector}: {n} person boxes in {len(res)} clips -> {a.out}")
     return 0

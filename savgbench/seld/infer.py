@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device
+from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source, weights_source
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -163,6 +163,7 @@ def seld_cli(argv=None) -> int:
     table, failures = seld_dir(a.video_dir, a.out, a.pattern, model=model, batch_size=a.batch_size, device=device,
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
+    if Path(a.out).is_dir(): write_rows_source(a.out, "SELD", weights_source("seld_checkpoint", seld_checkpoint_path(a.checkpoint)))
     print(f"{table['clip'].nunique()} clips, {len(table)} rows -> {a.out}")
     if failures and len(table) == 0: print("savgbench seld: no clip could be read", file=sys.stderr)
     return 1 if failures and (not a.skip_errors or len(table) == 0) else 0
