@@ -16,7 +16,7 @@ from scipy import signal as sps
 from tqdm.auto import tqdm
 
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
-                            H_FOV_DEG, CLIP, at_least, atomic_path)
+                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 
 # %% auto #0
@@ -597,6 +597,11 @@ def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, v
                  sources: str = "procedural", room: bool = True, progress: bool = True) -> list[dict]:
     "Write `recordings` synthetic STARSS23-format recordings of `seconds` under `out`; same arguments, same bytes."
     _check_args(recordings, seconds, video_size, sources, seed, out)
+    done = len(list(Path(out).glob("foa_dev/*/*.wav"))) if Path(out).is_dir() else 0
+    Path(out).mkdir(parents=True, exist_ok=True)       # a folder of recordings made otherwise is refused, not mixed
+    settings_record(Path(out) / "synth_settings.json", dict(recordings=recordings, seconds=float(seconds), seed=seed,
+                    video_size=list(video_size), sources=sources, room=room), done,
+                    remedy="write into another folder, or delete this one first")
     return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room)
             for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings", disable=not progress))]
 

@@ -33,7 +33,7 @@ def test_same_seed_same_bytes(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     ta, tb = _tree(a), _tree(b)
-    assert len(ta) == 6 and ta == tb                                    # wav, csv and mp4 identical
+    assert len(ta) == 7 and ta == tb                                    # wav, csv, mp4 and settings identical
     synth_starss(c, recordings=2, seconds=6, seed=12, video_size=(480, 240), progress=False)
     tc = _tree(c)
     assert all(ta[k] != tc[k] for k in ta)                               # another seed, other bytes
