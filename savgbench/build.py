@@ -19,14 +19,15 @@ from tqdm.auto import tqdm
 
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
                             settings_record)
-from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata)
+from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
+                          read_clip_metadata, validate_clip)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
 
 # %% auto #0
 __all__ = ['SPLIT_SUBSETS', 'LENGTH_TOLERANCE_S', 'Recording', 'find_recordings', 'clip_name', 'window_candidates',
-           'window_clips', 'window_audio', 'build_recording', 'summarize_build', 'format_build_report', 'build_dataset',
-           'build_dataset_cli']
+           'window_clips', 'window_audio', 'clip_done', 'build_recording', 'summarize_build', 'format_build_report',
+           'build_dataset', 'build_dataset_cli']
 
 # %% ../nbs/14_build.ipynb #242fbdef
 @dataclass(frozen=True)
@@ -110,8 +111,18 @@ def window_audio(hp24: np.ndarray, hp16: np.ndarray, start: int, deg: int, cfg: 
 
 LENGTH_TOLERANCE_S = 1.0   # audio and video lengths further apart than this are reported (a cut or truncated file)
 
+def clip_done(mp4: Path, csv: Path, verify: bool = False) -> bool:
+    """Whether a clip a former run built can stay: both files exist, the mp4 is not empty and the label CSV reads
+    (with `verify`, the mp4 must also pass `validate_clip`). Anything else is built again."""
+    if not (mp4.is_file() and csv.is_file()) or mp4.stat().st_size == 0: return False
+    try:
+        read_clip_metadata(csv)
+        if verify: validate_clip(mp4)
+    except (SAVGBenchError, OSError, ValueError): return False
+    return True
+
 def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig = DEV_CURATION,
-                    audio_codec: str = "aac", progress: bool = False) -> dict:
+                    audio_codec: str = "aac", progress: bool = False, verify: bool = False) -> dict:
     "Build every clip of one recording into `out`; return its report (kept clips and drops per rule)."
     out = Path(out)
     vdir, mdir = out / f"video_{split}", out / f"metadata_{split}"
@@ -138,7 +149,7 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
     todo = {}                                                    # name -> dict(start, deg, rows, audio)
     for s, deg, rows in candidates:
         name = clip_name(rec.name, deg, s)
-        if (vdir / f"{name}.mp4").exists() and (mdir / f"{name}.csv").exists():
+        if clip_done(vdir / f"{name}.mp4", mdir / f"{name}.csv", verify):
             report["existing"] += 1; report["kept"] += 1; _count(report, rows); report["clips"].append(name); continue
         audio = window_audio(hp, hp16, s, deg, cfg)
         if audio is None: report["dropped"]["clipping"] += 1; continue
@@ -191,8 +202,8 @@ def _worker_init():
     cv2.setNumThreads(1)
 
 def _run_one(args):
-    rec, out, split, cfg, codec, skip = args
-    try: return build_recording(rec, out, split, cfg, codec)
+    rec, out, split, cfg, codec, skip, verify = args
+    try: return build_recording(rec, out, split, cfg, codec, verify=verify)
     except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
         if not skip: raise
         return dict(recording=rec.name, failed=f"{type(e).__name__}: {e}")
@@ -239,9 +250,11 @@ def format_build_report(rep: dict) -> str:
     return "\n".join(lines)
 
 def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | None = None, workers: int = 1,
-                  audio_codec: str = "aac", progress: bool = True, verbose: bool = True, skip_errors: bool = False) -> dict:
+                  audio_codec: str = "aac", progress: bool = True, verbose: bool = True, skip_errors: bool = False,
+                  verify: bool = False) -> dict:
     """Build the SAVGBench `split` from a STARSS23-format root into `out`; return (and save) the build report. A
-    recording that cannot be built stops the build, unless `skip_errors` (then it is listed in `failed_recordings`)."""
+    recording that cannot be built stops the build, unless `skip_errors` (then it is listed in `failed_recordings`).
+    Clips already there are kept when `clip_done` accepts them (`verify`: decode-check each one too)."""
     cfg = cfg or (DEV_CURATION if split == "dev" else EVAL_CURATION)
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise SAVGBenchError("the number of workers must be a positive integer", found=workers, expected=">= 1")
@@ -256,7 +269,7 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                     len(list(vdir.glob("*.mp4"))) if vdir.is_dir() else 0,
                     remedy=f"build into another folder, or delete its video_{split}/ and metadata_{split}/ first")
     t0 = time.perf_counter()
-    jobs = [(r, out, split, cfg, audio_codec, skip_errors) for r in recs]
+    jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify) for r in recs]
     reports = []
     if workers <= 1:
         for j in tqdm(jobs, desc=f"build {split}", unit="rec", disable=not progress):
@@ -290,12 +303,15 @@ def build_dataset_cli(argv=None) -> int:
                    help="the clips' audio: AAC, as SAVGBench ships (default), or lossless 16-bit PCM")
     p.add_argument("--skip-errors", action="store_true",
                    help="build the other recordings when one cannot be read (listed in the report) instead of stopping")
+    p.add_argument("--verify", action="store_true",
+                   help="when resuming, decode-check every clip already there and build again the ones that fail "
+                        "(by default a clip stays when its mp4 is not empty and its label CSV reads)")
     a = p.parse_args(argv)
     cfg = DEV_CURATION if a.split == "dev" else EVAL_CURATION
     over = {k: v for k, v in (("start_step", a.start_step), ("view_step_deg", a.view_step)) if v is not None}
     if over: cfg = CurationConfig(**{**asdict(cfg), **over})
     rep = build_dataset(a.starss_root, a.out, a.split, cfg, workers=a.workers, audio_codec=a.audio_codec,
-                        skip_errors=a.skip_errors)
+                        skip_errors=a.skip_errors, verify=a.verify)
     if rep["failed_recordings"] and not rep["recordings"]:          # --skip-errors, and nothing could be built
         print(f"savgbench build-dataset: every recording failed ({len(rep['failed_recordings'])})", file=sys.stderr)
         return 1
