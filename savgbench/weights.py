@@ -305,7 +305,7 @@ def weights_cli(argv=None) -> int:
     ap.add_argument("--path", help="an explicit file to check instead of the cache path (verify, path)")
     ap.add_argument("--force", action="store_true", help="install: download again even if present")
     ap.add_argument("--json", action="store_true", help="list: machine-readable output")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)                  # options before or after the NAME
     if a.action in ("path", "install") and not a.name: ap.error(f"{a.action} needs a NAME")
     if a.path and not a.name: ap.error("--path needs the NAME of the file it is")
     names = [a.name] if a.name else list(REGISTRY)

@@ -239,8 +239,10 @@ def test_sampling_without_sr_says_so(tmp_path, capsys):
     net = CoupledUNet(MMDiffusionConfig.tiny())
     torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
     assert sample_cli(['--checkpoint', str(tmp_path / 'j.pt'), '--num', '1', '--batch-size', '1', '--sampler',
-                       'dpm_solver++_2m', '--steps', '1', '--device', 'cpu', '--out', str(tmp_path / 'c')]) == 0
-    assert 'upsampled bicubically' in capsys.readouterr().err
+                       'dpm_solver++_2m', '--steps', '1', '--device', 'cpu', '--out', str(tmp_path / 'c'),
+                       '--sr-steps', '10']) == 0
+    err = capsys.readouterr().err
+    assert 'upsampled bicubically' in err and '--sr-steps applies to super-resolution' in err, err
 
 
 @pytest.mark.parametrize('cli,bad', [('sample', ['--num', '0']), ('sample', ['--batch-size', '0']),

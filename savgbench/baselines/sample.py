@@ -201,9 +201,10 @@ def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('--checkpoint', required=True, help='joint model: a savgbench checkpoint or model330011.pt')
+    p.add_argument('--checkpoint', required=True, default=argparse.SUPPRESS,
+                   help='joint model: a savgbench checkpoint or model330011.pt')
     p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or model_SR_mmdiff_120000.pt')
-    p.add_argument('--out', required=True, help='folder for sample_XXXXX.mp4')
+    p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='folder for sample_XXXXX.mp4')
     p.add_argument('--num', type=at_least(1), default=96, help='clips to write (the benchmark scores 96)')
     p.add_argument('--batch-size', type=at_least(1), default=4, help='clips sampled together by each process')
     p.add_argument('--seed', type=int, default=1010, help='batch b is drawn from seed + b, so the clips do not '
@@ -212,7 +213,8 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--steps', type=at_least(1), default=20, help='network evaluations of --sampler dpm_solver++_2m (the adaptive '
                    'dpm_solver++ chooses its own steps; ddpm runs all 1000)')
     p.add_argument('--sr-steps', type=at_least(1), default=25, help='DDIM steps of the super-resolution (the reference: 25)')
-    p.add_argument('--sr-T', type=at_least(1), default=None, help='SR schedule length (default: the checkpoint config, 1100)')
+    p.add_argument('--sr-T', type=at_least(1), default=None, help="SR schedule length (default: the SR checkpoint's, "
+                   "1100 for the official file)")
     p.add_argument('--preset', default='paper', choices=PRESETS, help='joint configuration of an official state_dict')
     p.add_argument('--sr-preset', default='paper', choices=('tiny', 'paper', 'imagenet'),
                    help='SR configuration of an official state_dict')
@@ -231,8 +233,12 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
-    if a.sampler != 'dpm_solver++_2m' and '--steps' in (argv if argv is not None else sys.argv):
+    given = argv if argv is not None else sys.argv
+    if a.sampler != 'dpm_solver++_2m' and '--steps' in given:
         print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)
+    if not a.sr_checkpoint:
+        for o in ('--sr-steps', '--sr-T', '--sr-frames-per-batch', '--sr-preset'):
+            if o in given: print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
     asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
     from accelerate import PartialState
     state = PartialState(cpu=a.device == 'cpu')

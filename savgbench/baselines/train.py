@@ -360,7 +360,7 @@ def _train_parser(prog, sr=False):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('data_dir', help="folder with SAVGBench clips (*.mp4 anywhere below it; a built dataset's root "
                                     "gives its video_dev/ training split only)")
-    p.add_argument('--out', required=True, help='run folder (checkpoints; an existing run is resumed)')
+    p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='run folder (checkpoints; an existing run is resumed)')
     p.add_argument('--preset', default='paper', choices=('tiny', 'paper') if not sr else ('tiny', 'paper'))
     p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000)
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')

@@ -148,15 +148,17 @@ def seld_dir(video_dir, out_dir=None, pattern: str = "*.mp4", **kw):
 def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)
-    ap.add_argument("video_dir"); ap.add_argument("--out", required=True, help="folder for the per-clip CSVs")
+    ap.add_argument("video_dir", help="folder of clips (SAVGBench mp4s, or stereo wav/flac with --pattern)")
+    ap.add_argument("--out", required=True, help="folder for the per-clip CSVs (and savgbench_rows.json, what made them)")
     ap.add_argument("--checkpoint", default=None, help="SELD checkpoint (default: the official "
                     "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; "
                     "'demo': the built-in demo model)")
     ap.add_argument("--batch-size", type=at_least(1), default=40, help="windows per forward pass (5 per 5 s clip; default 40)")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    ap.add_argument("--pattern", default="*.mp4")
+    ap.add_argument("--pattern", default="*.mp4", help="files of VIDEO_DIR to read (default *.mp4)")
     ap.add_argument("--no-reference-quirk", action="store_true", help="start the fourth window at frame 360, not 359")
-    ap.add_argument("--skip-errors", action="store_true")
+    ap.add_argument("--skip-errors", action="store_true", help="write the other clips' rows when one cannot be read "
+                    "(exit status 0 unless no clip could be read)")
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     model = load_seld_model(seld_checkpoint_path(a.checkpoint), device)

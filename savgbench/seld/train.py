@@ -485,14 +485,15 @@ def train_seld_cli(argv=None) -> int:
                          "dataset; video_*/**/*.mp4 in other folders)")
     ap.add_argument("--preset", choices=list(SELD_PRESETS), default="reference", help="network size (default reference)")
     ap.add_argument("--phase", choices=PHASES, default=None, help="phase-difference feature (default: the preset's)")
-    ap.add_argument("--steps", type=at_least(1), default=40000)
-    ap.add_argument("--batch-size", type=at_least(1), default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=at_least(1), default=40000, help="optimiser steps (default 40000)")
+    ap.add_argument("--batch-size", type=at_least(1), default=8, help="crops per step and process (default 8)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     ap.add_argument("--schedule", choices=SCHEDULES, default="cosine",
                     help="learning rate: 'cosine' (warm-up, cosine, SWA; the reference with validation on) or 'constant' "
                          "(0.2·lr throughout, the reference's default without --val)")
-    ap.add_argument("--seed", type=at_least(0), default=0)
-    ap.add_argument("--save-every", type=at_least(1), default=None)
+    ap.add_argument("--seed", type=at_least(0), default=0, help="seed of initialisation and crops (default 0)")
+    ap.add_argument("--save-every", type=at_least(1), default=None,
+                    help="steps between checkpoints (RUN_DIR/last.pt; default 1000)")
     ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
     ap.add_argument("--workers", type=at_least(0), default=0, help="DataLoader processes drawing crops (0: in the training process)")
     ap.add_argument("--bn-batches", type=at_least(1), default=10,
@@ -501,6 +502,8 @@ def train_seld_cli(argv=None) -> int:
     a = ap.parse_args(argv)
     if (a.data_dir is not None) + a.synthetic + (a.scenes is not None) != 1: ap.error("give one of DATA_DIR, --synthetic, --scenes N")
     if not 0 <= a.synthetic_share < 1: ap.error("--synthetic-share must lie in [0, 1)")
+    if a.synthetic and a.synthetic_share: ap.error("--synthetic-share mixes generator scenes into DATA_DIR or --scenes; "
+                                                   "with --synthetic every batch is generated already")
     if not 0 < a.lr < math.inf: ap.error(f"--lr must be positive, not {a.lr}")
     if not 5 <= a.scene_seconds < math.inf: ap.error(f"--scene-seconds must be at least 5 (one clip), not {a.scene_seconds}")
     if a.glob is not None and a.data_dir is None: ap.error("--glob needs DATA_DIR")
