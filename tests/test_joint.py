@@ -465,3 +465,16 @@ def test_a_damaged_checkpoint_is_named_when_resuming(tmp_path, capsys):
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON[:-4], '--steps', '4']) == 1
     err = capsys.readouterr().err
     assert 'checkpoint_2.pt: cannot read this checkpoint' in err and '--no-resume' in err and 'Traceback' not in err, err
+
+
+def test_bad_clips_are_found_before_training_starts(tmp_path, capsys):
+    from savgbench.cli import main
+    data = _tiny_dataset(tmp_path)
+    good = (data / 'video_dev' / 'clip0.mp4').read_bytes()
+    (data / 'video_dev' / 'zz_bad.mp4').write_bytes(good[:20000])                     # sorted last: met late in a run
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON]) == 1
+    err = capsys.readouterr().err
+    assert '1 of 3 clips cannot be used' in err and 'zz_bad.mp4' in err and '--skip-bad' in err, err
+    assert not list((tmp_path / 'run').glob('checkpoint_*.pt'))
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON, '--skip-bad']) == 0
+    assert 'skipping 1 bad clip(s) of 3' in capsys.readouterr().out

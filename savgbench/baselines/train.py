@@ -46,13 +46,29 @@ def pad_or_trim(x: torch.Tensor, n: int) -> torch.Tensor:
 class ClipDataset(torch.utils.data.Dataset):
     """SAVGBench clips under `root` (any `*.mp4` below it) as training items for a model of `video_size`/`audio_size`.
     A built dataset's root (with `video_dev/`) gives its training split only, never the `video_eval/` test clips."""
-    def __init__(self, root, video_size=(20, 3, 64, 64), audio_size=(2, 80000), cache: bool = False):
+    def __init__(self, root, video_size=(20, 3, 64, 64), audio_size=(2, 80000), cache: bool = False,
+                 check: bool = False, skip_bad: bool = False, progress: bool = False):
         self.root = Path(root)
         if not self.root.is_dir(): raise DatasetError("not a folder", path=self.root, expected='a folder of SAVGBench clips')
         if (self.root / 'video_dev').is_dir(): self.root = self.root / 'video_dev'
         self.files = sorted(self.root.rglob('*.mp4'))
         if not self.files: raise DatasetError("no .mp4 clips found", path=self.root, found=0, expected='at least one')
+        if check: self._check(skip_bad, progress)
         self.video_size, self.audio_size, self.cache = tuple(video_size), tuple(audio_size), {} if cache else None
+    def _check(self, skip_bad, progress):
+        "Open every clip once (`validate_clip`) before training: a bad clip is found now, not hours into a run."
+        from savgbench.io import validate_clip
+        bad = {}
+        for p in tqdm(self.files, desc='checking clips', unit='clip', disable=not progress or len(self.files) < 200, leave=False):
+            try: validate_clip(p, check_audio_values=False)
+            except (SAVGBenchError, OSError) as e: bad[p] = e
+        if bad and not skip_bad:
+            raise DatasetError(f"{len(bad)} of {len(self.files)} clips cannot be used ({next(iter(bad.values()))}); "
+                               "--skip-bad trains on the others", path=self.root)
+        if bad:
+            print(f"skipping {len(bad)} bad clip(s) of {len(self.files)}, e.g. {next(iter(bad.values()))}")
+            self.files = [p for p in self.files if p not in bad]
+            if not self.files: raise DatasetError("no usable clips", path=self.root, found=0, expected='at least one')
     def __len__(self): return len(self.files)
     def __getitem__(self, i):
         if self.cache is not None and i in self.cache: return self.cache[i]
@@ -287,13 +303,14 @@ def joint_loss_fn(diffusion: GaussianDiffusion):
     return loss_fn
 
 def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiffusionConfig | None = None,
-                resume: bool = True, progress: bool = True) -> list[float]:
-    "Train the coupled U-Net on `data` (a folder of SAVGBench clips or a Dataset). Returns the per-step losses."
+                resume: bool = True, progress: bool = True, skip_bad: bool = False) -> list[float]:
+    """Train the coupled U-Net on `data` (a folder of SAVGBench clips, each checked first, or a Dataset). Returns the
+    per-step losses. `skip_bad` trains on the good clips of a folder that has bad ones."""
     cfg = cfg or TrainConfig()
     if cfg.hflip not in HFLIP_MODES: raise ValueError(f"unknown hflip mode {cfg.hflip!r} (expected one of {HFLIP_MODES})")
     mcfg = replace(model_cfg or MMDiffusionConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
     if isinstance(data, (str, Path)):
-        data = ClipDataset(data, mcfg.video_size, mcfg.audio_size)
+        data = ClipDataset(data, mcfg.video_size, mcfg.audio_size, check=True, skip_bad=skip_bad, progress=progress)
         if progress: print(f"training on {len(data)} clips in {data.root}")
     def augment(batch, gen):
         v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
@@ -327,7 +344,7 @@ def sr_loss_fn(diffusion: GaussianDiffusion):
     return loss_fn
 
 def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig | None = None, init=None,
-             resume: bool = True, progress: bool = True) -> list[float]:
+             resume: bool = True, progress: bool = True, skip_bad: bool = False) -> list[float]:
     "Train the SR U-Net on frames of `data` (folder of clips or a Dataset of clips); `init` an ImageNet upsampler file."
     from savgbench.baselines.superres import load_sr_weights
     cfg = cfg or TrainConfig(lr=1e-4)
@@ -335,7 +352,8 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing,
                    diffusion_steps=cfg.diffusion_steps)
     if isinstance(data, (str, Path)):
-        data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples))
+        data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples), check=True,
+                           skip_bad=skip_bad, progress=progress)
         if progress: print(f"training on frames of {len(data)} clips in {data.root}")
     model = SuperResUNet(mcfg)
     if init is not None:
@@ -375,6 +393,8 @@ def _train_parser(prog, sr=False):
     p.add_argument('--log-every', type=at_least(1), default=100)
     p.add_argument('--num-workers', type=at_least(0), default=min(4, os.cpu_count() or 1), help='data loading processes')
     p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints')
+    p.add_argument('--skip-bad', action='store_true', help='train on the good clips when some cannot be read (every clip is '
+                   'checked before training starts; by default a bad one stops it)')
     if sr:
         p.add_argument('--init', default=None, help="guided-diffusion's 64_256_upsampler.pt to start from")
         p.add_argument('--frames-per-clip', type=at_least(1), default=1,
@@ -410,13 +430,13 @@ def _parse_train(prog, argv, sr=False):
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
     a, cfg = _parse_train('savgbench train-joint', argv)
-    hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume)
+    hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume, skip_bad=a.skip_bad)
     if hist: print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
     return 0
 
 def train_sr_cli(argv=None) -> int:
     "`savgbench train-sr DATA_DIR --out RUN [--init 64_256_upsampler.pt] ...`"
     a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
-    hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume)
+    hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume, skip_bad=a.skip_bad)
     if hist: print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
     return 0
