@@ -231,7 +231,13 @@ def _pypi_sdist(package: str, version: str) -> tuple[str, str | None]:
 def install(name: str, force: bool = False) -> Path:
     "Fetch `name` into the cache directory (where the network allows) and verify it; returns its path."
     w, dest = spec(name), cache_path(name)
-    if dest.is_file() and not force: verify_file(name, dest); return dest
+    if dest.is_file() and not force:                   # already there: it must pass the same check `weights verify` makes
+        try:
+            verify_file(name, dest)
+            if not (w.sha256 or w.sha256_prefix): check_contents(name, dest)
+        except WeightsError as e:
+            raise WeightsError(f"{e}; `savgbench weights install {name} --force` fetches it again") from None
+        return dest
     if not w.installable:
         raise WeightsError(f"weights {name!r} cannot be downloaded automatically; download {w.source} and place "
                            f"{w.filename} at {dest}", path=dest)
