@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
-                            resolve_device, write_rows_source, weights_source)
+                            resolve_device, write_rows_source, read_rows_source, weights_source)
 from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0
@@ -225,11 +225,18 @@ def list_videos(video_dir) -> list:
                            expected="one clip per name (SELD and detection files are keyed by it)")
     return out
 
-def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool = True) -> dict:
-    "Detection rows for each clip; with `out_dir`, also write `NAME.csv` files in the reference format."
-    res = detector(paths, progress=progress)
-    if out_dir is not None:
-        for name, rows in res.items(): write_detection_rows(Path(out_dir) / f"{name}.csv", rows)
+def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool = True, chunk: int = 16) -> dict:
+    """Detection rows for each clip; with `out_dir`, also write `NAME.csv` files in the reference format, `chunk` clips
+    at a time, so an interrupted run keeps what it finished."""
+    paths = [Path(p) for p in paths]
+    if out_dir is None: return detector(paths, progress=progress)
+    res = {}
+    bar = tqdm(total=len(paths), desc=getattr(detector, "name", "detect"), unit="clip", disable=not progress)
+    for i in range(0, len(paths), chunk):
+        part = detector(paths[i:i + chunk], progress=False)
+        for name, rows in part.items(): write_detection_rows(Path(out_dir) / f"{name}.csv", rows)
+        res.update(part); bar.update(len(part))
+    bar.close()
     return res
 
 # %% ../../nbs/31_detect.ipynb #e3860e1c
@@ -251,11 +258,19 @@ def detect_cli(argv=None) -> int:
     ap.add_argument("--batch-size", type=at_least(1), default=64, help="frames per network batch")
     a = ap.parse_args(argv)
     paths = list_videos(a.video_dir)
+    out = Path(a.out)
+    if out.exists() and not out.is_dir(): raise DatasetError("--out is a file", path=out, expected="a folder")
     device = resolve_device(a.device) if a.detector == "yolox-tiny" else None
     det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)
-    res = detect_clips(paths, det, out_dir=a.out)
-    if res: write_rows_source(a.out, "detection", detector_source(det))
+    src, rec = detector_source(det), read_rows_source(out) if out.is_dir() else None
+    if rec is not None and rec != src:
+        raise DatasetError(f"this folder holds boxes made with {rec}, not {src}: give another --out, or delete it", path=out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows_source(out, "detection", src)              # before any CSV: a resumed run knows what made them
+    todo = [p for p in paths if not (rec is not None and (out / f"{p.stem}.csv").is_file())]   # resume: same detector
+    res = detect_clips(todo, det, out_dir=out)
     n = sum(len(r) for r in res.values())
-    print(f"{a.detector}: {n} person boxes in {len(res)} clips -> {a.out}")
+    print(f"{a.detector}: {n} person boxes in {len(res)} clips -> {out}"
+          + (f" ({len(paths) - len(todo)} clips already there)" if len(todo) < len(paths) else ""))
     return 0

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source, weights_source
+from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source,
+                            read_rows_source, weights_source)
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -161,11 +162,16 @@ def seld_cli(argv=None) -> int:
                     "(exit status 0 unless no clip could be read)")
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
-    model = load_seld_model(seld_checkpoint_path(a.checkpoint), device)
+    ck = seld_checkpoint_path(a.checkpoint)
+    src, rec = weights_source("seld_checkpoint", ck), read_rows_source(a.out) if Path(a.out).is_dir() else None
+    if rec is not None and rec != src:                 # rows of two models in one folder would be scored as one
+        raise DatasetError(f"this folder holds SELD rows made with {rec}, not {src}: give another --out, or delete it",
+                           path=a.out)
+    model = load_seld_model(ck, device)
     table, failures = seld_dir(a.video_dir, a.out, a.pattern, model=model, batch_size=a.batch_size, device=device,
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
-    if Path(a.out).is_dir(): write_rows_source(a.out, "SELD", weights_source("seld_checkpoint", seld_checkpoint_path(a.checkpoint)))
+    if Path(a.out).is_dir(): write_rows_source(a.out, "SELD", src)
     print(f"{table['clip'].nunique()} clips, {len(table)} rows -> {a.out}")
     if failures and len(table) == 0: print("savgbench seld: no clip could be read", file=sys.stderr)
     return 1 if failures and (not a.skip_errors or len(table) == 0) else 0
