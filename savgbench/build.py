@@ -140,6 +140,8 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
     audio_s, video_s = foa.shape[1] / sr, float(Fraction(video.n_frames) / video.fps)
     if abs(audio_s - video_s) > LENGTH_TOLERANCE_S:           # only the shorter span can give clips: say so
         report["length_mismatch"] = dict(audio_s=round(audio_s, 2), video_s=round(video_s, 2))
+    late = int((meta["frame"] >= n_frames + LENGTH_TOLERANCE_S * STARSS_LABEL_FPS).sum())
+    if late: report["labels_past_end"] = late                 # labels of another (longer) recording?
     report["windows"] = len(cfg.starts(n_frames)) * len(cfg.views())
     # 1. label rules
     candidates = window_candidates(meta, n_frames, cfg, report["dropped"])
@@ -222,6 +224,7 @@ def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, second
         split=split, config=asdict(cfg), recordings=len(reports), failed_recordings=failed,
         recordings_without_video=[r["recording"] for r in reports if r.get("no_video")],
         length_mismatch={r["recording"]: r["length_mismatch"] for r in reports if "length_mismatch" in r},
+        labels_past_end={r["recording"]: r["labels_past_end"] for r in reports if "labels_past_end" in r},
         windows_checked=sum(r["windows"] for r in reports), clips=kept, clips_built_now=built,
         clips_already_there=kept - built, hours=kept * CLIP.seconds / 3600,
         dropped={k: dropped.get(k, 0) for k in ("empty", "class", "offscreen", "overlap", "inactive", "clipping")},
@@ -246,6 +249,9 @@ def format_build_report(rep: dict) -> str:
     for name, m in rep.get("length_mismatch", {}).items():
         lines.append(f"  WARNING {name}: {m['audio_s']:.2f} s of audio but {m['video_s']:.2f} s of video; clips come from "
                      f"the first {min(m.values()):.2f} s only (a truncated or mismatched file?)")
+    for name, n in rep.get("labels_past_end", {}).items():
+        lines.append(f"  WARNING {name}: {n} label rows lie more than {LENGTH_TOLERANCE_S:g} s past the end of its audio/video "
+                     "(ignored; labels of another recording?)")
     for name, why in rep.get("failed_recordings", {}).items(): lines.append(f"  FAILED {name}: {why}")
     return "\n".join(lines)
 

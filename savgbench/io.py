@@ -18,7 +18,7 @@ import pandas as pd
 import soundfile as sf
 
 from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatError, AudioFormatError,
-                            MetadataError, atomic_path)
+                            MetadataError, STARSS_CLASSES, atomic_path)
 
 # %% auto #0
 __all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'write_clip', 'ClipInfo', 'Clip',
@@ -355,8 +355,14 @@ def _write_csv(path, df, columns, float_format=None):
 
 # %% ../nbs/01_io.ipynb #d7855a03
 def read_starss_metadata(path) -> pd.DataFrame:
-    "Read a STARSS23 label CSV (5 or 6 integer columns, no header)."
-    return _read_csv(path, STARSS_COLUMNS, (5, 6), False, STARSS_COLUMNS, "STARSS23 metadata")
+    """Read a STARSS23 label CSV (5 or 6 integer columns, no header); classes, azimuths (-180..180) and elevations
+    (-90..90) outside their ranges are errors naming the first bad row."""
+    df = _read_csv(path, STARSS_COLUMNS, (5, 6), False, STARSS_COLUMNS, "STARSS23 metadata")
+    for col, lo, hi in (("cls", 0, len(STARSS_CLASSES) - 1), ("azimuth", -180, 180), ("elevation", -90, 90)):
+        bad = np.flatnonzero((df[col] < lo) | (df[col] > hi))
+        if len(bad): raise MetadataError(f"{col} out of range in row {bad[0] + 1} of the STARSS23 metadata ({len(bad)} rows)",
+                                         path=path, found=int(df[col].iloc[bad[0]]), expected=f"{lo}..{hi}")
+    return df
 
 def write_starss_metadata(path, df) -> Path:
     "Write STARSS23 labels (frame, cls, source, azimuth, elevation[, distance]) as integers, no header."
