@@ -478,3 +478,15 @@ def test_bad_clips_are_found_before_training_starts(tmp_path, capsys):
     assert not list((tmp_path / 'run').glob('checkpoint_*.pt'))
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON, '--skip-bad']) == 0
     assert 'skipping 1 bad clip(s) of 3' in capsys.readouterr().out
+
+
+def test_resuming_on_other_data_says_so(tmp_path, capsys):
+    from savgbench.baselines.train import train_joint_cli
+    a = _tiny_dataset(tmp_path / 'a'); b = _tiny_dataset(tmp_path / 'b', n=3)
+    assert train_joint_cli([str(a), '--out', str(tmp_path / 'run'), *_COMMON]) == 0
+    ck = torch.load(tmp_path / 'run' / 'checkpoint_2.pt', weights_only=False)
+    assert ck['data'] == {'root': str((a / 'video_dev').resolve()), 'items': 2}
+    capsys.readouterr()
+    assert train_joint_cli([str(b), '--out', str(tmp_path / 'run'), *_COMMON[:2], '--steps', '3', *_COMMON[4:]]) == 0
+    out = capsys.readouterr().out
+    assert f"was trained on {(a / 'video_dev').resolve()} (2 items); now {(b / 'video_dev').resolve()} (3 items)" in out, out

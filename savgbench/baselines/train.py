@@ -216,6 +216,11 @@ def _checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out_dir.glob('checkpoint_*.pt') if (m := re.fullmatch(r'checkpoint_(\d+)\.pt', p.name))]
     return [p for _, p in sorted(found)]
 
+def _data_source(dataset) -> dict:
+    "What a run trains on, as its checkpoints record it: the clip folder (or the dataset's class) and the item count."
+    root = getattr(dataset, 'root', None)
+    return dict(root=str(Path(root).resolve()) if root is not None else type(dataset).__name__, items=len(dataset))
+
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
                accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,)}` on `dataset` for `cfg.max_steps`.
@@ -243,6 +248,10 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
         if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
                                       "same settings, start afresh (--no-resume) or use another run folder")
+        was, now = ck.get('data'), _data_source(dataset)
+        if was is not None and was != now and acc.is_main_process:     # moved or grown datasets are fine; say it
+            print(f"note: {ckpts[-1].name} was trained on {was['root']} ({was['items']} items); now {now['root']} "
+                  f"({now['items']} items)")
         ema.load_state_dict(ck['ema'])
         step, history = ck['step'], list(ck['history'])
     ema.params = [p.to(dev) for p in ema.params]
@@ -259,7 +268,8 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         if not acc.is_main_process: return
         ck = {'model': raw.state_dict(), 'ema': ema.state_dict(raw), 'opt': opt.state_dict(), 'step': step,
               'history': history, 'scaler': acc.scaler.state_dict() if acc.scaler is not None else None,
-              'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg)}
+              'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg),
+              'data': _data_source(dataset)}
         with atomic_path(out_dir / f'checkpoint_{step}.pt') as tmp: torch.save(ck, tmp)
         for old in _checkpoints(out_dir)[:-cfg.keep_checkpoints]: old.unlink()
 

@@ -381,6 +381,17 @@ class _CropStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, self.rank, 1 + (info.id if info else 0)])
         while True: yield self.source.sample(self.bs, rng)
 
+def _crops_source(source) -> dict:
+    "What a run draws its crops from, as last.pt records it: the source's kind, its clip count or its scene settings."
+    d = {"kind": type(source).__name__}
+    names = getattr(source, "names", None)
+    if names is not None: d["clips"] = len(names)
+    for k in ("recordings", "seed", "seconds"):
+        v = getattr(source, k, None)
+        if isinstance(v, (int, float)): d[k] = v
+    if hasattr(source, "sources"): d["parts"] = [_crops_source(s) for s in source.sources]
+    return d
+
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
                bn_source=None) -> Path:
@@ -409,6 +420,9 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
         diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
         if diff: raise DatasetError(f"last.pt was trained with other settings ({'; '.join(diff)}); resume with the same "
                                     "settings, or start again (--no-resume / resume=False)", last)
+        was, now = ck.get("data"), _crops_source(source)
+        if was is not None and was != now and acc.is_main_process:    # another crop source: allowed, but said
+            print(f"note: last.pt was trained on {was}; now {now}")
         net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
         swa.load_state_dict(ck["swa_state_dict"]); step = ck["step"]
         rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
@@ -448,7 +462,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                                 "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
                                 "torch_rng_state": torch.get_rng_state(),
                                 "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                                "config": asdict(cfg), "train_config": asdict(tc)}, tmp)
+                                "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, tmp)
     bar.close(); log.close()
     final_path = out / "seld_final.pt"
     if acc.is_main_process:
