@@ -303,7 +303,7 @@ def extract_audioclip(model, entries, batches, protocol, cache: FeatureCache, mo
     return dict(_gather(found))
 
 # %% ../nbs/44_evaluate.ipynb #37d289e2
-def _run_align(module: str, fn: str, argv: list) -> tuple[dict | None, str | None]:
+def _run_align(module: str, fn: str, argv: list, quiet: bool = False) -> tuple[dict | None, str | None]:
     import importlib, io as _io
     try: mod = importlib.import_module(module)
     except ImportError as e: return None, f"{module} is not available in this installation ({e})"
@@ -311,13 +311,15 @@ def _run_align(module: str, fn: str, argv: list) -> tuple[dict | None, str | Non
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "align.json"
         try:
-            with contextlib.redirect_stdout(_io.StringIO()): rc = getattr(mod, fn)(argv + ["--out", str(out)])
+            with contextlib.redirect_stdout(_io.StringIO()), \
+                 (contextlib.redirect_stderr(_io.StringIO()) if quiet else contextlib.nullcontext()):   # progress bars
+                rc = getattr(mod, fn)(argv + ["--out", str(out)])
         except (SAVGBenchError, SystemExit) as e: return None, str(e)
         if rc not in (0, None) or not out.is_file(): return None, f"{fn} exited with {rc}"
         return json.loads(out.read_text()), None
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
-                     offline: bool = True) -> tuple[dict | None, str | None]:
+                     offline: bool = True, quiet: bool = False) -> tuple[dict | None, str | None]:
     """(result JSON of `savgbench spatial-align`, None) or (None, the reason it was skipped). `seld_checkpoint='demo'`
     uses the package's built-in demo SELD model (for demos: it is not the benchmark's network)."""
     from savgbench.weights import resolve
@@ -333,15 +335,15 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
     if detector == "yolox-tiny":
         try: argv += ["--weights", str(resolve("yolox-tiny-mmdet", detector_weights, offline=offline))]
         except WeightsError as e: return None, f"detector weights missing: {e}"
-    r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv)
+    r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
     if why and detector == "oracle":
         why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
     if r is not None: r.update(seld_checkpoint=str(seld), detector=detector)
     return r, why
 
-def temporal_av_align(gen_dir) -> tuple[dict | None, str | None]:
+def temporal_av_align(gen_dir, quiet: bool = False) -> tuple[dict | None, str | None]:
     "(result JSON of `savgbench temporal-align`, None) or (None, the reason it was skipped)."
-    return _run_align("savgbench.align.temporal", "temporal_align_cli", [str(gen_dir)])
+    return _run_align("savgbench.align.temporal", "temporal_align_cli", [str(gen_dir)], quiet)
 
 # %% ../nbs/44_evaluate.ipynb #22676166
 METRICS = ("fvd", "kvd", "fad", "spatial", "temporal")
@@ -371,11 +373,12 @@ def format_row(result: dict, label: str | None = None) -> str:
 TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temporal AV-Align↑ |\n|---|---|---|---|---|---|"
 
 # %% ../nbs/44_evaluate.ipynb #e29ae715
-def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline):
+def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline,
+               quiet=False):
     "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
-        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline)
+        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet)
         if why: res["skipped"]["spatial_av_align"] = why
         else:
             res["metrics"]["spatial_av_align"] = r.get("score")
@@ -385,7 +388,7 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
         timings["spatial_s"] = time.perf_counter() - t0
     if "temporal" in metrics:
         t0 = time.perf_counter()
-        r, why = temporal_av_align(gen_list)
+        r, why = temporal_av_align(gen_list, quiet)
         if why: res["skipped"]["temporal_av_align"] = why
         else:
             res["metrics"]["temporal_av_align"] = r.get("score")
@@ -515,7 +518,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             gen_list = Path(td) / "gen_clips.txt"
             gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
             _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint or weights.get("seld-stereo-swa"),
-                       detector, weights.get("yolox-tiny-mmdet"), offline)
+                       detector, weights.get("yolox-tiny-mmdet"), offline, quiet=not progress)
     return finish()
 
 def _write_per_clip(path, entries, align_rows: dict):

@@ -21,7 +21,7 @@ from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 
 # %% auto #0
 __all__ = ['SYNTH_SR', 'SYNTH_VIDEO_FPS', 'PERSON_CLASSES', 'DISTRACTOR_CLASSES', 'SAMPLES_PER_FRAME', 'TIMGM6MB', 'ROOM_SIZE',
-           'MIC_POS', 'SPEED_OF_SOUND', 'FIGURE_HEIGHT_DEG', 'CAMERA_HEIGHT', 'MIN_SECONDS', 'V_FOV_DEG',
+           'MIC_POS', 'SPEED_OF_SOUND', 'FIGURE_HEIGHT_DEG', 'CAMERA_HEIGHT', 'MIN_SECONDS', 'MAX_SECONDS', 'V_FOV_DEG',
            'HOG_SETTINGS', 'SynthError', 'encode_foa', 'speech_like', 'melody', 'instrument_like', 'distractor',
            'have_espeak', 'have_fluidsynth', 'espeak_speech', 'write_midi', 'fluidsynth_instrument', 'source_signal',
            'SceneEvent', 'make_scene', 'scene_labels', 'render_foa', 'to_pcm16', 'room_background', 'person_sprite',
@@ -558,6 +558,7 @@ def write_foa_wav(path, foa: np.ndarray, sr: int = SYNTH_SR):
         sf.write(str(tmp), to_pcm16(foa), sr, subtype="PCM_16", format="WAV")
 
 MIN_SECONDS = CLIP.seconds                   # a recording must hold at least one 5 s clip window
+MAX_SECONDS = 3600.0                         # an hour: larger values are typing errors, and would fill the memory
 
 def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
     if not isinstance(recordings, (int, np.integer)) or recordings < 1:
@@ -568,7 +569,9 @@ def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
         first = next(q for q in (Path(out), *Path(out).parents) if q.exists())
         if not first.is_dir(): raise SynthError("the output folder " + ("is a file" if first == Path(out) else "lies inside a file"),
                                                 first, expected="a folder, or a path that does not exist yet")
-    if not np.isfinite(seconds) or seconds < MIN_SECONDS:
+    if not np.isfinite(seconds) or seconds > MAX_SECONDS:     # STARSS23 recordings last 0.5 to 6 minutes
+        raise SynthError("the duration must be a number of seconds up to an hour", found=seconds, expected=f"<= {MAX_SECONDS} s")
+    if seconds < MIN_SECONDS:
         raise SynthError("recordings are too short to hold one 5 s clip", found=seconds, expected=f">= {MIN_SECONDS} s")
     if abs(seconds * STARSS_LABEL_FPS - round(seconds * STARSS_LABEL_FPS)) > 1e-6:
         raise SynthError("the duration must be a whole number of 100 ms label frames", found=seconds, expected="a multiple of 0.1 s")

@@ -34,6 +34,8 @@ def demo_checkpoint() -> Path:
 def seld_checkpoint_path(checkpoint=None) -> Path:
     "The SELD checkpoint a command uses: a path, `'demo'` (the built-in demo model), or None (the official file)."
     if checkpoint is not None and str(checkpoint) == "demo": return demo_checkpoint()
+    if checkpoint is not None and not Path(checkpoint).is_file():       # a file the user named: not the download hint
+        raise WeightsError("SELD checkpoint not found", path=checkpoint, expected="a file, or 'demo'")
     from savgbench.weights import resolve
     try: return resolve("seld-stereo-swa", checkpoint)
     except WeightsError as e:

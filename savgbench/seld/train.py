@@ -299,7 +299,8 @@ def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = Tru
     data_dir = Path(data_dir)
     pattern = pattern or default_clip_pattern(data_dir)
     paths = sorted(data_dir.glob(pattern))
-    if not paths: raise DatasetError("no clips found", data_dir, found=0, expected=f"files matching {pattern!r}")
+    if not paths: raise DatasetError("no clips found", data_dir, found=0,
+                                     expected=f"files matching {pattern!r} (--glob '*.mp4' takes a flat folder of clips)")
     audios, rows = [], []
     for p in tqdm(paths, desc="loading clips", disable=not progress):
         meta = Path(str(p).replace("audio", "metadata").replace("video", "metadata")).with_suffix(".csv")
