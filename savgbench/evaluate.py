@@ -612,6 +612,11 @@ def evaluate_cli(argv=None) -> int:
     metrics = METRICS if a.metrics is None else tuple(m.strip() for m in a.metrics.split(",") if m.strip())
     if not metrics or set(metrics) - set(METRICS):
         ap.error(f"--metrics takes a comma-separated subset of {','.join(METRICS)}, not {a.metrics!r}")
+    for opt, f in (("--out", a.out), ("--per-clip", a.per_clip)):     # found now, not after minutes of features
+        if f is None: continue
+        if Path(f).is_dir(): ap.error(f"{opt} {f} is a folder; it names the file to write")
+        first = next(q for q in (Path(f).parent.resolve(), *Path(f).parent.resolve().parents) if q.exists())
+        if not first.is_dir(): ap.error(f"{opt} {f} lies inside a file")
     from savgbench.weights import REGISTRY
     w = {}
     for s in a.weights:
