@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least',
-           'resolve_device', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
+           'resolve_device', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
            'write_rows_source', 'weights_source']
 
 # %% ../nbs/00_core.ipynb #53d52f55
@@ -158,10 +158,24 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
 # %% ../nbs/00_core.ipynb #a4c975e3
 ROWS_SOURCE_FILE = "savgbench_rows.json"
 
-def read_rows_source(folder) -> dict | None:
-    "What made the CSVs of `folder`, as recorded by savgbench (None: nothing recorded)."
+def read_rows_source(folder, what: str | None = None) -> dict | None:
+    "What made the `what` CSVs of `folder`, as recorded by savgbench (None: nothing recorded)."
     p = Path(folder) / ROWS_SOURCE_FILE
-    return json.loads(p.read_text())["source"] if p.is_file() else None
+    if not p.is_file(): return None
+    try: rec = json.loads(p.read_text()); rec["source"]
+    except (ValueError, KeyError, TypeError):
+        raise SAVGBenchError("damaged record of what made this folder's CSVs; delete it (or the folder)", path=p) from None
+    if what is not None and rec.get("what") != what:
+        raise SAVGBenchError(f"this folder holds {rec.get('what')} rows, not {what} rows", path=folder)
+    return rec["source"]
+
+def same_source(a: dict | None, b: dict | None) -> bool:
+    "Whether two rows sources are the same: model files are compared by content (sha256) when both are known."
+    if a is None or b is None: return a is b
+    if a.get("sha256") and b.get("sha256"):
+        names = {k for k in set(a) | set(b) if k in ("seld_checkpoint", "weights")}
+        a, b = {k: v for k, v in a.items() if k not in names}, {k: v for k, v in b.items() if k not in names}
+    return a == b
 
 def write_rows_source(folder, what: str, source: dict) -> None:
     "Record that savgbench filled `folder` with `what` rows made with `source`."

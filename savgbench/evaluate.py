@@ -314,7 +314,8 @@ def _run_align(module: str, fn: str, argv: list, quiet: bool = False) -> tuple[d
             with contextlib.redirect_stdout(_io.StringIO()), \
                  (contextlib.redirect_stderr(_io.StringIO()) if quiet else contextlib.nullcontext()):   # progress bars
                 rc = getattr(mod, fn)(argv + ["--out", str(out)])
-        except (SAVGBenchError, SystemExit) as e: return None, str(e)
+        except SAVGBenchError as e: return None, str(e)
+        except SystemExit as e: return None, f"{fn} refused its arguments (exit status {e.code})"
         if rc not in (0, None) or not out.is_file(): return None, f"{fn} exited with {rc}"
         return json.loads(out.read_text()), None
 
@@ -379,6 +380,7 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
     if "spatial" in metrics:
         t0 = time.perf_counter()
         r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet)
+        if not why and r.get("score") is None: why = "undefined: the SELD model found no sound event in any clip"
         if why: res["skipped"]["spatial_av_align"] = why
         else:
             res["metrics"]["spatial_av_align"] = r.get("score")
@@ -389,6 +391,7 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
     if "temporal" in metrics:
         t0 = time.perf_counter()
         r, why = temporal_av_align(gen_list, quiet)
+        if not why and r.get("score") is None: why = "undefined: no clip has an audio or video peak"
         if why: res["skipped"]["temporal_av_align"] = why
         else:
             res["metrics"]["temporal_av_align"] = r.get("score")
@@ -430,6 +433,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                     gen_failed=sum(e.error is not None for e in gen), ref_failed=sum(e.error is not None for e in ref))
     def finish():
         timings["total_s"] = time.perf_counter() - t_start
+        if rank: res["process_index"] = rank               # helper processes of a sharded run: nothing to report
         if rank == 0:
             if out is not None:
                 with atomic_path(out) as t: Path(t).write_text(json.dumps(res, indent=1, default=str))
@@ -532,7 +536,7 @@ def _write_per_clip(path, entries, align_rows: dict):
         rows.append(row)
     with atomic_path(path) as t: pd.DataFrame(rows).to_csv(t, index=False)
 
-# %% ../nbs/44_evaluate.ipynb #c0346552
+# %% ../nbs/44_evaluate.ipynb #b62870c7
 def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_channels: bool = False) -> list[Path]:
     """Write `n` small SAVGBench-format clips to `folder` (for examples, tests and benchmarks): a coloured square moving
     across the picture and a tone panned to its position. The same `seed` gives the same clips."""
@@ -561,7 +565,7 @@ def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_
         out.append(write_clip(folder / f"clip_{i:03d}.mp4", video, np.clip(audio, -1, 1).astype(np.float32), audio_codec="pcm"))
     return out
 
-# %% ../nbs/44_evaluate.ipynb #b62870c7
+# %% ../nbs/44_evaluate.ipynb #dd587225
 def swapped_channel_pair(src_dir, out_dir, audio_codec: str = "pcm") -> tuple[Path, Path]:
     """From the clips of `src_dir` write `out_dir/video_gt` and `out_dir/video_swapped`: both re-encoded from the same
     decoded frames by the same encoder (so their videos are identical), the second with left and right exchanged.
@@ -581,7 +585,7 @@ def swapped_channel_pair(src_dir, out_dir, audio_codec: str = "pcm") -> tuple[Pa
                 (out / d).mkdir(parents=True, exist_ok=True); shutil.copy2(meta / (p.stem + ".csv"), out / d / (p.stem + ".csv"))
     return gt, sw
 
-# %% ../nbs/44_evaluate.ipynb #aa6e2be3
+# %% ../nbs/44_evaluate.ipynb #5e48ef6e
 def evaluate_cli(argv=None) -> int:
     "`savgbench evaluate GEN_DIR --reference REF_DIR [--protocol v1|v2] --out results.json [--per-clip per_clip.csv] [--skip-bad]`"
     ap = argparse.ArgumentParser(prog="savgbench evaluate",
@@ -628,6 +632,7 @@ def evaluate_cli(argv=None) -> int:
                    metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
                    weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint, detector=a.detector,
                    progress=not a.quiet, verbose=not a.quiet)
+    if res.get("process_index"): return 0                # rank 0 reports for the whole sharded run
     for k, why in res["skipped"].items(): print(f"skipped {k}: {why}", file=sys.stderr)
     for w in res["warnings"]:
         if not a.quiet: print(f"warning: {w}", file=sys.stderr)

@@ -569,8 +569,9 @@ def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
         first = next(q for q in (Path(out), *Path(out).parents) if q.exists())
         if not first.is_dir(): raise SynthError("the output folder " + ("is a file" if first == Path(out) else "lies inside a file"),
                                                 first, expected="a folder, or a path that does not exist yet")
-    if not np.isfinite(seconds) or seconds > MAX_SECONDS:     # STARSS23 recordings last 0.5 to 6 minutes
-        raise SynthError("the duration must be a number of seconds up to an hour", found=seconds, expected=f"<= {MAX_SECONDS} s")
+    if not np.isfinite(seconds): raise SynthError("the duration must be a finite number of seconds", found=seconds)
+    if seconds > MAX_SECONDS:                                 # STARSS23 recordings last 0.5 to 6 minutes
+        raise SynthError("recordings are limited to an hour", found=seconds, expected=f"<= {MAX_SECONDS:g} s")
     if seconds < MIN_SECONDS:
         raise SynthError("recordings are too short to hold one 5 s clip", found=seconds, expected=f">= {MIN_SECONDS} s")
     if abs(seconds * STARSS_LABEL_FPS - round(seconds * STARSS_LABEL_FPS)) > 1e-6:

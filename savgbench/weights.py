@@ -236,7 +236,9 @@ def install(name: str, force: bool = False) -> Path:
             verify_file(name, dest)
             if not (w.sha256 or w.sha256_prefix): check_contents(name, dest)
         except WeightsError as e:
-            raise WeightsError(f"{e}; `savgbench weights install {name} --force` fetches it again") from None
+            again = (f"`savgbench weights install {name} --force` fetches it again" if w.installable
+                     else f"replace it with the file from {w.source}")
+            raise WeightsError(f"{e}; {again}") from None
         return dest
     if not w.installable:
         raise WeightsError(f"weights {name!r} cannot be downloaded automatically; download {w.source} and place "

@@ -452,7 +452,8 @@ def test_impossible_sr_settings_are_refused_before_sampling(tmp_path, capsys):
         assert not (tmp_path / 'c' / 'sampling.json').exists()
     assert sample_cli(base + ['--sr-checkpoint', str(tmp_path / 'sr.pt'), '--sr-steps', '2', '--sr-frames-per-batch', '3']) == 0
     import json
-    assert json.loads((tmp_path / 'c' / 'sampling.json').read_text())['settings']['sr_T'] == 1100   # the effective T
+    s = json.loads((tmp_path / 'c' / 'sampling.json').read_text())['settings']
+    assert (s['sr_T'], s['sr_input']) == (1100, 'raw')                  # the effective T; SR reads the sampler's raw output
 
 
 def test_a_damaged_checkpoint_is_named_when_resuming(tmp_path, capsys):

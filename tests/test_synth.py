@@ -173,7 +173,7 @@ def test_speech_instrument_ratio_over_many_scenes():
 
 @pytest.mark.parametrize("kw,msg", [(dict(recordings=0), "positive integer"), (dict(recordings=-2), "positive integer"),
                                     (dict(recordings=1.5), "positive integer"), (dict(seconds=4.9), "too short"),
-                                    (dict(seconds=float("nan")), "too short"), (dict(seconds=7.05), "100 ms"),
+                                    (dict(seconds=float("nan")), "finite number"), (dict(seconds=7.05), "100 ms"),
                                     (dict(video_size=(960, 481)), "2:1"), (dict(video_size=(100, 50)), "2:1"),
                                     (dict(video_size="big"), "video size"), (dict(sources="files"), "sources"),
                                     (dict(seed=-1), "seed must be a non-negative")])

@@ -7,7 +7,7 @@ Docs: https://savgbench.github.io/savgbench/spatial_align.html.md"""
 # %% ../../nbs/32_spatial_align.ipynb #68cf2fd3
 from __future__ import annotations
 import importlib
-import argparse, json, warnings
+import argparse, json, sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
-                            write_rows_source, weights_source)
+                            write_rows_source, weights_source, same_source)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -159,13 +159,18 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
     have, info, rec = {}, dict(read=0, computed=0), None
     if folder is not None:
         folder = Path(folder)
-        rec = read_rows_source(folder)
+        rec = read_rows_source(folder, what)
         have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file()}
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
     todo = [p for n, p in zip(names, paths) if n not in have]
-    if rec is not None and source is not None and (explicit or todo) and rec != (want := source()):
-        raise SAVGBenchError(f"this folder holds {what} rows made with {rec}, but this run asks for {want}; give another "
-                             "folder, or delete this one", path=folder)
+    if rec is not None and source is not None and (explicit or todo):
+        try: want = source()
+        except SAVGBenchError as e:                    # e.g. the official SELD weights, to fill a gap, are missing
+            raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e}); the folder's "
+                                f"rows were made with {rec}", path=folder) from None
+        if not same_source(rec, want):
+            raise SAVGBenchError(f"this folder holds {what} rows made with {rec}, but this run asks for {want}; give "
+                                 "another folder, or delete this one", path=folder)
     if todo:
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
@@ -183,13 +188,13 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
             for n, r in new.items(): writer(folder / f"{n}.csv", r)
             if rec is None and not have and made is not None: write_rows_source(folder, what, made)
             elif rec is None and have:
-                warnings.warn(f"{len(new)} {what} CSV(s) computed with {made} were added to {folder} beside {len(have)} "
-                              "of unknown origin")
+                print(f"note: {len(new)} {what} CSV(s) computed with {made} were added to {folder} beside {len(have)} "
+                      "of unknown origin", file=sys.stderr)
         have.update(new)
     return have, info
 
 def _seld_source(checkpoint) -> dict:
-    "What SELD rows are computed with: the checkpoint's file name and, when it is a file here, its sha256."
+    "What SELD rows are computed with here: the checkpoint file (the reference's window rule, as `seld` by default)."
     try:
         infer = importlib.import_module("savgbench.seld.infer")
         if hasattr(infer, "seld_checkpoint_path"): checkpoint = infer.seld_checkpoint_path(checkpoint)

@@ -194,7 +194,7 @@ def _settings(a, precision: str) -> dict:
              compiled=a.compile != 'none', audio_codec=a.audio_codec,
              sr_checkpoint_sha256=sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None,
              upscale='super-resolution' if a.sr_checkpoint else 'bicubic')
-    if a.sr_checkpoint: s.update(sr_steps=a.sr_steps, sr_T=a.sr_T)
+    if a.sr_checkpoint: s.update(sr_steps=a.sr_steps, sr_T=a.sr_T, sr_input='raw')   # the sampler's output, unclamped
     return s
 
 def sample_cli(argv=None) -> int:

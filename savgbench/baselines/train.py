@@ -154,7 +154,7 @@ class TrainConfig:
         for k in ('batch_size', 'max_steps', 'log_every', 'save_every', 'keep_checkpoints', 'diffusion_steps', 'frames_per_clip'):
             if int(getattr(self, k)) < 1: raise ValueError(f"TrainConfig.{k} must be at least 1, not {getattr(self, k)}")
         if self.num_workers < 0: raise ValueError(f"TrainConfig.num_workers must be >= 0, not {self.num_workers}")
-        if not self.lr > 0: raise ValueError(f"TrainConfig.lr must be positive, not {self.lr}")
+        if not 0 < self.lr < math.inf: raise ValueError(f"TrainConfig.lr must be positive and finite, not {self.lr}")
         if not 0 <= self.ema_rate < 1: raise ValueError(f"TrainConfig.ema_rate must lie in [0, 1), not {self.ema_rate}")
         if self.mixed_precision not in ('no', 'bf16', 'fp16'):
             raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}")

@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
-                            resolve_device, write_rows_source, read_rows_source, weights_source)
+                            resolve_device, write_rows_source, read_rows_source, weights_source, same_source)
 from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0
@@ -198,8 +198,9 @@ class PersonDetector:
 
 def detector_source(det) -> dict:
     "What a detector's boxes are made with (for `savgbench_rows.json`): its name and, for YOLOX, its weights' sha256."
-    w = getattr(det, "weights", None)
-    return {"detector": getattr(det, "name", type(det).__name__), **(weights_source("weights", w) if w else {})}
+    w, md = getattr(det, "weights", None), getattr(det, "metadata_dir", None)
+    return {"detector": getattr(det, "name", type(det).__name__), **(weights_source("weights", w) if w else {}),
+            **({"metadata_dir": str(Path(md).resolve())} if md else {})}
 
 def make_detector(name: str, **kw) -> PersonDetector:
     "A `PersonDetector` for backend `name` (yolox-tiny, hog, oracle)."
@@ -263,13 +264,17 @@ def detect_cli(argv=None) -> int:
     device = resolve_device(a.device) if a.detector == "yolox-tiny" else None
     det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)
-    src, rec = detector_source(det), read_rows_source(out) if out.is_dir() else None
-    if rec is not None and rec != src:
+    src = detector_source(det)
+    rec = read_rows_source(out, "detection") if out.is_dir() else None
+    csvs = list(out.glob("*.csv")) if out.is_dir() else []
+    if csvs and rec is not None and not same_source(rec, src):
         raise DatasetError(f"this folder holds boxes made with {rec}, not {src}: give another --out, or delete it", path=out)
     out.mkdir(parents=True, exist_ok=True)
-    write_rows_source(out, "detection", src)              # before any CSV: a resumed run knows what made them
-    todo = [p for p in paths if not (rec is not None and (out / f"{p.stem}.csv").is_file())]   # resume: same detector
+    mine = rec is not None or not csvs                    # CSVs of unknown origin are all made again, never adopted
+    if mine: write_rows_source(out, "detection", src)     # before any CSV: a resumed run knows what made them
+    todo = [p for p in paths if not (mine and (out / f"{p.stem}.csv").is_file())]   # resume: only this detector's CSVs
     res = detect_clips(todo, det, out_dir=out)
+    if not mine: write_rows_source(out, "detection", src)  # every clip of the list is this detector's now
     n = sum(len(r) for r in res.values())
     print(f"{a.detector}: {n} person boxes in {len(res)} clips -> {out}"
           + (f" ({len(paths) - len(todo)} clips already there)" if len(todo) < len(paths) else ""))

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source,
-                            read_rows_source, weights_source)
+                            read_rows_source, weights_source, same_source)
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -22,7 +22,7 @@ from .model import SELDNet
 
 # %% auto #0
 __all__ = ['THRESHOLD', 'demo_checkpoint', 'seld_checkpoint_path', 'load_seld_model', 'windows_to_rows', 'predict_seld',
-           'write_seld_csv', 'seld_files', 'seld_dir', 'seld_cli']
+           'write_seld_csv', 'seld_files', 'seld_dir', 'seld_rows_source', 'seld_cli']
 
 # %% ../../nbs/22_seld_infer.ipynb #aee5314b
 THRESHOLD = 0.2    # the reference's threshold_presence
@@ -148,6 +148,10 @@ def seld_dir(video_dir, out_dir=None, pattern: str = "*.mp4", **kw):
     return seld_files(paths, out_dir, **kw)
 
 # %% ../../nbs/22_seld_infer.ipynb #987c6866
+def seld_rows_source(checkpoint, reference_quirk: bool = True) -> dict:
+    "What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file, and the window rule when not the reference's."
+    return {**weights_source("seld_checkpoint", checkpoint), **({} if reference_quirk else {"reference_quirk": False})}
+
 def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)
@@ -165,8 +169,9 @@ def seld_cli(argv=None) -> int:
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
     ck = seld_checkpoint_path(a.checkpoint)
-    src, rec = weights_source("seld_checkpoint", ck), read_rows_source(a.out) if Path(a.out).is_dir() else None
-    if rec is not None and rec != src:                 # rows of two models in one folder would be scored as one
+    src = seld_rows_source(ck, reference_quirk=not a.no_reference_quirk)
+    rec = read_rows_source(a.out, "SELD") if Path(a.out).is_dir() else None
+    if rec is not None and not same_source(rec, src):  # rows of two models in one folder would be scored as one
         raise DatasetError(f"this folder holds SELD rows made with {rec}, not {src}: give another --out, or delete it",
                            path=a.out)
     model = load_seld_model(ck, device)
@@ -174,6 +179,7 @@ def seld_cli(argv=None) -> int:
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
     if Path(a.out).is_dir(): write_rows_source(a.out, "SELD", src)
-    print(f"{table['clip'].nunique()} clips, {len(table)} rows -> {a.out}")
-    if failures and len(table) == 0: print("savgbench seld: no clip could be read", file=sys.stderr)
-    return 1 if failures and (not a.skip_errors or len(table) == 0) else 0
+    n_read = len(sorted(Path(a.video_dir).glob(a.pattern))) - len(failures)
+    print(f"{n_read} clips ({table['clip'].nunique()} with sound events), {len(table)} rows -> {a.out}")
+    if failures and n_read == 0: print("savgbench seld: no clip could be read", file=sys.stderr)
+    return 1 if failures and (not a.skip_errors or n_read == 0) else 0
