@@ -414,7 +414,9 @@ class CoupledUNet(nn.Module):
         v, a = self.middle_blocks(v, a, emb)
         for m in self.output_blocks:
             v, a = m(torch.cat([v, vs.pop()], 1), torch.cat([a, as_.pop()], 1), emb)
-        return self.video_out(v).transpose(1, 2), self.audio_out(a)
+        with torch.autocast(v.device.type, enabled=False):   # the output heads in fp32, as the reference's fp16 mode keeps them
+            dt = next(self.video_out.parameters()).dtype
+            return self.video_out(v.to(dt)).transpose(1, 2), self.audio_out(a.to(dt))
 
 # %% ../../nbs/51_mmdiffusion.ipynb #7615a785
 def audio_dilations(model: CoupledUNet) -> list[int]:

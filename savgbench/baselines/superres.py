@@ -155,7 +155,8 @@ class SuperResUNet(nn.Module):
             h = m(h, emb); hs.append(h)
         h = self.middle_block(h, emb)
         for m in self.output_blocks: h = m(torch.cat([h, hs.pop()], 1), emb)
-        return self.out(h)
+        with torch.autocast(h.device.type, enabled=False):   # the output head in fp32, as guided-diffusion keeps it
+            return self.out(h.to(self.out[-1].weight.dtype))
 
 # %% ../../nbs/52_superres.ipynb #c1843bdb
 def sr_parameter_count(preset: str = 'paper') -> int:
