@@ -138,6 +138,8 @@ def temporal_av_align(videos, no_peaks: str = "skip", progress: bool = True) -> 
     from savgbench.detect import list_videos
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(p) for p in videos]
     if not paths: raise SAVGBenchError("no mp4 files", path=videos)
+    missing = [p for p in paths if not Path(p).is_file()]          # found before minutes of optical flow, not after
+    if missing: raise SAVGBenchError(f"{len(missing)} of {len(paths)} listed clips are not files", path=missing[0])
     files = [temporal_align_file(p) for p in tqdm(paths, desc="temporal-align", disable=not progress)]
     return TemporalAlignResult(mean_score(files, no_peaks), files, no_peaks)
 

@@ -444,7 +444,7 @@ def _extract_state_dict(obj, prefer_ema: bool = True) -> dict:
     return {(k[7:] if k.startswith('module.') else k): v for k, v in obj.items()}
 
 def load_checked_weights(model: nn.Module, src, strict: bool = True, prefer_ema: bool = True, what: str = 'model',
-                         drop_absent=()) -> nn.Module:
+                         drop_absent=(), kind: str | None = None) -> nn.Module:
     """Load a path or state_dict (official file, DDP `module.` prefixes, or a savgbench checkpoint) into `model`,
     raising `WeightsError` with the differing shapes or keys. Keys in `drop_absent` are ignored when the model lacks them."""
     path = None
@@ -452,6 +452,8 @@ def load_checked_weights(model: nn.Module, src, strict: bool = True, prefer_ema:
         path = Path(src)
         if not path.exists(): raise WeightsError("weights file not found", path=path)
         src = load_torch_file(path, f"{what} weights")
+    if kind is not None and isinstance(src, dict) and src.get('model_kind', kind) != kind:   # a savgbench checkpoint
+        raise WeightsError(f"not a {what} checkpoint", path=path, found=src['model_kind'], expected=kind)
     sd = _extract_state_dict(src, prefer_ema)
     own = model.state_dict()
     sd = {k: v for k, v in sd.items() if k in own or k not in drop_absent}
@@ -467,4 +469,4 @@ def load_checked_weights(model: nn.Module, src, strict: bool = True, prefer_ema:
 
 def load_joint_weights(model: nn.Module, src, strict: bool = True, prefer_ema: bool = True) -> nn.Module:
     "Load official (`model330011.pt`) or savgbench weights (a path or a state_dict) into `model`."
-    return load_checked_weights(model, src, strict, prefer_ema, what='coupled U-Net')
+    return load_checked_weights(model, src, strict, prefer_ema, what='coupled U-Net', kind='joint')

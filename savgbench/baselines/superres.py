@@ -173,7 +173,8 @@ SR_CHECKPOINTS = {
 def load_sr_weights(model: SuperResUNet, src, strict: bool = True, prefer_ema: bool = True) -> SuperResUNet:
     "Load an SR state_dict (path or dict). A `label_emb` absent from the model is dropped (ImageNet init)."
     from savgbench.baselines.mmdiffusion import load_checked_weights
-    return load_checked_weights(model, src, strict, prefer_ema, what='SR U-Net', drop_absent=('label_emb.weight',))
+    return load_checked_weights(model, src, strict, prefer_ema, what='SR U-Net', drop_absent=('label_emb.weight',),
+                                kind='sr')
 
 # %% ../../nbs/52_superres.ipynb #f2b44a2a
 def new_graph_step(model) -> None:
