@@ -53,6 +53,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if (self.root / 'video_dev').is_dir(): self.root = self.root / 'video_dev'
         self.files = sorted(self.root.rglob('*.mp4'))
         if not self.files: raise DatasetError("no .mp4 clips found", path=self.root, found=0, expected='at least one')
+        self.checked = check
         if check: self._check(skip_bad, progress)
         self.video_size, self.audio_size, self.cache = tuple(video_size), tuple(audio_size), {} if cache else None
     def _check(self, skip_bad, progress):
@@ -73,7 +74,8 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         if self.cache is not None and i in self.cache: return self.cache[i]
         from savgbench.io import read_clip
-        c = read_clip(self.files[i])
+        # checked once at the start: decoding each draw need not validate it again
+        c = read_clip(self.files[i], validate=False) if self.checked else read_clip(self.files[i])
         Fr, _, S, _ = self.video_size
         v = np.asarray(c.video)
         if v.shape[0] < Fr: raise ClipFormatError("too few frames", path=self.files[i], found=v.shape[0], expected=Fr)
