@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
-                            settings_record)
+                            settings_record, output_path_problem)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
                           read_clip_metadata, validate_clip)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
@@ -265,9 +265,8 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise SAVGBenchError("the number of workers must be a positive integer", found=workers, expected=">= 1")
     out = Path(out)
-    first = next(q for q in (out, *out.parents) if q.exists())
-    if not first.is_dir(): raise DatasetError("the output folder is a file" if first == out else "the output folder lies inside a file",
-                                              first, expected="a folder, or a path that does not exist yet")
+    if why := output_path_problem(out):
+        raise DatasetError(f"the output folder {why}", out, expected="a folder, or a path that does not exist yet")
     recs = find_recordings(starss_root, split)
     out.mkdir(parents=True, exist_ok=True)
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only

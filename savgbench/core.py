@@ -13,9 +13,9 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
-           'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'at_least',
-           'resolve_device', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'write_rows_source', 'weights_source']
+           'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
+           'at_least', 'resolve_device', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
+           'same_source', 'write_rows_source', 'weights_source']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -95,6 +95,14 @@ def atomic_path(path, suffix=None):
         raise
 
 # %% ../nbs/00_core.ipynb #b43b914e
+def output_path_problem(path, folder: bool = True) -> str | None:
+    """Why `path` cannot become a folder (`folder`) or a file written there: 'is a file', 'is a folder' or 'lies inside
+    a file'; None when it can."""
+    p = Path(path)
+    if p.exists(): return None if p.is_dir() == folder else ("is a file" if folder else "is a folder")
+    return None if next(q for q in p.parents if q.exists()).is_dir() else "lies inside a file"
+
+# %% ../nbs/00_core.ipynb #0289e662
 def at_least(lo: int):
     "An argparse `type` accepting integers >= `lo`."
     def integer(s: str) -> int:
@@ -105,7 +113,7 @@ def at_least(lo: int):
     integer.__name__ = f"integer >= {lo}"
     return integer
 
-# %% ../nbs/00_core.ipynb #0289e662
+# %% ../nbs/00_core.ipynb #5d3de60f
 def resolve_device(name=None):
     "The `torch.device` for a `--device` value (None: the first CUDA GPU if there is one, else the CPU)."
     import torch
@@ -123,7 +131,7 @@ def resolve_device(name=None):
         raise SAVGBenchError(f"device {str(name)!r}: MPS is not available here", expected="--device cpu")
     return dev
 
-# %% ../nbs/00_core.ipynb #5d3de60f
+# %% ../nbs/00_core.ipynb #7afebb20
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
     "`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts."
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in (new if keys is None else keys) if old.get(k) != new.get(k)]
@@ -146,7 +154,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings
 
-# %% ../nbs/00_core.ipynb #7afebb20
+# %% ../nbs/00_core.ipynb #a4c975e3
 def read_checkpoint(path, remedy: str = "delete it to resume from an earlier checkpoint, or start afresh with --no-resume"):
     "`torch.load` of a training checkpoint of ours (full unpickling: our own files), or a SAVGBenchError naming it."
     import pickle, torch
@@ -155,7 +163,7 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None
 
-# %% ../nbs/00_core.ipynb #a4c975e3
+# %% ../nbs/00_core.ipynb #fc4e5633
 ROWS_SOURCE_FILE = "savgbench_rows.json"
 
 def read_rows_source(folder, what: str | None = None) -> dict | None:

@@ -6,12 +6,12 @@ Docs: https://savgbench.github.io/savgbench/demo.html.md"""
 
 # %% ../nbs/80_demo.ipynb #73e45b14
 from __future__ import annotations
-import argparse, json, math, os, shutil, time
+import argparse, json, os, shutil, time
 from pathlib import Path
 
 from .core import SAVGBenchError, at_least, atomic_path
 from .build import build_dataset
-from .synth import synth_starss, synth_names, MIN_SECONDS
+from .synth import synth_starss, synth_names, check_seconds, SynthError, MIN_SECONDS
 
 # %% auto #0
 __all__ = ['MIN_RECORDINGS', 'MIN_EVAL', 'STAGES', 'SETTINGS_FILE', 'KVD_NOTE', 'seconds_arg', 'check_args', 'check_settings',
@@ -24,12 +24,11 @@ STAGES = {"starss": ("recordings", "seconds", "seed"), "savgbench": ("recordings
 SETTINGS_FILE = "demo_settings.json"
 
 def seconds_arg(s) -> float:
-    "An argparse `type` for recording durations: a multiple of 0.1 s, at least `MIN_SECONDS`."
+    "An argparse `type` for recording durations: those `synth.check_seconds` accepts."
     try: v = float(s)
     except (TypeError, ValueError): raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
-    if not (math.isfinite(v) and v >= MIN_SECONDS and abs(v * 10 - round(v * 10)) < 1e-6):
-        raise argparse.ArgumentTypeError(f"must be a multiple of 0.1 s and at least {MIN_SECONDS:g} s, not {s}")
-    return v
+    try: return check_seconds(v)
+    except SynthError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
 def check_args(recordings, seconds, seed, n_eval, workers):
     "Raise a SAVGBenchError for settings the demo cannot finish with (before any work)."
@@ -41,7 +40,7 @@ def check_args(recordings, seconds, seed, n_eval, workers):
             raise SAVGBenchError(f"{k} must be an integer >= {lo}" + (f" ({why[k]})" if k in why else ""),
                                  found=v, expected=f">= {lo}")
     try: seconds_arg(seconds)
-    except argparse.ArgumentTypeError as e: raise SAVGBenchError(f"seconds {e}", found=seconds) from None
+    except argparse.ArgumentTypeError as e: raise SAVGBenchError(f"seconds: {e}") from None
 
 # %% ../nbs/80_demo.ipynb #f6960813
 def check_settings(out, settings: dict, stages=tuple(STAGES)) -> dict:

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
-                            resolve_device)
+                            resolve_device, output_path_problem)
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'VIDEO_EXTS', 'METRICS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -618,9 +618,8 @@ def evaluate_cli(argv=None) -> int:
         ap.error(f"--metrics takes a comma-separated subset of {','.join(METRICS)}, not {a.metrics!r}")
     for opt, f in (("--out", a.out), ("--per-clip", a.per_clip)):     # found now, not after minutes of features
         if f is None: continue
-        if Path(f).is_dir(): ap.error(f"{opt} {f} is a folder; it names the file to write")
-        first = next(q for q in (Path(f).parent.resolve(), *Path(f).parent.resolve().parents) if q.exists())
-        if not first.is_dir(): ap.error(f"{opt} {f} lies inside a file")
+        why = output_path_problem(f, folder=False)
+        if why: ap.error(f"{opt} {f} {why}" + ("; it names the file to write" if why == "is a folder" else ""))
     from savgbench.weights import REGISTRY
     w = {}
     for s in a.weights:

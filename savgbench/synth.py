@@ -16,7 +16,7 @@ from scipy import signal as sps
 from tqdm.auto import tqdm
 
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
-                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record)
+                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 
 # %% auto #0
@@ -26,8 +26,8 @@ __all__ = ['SYNTH_SR', 'SYNTH_VIDEO_FPS', 'PERSON_CLASSES', 'DISTRACTOR_CLASSES'
            'have_espeak', 'have_fluidsynth', 'espeak_speech', 'write_midi', 'fluidsynth_instrument', 'source_signal',
            'SceneEvent', 'make_scene', 'scene_labels', 'render_foa', 'to_pcm16', 'room_background', 'person_sprite',
            'object_sprite', 'sprite_patch', 'paste', 'render_video', 'synth_names', 'write_labels_csv', 'write_foa_wav',
-           'synth_recording', 'synth_starss', 'synth_starss_cli', 'label_rule_views', 'hog_people', 'read_video_frames',
-           'hog_detection_rate']
+           'check_seconds', 'synth_recording', 'synth_starss', 'synth_starss_cli', 'label_rule_views', 'hog_people',
+           'read_video_frames', 'hog_detection_rate']
 
 # %% ../nbs/12_synth.ipynb #443d0e1b
 SYNTH_SR = STARSS_FOA_SR                    # FOA sample rate (24 kHz, like STARSS23)
@@ -560,22 +560,26 @@ def write_foa_wav(path, foa: np.ndarray, sr: int = SYNTH_SR):
 MIN_SECONDS = CLIP.seconds                   # a recording must hold at least one 5 s clip window
 MAX_SECONDS = 3600.0                         # an hour: larger values are typing errors, and would fill the memory
 
+def check_seconds(seconds) -> float:
+    """A recording duration `synth_starss` (and the demo) accepts, as a float: finite, one 5 s clip to an hour, whole
+    100 ms label frames; otherwise a SynthError saying which rule it breaks."""
+    if not np.isfinite(seconds): raise SynthError("the duration must be a finite number of seconds", found=seconds)
+    if seconds > MAX_SECONDS:                                 # STARSS23 recordings last 0.5 to 6 minutes
+        raise SynthError("recordings are limited to an hour", found=seconds, expected=f"<= {MAX_SECONDS:g} s")
+    if seconds < MIN_SECONDS:
+        raise SynthError(f"recordings are too short to hold one 5 s clip: at least {MIN_SECONDS:g} s", found=seconds)
+    if abs(seconds * STARSS_LABEL_FPS - round(seconds * STARSS_LABEL_FPS)) > 1e-6:
+        raise SynthError("the duration must be a whole number of 100 ms label frames", found=seconds, expected="a multiple of 0.1 s")
+    return float(seconds)
+
 def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
     if not isinstance(recordings, (int, np.integer)) or recordings < 1:
         raise SynthError("the number of recordings must be a positive integer", found=recordings, expected=">= 1")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SynthError("the seed must be a non-negative integer", found=seed, expected=">= 0")
-    if out is not None:      # the nearest existing part of the output path must be a folder
-        first = next(q for q in (Path(out), *Path(out).parents) if q.exists())
-        if not first.is_dir(): raise SynthError("the output folder " + ("is a file" if first == Path(out) else "lies inside a file"),
-                                                first, expected="a folder, or a path that does not exist yet")
-    if not np.isfinite(seconds): raise SynthError("the duration must be a finite number of seconds", found=seconds)
-    if seconds > MAX_SECONDS:                                 # STARSS23 recordings last 0.5 to 6 minutes
-        raise SynthError("recordings are limited to an hour", found=seconds, expected=f"<= {MAX_SECONDS:g} s")
-    if seconds < MIN_SECONDS:
-        raise SynthError("recordings are too short to hold one 5 s clip", found=seconds, expected=f">= {MIN_SECONDS} s")
-    if abs(seconds * STARSS_LABEL_FPS - round(seconds * STARSS_LABEL_FPS)) > 1e-6:
-        raise SynthError("the duration must be a whole number of 100 ms label frames", found=seconds, expected="a multiple of 0.1 s")
+    if out is not None and (why := output_path_problem(out)):
+        raise SynthError(f"the output folder {why}", out, expected="a folder, or a path that does not exist yet")
+    check_seconds(seconds)
     try: w, h = (int(v) for v in video_size)
     except (TypeError, ValueError): raise SynthError("bad video size", found=video_size, expected="(width, height)") from None
     if w != 2 * h or h < 64 or h % 2:

@@ -194,12 +194,12 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
     return have, info
 
 def _seld_source(checkpoint) -> dict:
-    "What SELD rows are computed with here: the checkpoint file (the reference's window rule, as `seld` by default)."
-    try:
-        infer = importlib.import_module("savgbench.seld.infer")
-        if hasattr(infer, "seld_checkpoint_path"): checkpoint = infer.seld_checkpoint_path(checkpoint)
-    except ImportError: pass
-    return weights_source("seld_checkpoint", checkpoint)
+    "What SELD rows are computed with here: `seld_rows_source` of the checkpoint (the reference's window rule)."
+    try: infer = importlib.import_module("savgbench.seld.infer")
+    except ImportError: infer = None
+    if hasattr(infer, "seld_checkpoint_path"): checkpoint = infer.seld_checkpoint_path(checkpoint)
+    if hasattr(infer, "seld_rows_source"): return infer.seld_rows_source(checkpoint)
+    return weights_source("seld_checkpoint", checkpoint)          # a stand-in SELD module (tests, plugins)
 
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
                             seld_fn=None, **detector_kw) -> SpatialAlignResult:

@@ -15,7 +15,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from ..core import CLIP
+from ..core import CLIP, ClipFormatError
 from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE,
                                      read_seld_rows)
 from ..detect import read_detection_rows, list_videos
@@ -36,7 +36,6 @@ class ClipAlignment:
     audio: np.ndarray | None = None
     sample_rate: int = CLIP.sample_rate
     def __post_init__(self):
-        from savgbench.core import ClipFormatError
         want = (CLIP.n_frames, CLIP.size, CLIP.size, 3)
         if self.video is not None and tuple(np.shape(self.video)) != want:
             raise ClipFormatError("the viewer needs SAVGBench frames", path=self.name, found=tuple(np.shape(self.video)),

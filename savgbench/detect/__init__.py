@@ -16,7 +16,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
-                            resolve_device, write_rows_source, read_rows_source, weights_source, same_source)
+                            resolve_device, write_rows_source, read_rows_source, weights_source, same_source,
+                            output_path_problem)
 from ..io import format_detections_csv, write_detections_csv
 
 # %% auto #0
@@ -260,7 +261,7 @@ def detect_cli(argv=None) -> int:
     a = ap.parse_args(argv)
     paths = list_videos(a.video_dir)
     out = Path(a.out)
-    if out.exists() and not out.is_dir(): raise DatasetError("--out is a file", path=out, expected="a folder")
+    if why := output_path_problem(out): raise DatasetError(f"--out {why}", path=out, expected="a folder")
     device = resolve_device(a.device) if a.detector == "yolox-tiny" else None
     det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)
