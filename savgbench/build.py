@@ -6,9 +6,9 @@ Docs: https://savgbench.github.io/savgbench/build.html.md"""
 
 # %% ../nbs/14_build.ipynb #e7ca7344
 from __future__ import annotations
-import argparse, json, math, multiprocessing, os, re, sys, time, warnings
+import argparse, json, math, os, re, sys, time, warnings
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, asdict
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
-                            settings_record, output_path_problem)
+                            settings_record, output_path_problem, process_pool)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
                           read_clip_metadata, validate_clip)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
@@ -281,8 +281,7 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
             reports.append(_run_one(j))
     else:
         # spawn, not fork: a forked child of a process whose thread pools (OpenMP, torch) are running can deadlock
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as ex:
+        with process_pool(workers, initializer=_worker_init) as ex:        # Ctrl-C stops the workers at once
             futs = [ex.submit(_run_one, j) for j in jobs]
             for f in tqdm(as_completed(futs), total=len(futs), desc=f"build {split}", unit="rec", disable=not progress):
                 reports.append(f.result())

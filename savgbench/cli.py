@@ -65,6 +65,8 @@ def main(argv=None) -> int:
         print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
     except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
         print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
+    except KeyboardInterrupt:                           # Ctrl-C: one line and the shell's status for SIGINT
+        print(f"\nsavgbench {name}: interrupted (finished outputs are kept)", file=sys.stderr); return 130
 
 # `python -m savgbench.cli ...`: what `accelerate launch -m savgbench.cli COMMAND ...` runs in each process
 if __name__ == "__main__" and "get_ipython" not in globals(): sys.exit(main())

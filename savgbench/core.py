@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #363df9d8
 from __future__ import annotations
-import argparse, json, os, tempfile, contextlib
+import argparse, json, os, sys, tempfile, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +14,8 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
-           'at_least', 'resolve_device', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
-           'same_source', 'write_rows_source', 'weights_source']
+           'at_least', 'resolve_device', 'is_main_process', 'main_print', 'settings_diff', 'settings_record',
+           'read_checkpoint', 'read_rows_source', 'same_source', 'write_rows_source', 'weights_source', 'process_pool']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class WeightsError(SAVGBenchError):
     "Network weights are missing, corrupt, or do not match the network."
 
 # %% ../nbs/00_core.ipynb #577a9208
+_PENDING_TMP: set[str] = set()     # temporary files of open `atomic_path` blocks (a stopped worker removes them)
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=None):
     "Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."
@@ -86,6 +88,7 @@ def atomic_path(path, suffix=None):
                                dir=path.parent)
     os.close(fd)
     umask = os.umask(0); os.umask(umask)
+    _PENDING_TMP.add(tmp)
     try:
         yield Path(tmp)
         if os.path.exists(tmp): os.chmod(tmp, 0o666 & ~umask)    # mkstemp makes 0600; give the usual mode
@@ -93,6 +96,7 @@ def atomic_path(path, suffix=None):
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+    finally: _PENDING_TMP.discard(tmp)
 
 # %% ../nbs/00_core.ipynb #b43b914e
 def output_path_problem(path, folder: bool = True) -> str | None:
@@ -131,7 +135,16 @@ def resolve_device(name=None):
         raise SAVGBenchError(f"device {str(name)!r}: MPS is not available here", expected="--device cpu")
     return dev
 
-# %% ../nbs/00_core.ipynb #7afebb20
+# %% ../nbs/00_core.ipynb #23ee2580
+def is_main_process() -> bool:
+    "Whether this process is the first of a launch (`RANK` 0), or the only one."
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+def main_print(*args, **kwargs) -> None:
+    "`print`, in the first process of a launch only."
+    if is_main_process(): print(*args, **kwargs)
+
+# %% ../nbs/00_core.ipynb #a4c975e3
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
     "`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts."
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in (new if keys is None else keys) if old.get(k) != new.get(k)]
@@ -154,7 +167,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings
 
-# %% ../nbs/00_core.ipynb #a4c975e3
+# %% ../nbs/00_core.ipynb #fc4e5633
 def read_checkpoint(path, remedy: str = "delete it to resume from an earlier checkpoint, or start afresh with --no-resume"):
     "`torch.load` of a training checkpoint of ours (full unpickling: our own files), or a SAVGBenchError naming it."
     import pickle, torch
@@ -163,7 +176,7 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None
 
-# %% ../nbs/00_core.ipynb #fc4e5633
+# %% ../nbs/00_core.ipynb #b29eef4d
 ROWS_SOURCE_FILE = "savgbench_rows.json"
 
 def read_rows_source(folder, what: str | None = None) -> dict | None:
@@ -194,3 +207,39 @@ def weights_source(key: str, path) -> dict:
     from savgbench.weights import sha256_file
     p = Path(str(path))
     return {key: p.name, "sha256": sha256_file(p) if p.is_file() else None}
+
+# %% ../nbs/00_core.ipynb #a967636b
+import signal
+
+def _stop_worker(*_):
+    for tmp in list(_PENDING_TMP):
+        with contextlib.suppress(OSError): os.unlink(tmp)
+    with contextlib.suppress(Exception):            # release the worker's own locks (tqdm's), which the resource
+        from multiprocessing import util            # tracker would otherwise report as leaked
+        util._run_finalizers()
+    os._exit(143)
+
+def _pool_worker_init(initializer=None, initargs=()):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)                          # the main process handles Ctrl-C
+    signal.signal(signal.SIGTERM, _stop_worker)
+    if initializer is not None: initializer(*initargs)
+
+@contextlib.contextmanager
+def process_pool(workers: int, initializer=None, initargs=()):
+    """A `ProcessPoolExecutor` of `workers` spawned processes. If the `with` block ends with an exception (Ctrl-C
+    included), jobs not started are cancelled and running workers stopped, instead of the executor's wait for every
+    queued job. `initializer(*initargs)` runs in each worker, as in `ProcessPoolExecutor`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init,
+                             initargs=(initializer, tuple(initargs)))
+    try: yield ex
+    except BaseException:
+        procs = list((getattr(ex, "_processes", None) or {}).values())
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            if p.is_alive(): p.terminate()
+        for p in procs: p.join(10)
+        ex.shutdown(wait=True)          # the executor's thread sees the stopped workers and releases its queues
+        raise
+    ex.shutdown(wait=True)

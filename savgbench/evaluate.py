@@ -205,8 +205,8 @@ class _ClipReader:
         while len(d) > self.keep: d.popitem(last=False)
         return v
     def frames(self, c: int) -> torch.Tensor:
-        from savgbench.io import read_clip
-        return self._lru(self.video, c, lambda: torch.from_numpy(read_clip(self.entries[c].path, validate=False).video))
+        from savgbench.io import read_clip_video                 # frames only: the audio is read for FAD on its own
+        return self._lru(self.video, c, lambda: torch.from_numpy(read_clip_video(self.entries[c].path)))
     def audio44(self, c: int, rate: int) -> np.ndarray:
         return self._lru(self.audio, c, lambda: read_audio_44k(self.entries[c].path, rate))
 

@@ -22,10 +22,10 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
 
 # %% auto #0
 __all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'write_clip', 'ClipInfo', 'Clip',
-           'probe_clip', 'validate_clip', 'read_clip', 'read_audio', 'read_clip_audio_int16', 'read_foa', 'write_foa',
-           'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata', 'read_clip_metadata',
-           'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv', 'format_detections_csv',
-           'write_detections_csv', 'metadata_path_for', 'list_clips']
+           'probe_clip', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio', 'read_clip_audio_int16',
+           'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
+           'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
+           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips']
 
 # %% ../nbs/01_io.ipynb #314b5816
 def _check_video_array(video, what="video"):
@@ -141,7 +141,8 @@ def _audio_target_len(stream):
     return None
 
 def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
-    "Decode a file's first video and audio streams: (info, frames or None, audio (C,N) or None)."
+    """Decode a file's first video and audio streams: (info, frames or None, audio (C,N) or None).
+    `audio="skip"` leaves the audio stream undecoded (the info then has no audio length)."""
     path = Path(path)
     info = ClipInfo(path)
     frames, chunks, times = [], [], []
@@ -154,6 +155,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
             info.width, info.height, info.video_codec = vs.codec_context.width, vs.codec_context.height, vs.codec_context.name
         if as_ is not None:
             info.sample_rate, info.channels, info.audio_codec = as_.rate, as_.channels, as_.codec_context.name
+        if audio == "skip": as_ = None
         streams = [s for s in (vs, as_) if s is not None]
         resampler = None
         if as_ is not None:
@@ -229,6 +231,12 @@ def read_clip(path, validate: bool = True, spec: ClipSpec = CLIP) -> Clip:
     if audio is None: raise ClipFormatError("no audio could be decoded", path=path)
     return Clip(video=video, audio=audio.astype(np.float32, copy=False), fps=info.fps, sample_rate=info.sample_rate,
                 path=Path(path))
+
+def read_clip_video(path) -> np.ndarray:
+    "The frames of a clip as uint8 RGB (T,H,W,3), without decoding its audio (on SAVGBench clips: 2/3 of `read_clip`'s time)."
+    _, video, _ = _decode(path, audio="skip")
+    if video is None: raise ClipFormatError("no video frames could be decoded", path=path)
+    return video
 
 def read_audio(path) -> tuple[np.ndarray, int]:
     "Decode the audio of a media file (mp4, wav, ...) as float32 (C,N) and return it with its sample rate."

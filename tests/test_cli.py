@@ -14,3 +14,31 @@ def test_module_entry_runs():
     r = subprocess.run([sys.executable, "-c", "import sys; from savgbench.cli import main; sys.exit(main(['--version']))"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip()
+
+def test_ctrl_c_during_a_parallel_build_stops_cleanly(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during `build-dataset --workers 2`: the
+    command stops within seconds with status 130 and one line, no worker prints a traceback, no temporary file is left,
+    and a second run builds the split."""
+    import os, signal, time
+    starss, out = tmp_path / "starss", tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "savgbench", "synth-starss", str(starss), "--recordings", "3",
+                        "--seconds", "12", "--seed", "0"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cmd = [sys.executable, "-m", "savgbench", "build-dataset", str(starss), str(out), "--split", "dev", "--workers", "2"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120 and not list(out.rglob("*.mp4")) and p.poll() is None: time.sleep(0.1)
+    assert p.poll() is None, "the build ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGINT)
+    t1 = time.monotonic()
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert time.monotonic() - t1 < 30                   # the workers were stopped, not left to build every recording
+    assert "savgbench build-dataset: interrupted" in err and "Traceback" not in err and "leaked" not in err, err
+    assert [f for f in out.rglob(".*") if f.is_file()] == []
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import json
+    rep = json.loads((out / "build_report_dev.json").read_text())
+    assert rep["recordings"] == 2 and rep["clips"] > 0 and not rep["failed_recordings"]
+    assert rep["clips"] == len(list((out / "video_dev").glob("*.mp4"))) == len(list((out / "metadata_dev").glob("*.csv")))

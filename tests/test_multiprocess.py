@@ -52,8 +52,9 @@ def test_joint_training_in_two_processes_keeps_replicas_in_sync(tmp_path):
 
 
 def test_seld_training_cli_in_two_processes(tmp_path):
-    launch(tmp_path, ["-m", "savgbench.cli", "train-seld", "--synthetic", "--preset", "tiny", "--steps", "4",
-                      "--batch-size", "2", "--out", str(tmp_path / "seld")])
+    r = launch(tmp_path, ["-m", "savgbench", "train-seld", "--synthetic", "--preset", "tiny", "--steps", "4",
+                          "--batch-size", "2", "--out", str(tmp_path / "seld")])
+    assert r.stdout.count("seld_final.pt") == 1, r.stdout           # the run's result is printed by one process
     ck = torch.load(tmp_path / "seld" / "last.pt", weights_only=False)
     assert len(ck["rng_state"]) == 2 and ck["step"] == 4          # random states gathered from both processes
     assert ck["rng_state"][0] != ck["rng_state"][1]
@@ -75,8 +76,9 @@ def test_sampling_in_two_processes_shares_the_batches(tmp_path):
                             "--mixed-precision", "no", "--save-every", "1", "--num-workers", "0"]) == 0
     r = launch(tmp_path, ["-m", "savgbench.cli", "sample", "--checkpoint", str(tmp_path / "joint" / "checkpoint_1.pt"),
                             "--num", "3", "--batch-size", "1", "--sampler", "dpm_solver++_2m", "--steps", "3",
-                            "--device", "cpu", "--out", str(tmp_path / "clips")])
+                            "--device", "cpu", "--sr-steps", "5", "--out", str(tmp_path / "clips")])
     assert "process 0: 2 clips" in r.stdout and "process 1: 1 clips" in r.stdout
+    assert r.stderr.count("--sr-steps applies to super-resolution") == 1, r.stderr   # a usage note: once, not per process
     clips = sorted((tmp_path / "clips").glob("*.mp4"))
     assert [c.name for c in clips] == ["sample_00000.mp4", "sample_00001.mp4", "sample_00002.mp4"]
     for c in clips: validate_clip(c)

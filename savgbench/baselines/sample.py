@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record
+from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
+                            main_print)
 from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
@@ -181,7 +182,7 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     out_dir = Path(out_dir); f = out_dir / 'sampling.json'
     clips = sorted(out_dir.glob('sample_*.mp4'))
     if clips and not f.is_file():
-        print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
+        main_print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
               "recorded; they are kept and the new settings recorded", file=sys.stderr)
     return settings_record(f, settings, len(clips), write,
                            remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
@@ -235,10 +236,10 @@ def sample_cli(argv=None) -> int:
     a = p.parse_args(argv)
     given = argv if argv is not None else sys.argv
     if a.sampler != 'dpm_solver++_2m' and '--steps' in given:
-        print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)
+        main_print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)
     if not a.sr_checkpoint:
         for o in ('--sr-steps', '--sr-T', '--sr-frames-per-batch', '--sr-preset'):
-            if o in given: print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
+            if o in given: main_print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
     asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
     from accelerate import PartialState
     state = PartialState(cpu=a.device == 'cpu')

@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff, read_checkpoint
+from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
+                            read_checkpoint, main_print)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet
 from .superres import SRConfig, SuperResUNet, sr_training_losses
@@ -28,9 +29,11 @@ __all__ = ['HFLIP_MODES', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDat
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     "uint8 RGB frames (T,H,W,3) -> float (T,3,size,size) in [-1,1] (antialiased bicubic)."
-    v = torch.as_tensor(np.asarray(video_u8)).permute(0, 3, 1, 2).float()
-    if v.shape[-1] != size or v.shape[-2] != size:
-        v = F.interpolate(v, size=(size, size), mode='bicubic', antialias=True, align_corners=False)
+    v = torch.as_tensor(np.asarray(video_u8)).permute(0, 3, 1, 2)
+    if v.shape[-1] == size and v.shape[-2] == size:          # no resampling: one pass into place, already in [-1, 1]
+        out = torch.empty(v.shape, dtype=torch.float32); out.copy_(v)
+        return out.div_(127.5).sub_(1)
+    v = F.interpolate(v.float(), size=(size, size), mode='bicubic', antialias=True, align_corners=False)
     return (v / 127.5 - 1).clamp(-1, 1)
 
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -45,7 +48,8 @@ def pad_or_trim(x: torch.Tensor, n: int) -> torch.Tensor:
 
 class ClipDataset(torch.utils.data.Dataset):
     """SAVGBench clips under `root` (any `*.mp4` below it) as training items for a model of `video_size`/`audio_size`.
-    A built dataset's root (with `video_dev/`) gives its training split only, never the `video_eval/` test clips."""
+    A built dataset's root (with `video_dev/`) gives its training split only, never the `video_eval/` test clips.
+    `audio_size=None`: items of video alone, and the audio is not decoded (the super-resolution model's data)."""
     def __init__(self, root, video_size=(20, 3, 64, 64), audio_size=(2, 80000), cache: bool = False,
                  check: bool = False, skip_bad: bool = False, progress: bool = False):
         self.root = Path(root)
@@ -55,7 +59,8 @@ class ClipDataset(torch.utils.data.Dataset):
         if not self.files: raise DatasetError("no .mp4 clips found", path=self.root, found=0, expected='at least one')
         self.checked = check
         if check: self._check(skip_bad, progress)
-        self.video_size, self.audio_size, self.cache = tuple(video_size), tuple(audio_size), {} if cache else None
+        self.video_size, self.cache = tuple(video_size), {} if cache else None
+        self.audio_size = tuple(audio_size) if audio_size is not None else None
     def _check(self, skip_bad, progress):
         "Open every clip once (`validate_clip`) before training: a bad clip is found now, not hours into a run."
         from savgbench.io import validate_clip
@@ -67,28 +72,34 @@ class ClipDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{len(bad)} of {len(self.files)} clips cannot be used ({next(iter(bad.values()))}); "
                                "--skip-bad trains on the others", path=self.root)
         if bad:
-            print(f"skipping {len(bad)} bad clip(s) of {len(self.files)}, e.g. {next(iter(bad.values()))}")
+            main_print(f"skipping {len(bad)} bad clip(s) of {len(self.files)}, e.g. {next(iter(bad.values()))}")
             self.files = [p for p in self.files if p not in bad]
             if not self.files: raise DatasetError("no usable clips", path=self.root, found=0, expected='at least one')
     def __len__(self): return len(self.files)
     def __getitem__(self, i):
         if self.cache is not None and i in self.cache: return self.cache[i]
-        from savgbench.io import read_clip
+        from savgbench.io import read_clip, read_clip_video, validate_clip
         # checked once at the start: decoding each draw need not validate it again
-        c = read_clip(self.files[i], validate=False) if self.checked else read_clip(self.files[i])
+        if self.audio_size is None:
+            if not self.checked: validate_clip(self.files[i], check_audio_values=False)
+            v, c = read_clip_video(self.files[i]), None
+        else:
+            c = read_clip(self.files[i], validate=False) if self.checked else read_clip(self.files[i])
+            v = np.asarray(c.video)
         Fr, _, S, _ = self.video_size
-        v = np.asarray(c.video)
         if v.shape[0] < Fr: raise ClipFormatError("too few frames", path=self.files[i], found=v.shape[0], expected=Fr)
         idx = np.linspace(0, v.shape[0] - 1, Fr).round().astype(int) if v.shape[0] != Fr else np.arange(Fr)
-        a = torch.as_tensor(np.asarray(c.audio, dtype=np.float32))
-        if a.shape[0] != self.audio_size[0]:
-            raise ClipFormatError("wrong number of audio channels", path=self.files[i], found=a.shape[0], expected=self.audio_size[0])
-        L = self.audio_size[1]
-        item = {'video': resize_frames(v[idx], S), 'audio': pad_or_trim(a, L) if L == CLIP.n_samples else fit_length(a, L)}
+        item = {'video': resize_frames(v[idx], S)}
+        if c is not None:
+            a = torch.as_tensor(np.asarray(c.audio, dtype=np.float32))
+            if a.shape[0] != self.audio_size[0]:
+                raise ClipFormatError("wrong number of audio channels", path=self.files[i], found=a.shape[0], expected=self.audio_size[0])
+            L = self.audio_size[1]
+            item['audio'] = pad_or_trim(a, L) if L == CLIP.n_samples else fit_length(a, L)
         if self.cache is not None: self.cache[i] = item
         return item
 
-# %% ../../nbs/53_train_joint.ipynb #424d0a77
+# %% ../../nbs/53_train_joint.ipynb #023e6047
 class SyntheticClips(torch.utils.data.Dataset):
     "Deterministic toy clips: a square at horizontal position `x` and a tone panned to the same side."
     def __init__(self, n: int = 8, video_size=(4, 3, 16, 16), audio_size=(2, 1024), seed: int = 0):
@@ -118,7 +129,7 @@ def audio_balance(audio: torch.Tensor) -> torch.Tensor:
     e = audio.pow(2).sum(-1)
     return (e[:, 1] - e[:, 0]) / e.sum(-1).clamp(min=1e-12)
 
-# %% ../../nbs/53_train_joint.ipynb #005e0a07
+# %% ../../nbs/53_train_joint.ipynb #a4836955
 HFLIP_MODES = ('swap', 'reference', 'none')
 
 def hflip_augment(video: torch.Tensor, audio: torch.Tensor, mode: str = 'swap', generator: torch.Generator | None = None):
@@ -131,7 +142,7 @@ def hflip_augment(video: torch.Tensor, audio: torch.Tensor, mode: str = 'swap', 
     audio = torch.where(m[:, None, None], audio.flip(1), audio)
     return video, audio
 
-# %% ../../nbs/53_train_joint.ipynb #01382c7a
+# %% ../../nbs/53_train_joint.ipynb #7df58a99
 @dataclass
 class TrainConfig:
     "Training settings (reference: AdamW 2e-4, no weight decay, batch 4 per GPU, EMA 0.9999, no clipping)."
@@ -184,7 +195,7 @@ class _StepBatches(torch.utils.data.Sampler):
         n, batch, seed, rank, world = self.args
         for s in range(self.start, self.stop): yield batch_indices(n, batch, s, seed, rank, world)
 
-# %% ../../nbs/53_train_joint.ipynb #354d7576
+# %% ../../nbs/53_train_joint.ipynb #38dc11cd
 class EMA:
     "Exponential moving average of a model's parameters (fp32), `ema = rate*ema + (1-rate)*param` after every step."
     def __init__(self, model: nn.Module, rate: float = 0.9999):
@@ -203,7 +214,7 @@ class EMA:
     def load_state_dict(self, sd: dict):
         for n, p in zip(self.names, self.params): p.copy_(sd[n].to(p.device, p.dtype))
 
-# %% ../../nbs/53_train_joint.ipynb #a61d3779
+# %% ../../nbs/53_train_joint.ipynb #334cb14d
 @contextlib.contextmanager
 def cudnn_autotune(device, on: bool = True):
     """While the block runs, turn on `torch.backends.cudnn.benchmark` if `device` is a CUDA device (and `on`); the
@@ -213,7 +224,7 @@ def cudnn_autotune(device, on: bool = True):
     try: yield
     finally: torch.backends.cudnn.benchmark = prev
 
-# %% ../../nbs/53_train_joint.ipynb #04176716
+# %% ../../nbs/53_train_joint.ipynb #3a17718b
 def _checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out_dir.glob('checkpoint_*.pt') if (m := re.fullmatch(r'checkpoint_(\d+)\.pt', p.name))]
     return [p for _, p in sorted(found)]
@@ -302,7 +313,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     acc.wait_for_everyone()
     return history
 
-# %% ../../nbs/53_train_joint.ipynb #2a5e221d
+# %% ../../nbs/53_train_joint.ipynb #c4c81683
 def joint_loss_fn(diffusion: GaussianDiffusion):
     "The reference objective for the coupled U-Net: one t per sample, independent noise per modality, summed MSEs."
     def loss_fn(model, batch, gen):
@@ -323,14 +334,14 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     mcfg = replace(model_cfg or MMDiffusionConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
     if isinstance(data, (str, Path)):
         data = ClipDataset(data, mcfg.video_size, mcfg.audio_size, check=True, skip_bad=skip_bad, progress=progress)
-        if progress: print(f"training on {len(data)} clips in {data.root}")
+        if progress: main_print(f"training on {len(data)} clips in {data.root}")
     def augment(batch, gen):
         v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
         return {'video': v, 'audio': a}
     return train_loop(CoupledUNet(mcfg), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #e782f01a
+# %% ../../nbs/53_train_joint.ipynb #5236e2a5
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -364,13 +375,13 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing,
                    diffusion_steps=cfg.diffusion_steps)
     if isinstance(data, (str, Path)):
-        data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), (2, CLIP.n_samples), check=True,
+        data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), None, check=True,
                            skip_bad=skip_bad, progress=progress)
-        if progress: print(f"training on frames of {len(data)} clips in {data.root}")
+        if progress: main_print(f"training on frames of {len(data)} clips in {data.root}")
     model = SuperResUNet(mcfg)
     if init is not None:
         if resume and _checkpoints(Path(out_dir)):
-            if progress: print(f"--init {init} not used: resuming the run in {out_dir}")
+            if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
         else: load_sr_weights(model, init, strict=True)      # every weight (ImageNet's label_emb aside) or an error
     def augment(batch, gen):
         v = batch['video']                                                  # (B,F,3,S,S)
@@ -383,7 +394,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #d69ba4c3
+# %% ../../nbs/53_train_joint.ipynb #42961d17
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -443,12 +454,12 @@ def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
     a, cfg = _parse_train('savgbench train-joint', argv)
     hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume, skip_bad=a.skip_bad)
-    if hist: print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
+    if hist: main_print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
     return 0
 
 def train_sr_cli(argv=None) -> int:
     "`savgbench train-sr DATA_DIR --out RUN [--init 64_256_upsampler.pt] ...`"
     a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
     hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume, skip_bad=a.skip_bad)
-    if hist: print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
+    if hist: main_print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
     return 0

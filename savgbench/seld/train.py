@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
-from ..core import CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff, read_checkpoint
+from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff,
+                            read_checkpoint, main_print)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -248,9 +249,8 @@ class SceneCrops:
         jobs = [(seed, i, seconds, cfg, sources) for i in range(recordings)]
         bar = dict(total=recordings, desc="synthetic scenes", unit="rec", disable=not progress)
         if workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            from savgbench.core import process_pool
+            with process_pool(workers) as ex:
                 results = list(tqdm(ex.map(_scene_job, jobs), **bar))
         else: results = [_scene_job(j) for j in tqdm(jobs, **bar)]
         self.foa16, self.windows, self.dropped = [], [], Counter()
@@ -531,14 +531,14 @@ def train_seld_cli(argv=None) -> int:
     if a.synthetic: source = SyntheticCrops()
     elif a.scenes is not None:
         source = SceneCrops(a.scenes, a.scene_seconds, a.scene_seed, workers=max(1, a.workers))
-        print(f"{len(source)} clips from {a.scenes} synthetic recordings of {a.scene_seconds:g} s (drops: {dict(source.dropped)})")
+        main_print(f"{len(source)} clips from {a.scenes} synthetic recordings of {a.scene_seconds:g} s (drops: {dict(source.dropped)})")
     else:
         pattern = a.glob or default_clip_pattern(a.data_dir)
         source = load_clip_dataset(a.data_dir, pattern)
-        print(f"training on {len(source)} clips matching {pattern!r} under {a.data_dir}")
+        main_print(f"training on {len(source)} clips matching {pattern!r} under {a.data_dir}")
     bn_source = source
     if a.synthetic_share > 0 and not a.synthetic:
         source = MixedCrops([source, SyntheticCrops()], [1 - a.synthetic_share, a.synthetic_share])
     path = train_seld(source, a.out, cfg, tc, resume=not a.no_resume, workers=a.workers, bn_source=bn_source)
-    print(path)
+    main_print(path)
     return 0
