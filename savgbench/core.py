@@ -14,8 +14,9 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
-           'at_least', 'resolve_device', 'is_main_process', 'main_print', 'settings_diff', 'settings_record',
-           'read_checkpoint', 'read_rows_source', 'same_source', 'write_rows_source', 'weights_source', 'process_pool']
+           'at_least', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step', 'settings_diff',
+           'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source', 'write_rows_source',
+           'weights_source', 'process_pool']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -143,6 +144,18 @@ def is_main_process() -> bool:
 def main_print(*args, **kwargs) -> None:
     "`print`, in the first process of a launch only."
     if is_main_process(): print(*args, **kwargs)
+
+def check_same_step(accelerator, step: int, run_dir) -> None:
+    """Under several processes, check that all of them resume from the same step. They would not if the run folder is
+    not one folder that every machine sees: each would then train on from whatever it found, and the replicas would
+    differ without a word."""
+    if accelerator.num_processes == 1: return
+    import torch
+    steps = accelerator.gather(torch.tensor([int(step)], device=accelerator.device)).tolist()
+    if len(set(steps)) > 1:
+        raise SAVGBenchError("the processes of this run found different checkpoints in the run folder (the step each "
+                             "resumes from, by process: " + ", ".join(map(str, steps)) + "); put the run folder on a "
+                             "filesystem that every machine shares", path=run_dir)
 
 # %% ../nbs/00_core.ipynb #a4c975e3
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:

@@ -11,13 +11,13 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
-def launch(tmp_path, args, nproc=2):
+def launch(tmp_path, args, nproc=2, check=True):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc),
            "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
            "--dynamo_backend", "no", *args]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    if check: assert r.returncode == 0, r.stderr[-3000:]
     return r
 
 
@@ -84,3 +84,32 @@ def test_sampling_in_two_processes_shares_the_batches(tmp_path):
     for c in clips: validate_clip(c)
     audio = [read_clip(c).audio for c in clips]
     assert not np.allclose(audio[0], audio[1]) and not np.allclose(audio[1], audio[2])   # no shard repeats another
+
+
+def test_processes_that_see_different_run_folders_refuse_to_resume(tmp_path):
+    """Machines without a shared filesystem: the first process finds a checkpoint, the second an empty folder. The run
+    stops with an error naming the steps instead of training two different replicas."""
+    from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
+    from savgbench.baselines.diffusion import GaussianDiffusion
+    from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+    cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=2, mixed_precision="no", save_every=2)
+    train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
+               tmp_path / "seen", progress=False)
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent("""
+        import sys
+        from accelerate import Accelerator
+        from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
+        from savgbench.baselines.diffusion import GaussianDiffusion
+        from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+        acc = Accelerator(mixed_precision="no")
+        out = sys.argv[1 + acc.process_index]                   # what each machine sees at the same path
+        cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=4, mixed_precision="no", save_every=2)
+        train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
+                   out, accelerator=acc, progress=False)
+    """))
+    r = launch(tmp_path, [str(worker), str(tmp_path / "seen"), str(tmp_path / "unseen")], check=False)
+    assert r.returncode != 0
+    assert "found different checkpoints in the run folder" in r.stderr and "by process: 2, 0" in r.stderr, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "seen").glob("checkpoint_*.pt")) == ["checkpoint_2.pt"]   # nothing trained on
+    assert not list((tmp_path / "unseen").glob("checkpoint_*.pt"))

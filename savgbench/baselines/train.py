@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print)
+                            read_checkpoint, main_print, check_same_step)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet
 from .superres import SRConfig, SuperResUNet, sr_training_losses
@@ -267,6 +267,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
                   f"({now['items']} items)")
         ema.load_state_dict(ck['ema'])
         step, history = ck['step'], list(ck['history'])
+    check_same_step(acc, step, out_dir)                 # every process resumes from the same checkpoint, or none does
     ema.params = [p.to(dev) for p in ema.params]
     model, opt = acc.prepare(model, opt)
     if ck is not None:   # after prepare, so the optimizer state lands on the parameters' device

@@ -17,7 +17,7 @@ from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print)
+                            read_checkpoint, main_print, check_same_step)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -431,6 +431,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
         if ck.get("cuda_rng_state") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(list(ck["cuda_rng_state"])[:torch.cuda.device_count()])
     elif acc.process_index: torch.manual_seed(tc.seed + 104_729 * acc.process_index)   # own dropout masks per process
+    check_same_step(acc, step, out)                     # every process resumes from the same last.pt, or none does
     net, opt = acc.prepare(net, opt)
     swa.to(acc.device)
     net.train()
