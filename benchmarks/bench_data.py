@@ -44,15 +44,21 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=80, help="items per timed pass")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)                                 # as in a DataLoader worker
-    if a.clips is None:
-        root = Path(tempfile.mkdtemp(prefix="bench_data_")); rng = np.random.default_rng(0)
-        for i in range(24):
-            write_clip(root / f"c{i:02d}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
-                       (0.1 * rng.standard_normal((2, CLIP.n_samples))).astype(np.float32))
-    else: root = Path(a.clips)
+    with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
+        if a.clips is None:
+            root, rng = Path(tmp), np.random.default_rng(0)
+            for i in range(24):
+                write_clip(root / f"c{i:02d}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                           (0.1 * rng.standard_normal((2, CLIP.n_samples))).astype(np.float32))
+        else: root = Path(a.clips)
+        run(root, a.n)
+
+
+def run(root: Path, n_items: int):
+    "Check, then time, the items made from the clips under `root`."
     sr = ClipDataset(root, (CLIP.n_frames, 3, CLIP.size, CLIP.size), None, check=True)
     joint = ClipDataset(root, (CLIP.n_frames, 3, 64, 64), (2, CLIP.n_samples), check=True)
-    n = min(a.n, len(sr))
+    n = min(n_items, len(sr))
     for i in range(min(n, 8)):                               # the same tensors before any timing
         assert torch.equal(sr[i]['video'], old_item(sr.files[i], CLIP.size)), sr.files[i]
     t_old = per_item_ms(lambda i: old_item(sr.files[i], CLIP.size), n)

@@ -87,9 +87,9 @@ def atomic_path(path, suffix=None):
     if path.is_dir(): raise SAVGBenchError("cannot write here: it is a folder", path=path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
+    _PENDING_TMP.add(tmp)
     os.close(fd)
     umask = os.umask(0); os.umask(umask)
-    _PENDING_TMP.add(tmp)
     try:
         yield Path(tmp)
         if os.path.exists(tmp): os.chmod(tmp, 0o666 & ~umask)    # mkstemp makes 0600; give the usual mode
@@ -137,9 +137,18 @@ def resolve_device(name=None):
     return dev
 
 # %% ../nbs/00_core.ipynb #23ee2580
+_RANK_VARS = (("RANK", "WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+              ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
+
 def is_main_process() -> bool:
-    "Whether this process is the first of a launch (`RANK` 0), or the only one."
-    return os.environ.get("RANK", "0").strip() in ("", "0")
+    "Whether this process is the first of a launch, or the only one."
+    state = sys.modules.get("accelerate.state")
+    if state is not None and getattr(state.PartialState, "_shared_state", None):
+        return state.PartialState().is_main_process                     # accelerate is set up: it knows
+    for rank, world in _RANK_VARS:
+        r, w = os.environ.get(rank, "").strip(), os.environ.get(world, "").strip()
+        if r and w and w != "1": return r == "0"
+    return True
 
 def main_print(*args, **kwargs) -> None:
     "`print`, in the first process of a launch only."
@@ -252,7 +261,9 @@ def process_pool(workers: int, initializer=None, initargs=()):
         ex.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             if p.is_alive(): p.terminate()
-        for p in procs: p.join(10)
+        for p in procs:
+            p.join(5)
+            if p.is_alive(): p.kill(); p.join()     # a worker that does not stop on SIGTERM
         ex.shutdown(wait=True)          # the executor's thread sees the stopped workers and releases its queues
         raise
     ex.shutdown(wait=True)

@@ -140,9 +140,9 @@ def _audio_target_len(stream):
         return int(round(float(stream.duration * stream.time_base) * stream.rate))
     return None
 
-def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
+def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip_audio=False):
     """Decode a file's first video and audio streams: (info, frames or None, audio (C,N) or None).
-    `audio="skip"` leaves the audio stream undecoded (the info then has no audio length)."""
+    `skip_audio` leaves the audio stream undecoded (the info then has no audio length or start)."""
     path = Path(path)
     info = ClipInfo(path)
     frames, chunks, times = [], [], []
@@ -155,7 +155,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
             info.width, info.height, info.video_codec = vs.codec_context.width, vs.codec_context.height, vs.codec_context.name
         if as_ is not None:
             info.sample_rate, info.channels, info.audio_codec = as_.rate, as_.channels, as_.codec_context.name
-        if audio == "skip": as_ = None
+        if skip_audio: as_ = None
         streams = [s for s in (vs, as_) if s is not None]
         resampler = None
         if as_ is not None:
@@ -167,7 +167,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip"):
                     info.n_frames += 1
                     if frame.pts is not None: times.append(float(frame.pts * frame.time_base))
                     if video: frames.append(frame.to_ndarray(format="rgb24"))
-                else:  # audio is always decoded: its length is only known by decoding
+                else:  # audio is decoded unless skipped: its length is only known by decoding
                     if info.audio_start is None and frame.pts is not None: info.audio_start = float(frame.pts * frame.time_base)
                     for g in resampler.resample(frame): chunks.append(g.to_ndarray())
             if resampler is not None:
@@ -234,7 +234,7 @@ def read_clip(path, validate: bool = True, spec: ClipSpec = CLIP) -> Clip:
 
 def read_clip_video(path) -> np.ndarray:
     "The frames of a clip as uint8 RGB (T,H,W,3), without decoding its audio (on SAVGBench clips: 2/3 of `read_clip`'s time)."
-    _, video, _ = _decode(path, audio="skip")
+    _, video, _ = _decode(path, audio=False, skip_audio=True)
     if video is None: raise ClipFormatError("no video frames could be decoded", path=path)
     return video
 

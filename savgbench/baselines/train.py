@@ -32,7 +32,7 @@ def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tenso
     v = torch.as_tensor(np.asarray(video_u8)).permute(0, 3, 1, 2)
     if v.shape[-1] == size and v.shape[-2] == size:          # no resampling: one pass into place, already in [-1, 1]
         out = torch.empty(v.shape, dtype=torch.float32); out.copy_(v)
-        return out.div_(127.5).sub_(1)
+        return out.div_(127.5).sub_(1).clamp_(-1, 1)        # (the clamp matters for input that is not uint8)
     v = F.interpolate(v.float(), size=(size, size), mode='bicubic', antialias=True, align_corners=False)
     return (v / 127.5 - 1).clamp(-1, 1)
 
