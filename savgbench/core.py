@@ -154,13 +154,22 @@ def main_print(*args, **kwargs) -> None:
     "`print`, in the first process of a launch only."
     if is_main_process(): print(*args, **kwargs)
 
-def check_same_step(accelerator, step: int, run_dir) -> None:
+def check_same_step(accelerator, step: int, run_dir, error: Exception | None = None) -> None:
     """Under several processes, check that all of them resume from the same step. They would not if the run folder is
     not one folder that every machine sees: each would then train on from whatever it found, and the replicas would
-    differ without a word."""
-    if accelerator.num_processes == 1: return
+    differ without a word. `error`: why this process could not resume; it is raised here, after every process has
+    said whether it could, so that the others stop too instead of waiting for it until a timeout."""
+    if accelerator.num_processes == 1:
+        if error is not None: raise error
+        return
     import torch
-    steps = accelerator.gather(torch.tensor([int(step)], device=accelerator.device)).tolist()
+    got = accelerator.gather(torch.tensor([int(step), int(error is not None)], device=accelerator.device)).view(-1, 2).tolist()
+    if error is not None: raise error
+    failed = [i for i, (_, bad) in enumerate(got) if bad]
+    if failed:
+        raise SAVGBenchError(f"process {', '.join(map(str, failed))} of this run could not resume from the run folder "
+                             "(its own error says why)", path=run_dir)
+    steps = [s for s, _ in got]
     if len(set(steps)) > 1:
         raise SAVGBenchError("the processes of this run found different checkpoints in the run folder (the step each "
                              "resumes from, by process: " + ", ".join(map(str, steps)) + "); put the run folder on a "

@@ -113,3 +113,32 @@ def test_processes_that_see_different_run_folders_refuse_to_resume(tmp_path):
     assert "found different checkpoints in the run folder" in r.stderr and "by process: 2, 0" in r.stderr, r.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "seen").glob("checkpoint_*.pt")) == ["checkpoint_2.pt"]   # nothing trained on
     assert not list((tmp_path / "unseen").glob("checkpoint_*.pt"))
+
+
+def test_a_process_that_cannot_resume_stops_the_others(tmp_path):
+    """One process's resume error (here: it runs with another learning rate than the checkpoint's) stops every process
+    at once with a line saying which one failed, instead of leaving the others waiting for it until a timeout."""
+    from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
+    from savgbench.baselines.diffusion import GaussianDiffusion
+    from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+    cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=2, mixed_precision="no", save_every=2)
+    train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
+               tmp_path / "run", progress=False)
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent("""
+        import sys
+        from accelerate import Accelerator
+        from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
+        from savgbench.baselines.diffusion import GaussianDiffusion
+        from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+        acc = Accelerator(mixed_precision="no")
+        lr = 2e-4 if acc.process_index == 0 else 1e-3            # process 1 asks for other settings
+        cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=4, mixed_precision="no", save_every=2, lr=lr)
+        train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
+                   sys.argv[1], accelerator=acc, progress=False)
+    """))
+    r = launch(tmp_path, [str(worker), str(tmp_path / "run")], check=False)
+    assert r.returncode != 0
+    assert "was trained with other settings (lr: 0.0002 -> 0.001)" in r.stderr, r.stderr[-3000:]   # process 1's own error
+    assert "process 1 of this run could not resume" in r.stderr, r.stderr[-3000:]                  # process 0 knows why
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint_*.pt")) == ["checkpoint_2.pt"]

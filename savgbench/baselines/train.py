@@ -247,27 +247,30 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     ema = EMA(model, cfg.ema_rate)
     step, history, ck = 0, [], None
     ckpts = _checkpoints(out_dir) if resume else []
+    err = None
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
-        ck = read_checkpoint(ckpts[-1])
-        try: model.load_state_dict(ck['model'])
-        except RuntimeError:
-            raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
-                                 f"{ck.get('train_config', {}).get('preset', '?')} preset) than this run's "
-                                 f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
-                                 f"another run folder") from None
-        free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark'}
-        old, new = ck.get('train_config', {}), asdict(cfg)
-        diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
-        if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
-                                      "same settings, start afresh (--no-resume) or use another run folder")
-        was, now = ck.get('data'), _data_source(dataset)
-        if was is not None and was != now and acc.is_main_process:     # moved or grown datasets are fine; say it
-            print(f"note: {ckpts[-1].name} was trained on {was['root']} ({was['items']} items); now {now['root']} "
-                  f"({now['items']} items)")
-        ema.load_state_dict(ck['ema'])
-        step, history = ck['step'], list(ck['history'])
-    check_same_step(acc, step, out_dir)                 # every process resumes from the same checkpoint, or none does
+        try:
+            ck = read_checkpoint(ckpts[-1])
+            try: model.load_state_dict(ck['model'])
+            except RuntimeError:
+                raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
+                                     f"{ck.get('train_config', {}).get('preset', '?')} preset) than this run's "
+                                     f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
+                                     f"another run folder") from None
+            free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark'}
+            old, new = ck.get('train_config', {}), asdict(cfg)
+            diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
+            if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
+                                          "same settings, start afresh (--no-resume) or use another run folder")
+            was, now = ck.get('data'), _data_source(dataset)
+            if was is not None and was != now and acc.is_main_process:     # moved or grown datasets are fine; say it
+                print(f"note: {ckpts[-1].name} was trained on {was['root']} ({was['items']} items); now {now['root']} "
+                      f"({now['items']} items)")
+            ema.load_state_dict(ck['ema'])
+            step, history = ck['step'], list(ck['history'])
+        except SAVGBenchError as e: err = e       # raised once every process has said whether it could resume
+    check_same_step(acc, step, out_dir, error=err)      # every process resumes from the same checkpoint, or none does
     ema.params = [p.to(dev) for p in ema.params]
     model, opt = acc.prepare(model, opt)
     if ck is not None:   # after prepare, so the optimizer state lands on the parameters' device

@@ -412,26 +412,29 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     swa = AveragedModel(net)
     rng = np.random.default_rng([tc.seed, acc.process_index])
     step, last = 0, out / "last.pt"
+    err = None
     if resume and last.is_file():
-        ck = read_checkpoint(last, remedy="delete it, or start afresh with --no-resume")
-        if SELDConfig.from_dict(ck["config"]) != cfg: raise DatasetError("last.pt was trained with another config", last,
-                                                                         found=ck["config"], expected=asdict(cfg))
-        free = ("steps", "save_every", "bn_batches")                   # these may change between a run and its resume
-        old, new = ck.get("train_config", {}), asdict(tc)
-        diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
-        if diff: raise DatasetError(f"last.pt was trained with other settings ({'; '.join(diff)}); resume with the same "
-                                    "settings, or start again (--no-resume / resume=False)", last)
-        was, now = ck.get("data"), _crops_source(source)
-        if was is not None and was != now and acc.is_main_process:    # another crop source: allowed, but said
-            print(f"note: last.pt was trained on {was}; now {now}")
-        net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
-        swa.load_state_dict(ck["swa_state_dict"]); step = ck["step"]
-        rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
-        torch.set_rng_state(ck["torch_rng_state"])
-        if ck.get("cuda_rng_state") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(list(ck["cuda_rng_state"])[:torch.cuda.device_count()])
+        try:
+            ck = read_checkpoint(last, remedy="delete it, or start afresh with --no-resume")
+            if SELDConfig.from_dict(ck["config"]) != cfg: raise DatasetError("last.pt was trained with another config", last,
+                                                                             found=ck["config"], expected=asdict(cfg))
+            free = ("steps", "save_every", "bn_batches")                   # these may change between a run and its resume
+            old, new = ck.get("train_config", {}), asdict(tc)
+            diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
+            if diff: raise DatasetError(f"last.pt was trained with other settings ({'; '.join(diff)}); resume with the same "
+                                        "settings, or start again (--no-resume / resume=False)", last)
+            was, now = ck.get("data"), _crops_source(source)
+            if was is not None and was != now and acc.is_main_process:    # another crop source: allowed, but said
+                print(f"note: last.pt was trained on {was}; now {now}")
+            net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
+            swa.load_state_dict(ck["swa_state_dict"]); step = ck["step"]
+            rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
+            torch.set_rng_state(ck["torch_rng_state"])
+            if ck.get("cuda_rng_state") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(list(ck["cuda_rng_state"])[:torch.cuda.device_count()])
+        except SAVGBenchError as e: err = e       # raised once every process has said whether it could resume
     elif acc.process_index: torch.manual_seed(tc.seed + 104_729 * acc.process_index)   # own dropout masks per process
-    check_same_step(acc, step, out)                     # every process resumes from the same last.pt, or none does
+    check_same_step(acc, step, out, error=err)          # every process resumes from the same last.pt, or none does
     net, opt = acc.prepare(net, opt)
     swa.to(acc.device)
     net.train()
