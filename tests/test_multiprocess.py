@@ -86,15 +86,15 @@ def test_sampling_in_two_processes_shares_the_batches(tmp_path):
     assert not np.allclose(audio[0], audio[1]) and not np.allclose(audio[1], audio[2])   # no shard repeats another
 
 
-def test_processes_that_see_different_run_folders_refuse_to_resume(tmp_path):
-    """Machines without a shared filesystem: the first process finds a checkpoint, the second an empty folder. The run
-    stops with an error naming the steps instead of training two different replicas."""
+def resume_in_two_processes(tmp_path, outs, lrs):
+    """Train the tiny joint model 2 steps into `tmp_path/outs[0]` in this process, then resume it to step 4 in two
+    launched processes, process k with run folder `tmp_path/outs[k]` and learning rate `lrs[k]`."""
     from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
     from savgbench.baselines.diffusion import GaussianDiffusion
     from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
-    cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=2, mixed_precision="no", save_every=2)
+    cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=2, mixed_precision="no", save_every=2, lr=lrs[0])
     train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
-               tmp_path / "seen", progress=False)
+               tmp_path / outs[0], progress=False)
     worker = tmp_path / "worker.py"
     worker.write_text(textwrap.dedent("""
         import sys
@@ -103,12 +103,19 @@ def test_processes_that_see_different_run_folders_refuse_to_resume(tmp_path):
         from savgbench.baselines.diffusion import GaussianDiffusion
         from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
         acc = Accelerator(mixed_precision="no")
-        out = sys.argv[1 + acc.process_index]                   # what each machine sees at the same path
-        cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=4, mixed_precision="no", save_every=2)
+        out, lr = sys.argv[1 + 2 * acc.process_index: 3 + 2 * acc.process_index]
+        cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=4, mixed_precision="no", save_every=2, lr=float(lr))
         train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
                    out, accelerator=acc, progress=False)
     """))
-    r = launch(tmp_path, [str(worker), str(tmp_path / "seen"), str(tmp_path / "unseen")], check=False)
+    args = [a for k in range(2) for a in (str(tmp_path / outs[k]), repr(lrs[k]))]
+    return launch(tmp_path, [str(worker), *args], check=False)
+
+
+def test_processes_that_see_different_run_folders_refuse_to_resume(tmp_path):
+    """Machines without a shared filesystem: the first process finds a checkpoint, the second an empty folder. The run
+    stops with an error naming the steps instead of training two different replicas."""
+    r = resume_in_two_processes(tmp_path, ["seen", "unseen"], [2e-4, 2e-4])     # what each machine sees at one path
     assert r.returncode != 0
     assert "found different checkpoints in the run folder" in r.stderr and "by process: 2, 0" in r.stderr, r.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "seen").glob("checkpoint_*.pt")) == ["checkpoint_2.pt"]   # nothing trained on
@@ -118,26 +125,7 @@ def test_processes_that_see_different_run_folders_refuse_to_resume(tmp_path):
 def test_a_process_that_cannot_resume_stops_the_others(tmp_path):
     """One process's resume error (here: it runs with another learning rate than the checkpoint's) stops every process
     at once with a line saying which one failed, instead of leaving the others waiting for it until a timeout."""
-    from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
-    from savgbench.baselines.diffusion import GaussianDiffusion
-    from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
-    cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=2, mixed_precision="no", save_every=2)
-    train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
-               tmp_path / "run", progress=False)
-    worker = tmp_path / "worker.py"
-    worker.write_text(textwrap.dedent("""
-        import sys
-        from accelerate import Accelerator
-        from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
-        from savgbench.baselines.diffusion import GaussianDiffusion
-        from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
-        acc = Accelerator(mixed_precision="no")
-        lr = 2e-4 if acc.process_index == 0 else 1e-3            # process 1 asks for other settings
-        cfg = TrainConfig(preset="tiny", batch_size=2, max_steps=4, mixed_precision="no", save_every=2, lr=lr)
-        train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), SyntheticClips(8), cfg,
-                   sys.argv[1], accelerator=acc, progress=False)
-    """))
-    r = launch(tmp_path, [str(worker), str(tmp_path / "run")], check=False)
+    r = resume_in_two_processes(tmp_path, ["run", "run"], [2e-4, 1e-3])          # process 1 asks for other settings
     assert r.returncode != 0
     assert "was trained with other settings (lr: 0.0002 -> 0.001)" in r.stderr, r.stderr[-3000:]   # process 1's own error
     assert "process 1 of this run could not resume" in r.stderr, r.stderr[-3000:]                  # process 0 knows why
