@@ -15,8 +15,8 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
            'at_least', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step', 'settings_diff',
-           'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source', 'write_rows_source',
-           'weights_source', 'process_pool']
+           'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source',
+           'write_rows_source', 'weights_source', 'process_pool']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -228,6 +228,12 @@ def same_source(a: dict | None, b: dict | None) -> bool:
         names = {k for k in set(a) | set(b) if k in ("seld_checkpoint", "weights")}
         a, b = {k: v for k, v in a.items() if k not in names}, {k: v for k, v in b.items() if k not in names}
     return a == b
+
+def refuse_other_source(folder, rec: dict | None, want: dict, rows: str) -> None:
+    "Raise if `folder`'s record `rec` names another source than `want`: a folder never holds `rows` of two models."
+    if rec is not None and not same_source(rec, want):
+        raise DatasetError(f"this folder holds {rows} made with {rec}, but this run asks for {want}; give another folder "
+                           "(--out), or delete this one", path=folder)
 
 def write_rows_source(folder, what: str, source: dict) -> None:
     "Record that savgbench filled `folder` with `what` rows made with `source`."

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
-                            write_rows_source, weights_source, same_source)
+                            write_rows_source, weights_source, refuse_other_source)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -163,14 +163,13 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file()}
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
     todo = [p for n, p in zip(names, paths) if n not in have]
+    want = None
     if rec is not None and source is not None and (explicit or todo):
         try: want = source()
         except SAVGBenchError as e:                    # e.g. the official SELD weights, to fill a gap, are missing
             raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e}); the folder's "
                                 f"rows were made with {rec}", path=folder) from None
-        if not same_source(rec, want):
-            raise SAVGBenchError(f"this folder holds {what} rows made with {rec}, but this run asks for {want}; give "
-                                 "another folder, or delete this one", path=folder)
+        refuse_other_source(folder, rec, want, f"{what} rows")
     if todo:
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
@@ -182,7 +181,7 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
             if folder is None: raise
             raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e})",
                                 path=Path(folder) / f"{Path(todo[0]).stem}.csv") from None
-        made = source() if source is not None else None
+        made = want if want is not None else source() if source is not None else None   # (a checkpoint's sha256 once)
         info.update(computed=len(new), computed_with=made)
         if folder is not None:
             for n, r in new.items(): writer(folder / f"{n}.csv", r)

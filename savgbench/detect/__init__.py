@@ -16,7 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
-                            resolve_device, write_rows_source, read_rows_source, weights_source, same_source,
+                            resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem)
 from ..io import format_detections_csv, write_detections_csv
 
@@ -268,8 +268,7 @@ def detect_cli(argv=None) -> int:
     src = detector_source(det)
     rec = read_rows_source(out, "detection") if out.is_dir() else None
     csvs = list(out.glob("*.csv")) if out.is_dir() else []
-    if csvs and rec is not None and not same_source(rec, src):
-        raise DatasetError(f"this folder holds boxes made with {rec}, not {src}: give another --out, or delete it", path=out)
+    if csvs: refuse_other_source(out, rec, src, "boxes")
     out.mkdir(parents=True, exist_ok=True)
     mine = rec is not None or not csvs                    # CSVs of unknown origin are all made again, never adopted
     if mine: write_rows_source(out, "detection", src)     # before any CSV: a resumed run knows what made them

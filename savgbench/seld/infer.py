@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source,
-                            read_rows_source, weights_source, same_source)
+                            read_rows_source, weights_source, refuse_other_source)
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -171,9 +171,7 @@ def seld_cli(argv=None) -> int:
     ck = seld_checkpoint_path(a.checkpoint)
     src = seld_rows_source(ck, reference_quirk=not a.no_reference_quirk)
     rec = read_rows_source(a.out, "SELD") if Path(a.out).is_dir() else None
-    if rec is not None and not same_source(rec, src):  # rows of two models in one folder would be scored as one
-        raise DatasetError(f"this folder holds SELD rows made with {rec}, not {src}: give another --out, or delete it",
-                           path=a.out)
+    refuse_other_source(a.out, rec, src, "SELD rows")  # rows of two models in one folder would be scored as one
     model = load_seld_model(ck, device)
     table, failures = seld_dir(a.video_dir, a.out, a.pattern, model=model, batch_size=a.batch_size, device=device,
                                reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
