@@ -84,7 +84,7 @@ class ClipDataset(torch.utils.data.Dataset):
             if not self.checked: validate_clip(self.files[i], check_audio_values=False)
             v, c = read_clip_video(self.files[i]), None
         else:
-            c = read_clip(self.files[i], validate=not self.checked)
+            c = read_clip(self.files[i], validate=False) if self.checked else read_clip(self.files[i])
             v = np.asarray(c.video)
         Fr, _, S, _ = self.video_size
         if v.shape[0] < Fr: raise ClipFormatError("too few frames", path=self.files[i], found=v.shape[0], expected=Fr)
