@@ -14,9 +14,9 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
-           'at_least', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step', 'settings_diff',
-           'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source',
-           'write_rows_source', 'weights_source', 'process_pool']
+           'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step',
+           'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'process_pool']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -119,6 +119,14 @@ def at_least(lo: int):
     return integer
 
 # %% ../nbs/00_core.ipynb #5d3de60f
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    "`ArgumentDefaultsHelpFormatter` without '(default: None)', '(default: False)' or a second default."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if 'default' in h.lower() or any(action.default is d for d in (None, False, argparse.SUPPRESS)): return h
+        return super()._get_help_string(action)
+
+# %% ../nbs/00_core.ipynb #7afebb20
 def resolve_device(name=None):
     "The `torch.device` for a `--device` value (None: the first CUDA GPU if there is one, else the CPU)."
     import torch
@@ -136,7 +144,7 @@ def resolve_device(name=None):
         raise SAVGBenchError(f"device {str(name)!r}: MPS is not available here", expected="--device cpu")
     return dev
 
-# %% ../nbs/00_core.ipynb #23ee2580
+# %% ../nbs/00_core.ipynb #3e6219b3
 _RANK_VARS = (("RANK", "WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
               ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
 
@@ -175,7 +183,7 @@ def check_same_step(accelerator, step: int, run_dir, error: Exception | None = N
                              "resumes from, by process: " + ", ".join(map(str, steps)) + "); put the run folder on a "
                              "filesystem that every machine shares", path=run_dir)
 
-# %% ../nbs/00_core.ipynb #a4c975e3
+# %% ../nbs/00_core.ipynb #fc4e5633
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
     "`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts."
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in (new if keys is None else keys) if old.get(k) != new.get(k)]
@@ -198,7 +206,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings
 
-# %% ../nbs/00_core.ipynb #fc4e5633
+# %% ../nbs/00_core.ipynb #b29eef4d
 def read_checkpoint(path, remedy: str = "delete it to resume from an earlier checkpoint, or start afresh with --no-resume"):
     "`torch.load` of a training checkpoint of ours (full unpickling: our own files), or a SAVGBenchError naming it."
     import pickle, torch
@@ -207,7 +215,7 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None
 
-# %% ../nbs/00_core.ipynb #b29eef4d
+# %% ../nbs/00_core.ipynb #a967636b
 ROWS_SOURCE_FILE = "savgbench_rows.json"
 
 def read_rows_source(folder, what: str | None = None) -> dict | None:
@@ -245,7 +253,7 @@ def weights_source(key: str, path) -> dict:
     p = Path(str(path))
     return {key: p.name, "sha256": sha256_file(p) if p.is_file() else None}
 
-# %% ../nbs/00_core.ipynb #a967636b
+# %% ../nbs/00_core.ipynb #1363b748
 import signal
 
 def _stop_worker(*_):

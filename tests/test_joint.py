@@ -198,6 +198,36 @@ def test_resume_is_exact(tmp_path):
     for k in a['ema']: assert torch.equal(a['ema'][k], b['ema'][k]), k
 
 
+def test_loss_log_rows_survive_a_resume_and_a_fresh_start_keeps_the_old_run(tmp_path, capsys):
+    "Rows at log steps, at checkpoints and at the end; a resume rewrites the rows after its checkpoint; --no-resume sets the old run aside."
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips, read_train_log
+    cfg = TrainConfig(preset='tiny', batch_size=1, lr=1e-3, max_steps=11, mixed_precision='no', save_every=6,
+                      log_every=4, keep_checkpoints=5)
+    hist = train_joint(SyntheticClips(4), tmp_path / 'a', cfg, progress=False)
+    log = read_train_log(tmp_path / 'a')
+    assert log['step'].tolist() == [4, 6, 8, 11] and log['steps'].tolist() == [4, 2, 2, 3]
+    bounds = [0, 4, 6, 8, 11]
+    np.testing.assert_allclose(log['loss'], [np.mean(hist[a:b]) for a, b in zip(bounds, bounds[1:])], rtol=1e-6)
+    shutil.copytree(tmp_path / 'a', tmp_path / 'b')
+    (tmp_path / 'b' / 'checkpoint_11.pt').unlink()              # stopped after step 6's checkpoint, rows 8 and 11 written
+    assert train_joint(SyntheticClips(4), tmp_path / 'b', cfg, progress=False) == hist
+    again = read_train_log(tmp_path / 'b')
+    assert again['step'].tolist() == log['step'].tolist()       # no duplicated rows
+    losses = [c for c in log.columns if c.startswith('loss')]
+    assert np.array_equal(again[losses].to_numpy(), log[losses].to_numpy(), equal_nan=True)
+    # a fresh start in the same folder: the old run moves aside instead of being resumed later or pruning the new one
+    fresh = TrainConfig(preset='tiny', batch_size=1, lr=1e-3, max_steps=4, mixed_precision='no', save_every=2,
+                        log_every=4, keep_checkpoints=2)
+    capsys.readouterr()
+    train_joint(SyntheticClips(4), tmp_path / 'a', fresh, resume=False)
+    assert 'previous_run_1' in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / 'a').glob('checkpoint_*.pt')) == ['checkpoint_2.pt', 'checkpoint_4.pt']
+    assert sorted(p.name for p in (tmp_path / 'a' / 'previous_run_1').iterdir()) == \
+        ['checkpoint_11.pt', 'checkpoint_6.pt', 'train_log.csv']
+    assert read_train_log(tmp_path / 'a')['step'].tolist() == [2, 4]
+    assert read_train_log(tmp_path / 'a' / 'previous_run_1')['step'].tolist() == [4, 6, 8, 11]
+
+
 def test_train_cli_then_sample_cli_writes_valid_clips(tmp_path):
     from savgbench.io import write_clip, validate_clip
     from savgbench.baselines.train import train_joint_cli, train_sr_cli

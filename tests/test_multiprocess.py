@@ -49,6 +49,12 @@ def test_joint_training_in_two_processes_keeps_replicas_in_sync(tmp_path):
     assert len(moved) > 10
     for k in r0["model"]: assert torch.equal(r0["model"][k], r1["model"][k]), k   # gradients were all-reduced
     assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint_*.pt")) == ["checkpoint_3.pt"]
+    from savgbench.baselines.train import read_train_log
+    log = read_train_log(tmp_path / "run")                      # written once, with the means over both processes
+    assert log["step"].tolist() == [1, 2, 3]
+    import numpy as np
+    np.testing.assert_allclose(log["loss"], (np.array(r0["history"]) + np.array(r1["history"])) / 2, rtol=1e-6)
+    assert (log["samples_per_s"] > 0).all()
 
 
 def test_seld_training_cli_in_two_processes(tmp_path):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
-                            main_print)
+                            main_print, DefaultsHelpFormatter)
 from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
@@ -201,7 +201,7 @@ def _settings(a, precision: str) -> dict:
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument('--checkpoint', required=True, default=argparse.SUPPRESS,
                    help='joint model: a savgbench checkpoint or model330011.pt')
     p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or model_SR_mmdiff_120000.pt')
@@ -210,7 +210,9 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--batch-size', type=at_least(1), default=4, help='clips sampled together by each process')
     p.add_argument('--seed', type=int, default=1010, help='batch b is drawn from seed + b, so the clips do not '
                    'depend on the number of processes (they do on --batch-size)')
-    p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS)
+    p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS,
+                   help="dpm_solver++: order-2 adaptive, as the reference; dpm_solver++_2m: a fixed number of --steps; "
+                        "ddpm: all 1000 steps")
     p.add_argument('--steps', type=at_least(1), default=20, help='network evaluations of --sampler dpm_solver++_2m (the adaptive '
                    'dpm_solver++ chooses its own steps; ddpm runs all 1000)')
     p.add_argument('--sr-steps', type=at_least(1), default=25, help='DDIM steps of the super-resolution (the reference: 25)')

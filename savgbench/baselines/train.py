@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
-import argparse, contextlib, json, math, os, re, time
+import argparse, contextlib, csv, json, math, os, re, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -15,16 +15,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print, check_same_step)
+                            read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet
 from .superres import SRConfig, SuperResUNet, sr_training_losses
 
 # %% auto #0
-__all__ = ['HFLIP_MODES', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
+__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
            'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune',
-           'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli',
-           'train_sr_cli']
+           'read_train_log', 'plot_train_log', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn',
+           'train_sr', 'train_joint_cli', 'train_sr_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -234,11 +234,104 @@ def _data_source(dataset) -> dict:
     root = getattr(dataset, 'root', None)
     return dict(root=str(Path(root).resolve()) if root is not None else type(dataset).__name__, items=len(dataset))
 
+TRAIN_LOG = 'train_log.csv'
+
+def _loss_terms(out: dict) -> list[str]:
+    "The per-sample terms a loss function returned besides 'loss' and 't' (joint: video, audio; SR: mse, vb)."
+    return [k for k, v in out.items() if k not in ('loss', 't') and torch.is_tensor(v) and v.ndim == 1]
+
+def _log_columns(terms) -> list[str]:
+    return ['step', 'steps', 'loss', *[f'loss_{k}' for k in terms], *[f'loss_q{i}' for i in range(4)],
+            's_per_step', 'samples_per_s']
+
+def _step_record(out: dict, terms, T: int) -> torch.Tensor:
+    """One step's numbers, kept on the device until the next log row: the mean loss, the mean of each term, and the
+    sum and count of the per-sample losses in each quarter of the timesteps (guided-diffusion's loss_q0..q3)."""
+    per = out['loss'].detach().float()
+    parts = [per.mean().view(1), *(out[k].detach().float().mean().view(1) for k in terms)]
+    sums, counts = per.new_zeros(4), per.new_zeros(4)
+    if torch.is_tensor(out.get('t')):
+        q = (out['t'].to(per.device).long() * 4 // T).clamp(0, 3)
+        sums.index_add_(0, q, per); counts.index_add_(0, q, torch.ones_like(per))
+    return torch.cat([*parts, sums, counts])
+
+def _log_row(step: int, n: int, total: list[float], terms, world: int, seconds: float, batch: int) -> dict:
+    "A log row from the records of `n` steps summed over `world` processes."
+    k = 1 + len(terms); m = n * world
+    row = {'step': step, 'steps': n, 'loss': total[0] / m}
+    row.update({f'loss_{t}': total[1 + i] / m for i, t in enumerate(terms)})
+    row.update({f'loss_q{i}': total[k + i] / total[k + 4 + i] if total[k + 4 + i] else float('nan') for i in range(4)})
+    row.update(s_per_step=round(seconds / n, 5), samples_per_s=round(n * batch * world / max(seconds, 1e-9), 3))
+    return row
+
+def _read_log(path: Path) -> tuple[list[str], list[dict]]:
+    if not path.exists(): return [], []
+    with open(path, newline='') as f:
+        r = csv.DictReader(f)
+        return list(r.fieldnames or []), list(r)
+
+def _restart_log(path: Path, step: int) -> None:
+    "Keep the rows of steps up to `step` (the checkpoint a run resumes from): later ones belong to the interrupted run."
+    cols, rows = _read_log(path)
+    kept = [r for r in rows if r.get('step', '').isdigit() and int(r['step']) <= step]
+    if step == 0 or not cols: path.unlink(missing_ok=True); return
+    if len(kept) == len(rows): return
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+        w = csv.DictWriter(f, cols); w.writeheader(); w.writerows(kept)
+
+def _append_log(path: Path, row: dict) -> None:
+    "Add a row; a file written with other columns (another loss function) is rewritten with this run's."
+    cols = list(row)
+    old_cols, rows = _read_log(path) if path.exists() and path.stat().st_size else ([], [])
+    if old_cols and old_cols != cols:
+        with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+            w = csv.DictWriter(f, cols, restval='', extrasaction='ignore'); w.writeheader(); w.writerows(rows)
+        old_cols = cols
+    with open(path, 'a', newline='') as f:
+        w = csv.DictWriter(f, cols)
+        if not old_cols: w.writeheader()
+        w.writerow(row)
+
+def _set_aside(out_dir: Path) -> Path:
+    """Move the checkpoints and log of the run in `out_dir` to a new `out_dir/previous_run_N/`: a fresh start keeps
+    them, but never resumes from them or prunes its own checkpoints in their favour."""
+    n = 1
+    while (out_dir / f'previous_run_{n}').exists(): n += 1
+    aside = out_dir / f'previous_run_{n}'; aside.mkdir()
+    for p in [*_checkpoints(out_dir), out_dir / TRAIN_LOG]:
+        if p.exists(): p.rename(aside / p.name)
+    return aside
+
+def read_train_log(run) -> 'pd.DataFrame':
+    "The loss log of a training run (its folder or its `train_log.csv`): one row per logged window of steps."
+    import pandas as pd
+    path = Path(run); path = path / TRAIN_LOG if path.is_dir() else path
+    if not path.exists(): raise FileNotFoundError(f"{path}: no training log (runs write {TRAIN_LOG} in their folder)")
+    return pd.read_csv(path)
+
+def plot_train_log(run, axes=None, title: str | None = None):
+    """The losses of a run against the step (log scale): the total and each term (joint: video and audio MSE), and
+    beside them the loss in each quarter of the timesteps (q0: t < T/4, the least noise). Returns the figure."""
+    import matplotlib.pyplot as plt
+    log = read_train_log(run)
+    if axes is None: fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharex=True)
+    else: fig = axes[0].figure
+    terms = [c for c in log.columns if c.startswith('loss_') and not re.fullmatch(r'loss_q\d', c)]
+    for c in ['loss', *terms]: axes[0].plot(log['step'], log[c], label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1)
+    for i in range(4): axes[1].plot(log['step'], log[f'loss_q{i}'], label=f'q{i}', color=plt.cm.viridis(i / 3))
+    for ax, what in zip(axes, ('loss and its terms', 'loss by timestep quarter')):
+        ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(what, fontsize=9); ax.legend(fontsize=8)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
                accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
-    """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,)}` on `dataset` for `cfg.max_steps`.
+    """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
     Checkpoints `checkpoint_{step}.pt` (model, EMA, optimizer, scaler, step, losses) go to `out_dir`; with `resume`
-    the newest one is continued. Returns the per-step mean losses (of process 0) from step 0."""
+    the newest one is continued. Every `cfg.log_every` steps, at each checkpoint and at the end, a row of `train_log.csv`
+    gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Returns the per-step mean
+    losses (of process 0) from step 0."""
     from accelerate import Accelerator
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
@@ -247,6 +340,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     ema = EMA(model, cfg.ema_rate)
     step, history, ck = 0, [], None
     ckpts = _checkpoints(out_dir) if resume else []
+    if not resume and acc.is_main_process and _checkpoints(out_dir):
+        aside = _set_aside(out_dir)
+        if progress: print(f"starting afresh: the checkpoints already in {out_dir} were moved to {aside}")
     err = None
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
@@ -271,6 +367,8 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             step, history = ck['step'], list(ck['history'])
         except SAVGBenchError as e: err = e       # raised once every process has said whether it could resume
     check_same_step(acc, step, out_dir, error=err)      # every process resumes from the same checkpoint, or none does
+    log_path = out_dir / TRAIN_LOG
+    if acc.is_main_process: _restart_log(log_path, step)
     ema.params = [p.to(dev) for p in ema.params]
     model, opt = acc.prepare(model, opt)
     if ck is not None:   # after prepare, so the optimizer state lands on the parameters' device
@@ -290,6 +388,23 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         with atomic_path(out_dir / f'checkpoint_{step}.pt') as tmp: torch.save(ck, tmp)
         for old in _checkpoints(out_dir)[:-cfg.keep_checkpoints]: old.unlink()
 
+    pending, terms = [], None       # per-step records stay on the device: one transfer per log row, not per step
+
+    def log_window(step):           # every process calls it at the same steps (the sums are reduced across them)
+        nonlocal pending, t0
+        if not pending: return
+        recs = torch.stack(pending); pending = []
+        tot = recs.sum(0)
+        if world > 1: tot = acc.reduce(tot, reduction='sum')
+        vals = torch.cat([recs[:, 0], tot]).tolist()
+        history.extend(vals[:len(recs)])
+        now = time.time()
+        row = _log_row(step, len(recs), vals[len(recs):], terms, world, now - t0, cfg.batch_size)
+        t0 = now
+        if acc.is_main_process:
+            _append_log(log_path, row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", s_per_step=f"{row['s_per_step']:.3f}")
+
     model.train()
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
     t0 = time.time()
@@ -302,17 +417,20 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             if augment is not None: batch = augment(batch, cpu_gen)
             batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
             with acc.autocast():
-                loss = loss_fn(model, batch, gen)['loss'].mean()
+                out = loss_fn(model, batch, gen)
+                loss = out['loss'].mean()
             acc.backward(loss)
             opt.step(); opt.zero_grad(set_to_none=True)
             if not acc.optimizer_step_was_skipped: ema.update(raw)      # fp16: no EMA step where the scaler skipped
             step += 1
-            history.append(float(loss.detach()))
+            if terms is None: terms = _loss_terms(out)
+            pending.append(_step_record(out, terms, cfg.diffusion_steps))
+            del out
             bar.update(1)
-            if step % cfg.log_every == 0 and acc.is_main_process:
-                bar.set_postfix(loss=f"{np.mean(history[-cfg.log_every:]):.4f}", s_per_step=f"{(time.time() - t0) / cfg.log_every:.3f}")
-                t0 = time.time()
-            if step % cfg.save_every == 0 or step == cfg.max_steps: save(step)
+            saving = step % cfg.save_every == 0 or step == cfg.max_steps
+            if saving or step % cfg.log_every == 0: log_window(step)     # a checkpoint holds every step's loss
+            if saving: save(step)
+        log_window(step)
     bar.close()
     acc.wait_for_everyone()
     return history
@@ -345,7 +463,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     return train_loop(CoupledUNet(mcfg), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #5236e2a5
+# %% ../../nbs/53_train_joint.ipynb #eac0dd3f
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -398,28 +516,33 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #42961d17
+# %% ../../nbs/53_train_joint.ipynb #1769c502
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument('data_dir', help="folder with SAVGBench clips (*.mp4 anywhere below it; a built dataset's root "
                                     "gives its video_dev/ training split only)")
     p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='run folder (checkpoints; an existing run is resumed)')
-    p.add_argument('--preset', default='paper', choices=('tiny', 'paper') if not sr else ('tiny', 'paper'))
-    p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000)
+    p.add_argument('--preset', default='paper', choices=('tiny', 'paper'),
+                   help="model size: 'paper' (" + ('311.0' if sr else '133.7') + " M parameters) or 'tiny' (CPU tests)")
+    p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000,
+                   help="training steps in all (a resumed run may be given more); the paper's model: " + ('120k' if sr else '330k'))
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
-    p.add_argument('--lr', type=float, default=2e-4 if not sr else 1e-4)
-    p.add_argument('--ema-rate', type=float, default=0.9999)
-    p.add_argument('--mixed-precision', default='bf16', choices=('no', 'bf16', 'fp16'))
-    p.add_argument('--gradient-checkpointing', action='store_true')
+    p.add_argument('--lr', type=float, default=2e-4 if not sr else 1e-4, help='AdamW learning rate (no weight decay)')
+    p.add_argument('--ema-rate', type=float, default=0.9999, help='decay of the EMA weights that sampling uses')
+    p.add_argument('--mixed-precision', default='bf16', choices=('no', 'bf16', 'fp16'),
+                   help='autocast precision; fp16 adds a loss scaler')
+    p.add_argument('--gradient-checkpointing', action='store_true',
+                   help='recompute activations in the backward pass: less memory, slower steps')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--save-every', type=at_least(1), default=10_000)
-    p.add_argument('--log-every', type=at_least(1), default=100)
+    p.add_argument('--seed', type=int, default=0, help='seeds the batches, timesteps, noise and augmentation')
+    p.add_argument('--save-every', type=at_least(1), default=10_000, help='steps between checkpoints')
+    p.add_argument('--log-every', type=at_least(1), default=100, help=f'steps between rows of {TRAIN_LOG} in the run folder')
     p.add_argument('--num-workers', type=at_least(0), default=min(4, os.cpu_count() or 1), help='data loading processes')
-    p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints')
+    p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints '
+                   '(they are moved to RUN/previous_run_N/)')
     p.add_argument('--skip-bad', action='store_true', help='train on the good clips when some cannot be read (every clip is '
                    'checked before training starts; by default a bad one stops it)')
     if sr:
@@ -454,16 +577,25 @@ def _parse_train(prog, argv, sr=False):
             msg = msg.replace(f'TrainConfig.{f.name} ', '--' + {'max_steps': 'steps'}.get(f.name, f.name).replace('_', '-') + ' ')
         p.error(msg)
 
+def _report(hist, out):
+    "The run's last log row, and where its files are."
+    if not hist: return
+    _, rows = _read_log(Path(out) / TRAIN_LOG)
+    last = f"loss {float(rows[-1]['loss']):.4f} over its last {rows[-1]['steps']} steps" if rows else \
+           f"loss {np.mean(hist[-100:]):.4f}"
+    main_print(f"step {len(hist)}: {last}; checkpoints and the loss log ({TRAIN_LOG}; "
+               f"savgbench.baselines.train.plot_train_log draws it) in {out}")
+
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
     a, cfg = _parse_train('savgbench train-joint', argv)
     hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume, skip_bad=a.skip_bad)
-    if hist: main_print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
+    _report(hist, a.out)
     return 0
 
 def train_sr_cli(argv=None) -> int:
     "`savgbench train-sr DATA_DIR --out RUN [--init 64_256_upsampler.pt] ...`"
     a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
     hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume, skip_bad=a.skip_bad)
-    if hist: main_print(f"step {len(hist)}: loss {np.mean(hist[-min(len(hist), 100):]):.4f}; checkpoints in {a.out}")
+    _report(hist, a.out)
     return 0
