@@ -120,10 +120,11 @@ def at_least(lo: int):
 
 # %% ../nbs/00_core.ipynb #5d3de60f
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    "`ArgumentDefaultsHelpFormatter` without '(default: None)', '(default: False)' or a second default."
+    "`ArgumentDefaultsHelpFormatter` without '(default: None)', '(default: False)', '(default: [])' or a second default."
     def _get_help_string(self, action):
-        h = action.help or ''
-        if 'default' in h.lower() or any(action.default is d for d in (None, False, argparse.SUPPRESS)): return h
+        h, d = action.help or '', action.default
+        if 'default' in h.lower() or d is None or d is False or d is argparse.SUPPRESS or \
+                (isinstance(d, (list, tuple, str)) and not d): return h
         return super()._get_help_string(action)
 
 # %% ../nbs/00_core.ipynb #7afebb20

@@ -292,6 +292,18 @@ def test_bad_counts_are_usage_errors(tmp_path, capsys, cli, bad):
     assert not (tmp_path / 'o').exists()
 
 
+def test_trackers_that_are_not_installed_are_refused_before_any_work(tmp_path, capsys):
+    from accelerate.tracking import get_available_trackers
+    from savgbench.baselines.train import train_joint_cli, train_sr_cli
+    if get_available_trackers(): pytest.skip('an experiment tracker is installed here')
+    for cli in (train_joint_cli, train_sr_cli):
+        with pytest.raises(SystemExit) as e: cli([str(tmp_path), '--out', str(tmp_path / 'o'), '--log-with', 'tensorboard'])
+        assert e.value.code == 2 and 'pip install tensorboard' in capsys.readouterr().err
+        with pytest.raises(SystemExit) as e: cli([str(tmp_path), '--out', str(tmp_path / 'o'), '--log-with', 'tensorbored'])
+        assert e.value.code == 2 and "invalid choice: 'tensorbored'" in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
+
+
 def test_resuming_with_another_model_is_a_clear_error(tmp_path):
     from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
     from savgbench.core import SAVGBenchError

@@ -24,7 +24,7 @@ from .train import fit_length, cudnn_autotune
 
 # %% auto #0
 __all__ = ['COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays',
-           'generate_clips', 'sample_manifest', 'sample_cli']
+           'generate_clips', 'channel_levels', 'plot_clips', 'sample_manifest', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -176,6 +176,47 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     return written
 
 # %% ../../nbs/54_sample.ipynb #041d021d
+def channel_levels(audio: np.ndarray, sample_rate: int = CLIP.sample_rate, window_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    "RMS level in dB (re full scale, floored at -100) of each channel of `audio` (C, L) in windows of `window_s`: (times (W,), levels (C, W))."
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim != 2 or audio.shape[1] == 0: raise ValueError(f"audio must be (channels, samples), not {audio.shape}")
+    n = max(1, int(round(window_s * sample_rate))); W = max(1, audio.shape[1] // n)
+    frames = audio[:, :W * n].reshape(audio.shape[0], W, n) if audio.shape[1] >= n else audio[:, None, :]
+    rms = np.sqrt((frames ** 2).mean(-1))
+    return (np.arange(W) + 0.5) * n / sample_rate, 20 * np.log10(np.maximum(rms, 1e-5))
+
+def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, spec=CLIP):
+    """A contact sheet of SAVGBench clips (paths, or one folder): per row, `frames` evenly spaced frames and the left
+    (blue) / right (orange) channel levels. At most `max_clips` rows. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from savgbench.io import read_clip, list_clips
+    if isinstance(clips, (str, Path)):
+        if Path(clips).is_dir(): clips = list_clips(clips)
+        elif Path(clips).is_file(): clips = [clips]
+        else: raise SAVGBenchError("no such clip or folder", path=clips)
+    clips = [Path(c) for c in clips][:max_clips]
+    if not clips: raise SAVGBenchError("no clips to show")
+    if frames < 1: raise ValueError(f"frames must be at least 1, not {frames}")
+    fig, axes = plt.subplots(len(clips), frames + 1, figsize=(1.9 * frames + 3.2, 1.35 * len(clips) + 0.4),
+                             gridspec_kw={'width_ratios': [1] * frames + [1.7]}, squeeze=False)
+    for row, path in zip(axes, clips):
+        clip = read_clip(path, spec=spec)
+        ks = np.linspace(0, len(clip.video) - 1, frames).round().astype(int)
+        for ax, k in zip(row, ks):
+            img = clip.video[k][spec.pad_top:spec.pad_top + spec.picture_h] if crop else clip.video[k]
+            ax.imshow(img); ax.set_xticks([]); ax.set_yticks([])
+            ax.set_title(f"{k / spec.fps:.2f} s", fontsize=7, pad=2)
+        row[0].set_ylabel(path.stem, fontsize=7, rotation=0, ha='right', va='center')
+        t, lv = channel_levels(clip.audio, spec.sample_rate)
+        ax = row[-1]
+        for c, (name, colour) in enumerate(zip(('L', 'R'), ('tab:blue', 'tab:orange'))):
+            if c < len(lv): ax.plot(t, lv[c], color=colour, lw=1, label=name)
+        ax.set_xlim(0, spec.seconds); ax.tick_params(labelsize=6); ax.set_ylabel('dB', fontsize=7)
+    axes[0, -1].legend(fontsize=6, loc='lower right', ncol=2); axes[-1, -1].set_xlabel('s', fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+# %% ../../nbs/54_sample.ipynb #8bd30209
 def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
     when the folder already holds clips made with other settings. Writes the file (if `write`) and returns the settings."""
@@ -187,7 +228,7 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     return settings_record(f, settings, len(clips), write,
                            remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
 
-# %% ../../nbs/54_sample.ipynb #1f3165b9
+# %% ../../nbs/54_sample.ipynb #7d7b4a63
 def _settings(a, precision: str) -> dict:
     "What a run's clips depend on (weights by content, not by path)."
     s = dict(checkpoint_sha256=sha256_file(a.checkpoint), seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,

@@ -23,8 +23,8 @@ from .superres import SRConfig, SuperResUNet, sr_training_losses
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
            'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune',
-           'read_train_log', 'plot_train_log', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn',
-           'train_sr', 'train_joint_cli', 'train_sr_cli']
+           'read_train_log', 'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint',
+           'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -163,7 +163,13 @@ class TrainConfig:
     diffusion_steps: int = 1000
     frames_per_clip: int = 1            # SR training: random frames taken from each clip
     cudnn_benchmark: bool = True        # on a GPU, let cuDNN time its convolution algorithms (see `cudnn_autotune`)
+    log_with: tuple = ()                # experiment trackers for the log rows too: 'tensorboard', 'wandb', ... (accelerate's)
     def __post_init__(self):
+        self.log_with = tuple(self.log_with)
+        from accelerate.utils import LoggerType
+        known = [t.value for t in LoggerType]
+        for t in self.log_with:
+            if t not in known: raise ValueError(f"TrainConfig.log_with names an unknown tracker {t!r} (accelerate knows {', '.join(known)})")
         for k in ('batch_size', 'max_steps', 'log_every', 'save_every', 'keep_checkpoints', 'diffusion_steps', 'frames_per_clip'):
             if int(getattr(self, k)) < 1: raise ValueError(f"TrainConfig.{k} must be at least 1, not {getattr(self, k)}")
         if self.num_workers < 0: raise ValueError(f"TrainConfig.num_workers must be >= 0, not {self.num_workers}")
@@ -325,6 +331,16 @@ def plot_train_log(run, axes=None, title: str | None = None):
     fig.tight_layout()
     return fig
 
+def check_trackers(names) -> None:
+    "Refuse experiment trackers that are not installed (accelerate would only warn, and log nothing to them)."
+    from accelerate.tracking import get_available_trackers
+    have = {str(getattr(t, 'value', t)) for t in get_available_trackers()}
+    missing = [t for t in names if t != 'all' and t not in have]
+    if missing: raise SAVGBenchError(f"tracker{'s' if len(missing) > 1 else ''} {', '.join(missing)} not installed here "
+                                     f"(pip install {' '.join(missing)}), so nothing would be logged to "
+                                     f"{'them' if len(missing) > 1 else 'it'}")
+    if 'all' in names and not have: raise SAVGBenchError("--log-with all: no experiment tracker is installed here")
+
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
                accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
@@ -334,7 +350,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     losses (of process 0) from step 0."""
     from accelerate import Accelerator
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    if accelerator is None: check_trackers(cfg.log_with)
+    acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, log_with=list(cfg.log_with) or None,
+                                     project_dir=out_dir)
     dev, rank, world = acc.device, acc.process_index, acc.num_processes
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
@@ -354,7 +372,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
                                      f"{ck.get('train_config', {}).get('preset', '?')} preset) than this run's "
                                      f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
                                      f"another run folder") from None
-            free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark'}
+            free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark', 'log_with'}
             old, new = ck.get('train_config', {}), asdict(cfg)
             diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
             if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
@@ -404,6 +422,13 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         if acc.is_main_process:
             _append_log(log_path, row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", s_per_step=f"{row['s_per_step']:.3f}")
+            if acc.trackers: acc.log({k: v for k, v in row.items() if k != 'step' and math.isfinite(v)}, step=step)
+
+    started = []                    # the trackers this run starts (those of a caller's accelerator may be running)
+    if acc.log_with and not acc.trackers:
+        acc.init_trackers(f'savgbench-{model_kind}', config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                              for k, v in asdict(cfg).items()})
+        started = list(acc.trackers)
 
     model.train()
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
@@ -432,6 +457,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             if saving: save(step)
         log_window(step)
     bar.close()
+    for t in started: t.finish()    # not acc.end_training(): that also ends the process group a caller may still use
     acc.wait_for_everyone()
     return history
 
@@ -463,7 +489,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     return train_loop(CoupledUNet(mcfg), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #eac0dd3f
+# %% ../../nbs/53_train_joint.ipynb #7ff218e2
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -516,7 +542,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #1769c502
+# %% ../../nbs/53_train_joint.ipynb #d91f4d10
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -540,6 +566,10 @@ def _train_parser(prog, sr=False):
     p.add_argument('--seed', type=int, default=0, help='seeds the batches, timesteps, noise and augmentation')
     p.add_argument('--save-every', type=at_least(1), default=10_000, help='steps between checkpoints')
     p.add_argument('--log-every', type=at_least(1), default=100, help=f'steps between rows of {TRAIN_LOG} in the run folder')
+    from accelerate.utils import LoggerType
+    p.add_argument('--log-with', nargs='+', default=[], metavar='TRACKER', choices=[t.value for t in LoggerType],
+                   help="also send the rows to experiment trackers, if installed: " +
+                        ', '.join(t.value for t in LoggerType) + " (tensorboard writes under the run folder)")
     p.add_argument('--num-workers', type=at_least(0), default=min(4, os.cpu_count() or 1), help='data loading processes')
     p.add_argument('--no-resume', action='store_true', help='start afresh even if the run folder has checkpoints '
                    '(they are moved to RUN/previous_run_N/)')
@@ -563,12 +593,15 @@ def _cfg_from(a, sr=False) -> TrainConfig:
                        mixed_precision=a.mixed_precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,
                        save_every=a.save_every, log_every=a.log_every, num_workers=a.num_workers,
                        hflip=getattr(a, 'hflip', 'none'), frames_per_clip=getattr(a, 'frames_per_clip', 1),
-                       diffusion_steps=getattr(a, 'diffusion_steps', 1000), cudnn_benchmark=not a.no_cudnn_benchmark)
+                       diffusion_steps=getattr(a, 'diffusion_steps', 1000), cudnn_benchmark=not a.no_cudnn_benchmark,
+                       log_with=tuple(a.log_with))
 
 def _parse_train(prog, argv, sr=False):
     "Parsed options and their TrainConfig; a value TrainConfig refuses (--lr 0, --ema-rate 1.5 ...) is a usage error."
     p = _train_parser(prog, sr=sr)
     a = p.parse_args(argv)
+    try: check_trackers(a.log_with)                     # before the clips are checked, not minutes later
+    except SAVGBenchError as e: p.error(str(e))
     try: return a, _cfg_from(a, sr=sr)
     except ValueError as e:
         from dataclasses import fields
