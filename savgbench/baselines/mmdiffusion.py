@@ -414,7 +414,9 @@ class CoupledUNet(nn.Module):
         v, a = self.middle_blocks(v, a, emb)
         for m in self.output_blocks:
             v, a = m(torch.cat([v, vs.pop()], 1), torch.cat([a, as_.pop()], 1), emb)
-        with torch.autocast(v.device.type, enabled=False):   # the output heads in fp32, as the reference's fp16 mode keeps them
+        # the output heads run in the weights' precision (fp32) under autocast: the noise predictions keep full precision.
+        # (The reference's fp16 mode casts them to fp16 with the rest; they are two small convolutions, so fp32 costs little.)
+        with torch.autocast(v.device.type, enabled=False):
             dt = next(self.video_out.parameters()).dtype
             return self.video_out(v.to(dt)).transpose(1, 2), self.audio_out(a.to(dt))
 
