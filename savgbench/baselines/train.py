@@ -288,8 +288,11 @@ def _restart_log(path: Path, step: int) -> None:
 def _append_log(path: Path, row: dict) -> None:
     "Add a row; a file written with other columns (another loss function) is rewritten with this run's."
     cols = list(row)
-    old_cols, rows = _read_log(path) if path.exists() and path.stat().st_size else ([], [])
+    old_cols = []
+    if path.exists():
+        with open(path, newline='') as f: old_cols = next(csv.reader(f), [])     # the header only: no re-reading
     if old_cols and old_cols != cols:
+        _, rows = _read_log(path)
         with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
             w = csv.DictWriter(f, cols, restval='', extrasaction='ignore'); w.writeheader(); w.writerows(rows)
         old_cols = cols
