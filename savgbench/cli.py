@@ -27,6 +27,7 @@ COMMANDS = {
     "weights": ("savgbench.weights", "weights_cli", "list, locate, verify or install network weights"),
     "train-joint": ("savgbench.baselines.train", "train_joint_cli", "train the joint Stereo MM-Diffusion baseline (accelerate)"),
     "train-sr": ("savgbench.baselines.train", "train_sr_cli", "train the 64->256 super-resolution model (accelerate)"),
+    "export-weights": ("savgbench.baselines.train", "export_weights_cli", "a training checkpoint's (EMA) weights alone, to sample from or share"),
     "sample": ("savgbench.baselines.sample", "sample_cli", "sample clips from the joint baseline (+ super-resolution)"),
 }
 

@@ -533,3 +533,31 @@ def test_resuming_on_other_data_says_so(tmp_path, capsys):
     assert train_joint_cli([str(b), '--out', str(tmp_path / 'run'), *_COMMON[:2], '--steps', '3', *_COMMON[4:]]) == 0
     out = capsys.readouterr().out
     assert f"was trained on {(a / 'video_dev').resolve()} (2 items); now {(b / 'video_dev').resolve()} (3 items)" in out, out
+
+
+def test_exported_weights_sample_the_same_clips(tmp_path, capsys):
+    "export-weights: the slim file samples exactly what its checkpoint samples; the plain one too, given the preset."
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    from savgbench.baselines.sample import sample_cli
+    from savgbench.cli import main
+    from savgbench.io import read_clip
+    cfg = TrainConfig(preset='tiny', batch_size=1, lr=1e-3, max_steps=2, mixed_precision='no', save_every=2, ema_rate=0.5)
+    train_joint(SyntheticClips(4), tmp_path / 'run', cfg, progress=False)
+    ck = tmp_path / 'run' / 'checkpoint_2.pt'
+    assert main(['export-weights', str(ck), str(tmp_path / 'ema.pt')]) == 0
+    assert main(['export-weights', str(ck), str(tmp_path / 'plain.pt'), '--plain']) == 0
+    out = capsys.readouterr().out
+    assert 'ema weights of the joint model at step 2' in out and '(plain state_dict)' in out
+    common = ['--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m', '--steps', '2', '--device', 'cpu']
+    clips = {}
+    for name, extra in (('checkpoint', [str(ck)]), ('ema', [str(tmp_path / 'ema.pt')]),
+                        ('plain', [str(tmp_path / 'plain.pt'), '--preset', 'tiny'])):
+        assert sample_cli(['--checkpoint', *extra, *common, '--out', str(tmp_path / name)]) == 0
+        clips[name] = read_clip(tmp_path / name / 'sample_00000.mp4')
+    for name in ('ema', 'plain'):
+        assert np.array_equal(clips[name].video, clips['checkpoint'].video), name
+        assert np.array_equal(clips[name].audio, clips['checkpoint'].audio), name
+    # the raw (non-EMA) weights differ from the EMA ones after training, so they sample something else
+    assert main(['export-weights', str(ck), str(tmp_path / 'raw.pt'), '--weights', 'model']) == 0
+    assert sample_cli(['--checkpoint', str(tmp_path / 'raw.pt'), *common, '--out', str(tmp_path / 'raw')]) == 0
+    assert not np.array_equal(read_clip(tmp_path / 'raw' / 'sample_00000.mp4').audio, clips['checkpoint'].audio)

@@ -24,7 +24,8 @@ from .superres import SRConfig, SuperResUNet, sr_training_losses
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
            'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune',
            'read_train_log', 'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint',
-           'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli']
+           'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli', 'export_weights',
+           'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -369,6 +370,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
         try:
             ck = read_checkpoint(ckpts[-1])
+            if not isinstance(ck, dict) or 'opt' not in ck:
+                raise SAVGBenchError("holds weights only (an export), not a training state; training resumes from the "
+                                     "checkpoints it writes: move this file out of the run folder", path=ckpts[-1])
             try: model.load_state_dict(ck['model'])
             except RuntimeError:
                 raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
@@ -634,4 +638,44 @@ def train_sr_cli(argv=None) -> int:
     a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
     hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume, skip_bad=a.skip_bad)
     _report(hist, a.out)
+    return 0
+
+# %% ../../nbs/53_train_joint.ipynb #5674261a
+def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -> dict:
+    """Write the `weights` ('ema', what sampling uses, or 'model', the raw ones) of a savgbench training checkpoint to
+    `out` without the optimizer state; `plain` writes a bare state_dict. Returns what was written (kind, step, sizes, sha256)."""
+    from savgbench.weights import sha256_file
+    src, out = Path(checkpoint), Path(out)
+    if weights not in ('ema', 'model'): raise ValueError(f"weights must be 'ema' or 'model', not {weights!r}")
+    if not src.is_file(): raise SAVGBenchError("checkpoint not found", path=src)
+    if out.exists() and out.resolve() == src.resolve(): raise SAVGBenchError("the export would overwrite its checkpoint", path=out)
+    ck = read_checkpoint(src, remedy='export another checkpoint of the run')
+    if not (isinstance(ck, dict) and 'opt' in ck and 'model_config' in ck):
+        raise SAVGBenchError("not a savgbench training checkpoint (an official file or an export holds weights only "
+                             "already)", path=src)
+    sd = ck.get(weights)
+    if sd is None: raise SAVGBenchError(f"this checkpoint has no {weights} weights", path=src)
+    sd = {k: v.detach().clone().contiguous() for k, v in sd.items()}      # own storage: no hidden optimizer bytes
+    source = dict(checkpoint=str(src.resolve()), sha256=sha256_file(src), weights=weights)
+    obj = sd if plain else {weights: sd, 'model_kind': ck.get('model_kind', 'joint'), 'model_config': ck['model_config'],
+                            'train_config': ck.get('train_config'), 'step': ck['step'], 'exported_from': source}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp: torch.save(obj, tmp)
+    return dict(path=str(out), kind=ck.get('model_kind', 'joint'), step=ck['step'], weights=weights, plain=plain,
+                bytes=out.stat().st_size, source_bytes=src.stat().st_size, sha256=sha256_file(out))
+
+def export_weights_cli(argv=None) -> int:
+    "`savgbench export-weights CHECKPOINT OUT [--weights ema|model] [--plain]`"
+    p = argparse.ArgumentParser(prog='savgbench export-weights', formatter_class=DefaultsHelpFormatter,
+                                description='Write the weights of a training checkpoint (joint or SR) without its '
+                                            'optimizer state, to sample from or to share.')
+    p.add_argument('checkpoint', help='a checkpoint_N.pt of train-joint or train-sr')
+    p.add_argument('out', help='the file to write')
+    p.add_argument('--weights', default='ema', choices=('ema', 'model'), help='the EMA weights (what sampling uses) or the raw ones')
+    p.add_argument('--plain', action='store_true', help='a bare state_dict, as the official files (the reference code loads it)')
+    a = p.parse_args(argv)
+    r = export_weights(a.checkpoint, a.out, a.weights, a.plain)
+    print(f"{r['path']}: {r['weights']} weights of the {r['kind']} model at step {r['step']}"
+          f"{' (plain state_dict)' if r['plain'] else ''}, {r['bytes'] / 1e6:.1f} MB (checkpoint "
+          f"{r['source_bytes'] / 1e6:.1f} MB); sha256 {r['sha256']}")
     return 0
