@@ -136,3 +136,47 @@ def test_a_process_that_cannot_resume_stops_the_others(tmp_path):
     assert "was trained with other settings (lr: 0.0002 -> 0.001)" in r.stderr, r.stderr[-3000:]   # process 1's own error
     assert "process 1 of this run could not resume" in r.stderr, r.stderr[-3000:]                  # process 0 knows why
     assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint_*.pt")) == ["checkpoint_2.pt"]
+
+
+def launch_machines(tmp_path, args, machines=2):
+    """One `accelerate launch` per simulated machine, one process each, all meeting at one rendezvous address as the
+    nodes of a cluster do (`--num_machines N --machine_rank r`). Returns each launcher's (stdout, stderr)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    port = str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                               str(machines), "--num_machines", str(machines), "--machine_rank", str(r),
+                               "--main_process_ip", "127.0.0.1", "--main_process_port", port, "--mixed_precision", "no",
+                               "--dynamo_backend", "no", *args], cwd=tmp_path, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(machines)]
+    try: outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None: p.kill()
+    for r, (p, (_, err)) in enumerate(zip(procs, outs)): assert p.returncode == 0, f"machine {r}: {err[-3000:]}"
+    return outs
+
+
+def test_joint_training_cli_on_two_machines_resumes_on_both(tmp_path):
+    """`savgbench train-joint` on two (simulated) machines sharing the run folder: one process per machine, the
+    checkpoint and log written once, and a second launch resumes on both machines from that checkpoint."""
+    import numpy as np
+    from savgbench.io import write_clip
+    from savgbench.baselines.train import read_train_log
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"; data.mkdir()
+    for i in range(2):
+        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    run = tmp_path / "run"
+    common = ["-m", "savgbench", "train-joint", str(data), "--out", str(run), "--preset", "tiny", "--batch-size", "1",
+              "--save-every", "2", "--log-every", "1", "--mixed-precision", "no", "--num-workers", "0"]
+    first = launch_machines(tmp_path, [*common, "--steps", "2"])
+    assert sum(o.count("step 2: loss") for o, _ in first) == 1, first        # the run's result, printed once
+    second = launch_machines(tmp_path, [*common, "--steps", "4"])
+    assert sum(o.count("resuming from") for o, _ in second) == 1
+    assert sum(o.count("step 4: loss") for o, _ in second) == 1
+    assert sorted(p.name for p in run.glob("checkpoint_*.pt")) == ["checkpoint_2.pt", "checkpoint_4.pt"]
+    log = read_train_log(run)
+    assert log["step"].tolist() == [1, 2, 3, 4] and (log["samples_per_s"] > 0).all()
+    ck = torch.load(run / "checkpoint_4.pt", weights_only=False)
+    assert ck["step"] == 4 and len(ck["history"]) == 4
