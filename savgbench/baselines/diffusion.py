@@ -87,9 +87,9 @@ def dynamic_threshold(x0: torch.Tensor, ratio: float = 0.995, max_val: float = 1
     "Per-sample dynamic thresholding of a predicted clean sample (Imagen / DPM-Solver++)."
     flat = x0.detach().abs().reshape(x0.shape[0], -1)
     if flat.dtype in (torch.float16, torch.bfloat16): flat = flat.float()
-    s = torch.quantile(flat, ratio, dim=1).clamp(min=max_val).to(x0.dtype)
+    s = torch.quantile(flat, ratio, dim=1).clamp(min=1.0).to(x0.dtype)
     s = s.reshape(-1, *([1] * (x0.dim() - 1)))
-    return torch.maximum(torch.minimum(x0, s), -s) / s
+    return torch.maximum(torch.minimum(x0, s), -s) / (s / max_val)
 
 # %% ../../nbs/50_diffusion.ipynb #750e4133
 def _randn_like_dict(shapes: dict, generator, device, dtype=torch.float32):
