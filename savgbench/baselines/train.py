@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
-import argparse, contextlib, csv, json, math, os, re, time
+import argparse, contextlib, csv, json, math, os, re, sys, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter)
 from .diffusion import GaussianDiffusion, joint_training_losses
-from .mmdiffusion import MMDiffusionConfig, CoupledUNet
+from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses
 
 # %% auto #0
@@ -166,7 +166,7 @@ class TrainConfig:
     cudnn_benchmark: bool = True        # on a GPU, let cuDNN time its convolution algorithms (see `cudnn_autotune`)
     log_with: tuple = ()                # experiment trackers for the log rows too: 'tensorboard', 'wandb', ... (accelerate's)
     def __post_init__(self):
-        self.log_with = tuple(self.log_with)
+        self.log_with = (self.log_with,) if isinstance(self.log_with, str) else tuple(self.log_with)
         from accelerate.utils import LoggerType
         known = [t.value for t in LoggerType]
         for t in self.log_with:
@@ -302,14 +302,18 @@ def _append_log(path: Path, row: dict) -> None:
         if not old_cols: w.writeheader()
         w.writerow(row)
 
+def _run_files(out_dir: Path) -> list[Path]:
+    "What a run leaves in its folder: checkpoints, the loss log, and the folders of local trackers (tensorboard ...)."
+    return [*_checkpoints(out_dir), *[p for p in [out_dir / TRAIN_LOG] if p.exists()],
+            *sorted(p for p in out_dir.glob('savgbench-*') if p.is_dir())]
+
 def _set_aside(out_dir: Path) -> Path:
-    """Move the checkpoints and log of the run in `out_dir` to a new `out_dir/previous_run_N/`: a fresh start keeps
-    them, but never resumes from them or prunes its own checkpoints in their favour."""
+    """Move the checkpoints, log and tracker folders of the run in `out_dir` to a new `out_dir/previous_run_N/`: a fresh
+    start keeps them, but never resumes from them, prunes its own checkpoints in their favour or mixes its curves in."""
     n = 1
     while (out_dir / f'previous_run_{n}').exists(): n += 1
     aside = out_dir / f'previous_run_{n}'; aside.mkdir()
-    for p in [*_checkpoints(out_dir), out_dir / TRAIN_LOG]:
-        if p.exists(): p.rename(aside / p.name)
+    for p in _run_files(out_dir): p.rename(aside / p.name)
     return aside
 
 def read_train_log(run) -> 'pd.DataFrame':
@@ -327,8 +331,10 @@ def plot_train_log(run, axes=None, title: str | None = None):
     if axes is None: fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharex=True)
     else: fig = axes[0].figure
     terms = [c for c in log.columns if c.startswith('loss_') and not re.fullmatch(r'loss_q\d', c)]
-    for c in ['loss', *terms]: axes[0].plot(log['step'], log[c], label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1)
-    for i in range(4): axes[1].plot(log['step'], log[f'loss_q{i}'], label=f'q{i}', color=plt.cm.viridis(i / 3))
+    mk = '.' if len(log) <= 50 else None          # a short log (a row or two) still shows its points
+    for c in ['loss', *terms]:
+        axes[0].plot(log['step'], log[c], label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1, marker=mk)
+    for i in range(4): axes[1].plot(log['step'], log[f'loss_q{i}'], label=f'q{i}', color=plt.cm.viridis(i / 3), marker=mk)
     for ax, what in zip(axes, ('loss and its terms', 'loss by timestep quarter')):
         ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(what, fontsize=9); ax.legend(fontsize=8)
     if title: fig.suptitle(title, fontsize=10)
@@ -362,9 +368,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     ema = EMA(model, cfg.ema_rate)
     step, history, ck = 0, [], None
     ckpts = _checkpoints(out_dir) if resume else []
-    if not resume and acc.is_main_process and _checkpoints(out_dir):
+    if not resume and acc.is_main_process and _run_files(out_dir):
         aside = _set_aside(out_dir)
-        if progress: print(f"starting afresh: the checkpoints already in {out_dir} were moved to {aside}")
+        if progress: print(f"starting afresh: the run already in {out_dir} was moved to {aside}")
     err = None
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
@@ -429,12 +435,20 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         if acc.is_main_process:
             _append_log(log_path, row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", s_per_step=f"{row['s_per_step']:.3f}")
-            if acc.trackers: acc.log({k: v for k, v in row.items() if k != 'step' and math.isfinite(v)}, step=step)
+            if acc.trackers and not tracker_failed:
+                try: acc.log({k: v for k, v in row.items() if k != 'step' and math.isfinite(v)}, step=step)
+                except Exception as e:      # a tracker's server gone must not end a run of days: say it once, go on
+                    tracker_failed.append(e)
+                    print(f"warning: logging to the experiment trackers failed at step {step} ({type(e).__name__}: {e}); "
+                          f"training goes on, and {TRAIN_LOG} keeps every row", file=sys.stderr)
 
-    started = []                    # the trackers this run starts (those of a caller's accelerator may be running)
+    started, tracker_failed = [], []    # the trackers this run starts (those of a caller's accelerator may be running)
     if acc.log_with and not acc.trackers:
+        # a resumed run's tensorboard curves drop the points the interrupted run logged after its checkpoint
+        kw = {'tensorboard': {'purge_step': step + 1}} if step and any(str(getattr(t, 'value', t)) == 'tensorboard'
+                                                                       for t in acc.log_with) else {}
         acc.init_trackers(f'savgbench-{model_kind}', config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                                              for k, v in asdict(cfg).items()})
+                                                              for k, v in asdict(cfg).items()}, init_kwargs=kw)
         started = list(acc.trackers)
 
     model.train()
@@ -464,7 +478,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             if saving: save(step)
         log_window(step)
     bar.close()
-    for t in started: t.finish()    # not acc.end_training(): that also ends the process group a caller may still use
+    for t in started:               # not acc.end_training(): that also ends the process group a caller may still use
+        try: t.finish()
+        except Exception as e: print(f"warning: closing tracker {t.name} failed ({type(e).__name__}: {e})", file=sys.stderr)
     acc.wait_for_everyone()
     return history
 
@@ -493,7 +509,9 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     def augment(batch, gen):
         v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
         return {'video': v, 'audio': a}
-    return train_loop(CoupledUNet(mcfg), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
+    with torch.random.fork_rng(devices=[]):      # --seed fixes the initial weights too (the caller's RNG is left alone)
+        torch.manual_seed(cfg.seed); model = CoupledUNet(mcfg)
+    return train_loop(model, joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
 # %% ../../nbs/53_train_joint.ipynb #7ff218e2
@@ -533,7 +551,8 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
         data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), None, check=True,
                            skip_bad=skip_bad, progress=progress)
         if progress: main_print(f"training on frames of {len(data)} clips in {data.root}")
-    model = SuperResUNet(mcfg)
+    with torch.random.fork_rng(devices=[]):      # --seed fixes the initial weights too
+        torch.manual_seed(cfg.seed); model = SuperResUNet(mcfg)
     if init is not None:
         if resume and _checkpoints(Path(out_dir)):
             if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
@@ -570,7 +589,7 @@ def _train_parser(prog, sr=False):
                    help='recompute activations in the backward pass: less memory, slower steps')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
-    p.add_argument('--seed', type=int, default=0, help='seeds the batches, timesteps, noise and augmentation')
+    p.add_argument('--seed', type=int, default=0, help='seeds the initial weights, batches, timesteps, noise and augmentation')
     p.add_argument('--save-every', type=at_least(1), default=10_000, help='steps between checkpoints')
     p.add_argument('--log-every', type=at_least(1), default=100, help=f'steps between rows of {TRAIN_LOG} in the run folder')
     from accelerate.utils import LoggerType
@@ -661,8 +680,25 @@ def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -
                             'train_config': ck.get('train_config'), 'step': ck['step'], 'exported_from': source}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp: torch.save(obj, tmp)
-    return dict(path=str(out), kind=ck.get('model_kind', 'joint'), step=ck['step'], weights=weights, plain=plain,
-                bytes=out.stat().st_size, source_bytes=src.stat().st_size, sha256=sha256_file(out))
+    kind = ck.get('model_kind', 'joint')
+    return dict(path=str(out), kind=kind, step=ck['step'], weights=weights, plain=plain, bytes=out.stat().st_size,
+                source_bytes=src.stat().st_size, sha256=sha256_file(out),
+                sample_args=_plain_sample_args(kind, ck['model_config']) if plain else [])
+
+def _plain_sample_args(kind: str, model_config: dict) -> list[str] | None:
+    """The `savgbench sample` options a bare state_dict of this model needs (it cannot carry its configuration): the
+    preset, and for SR the schedule length; None when no preset has this configuration."""
+    norm = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
+                      if k not in ('gradient_checkpointing', 'diffusion_steps')}
+    cls, names, flag = (MMDiffusionConfig, PRESETS, '--preset') if kind == 'joint' else (SRConfig, ('paper', 'tiny', 'imagenet'), '--sr-preset')
+    for name in names:
+        base = cls.preset(name)
+        if norm(asdict(base)) != norm(model_config): continue
+        args = [] if name == 'paper' else [flag, name]
+        T = model_config.get('diffusion_steps')
+        if kind == 'sr' and T is not None and T != base.diffusion_steps: args += ['--sr-T', str(T)]
+        return args
+    return None
 
 def export_weights_cli(argv=None) -> int:
     "`savgbench export-weights CHECKPOINT OUT [--weights ema|model] [--plain]`"
@@ -678,4 +714,11 @@ def export_weights_cli(argv=None) -> int:
     print(f"{r['path']}: {r['weights']} weights of the {r['kind']} model at step {r['step']}"
           f"{' (plain state_dict)' if r['plain'] else ''}, {r['bytes'] / 1e6:.1f} MB (checkpoint "
           f"{r['source_bytes'] / 1e6:.1f} MB); sha256 {r['sha256']}")
+    if a.plain and r['sample_args'] is None:
+        print("note: this model's configuration is no preset's, and a plain state_dict cannot say it: share the export "
+              "without --plain to sample it", file=sys.stderr)
+    elif a.plain and r['sample_args']:
+        print(f"note: a plain state_dict does not say its configuration; sample it with "
+              f"`savgbench sample {'--sr-checkpoint' if r['kind'] == 'sr' else '--checkpoint'} {r['path']} "
+              f"{' '.join(r['sample_args'])} ...`", file=sys.stderr)
     return 0
