@@ -75,6 +75,11 @@ def main(argv=None) -> int:
         print(f"savgbench: unknown command {name!r}\n\n{_usage()}", file=sys.stderr); return 2
     mod, fn, _ = COMMANDS[name]
     from savgbench.core import SAVGBenchError
+    if program and "ignore:resource_tracker:UserWarning" not in sys.warnoptions:
+        # multiprocessing's resource tracker (a process of its own, started with these -W options) reports, after a
+        # Ctrl-C, semaphores that the interrupted process had already removed ("leaked semaphore ... No such file");
+        # it cleans up all the same, so its report would only add noise to the one line an interrupt prints
+        sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
     except SAVGBenchError as e:
         print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
