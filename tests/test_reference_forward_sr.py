@@ -130,27 +130,13 @@ class RQKVAttentionLegacy(nn.Module):
         w = torch.softmax(w.float(), dim=-1).type(w.dtype)
         return torch.einsum("bts,bcs->bct", w, v).reshape(bs, -1, length)
 
-class RQKVAttention(nn.Module):
-    "The 'new' order, qkv (N, 3*H*C, T): split q, k, v first, then heads (not what the SR model uses)."
-    def __init__(self, n_heads):
-        super().__init__(); self.n_heads = n_heads
-    def forward(self, qkv):
-        bs, width, length = qkv.shape
-        ch = width // (3 * self.n_heads)
-        q, k, v = qkv.chunk(3, dim=1)
-        s = 1 / math.sqrt(math.sqrt(ch))
-        w = torch.einsum("bct,bcs->bts", (q * s).view(bs * self.n_heads, ch, length),
-                         (k * s).view(bs * self.n_heads, ch, length))
-        w = torch.softmax(w.float(), dim=-1).type(w.dtype)
-        return torch.einsum("bts,bcs->bct", w, v.reshape(bs * self.n_heads, ch, length)).reshape(bs, -1, length)
-
 class RAttentionBlock(nn.Module):
-    def __init__(self, channels, num_heads=1, num_head_channels=-1, use_new_attention_order=False):
+    def __init__(self, channels, num_heads=1, num_head_channels=-1):
         super().__init__()
         self.num_heads = num_heads if num_head_channels == -1 else channels // num_head_channels
         self.norm = r_norm(channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.attention = (RQKVAttention if use_new_attention_order else RQKVAttentionLegacy)(self.num_heads)
+        self.attention = RQKVAttentionLegacy(self.num_heads)        # the SR model's order (not use_new_attention_order)
         self.proj_out = r_zero(nn.Conv1d(channels, channels, 1))
     def forward(self, x):
         b, c, *spatial = x.shape
@@ -162,7 +148,7 @@ class RSuperResModel(nn.Module):
     "UNetModel(in_channels=2*3) + the SuperResModel forward (bilinear low_res upsampling, concat after x)."
     def __init__(self, image_size, in_channels, model_channels, out_channels, num_res_blocks, attention_resolutions,
                  channel_mult, num_classes=None, num_heads=1, num_head_channels=-1, num_heads_upsample=-1,
-                 use_scale_shift_norm=False, resblock_updown=False, use_new_attention_order=False):
+                 use_scale_shift_norm=False, resblock_updown=False):
         super().__init__()
         in_channels = 2 * in_channels                      # SuperResModel: x and the upsampled low_res
         if num_heads_upsample == -1: num_heads_upsample = num_heads
@@ -171,7 +157,7 @@ class RSuperResModel(nn.Module):
         self.time_embed = nn.Sequential(nn.Linear(model_channels, ted), nn.SiLU(), nn.Linear(ted, ted))
         if num_classes is not None: self.label_emb = nn.Embedding(num_classes, ted)
         res = lambda cin, cout=None, **kw: RResBlock(cin, ted, cout, use_scale_shift_norm, **kw)
-        att = lambda c, heads: RAttentionBlock(c, heads, num_head_channels, use_new_attention_order)
+        att = lambda c, heads: RAttentionBlock(c, heads, num_head_channels)
 
         ch = input_ch = int(channel_mult[0] * model_channels)
         self.input_blocks = nn.ModuleList([RSeq(nn.Conv2d(in_channels, ch, 3, padding=1))])
@@ -217,7 +203,7 @@ def reference_model(large_size, model_channels, channel_mult, num_res_blocks, at
     "script_util.image_sr_create_model with the SAVGBench flags (num_head_channels -1, legacy order, up/down, FiLM)."
     return RSuperResModel(large_size, 3, model_channels, 6 if learn_sigma else 3, num_res_blocks, tuple(attention_ds),
                           channel_mult, num_classes=num_classes, num_heads=num_heads, num_head_channels=-1,
-                          use_scale_shift_norm=True, resblock_updown=True, use_new_attention_order=False)
+                          use_scale_shift_norm=True, resblock_updown=True)
 
 
 # --- diffusion: the linear schedule, ddimN respacing, the wrapped model's timestep map, one DDIM step ---------------

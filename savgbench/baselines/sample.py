@@ -19,7 +19,7 @@ from ..weights import load_torch_file, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights, PRESETS
-from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, new_graph_step
+from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, new_graph_step, SR_PRESETS
 from .train import fit_length, cudnn_autotune
 
 # %% auto #0
@@ -200,7 +200,7 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
     fig, axes = plt.subplots(len(clips), frames + 1, figsize=(1.9 * frames + 3.2, 1.35 * len(clips) + 0.4),
                              gridspec_kw={'width_ratios': [1] * frames + [1.7]}, squeeze=False)
     for row, path in zip(axes, clips):
-        clip = read_clip(path, spec=spec)
+        clip = read_clip(path, validate=False)     # one decode; a viewer shows off-spec clips too
         ks = np.linspace(0, len(clip.video) - 1, frames).round().astype(int)
         for ax, k in zip(row, ks):
             img = clip.video[k][spec.pad_top:spec.pad_top + spec.picture_h] if crop else clip.video[k]
@@ -260,7 +260,7 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--sr-T', type=at_least(1), default=None, help="SR schedule length (default: the SR checkpoint's, "
                    "1100 for the official file)")
     p.add_argument('--preset', default='paper', choices=PRESETS, help='joint configuration of an official state_dict')
-    p.add_argument('--sr-preset', default='paper', choices=('tiny', 'paper', 'imagenet'),
+    p.add_argument('--sr-preset', default='paper', choices=SR_PRESETS,
                    help='SR configuration of an official state_dict')
     p.add_argument('--sr-frames-per-batch', type=at_least(1), default=None,
                    help='frames per SR network call, to fit a smaller GPU (default: all frames of a batch; the clips '

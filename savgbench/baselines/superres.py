@@ -19,11 +19,13 @@ from .diffusion import (GaussianDiffusion, ddim_sample, mean_flat, _bcast)
 from .mmdiffusion import timestep_embedding, zero_module, _sdpa_tokens
 
 # %% auto #0
-__all__ = ['SR_CHECKPOINTS', 'SRConfig', 'GroupNorm32', 'SRResBlock', 'SRAttention', 'SuperResUNet', 'sr_parameter_count',
-           'load_sr_weights', 'new_graph_step', 'super_resolve', 'discretized_gaussian_log_likelihood',
-           'sr_training_losses']
+__all__ = ['SR_PRESETS', 'SR_CHECKPOINTS', 'SRConfig', 'GroupNorm32', 'SRResBlock', 'SRAttention', 'SuperResUNet',
+           'sr_parameter_count', 'load_sr_weights', 'new_graph_step', 'super_resolve',
+           'discretized_gaussian_log_likelihood', 'sr_training_losses']
 
 # %% ../../nbs/52_superres.ipynb #d88bd6d0
+SR_PRESETS = ('tiny', 'paper', 'imagenet')
+
 @dataclass
 class SRConfig:
     "Sizes of the super-resolution U-Net (guided-diffusion `SuperResModel` arguments)."
@@ -51,8 +53,8 @@ class SRConfig:
                            attention_ds=(2,)), **kw)
     @classmethod
     def preset(cls, name: str, **kw):
-        if name not in ('tiny', 'paper', 'imagenet'):
-            raise ValueError(f"unknown SR preset {name!r} (expected 'tiny', 'paper' or 'imagenet')")
+        if name not in SR_PRESETS:
+            raise ValueError(f"unknown SR preset {name!r} (expected one of {', '.join(SR_PRESETS)})")
         return getattr(cls, name)(**kw)
 
 # %% ../../nbs/52_superres.ipynb #1b1341e2

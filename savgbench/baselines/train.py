@@ -18,7 +18,7 @@ from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_leas
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
-from .superres import SRConfig, SuperResUNet, sr_training_losses
+from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
 
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
@@ -247,10 +247,6 @@ def _loss_terms(out: dict) -> list[str]:
     "The per-sample terms a loss function returned besides 'loss' and 't' (joint: video, audio; SR: mse, vb)."
     return [k for k, v in out.items() if k not in ('loss', 't') and torch.is_tensor(v) and v.ndim == 1]
 
-def _log_columns(terms) -> list[str]:
-    return ['step', 'steps', 'loss', *[f'loss_{k}' for k in terms], *[f'loss_q{i}' for i in range(4)],
-            's_per_step', 'samples_per_s']
-
 def _step_record(out: dict, terms, T: int) -> torch.Tensor:
     """One step's numbers, kept on the device until the next log row: the mean loss, the mean of each term, and the
     sum and count of the per-sample losses in each quarter of the timesteps (guided-diffusion's loss_q0..q3)."""
@@ -341,10 +337,14 @@ def plot_train_log(run, axes=None, title: str | None = None):
     fig.tight_layout()
     return fig
 
+def _tracker_names(trackers) -> set[str]:
+    "Names of accelerate trackers given as names, `LoggerType`s or tracker objects."
+    return {str(getattr(t, 'value', getattr(t, 'name', t))) for t in trackers}
+
 def check_trackers(names) -> None:
     "Refuse experiment trackers that are not installed (accelerate would only warn, and log nothing to them)."
     from accelerate.tracking import get_available_trackers
-    have = {str(getattr(t, 'value', t)) for t in get_available_trackers()}
+    have = _tracker_names(get_available_trackers())
     missing = [t for t in names if t != 'all' and t not in have]
     if missing: raise SAVGBenchError(f"tracker{'s' if len(missing) > 1 else ''} {', '.join(missing)} not installed here "
                                      f"(pip install {' '.join(missing)}), so nothing would be logged to "
@@ -445,8 +445,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     started, tracker_failed = [], []    # the trackers this run starts (those of a caller's accelerator may be running)
     if acc.log_with and not acc.trackers:
         # a resumed run's tensorboard curves drop the points the interrupted run logged after its checkpoint
-        kw = {'tensorboard': {'purge_step': step + 1}} if step and any(str(getattr(t, 'value', t)) == 'tensorboard'
-                                                                       for t in acc.log_with) else {}
+        kw = {'tensorboard': {'purge_step': step + 1}} if step and 'tensorboard' in _tracker_names(acc.log_with) else {}
         acc.init_trackers(f'savgbench-{model_kind}', config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                                               for k, v in asdict(cfg).items()}, init_kwargs=kw)
         started = list(acc.trackers)
@@ -676,11 +675,11 @@ def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -
     if sd is None: raise SAVGBenchError(f"this checkpoint has no {weights} weights", path=src)
     sd = {k: v.detach().clone().contiguous() for k, v in sd.items()}      # own storage: no hidden optimizer bytes
     source = dict(checkpoint=str(src.resolve()), sha256=sha256_file(src), weights=weights)
-    obj = sd if plain else {weights: sd, 'model_kind': ck.get('model_kind', 'joint'), 'model_config': ck['model_config'],
+    kind = ck.get('model_kind', 'joint')
+    obj = sd if plain else {weights: sd, 'model_kind': kind, 'model_config': ck['model_config'],
                             'train_config': ck.get('train_config'), 'step': ck['step'], 'exported_from': source}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp: torch.save(obj, tmp)
-    kind = ck.get('model_kind', 'joint')
     return dict(path=str(out), kind=kind, step=ck['step'], weights=weights, plain=plain, bytes=out.stat().st_size,
                 source_bytes=src.stat().st_size, sha256=sha256_file(out),
                 sample_args=_plain_sample_args(kind, ck['model_config']) if plain else [])
@@ -690,7 +689,7 @@ def _plain_sample_args(kind: str, model_config: dict) -> list[str] | None:
     preset, and for SR the schedule length; None when no preset has this configuration."""
     norm = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
                       if k not in ('gradient_checkpointing', 'diffusion_steps')}
-    cls, names, flag = (MMDiffusionConfig, PRESETS, '--preset') if kind == 'joint' else (SRConfig, ('paper', 'tiny', 'imagenet'), '--sr-preset')
+    cls, names, flag = (MMDiffusionConfig, PRESETS, '--preset') if kind == 'joint' else (SRConfig, SR_PRESETS, '--sr-preset')
     for name in names:
         base = cls.preset(name)
         if norm(asdict(base)) != norm(model_config): continue
