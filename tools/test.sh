@@ -13,7 +13,20 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
     git --no-pager diff --stat -- savgbench >&2; exit 1
   fi
 fi
+# Every temporary file of the run (notebook examples, pytest's tmp_path, subprocesses) goes to one private folder,
+# removed when the run ends however it ends, so repeated runs do not fill the disk. The tests write about 2 GB there.
+base=${TMPDIR:-/tmp}
+free_mb=$(df -Pm "$base" | awk 'NR==2 {print $4}')
+if [ "${free_mb:-0}" -lt 4096 ]; then
+  echo "warning: only ${free_mb} MB free in $base; the tests need about 2 GB of scratch space (set TMPDIR elsewhere)" >&2
+fi
+TMPDIR=$(mktemp -d "$base/savgbench-test.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 echo "== nbdev-test (notebooks; cells flagged gpu/slow are skipped)"
 nbdev-test --n-workers 2 --timing
+# a notebook example that makes a temporary folder removes it (Python's tempfile names start with "tmp")
+left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 -name 'tmp*')
+if [ -n "$left" ]; then echo "the notebooks left temporary files behind:" >&2; echo "$left" >&2; exit 1; fi
 echo "== pytest"
 pytest -q "$@"
