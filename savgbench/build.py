@@ -306,7 +306,8 @@ def build_dataset_cli(argv=None) -> int:
     p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac",
                    help="the clips' audio: AAC, as SAVGBench ships (default), or lossless 16-bit PCM")
     p.add_argument("--skip-errors", action="store_true",
-                   help="build the other recordings when one cannot be read (listed in the report) instead of stopping")
+                   help="build the other recordings when one cannot be read instead of stopping; the failed ones are "
+                        "listed in the report and the exit status is 3 (1 when every recording failed)")
     p.add_argument("--verify", action="store_true",
                    help="when resuming, decode-check every clip already there and build again the ones that fail "
                         "(by default a clip stays when its mp4 is not empty and its label CSV reads)")
@@ -319,4 +320,9 @@ def build_dataset_cli(argv=None) -> int:
     if rep["failed_recordings"] and not rep["recordings"]:          # --skip-errors, and nothing could be built
         print(f"savgbench build-dataset: every recording failed ({len(rep['failed_recordings'])})", file=sys.stderr)
         return 1
+    if rep["failed_recordings"]:                                   # a partial dataset is not a silent success
+        n = len(rep["failed_recordings"])
+        print(f"savgbench build-dataset: {n} of {n + rep['recordings']} recordings failed and are not in the dataset "
+              f"(listed in {Path(a.out) / f'build_report_{a.split}.json'})", file=sys.stderr)
+        return 3
     return 0

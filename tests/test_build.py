@@ -150,7 +150,7 @@ def test_output_that_is_a_file(recording_factory, tmp_path):
     with pytest.raises(SAVGBenchError, match="workers"): build_dataset(root, tmp_path / "out", workers=-1, progress=False)
 
 
-def test_one_unreadable_recording_stops_the_build_unless_skipped(recording_factory, tmp_path):
+def test_one_unreadable_recording_stops_the_build_unless_skipped(recording_factory, tmp_path, capsys):
     root = recording_factory(talker(range(70)))
     recording_factory(talker(range(70)), name="fold3_room01_mix002")
     (root/"video_dev/dev-train-synth/fold3_room01_mix002.mp4").write_bytes(b"\0" * 1000)     # a damaged video
@@ -158,5 +158,10 @@ def test_one_unreadable_recording_stops_the_build_unless_skipped(recording_facto
         build(root, tmp_path/"a")
     rep = build_dataset(root, tmp_path/"b", cfg=FRONT, progress=False, verbose=False, skip_errors=True)
     assert list(rep["failed_recordings"]) == ["fold3_room01_mix002"] and rep["recordings"] == 1 and rep["clips"] > 0
-    assert build_dataset_cli([str(root), str(tmp_path/"c"), "--skip-errors", "--view-step", "360"]) == 0
+    capsys.readouterr()
+    assert build_dataset_cli([str(root), str(tmp_path/"c"), "--skip-errors", "--view-step", "360"]) == 3   # partial: not 0
+    assert "1 of 2 recordings failed" in capsys.readouterr().err
+    (root/"video_dev/dev-train-synth/fold3_room01_mix002.mp4").unlink()
+    recording_factory(talker(range(70)), name="fold3_room01_mix002")                          # repaired: a clean exit
+    assert build_dataset_cli([str(root), str(tmp_path/"d"), "--skip-errors", "--view-step", "360"]) == 0
     assert json.loads((tmp_path/"c"/"build_report_dev.json").read_text())["failed_recordings"]
