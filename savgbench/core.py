@@ -238,11 +238,12 @@ def same_source(a: dict | None, b: dict | None) -> bool:
         a, b = {k: v for k, v in a.items() if k not in names}, {k: v for k, v in b.items() if k not in names}
     return a == b
 
-def refuse_other_source(folder, rec: dict | None, want: dict, rows: str) -> None:
-    "Raise if `folder`'s record `rec` names another source than `want`: a folder never holds `rows` of two models."
+def refuse_other_source(folder, rec: dict | None, want: dict, rows: str, option: str = "--out") -> None:
+    """Raise if `folder`'s record `rec` names another source than `want`: a folder never holds `rows` of two models.
+    `option` is the command-line option that names the folder, for the message."""
     if rec is not None and not same_source(rec, want):
         raise DatasetError(f"this folder holds {rows} made with {rec}, but this run asks for {want}; give another folder "
-                           "(--out), or delete this one", path=folder)
+                           f"({option}), or delete this one", path=folder)
 
 def write_rows_source(folder, what: str, source: dict) -> None:
     "Record that savgbench filled `folder` with `what` rows made with `source`."

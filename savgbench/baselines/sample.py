@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
                             main_print, DefaultsHelpFormatter)
-from ..weights import load_torch_file, sha256_file
+from ..weights import load_torch_file, locate_weights, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights, PRESETS
@@ -23,8 +23,8 @@ from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, ne
 from .train import fit_length, cudnn_autotune
 
 # %% auto #0
-__all__ = ['COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays',
-           'generate_clips', 'channel_levels', 'plot_clips', 'sample_manifest', 'sample_cli']
+__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint',
+           'to_clip_arrays', 'generate_clips', 'channel_levels', 'plot_clips', 'sample_manifest', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -33,11 +33,11 @@ def _config_from(cls, d: dict):
 
 _KINDS = {'joint': (MMDiffusionConfig, CoupledUNet, load_joint_weights, 'a joint-model'),
           'sr': (SRConfig, SuperResUNet, load_sr_weights, 'an SR')}
+OFFICIAL = {'joint': 'mmdiffusion-savg-joint', 'sr': 'mmdiffusion-savg-sr'}     # registry names of the released files
 
 def _load_model(path, kind: str, preset: str, device):
     cfg_cls, net_cls, load_weights, what = _KINDS[kind]
-    path = Path(path)
-    if not path.exists(): raise WeightsError("checkpoint not found", path=path)
+    path = locate_weights(path, (OFFICIAL[kind],))   # a path, the registry name, or the official file in the cache
     ck = load_torch_file(path, f"{what.split(' ', 1)[1]} checkpoint")
     if isinstance(ck, dict) and 'model_config' in ck:          # ours; an official file is a bare state_dict
         if ck.get('model_kind', 'joint') != kind:               # (the first joint checkpoints named no kind)
@@ -51,11 +51,11 @@ def _load_model(path, kind: str, preset: str, device):
     return model.to(device).eval()
 
 def load_joint_model(path, preset: str = 'paper', device='cpu') -> CoupledUNet:
-    "The coupled U-Net of a checkpoint (ours or the official `model330011.pt`), in eval mode."
+    "The coupled U-Net of a checkpoint (ours, or the official `model330011.pt`: a path or 'mmdiffusion-savg-joint'), in eval mode."
     return _load_model(path, 'joint', preset, device)
 
 def load_sr_model(path, preset: str = 'paper', device='cpu') -> SuperResUNet:
-    "The SR U-Net of a checkpoint (ours or the official `model_SR_mmdiff_120000.pt`), in eval mode."
+    "The SR U-Net of a checkpoint (ours, or the official `model_SR_mmdiff_120000.pt`: a path or 'mmdiffusion-savg-sr'), in eval mode."
     return _load_model(path, 'sr', preset, device)
 
 # %% ../../nbs/54_sample.ipynb #3e46fe4e
@@ -244,8 +244,10 @@ def sample_cli(argv=None) -> int:
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument('--checkpoint', required=True, default=argparse.SUPPRESS,
-                   help='joint model: a savgbench checkpoint or model330011.pt')
-    p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or model_SR_mmdiff_120000.pt')
+                   help='joint model: a savgbench checkpoint or export, or the official model330011.pt (a path, or its '
+                        'name in the weights cache: model330011.pt or mmdiffusion-savg-joint)')
+    p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or export, or the official '
+                   'model_SR_mmdiff_120000.pt (a path, or model_SR_mmdiff_120000.pt / mmdiffusion-savg-sr from the cache)')
     p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='folder for sample_XXXXX.mp4')
     p.add_argument('--num', type=at_least(1), default=96, help='clips to write (the benchmark scores 96)')
     p.add_argument('--batch-size', type=at_least(1), default=4, help='clips sampled together by each process')
@@ -277,6 +279,8 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
+    a.checkpoint = locate_weights(a.checkpoint, (OFFICIAL['joint'],))      # a missing file: one error, before any work
+    if a.sr_checkpoint: a.sr_checkpoint = locate_weights(a.sr_checkpoint, (OFFICIAL['sr'],))
     given = argv if argv is not None else sys.argv
     if a.sampler != 'dpm_solver++_2m' and '--steps' in given:
         main_print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)

@@ -19,6 +19,7 @@ from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_leas
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
+from ..weights import locate_weights
 
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
@@ -351,13 +352,41 @@ def check_trackers(names) -> None:
                                      f"{'them' if len(missing) > 1 else 'it'}")
     if 'all' in names and not have: raise SAVGBenchError("--log-with all: no experiment tracker is installed here")
 
+def _loader_worker_init(worker_id):
+    "Data-loading workers leave Ctrl-C to the training loop (a worker ended by it would end the run with an error)."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class _StopAtStepEnd:
+    """While active, a first Ctrl-C (SIGINT) only sets `requested`, and the training loop saves a checkpoint at the end
+    of the step before it stops; a second Ctrl-C interrupts at once. Only in the main thread of a single-process run:
+    the processes of a launch would see the signal at different steps and wait for each other."""
+    def __init__(self, enabled: bool = True): self.enabled, self.requested, self._old = enabled, False, None
+    def _handler(self, signum, frame):
+        if self.requested: raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing this step to save a checkpoint (Ctrl-C again stops at once, without one)",
+              file=sys.stderr, flush=True)
+    def __enter__(self):
+        import signal, threading
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self._old = (signal.signal(signal.SIGINT, self._handler),)
+        return self
+    def __exit__(self, *exc):
+        import signal
+        if self._old is not None:
+            old = self._old[0]; self._old = None
+            signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+        return False
+
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
                accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
     Checkpoints `checkpoint_{step}.pt` (model, EMA, optimizer, scaler, step, losses) go to `out_dir`; with `resume`
     the newest one is continued. Every `cfg.log_every` steps, at each checkpoint and at the end, a row of `train_log.csv`
-    gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Returns the per-step mean
-    losses (of process 0) from step 0."""
+    gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Ctrl-C in a single-process
+    run saves a checkpoint at the end of the step, then raises KeyboardInterrupt. Returns the per-step mean losses (of
+    process 0) from step 0."""
     from accelerate import Accelerator
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if accelerator is None: check_trackers(cfg.log_with)
@@ -407,7 +436,8 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         if ck.get('scaler') is not None and acc.scaler is not None: acc.scaler.load_state_dict(ck['scaler'])
         del ck
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=_StepBatches(len(dataset), cfg.batch_size, step,
-                                         cfg.max_steps, cfg.seed, rank, world), num_workers=cfg.num_workers)
+                                         cfg.max_steps, cfg.seed, rank, world), num_workers=cfg.num_workers,
+                                         worker_init_fn=_loader_worker_init if cfg.num_workers else None)
     raw = acc.unwrap_model(model)
 
     def save(step):
@@ -453,7 +483,8 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     model.train()
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
     t0 = time.time()
-    with cudnn_autotune(dev, cfg.cudnn_benchmark):
+    stop = _StopAtStepEnd(enabled=world == 1)
+    with cudnn_autotune(dev, cfg.cudnn_benchmark), stop:
         for batch in loader:
             s = step_seed(cfg.seed, step, rank)
             torch.manual_seed(s)                                             # dropout, cross-attention shifts
@@ -475,6 +506,12 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             saving = step % cfg.save_every == 0 or step == cfg.max_steps
             if saving or step % cfg.log_every == 0: log_window(step)     # a checkpoint holds every step's loss
             if saving: save(step)
+            if stop.requested:                  # Ctrl-C: this step is complete, so its checkpoint resumes exactly
+                if not saving: log_window(step); save(step)
+                bar.close()
+                main_print(f"saved {out_dir / f'checkpoint_{step}.pt'} at step {step}; the same command resumes from it",
+                           file=sys.stderr)
+                raise KeyboardInterrupt
         log_window(step)
     bar.close()
     for t in started:               # not acc.end_training(): that also ends the process group a caller may still use
@@ -513,7 +550,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     return train_loop(model, joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
                       augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #7ff218e2
+# %% ../../nbs/53_train_joint.ipynb #1769c502
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -546,6 +583,9 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     # the checkpoint's model_config carries the schedule it is trained on, so `sample` runs it on the same T
     mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing,
                    diffusion_steps=cfg.diffusion_steps)
+    resuming = resume and bool(_checkpoints(Path(out_dir)))
+    if init is not None and not resuming and isinstance(init, (str, Path)):   # a missing file: said before the clip check
+        init = locate_weights(init, ('guided-diffusion-64-256-upsampler',))
     if isinstance(data, (str, Path)):
         data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), None, check=True,
                            skip_bad=skip_bad, progress=progress)
@@ -553,7 +593,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     with torch.random.fork_rng(devices=[]):      # --seed fixes the initial weights too
         torch.manual_seed(cfg.seed); model = SuperResUNet(mcfg)
     if init is not None:
-        if resume and _checkpoints(Path(out_dir)):
+        if resuming:
             if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
         else: load_sr_weights(model, init, strict=True)      # every weight (ImageNet's label_emb aside) or an error
     def augment(batch, gen):
@@ -567,7 +607,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #d91f4d10
+# %% ../../nbs/53_train_joint.ipynb #880d7a4a
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -601,7 +641,8 @@ def _train_parser(prog, sr=False):
     p.add_argument('--skip-bad', action='store_true', help='train on the good clips when some cannot be read (every clip is '
                    'checked before training starts; by default a bad one stops it)')
     if sr:
-        p.add_argument('--init', default=None, help="guided-diffusion's 64_256_upsampler.pt to start from")
+        p.add_argument('--init', default=None, help="guided-diffusion's 64_256_upsampler.pt to start from (a path, or "
+                       "64_256_upsampler.pt / guided-diffusion-64-256-upsampler from the weights cache)")
         p.add_argument('--frames-per-clip', type=at_least(1), default=1,
                        help='random frames taken from each clip per step (the batch holds batch-size x this many images)')
         p.add_argument('--diffusion-steps', type=at_least(2), default=1000,
@@ -658,7 +699,7 @@ def train_sr_cli(argv=None) -> int:
     _report(hist, a.out)
     return 0
 
-# %% ../../nbs/53_train_joint.ipynb #5674261a
+# %% ../../nbs/53_train_joint.ipynb #ea6c9832
 def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -> dict:
     """Write the `weights` ('ema', what sampling uses, or 'model', the raw ones) of a savgbench training checkpoint to
     `out` without the optimizer state; `plain` writes a bare state_dict. Returns what was written (kind, step, sizes, sha256)."""
