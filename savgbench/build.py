@@ -208,6 +208,8 @@ def _run_one(args):
     try: return build_recording(rec, out, split, cfg, codec, verify=verify)
     except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
         if not skip: raise
+        for sub, ext in ((f"video_{split}", "mp4"), (f"metadata_{split}", "csv")):   # clips written before it failed:
+            for p in (Path(out) / sub).glob(f"{rec.name}_deg*_start*.{ext}"): p.unlink()   # the dataset has all or none
         return dict(recording=rec.name, failed=f"{type(e).__name__}: {e}")
 
 def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, seconds: float) -> dict:

@@ -166,9 +166,10 @@ def locate_weights(arg, names=()) -> Path:
     looked up where the registry keeps it. Otherwise a WeightsError that says where it looked and how to get the file."""
     p = Path(arg).expanduser()
     if p.is_file(): return p
+    bare = "/" not in str(arg) and os.sep not in str(arg)            # `./model330011.pt` means this folder only
     for n in names:
         if str(arg) == n: return resolve(n)
-        if p.name == spec(n).filename and p.parent == Path("."):
+        if bare and str(arg) == spec(n).filename:
             try: return resolve(n)
             except WeightsError as e:
                 raise WeightsError(f"{p.name} is neither in the current folder nor in the weights cache; {e}") from None

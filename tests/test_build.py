@@ -159,7 +159,10 @@ def test_one_unreadable_recording_stops_the_build_unless_skipped(recording_facto
     rep = build_dataset(root, tmp_path/"b", cfg=FRONT, progress=False, verbose=False, skip_errors=True)
     assert list(rep["failed_recordings"]) == ["fold3_room01_mix002"] and rep["recordings"] == 1 and rep["clips"] > 0
     capsys.readouterr()
+    part = tmp_path/"c"/"video_dev"/"fold3_room01_mix002_deg000_start0000.mp4"     # as if written before it failed
+    part.parent.mkdir(parents=True); part.write_bytes(b"\0")
     assert build_dataset_cli([str(root), str(tmp_path/"c"), "--skip-errors", "--view-step", "360"]) == 3   # partial: not 0
+    assert not part.exists() and list((tmp_path/"c"/"video_dev").glob("fold3_room01_mix001_*.mp4"))
     assert "1 of 2 recordings failed" in capsys.readouterr().err
     (root/"video_dev/dev-train-synth/fold3_room01_mix002.mp4").unlink()
     recording_factory(talker(range(70)), name="fold3_room01_mix002")                          # repaired: a clean exit

@@ -668,11 +668,15 @@ class _CtrlCAt(torch.utils.data.Dataset):
         if self.reads == self.at: os.kill(os.getpid(), signal.SIGINT)
         return self.data[i]
 
+def _ckpt_steps(run): return sorted(int(p.stem.split('_')[1]) for p in run.glob('checkpoint_*.pt'))
+
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
-    "Ctrl-C during step 7: the step finishes, checkpoint_7 is saved, and the run started again ends as one never stopped."
+    """Ctrl-C during step 7: the step finishes, checkpoint_7 is saved, and the run started again ends as one never
+    stopped; checkpoint_7 goes once a newer one of the --save-every grid exists, so it pushes out none of the grid's."""
     import signal
     from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips, read_train_log
-    cfg = TrainConfig(preset='tiny', batch_size=2, lr=1e-3, max_steps=12, mixed_precision='no', save_every=10, log_every=5)
+    cfg = TrainConfig(preset='tiny', batch_size=2, lr=1e-3, max_steps=12, mixed_precision='no', save_every=5,
+                      log_every=5, keep_checkpoints=3)
     ref = train_joint(SyntheticClips(8), tmp_path / 'ref', cfg, progress=False)
     before = signal.getsignal(signal.SIGINT)
     ds = _CtrlCAt(SyntheticClips(8), at=13)                  # batches of 2: the 13th item is read by step 7
@@ -680,11 +684,19 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'interrupt: finishing this step' in err and 'checkpoint_7.pt at step 7' in err, err
     assert signal.getsignal(signal.SIGINT) is before                      # the usual Ctrl-C again
-    assert [p.name for p in (tmp_path / 'stopped').glob('checkpoint_*.pt')] == ['checkpoint_7.pt']
+    assert _ckpt_steps(tmp_path / 'stopped') == [5, 7]
     assert read_train_log(tmp_path / 'stopped')['step'].tolist() == [5, 7]
     assert train_joint(ds, tmp_path / 'stopped', cfg, progress=False) == ref
+    assert _ckpt_steps(tmp_path / 'stopped') == _ckpt_steps(tmp_path / 'ref') == [5, 10, 12]
     a, b = (torch.load(r / 'checkpoint_12.pt', weights_only=False) for r in (tmp_path / 'stopped', tmp_path / 'ref'))
     for part in ('model', 'ema'): assert all(torch.equal(a[part][k], b[part][k]) for k in b[part]), part
+    # Ctrl-C during the last step: the run completes (its checkpoint and log row), then ends as interrupted
+    with pytest.raises(KeyboardInterrupt): train_joint(_CtrlCAt(SyntheticClips(8), at=23), tmp_path / 'last', cfg, progress=False)
+    assert _ckpt_steps(tmp_path / 'last') == [5, 10, 12] and read_train_log(tmp_path / 'last')['step'].tolist() == [5, 10, 12]
+    # a process that ignores Ctrl-C (a background job of a shell script) keeps ignoring it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try: assert train_joint(_CtrlCAt(SyntheticClips(8), at=13), tmp_path / 'deaf', cfg, progress=False) == ref
+    finally: signal.signal(signal.SIGINT, before)
 
 def test_ctrl_c_on_train_joint_keeps_the_steps_done(tmp_path):
     """Ctrl-C to the process group of `savgbench train-joint --num-workers 1` (command and data worker, as a terminal

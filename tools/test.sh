@@ -17,15 +17,16 @@ fi
 # removed when the run ends however it ends, so repeated runs do not fill the disk. Pytest removes a passed test's
 # tmp_path (pyproject.toml), so the folder holds a few hundred MB at most; too little free space stops the run here.
 base=${TMPDIR:-/tmp}
-free_mb=$(df -Pm "$base" | awk 'NR==2 {print $4}')
-if [ "${free_mb:-0}" -lt 512 ]; then
-  echo "only ${free_mb} MB free in $base; the tests need up to about 300 MB of scratch space there (set TMPDIR elsewhere)" >&2
+[ -d "$base" ] || { echo "TMPDIR=$base is not a folder" >&2; exit 1; }
+free_mb=$(python -c 'import shutil, sys; print(shutil.disk_usage(sys.argv[1]).free >> 20)' "$base")
+if [ "$free_mb" -lt 512 ]; then
+  echo "only $free_mb MB free in $base: the tests want 512 MB of scratch space there (set TMPDIR elsewhere)" >&2
   exit 1
 fi
-TMPDIR=$(mktemp -d "$base/savgbench-test.XXXXXX")
+TMPDIR=$(cd "$(mktemp -d "$base/savgbench-test.XXXXXX")" && pwd)      # absolute: subprocesses change folders
 export TMPDIR
 # KEEP_TMP=1 keeps it to look at a failed test's files (it prints where)
-trap 'if [ -n "${KEEP_TMP:-}" ]; then echo "scratch folder kept: $TMPDIR" >&2; else rm -rf "$TMPDIR"; fi' EXIT
+trap 'if [ "${KEEP_TMP:-0}" = 1 ]; then echo "scratch folder kept: $TMPDIR" >&2; else rm -rf "$TMPDIR"; fi' EXIT
 echo "== nbdev-test (notebooks; cells flagged gpu/slow are skipped)"
 nbdev-test --n-workers 2 --timing
 # a notebook example that makes a temporary folder removes it (Python's tempfile names start with "tmp")

@@ -237,6 +237,15 @@ def _checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out_dir.glob('checkpoint_*.pt') if (m := re.fullmatch(r'checkpoint_(\d+)\.pt', p.name))]
     return [p for _, p in sorted(found)]
 
+def _prune_checkpoints(out_dir: Path, cfg) -> None:
+    """Keep the newest `cfg.keep_checkpoints` checkpoints of the `save_every` grid (the last step counts as one), and
+    one off the grid (a Ctrl-C's) only while it is the newest: interrupts must not push out the ones to go back to."""
+    found = [(int(p.stem.split('_')[1]), p) for p in _checkpoints(out_dir)]
+    grid = [p for s, p in found if s % cfg.save_every == 0 or s == cfg.max_steps]
+    for p in grid[:-cfg.keep_checkpoints]: p.unlink()
+    for s, p in found[:-1]:
+        if p not in grid: p.unlink()
+
 def _data_source(dataset) -> dict:
     "What a run trains on, as its checkpoints record it: the clip folder (or the dataset's class) and the item count."
     root = getattr(dataset, 'root', None)
@@ -369,7 +378,8 @@ class _StopAtStepEnd:
               file=sys.stderr, flush=True)
     def __enter__(self):
         import signal, threading
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if self.enabled and threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:       # a background job of a script stays deaf
             self._old = (signal.signal(signal.SIGINT, self._handler),)
         return self
     def __exit__(self, *exc):
@@ -447,7 +457,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
               'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg),
               'data': _data_source(dataset)}
         with atomic_path(out_dir / f'checkpoint_{step}.pt') as tmp: torch.save(ck, tmp)
-        for old in _checkpoints(out_dir)[:-cfg.keep_checkpoints]: old.unlink()
+        _prune_checkpoints(out_dir, cfg)
 
     pending, terms = [], None       # per-step records stay on the device: one transfer per log row, not per step
 
@@ -506,18 +516,18 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             saving = step % cfg.save_every == 0 or step == cfg.max_steps
             if saving or step % cfg.log_every == 0: log_window(step)     # a checkpoint holds every step's loss
             if saving: save(step)
-            if stop.requested:                  # Ctrl-C: this step is complete, so its checkpoint resumes exactly
-                if not saving: log_window(step); save(step)
-                bar.close()
+            if stop.requested and step < cfg.max_steps:      # Ctrl-C: this step is complete, so its checkpoint
+                if not saving: log_window(step); save(step)   # resumes exactly
                 main_print(f"saved {out_dir / f'checkpoint_{step}.pt'} at step {step}; the same command resumes from it",
                            file=sys.stderr)
-                raise KeyboardInterrupt
+                break
         log_window(step)
     bar.close()
     for t in started:               # not acc.end_training(): that also ends the process group a caller may still use
         try: t.finish()
         except Exception as e: print(f"warning: closing tracker {t.name} failed ({type(e).__name__}: {e})", file=sys.stderr)
     acc.wait_for_everyone()
+    if stop.requested: raise KeyboardInterrupt      # also when asked during the last step: the command ends as interrupted
     return history
 
 # %% ../../nbs/53_train_joint.ipynb #c4c81683
