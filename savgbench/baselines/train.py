@@ -243,7 +243,7 @@ def _prune_checkpoints(out_dir: Path, cfg) -> None:
     found = [(int(p.stem.split('_')[1]), p) for p in _checkpoints(out_dir)]
     grid = [p for s, p in found if s % cfg.save_every == 0 or s == cfg.max_steps]
     for p in grid[:-cfg.keep_checkpoints]: p.unlink()
-    for s, p in found[:-1]:
+    for _, p in found[:-1]:
         if p not in grid: p.unlink()
 
 def _data_source(dataset) -> dict:
@@ -362,7 +362,7 @@ def check_trackers(names) -> None:
     if 'all' in names and not have: raise SAVGBenchError("--log-with all: no experiment tracker is installed here")
 
 def _loader_worker_init(worker_id):
-    "Data-loading workers leave Ctrl-C to the training loop (a worker ended by it would end the run with an error)."
+    "Data-loading workers leave Ctrl-C to the training loop (a forked one would run its handler too, a spawned one die)."
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
