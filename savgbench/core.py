@@ -16,7 +16,8 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
            'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step',
            'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'process_pool']
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'process_pool', 'ignore_ctrl_c',
+           'StepEndInterrupt']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -292,3 +293,31 @@ def process_pool(workers: int, initializer=None, initargs=()):
         ex.shutdown(wait=True)          # the executor's thread sees the stopped workers and releases its queues
         raise
     ex.shutdown(wait=True)
+
+# %% ../nbs/00_core.ipynb #7b8c06fc
+def ignore_ctrl_c(*_):
+    "Make this process ignore Ctrl-C (SIGINT); as a DataLoader `worker_init_fn`, it leaves Ctrl-C to the main process."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class StepEndInterrupt:
+    """While active, a first Ctrl-C (SIGINT) only sets `requested`, so that a loop can finish its step, save and stop;
+    a second Ctrl-C interrupts at once. Active only when `enabled`, in the main thread (where Python delivers signals),
+    and when SIGINT is not ignored (a background job of a shell script stays deaf). A multi-process run should not
+    enable it: its processes would see the signal at different steps and wait for each other."""
+    def __init__(self, enabled: bool = True, what: str = "finishing this step to save a checkpoint"):
+        self.enabled, self.what, self.requested, self._old = enabled, what, False, None
+    def _handler(self, signum, frame):
+        if self.requested: raise KeyboardInterrupt
+        self.requested = True
+        print(f"\ninterrupt: {self.what} (Ctrl-C again stops at once, without one)", file=sys.stderr, flush=True)
+    def __enter__(self):
+        import threading
+        if self.enabled and threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self._old = (signal.signal(signal.SIGINT, self._handler),)
+        return self
+    def __exit__(self, *exc):
+        if self._old is not None:
+            old = self._old[0]; self._old = None
+            signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+        return False

@@ -250,3 +250,35 @@ def test_eval_seld_cli_json_folder_threshold_and_absent_class(tmp_path, capsys):
     assert "Note: class speech has no reference events" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--doa-threshold", "-5"])
     assert e.value.code == 2 and "--doa-threshold must be a non-negative" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_seld_training_saves_a_last_pt_that_resumes_exactly(tmp_path, capsys):
+    """Ctrl-C while step 3 draws its batch: the step finishes, last.pt is saved at step 3 and no final model is made;
+    the run started again ends with the same weights as one never stopped."""
+    import os, signal
+    from dataclasses import replace
+    from savgbench.seld.train import ClipCrops, TrainConfig, synthetic_stereo_batch, train_seld
+
+    class CtrlCCrops(ClipCrops):
+        "Crops that press Ctrl-C (send this process SIGINT) once, during their `at`-th draw."
+        def __init__(self, *a, at):
+            super().__init__(*a); self.at, self.draws = at, 0
+        def sample(self, *a, **kw):
+            self.draws += 1
+            if self.draws == self.at: os.kill(os.getpid(), signal.SIGINT)
+            return super().sample(*a, **kw)
+
+    tc = replace(TrainConfig.scaled(8, batch_size=2, bn_batches=2, save_every=4), pseudo_epoch=2, swa_after=2)
+    audios, labels = synthetic_stereo_batch(2, np.random.default_rng(0), 2.0)
+    ref = train_seld(ClipCrops(audios, labels), tmp_path / "ref", "tiny", tc, progress=False)
+    src = CtrlCCrops(audios, labels, at=3)
+    with pytest.raises(KeyboardInterrupt): train_seld(src, tmp_path / "b", "tiny", tc, progress=False)
+    err = capsys.readouterr().err
+    assert "interrupt: finishing this step" in err and "at step 3" in err, err
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["step"] == 3
+    assert not (tmp_path / "b" / "seld_final.pt").exists()
+    final = train_seld(src, tmp_path / "b", "tiny", tc, progress=False)
+    for name in ("last.pt", "seld_final.pt"):
+        a, b = (torch.load(d / name, weights_only=False)["model_state_dict"] for d in (tmp_path / "b", ref.parent))
+        assert all(torch.equal(a[k], b[k]) for k in b), name
+    assert final == tmp_path / "b" / "seld_final.pt"

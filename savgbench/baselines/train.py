@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter)
+                            read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
+                            ignore_ctrl_c)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -361,34 +362,6 @@ def check_trackers(names) -> None:
                                      f"{'them' if len(missing) > 1 else 'it'}")
     if 'all' in names and not have: raise SAVGBenchError("--log-with all: no experiment tracker is installed here")
 
-def _loader_worker_init(worker_id):
-    "Data-loading workers leave Ctrl-C to the training loop (a forked one would run its handler too, a spawned one die)."
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-class _StopAtStepEnd:
-    """While active, a first Ctrl-C (SIGINT) only sets `requested`, and the training loop saves a checkpoint at the end
-    of the step before it stops; a second Ctrl-C interrupts at once. Only in the main thread of a single-process run:
-    the processes of a launch would see the signal at different steps and wait for each other."""
-    def __init__(self, enabled: bool = True): self.enabled, self.requested, self._old = enabled, False, None
-    def _handler(self, signum, frame):
-        if self.requested: raise KeyboardInterrupt
-        self.requested = True
-        print("\ninterrupt: finishing this step to save a checkpoint (Ctrl-C again stops at once, without one)",
-              file=sys.stderr, flush=True)
-    def __enter__(self):
-        import signal, threading
-        if self.enabled and threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:       # a background job of a script stays deaf
-            self._old = (signal.signal(signal.SIGINT, self._handler),)
-        return self
-    def __exit__(self, *exc):
-        import signal
-        if self._old is not None:
-            old = self._old[0]; self._old = None
-            signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
-        return False
-
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
                accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
@@ -447,7 +420,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         del ck
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=_StepBatches(len(dataset), cfg.batch_size, step,
                                          cfg.max_steps, cfg.seed, rank, world), num_workers=cfg.num_workers,
-                                         worker_init_fn=_loader_worker_init if cfg.num_workers else None)
+                                         worker_init_fn=ignore_ctrl_c if cfg.num_workers else None)
     raw = acc.unwrap_model(model)
 
     def save(step):
@@ -493,7 +466,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     model.train()
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
     t0 = time.time()
-    stop = _StopAtStepEnd(enabled=world == 1)
+    stop = StepEndInterrupt(enabled=world == 1)
     with cudnn_autotune(dev, cfg.cudnn_benchmark), stop:
         for batch in loader:
             s = step_seed(cfg.seed, step, rank)

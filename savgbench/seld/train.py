@@ -17,7 +17,7 @@ from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print, check_same_step)
+                            read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_ctrl_c)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -442,33 +442,45 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     bar = tqdm(total=tc.steps, initial=step, desc="train-seld", disable=not (progress and acc.is_main_process))
     t0 = time.time()
     stream = iter(torch.utils.data.DataLoader(_CropStream(source, tc.batch_size, tc.seed * 1000 + step, acc.process_index),
-                                              batch_size=None, num_workers=workers, persistent_workers=False)) if workers else None
-    while step < tc.steps:
-        lr = learning_rate(step, tc)
-        for g in opt.param_groups: g["lr"] = lr
-        wav, cat, x = next(stream) if stream is not None else source.sample(tc.batch_size, rng)
-        feats = _features(wav, cfg.phase, tc.center, acc.device)
-        sed, doa = net(feats)
-        loss, bce, mse = seld_loss(sed, doa, torch.as_tensor(cat).to(acc.device), torch.as_tensor(x).to(acc.device))
-        opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        opt.step()
-        step += 1; bar.update(1)
-        if step % tc.pseudo_epoch == 0 and step // tc.pseudo_epoch > tc.swa_after:
-            swa.update_parameters(acc.unwrap_model(net))
-        if acc.is_main_process and (step % log_every == 0 or step == tc.steps):
-            rec = dict(step=step, loss=loss.item(), bce=bce.item(), mse=mse.item(), lr=lr, seconds=round(time.time() - t0, 1))
-            log.write(json.dumps(rec) + "\n"); log.flush(); bar.set_postfix(loss=f"{rec['loss']:.4f}")
-        if step % tc.save_every == 0 or step == tc.steps:
-            states = acc.gather_for_metrics([rng.bit_generator.state]) if acc.num_processes > 1 else [rng.bit_generator.state]
-            if acc.is_main_process:
-                with atomic_path(last) as tmp:
-                    torch.save({"model_state_dict": acc.unwrap_model(net).state_dict(), "optimizer_state_dict": opt.state_dict(),
-                                "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
-                                "torch_rng_state": torch.get_rng_state(),
-                                "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                                "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, tmp)
+                                              batch_size=None, num_workers=workers, persistent_workers=False,
+                                              worker_init_fn=ignore_ctrl_c)) if workers else None
+
+    def save():
+        states = acc.gather_for_metrics([rng.bit_generator.state]) if acc.num_processes > 1 else [rng.bit_generator.state]
+        if acc.is_main_process:
+            with atomic_path(last) as tmp:
+                torch.save({"model_state_dict": acc.unwrap_model(net).state_dict(), "optimizer_state_dict": opt.state_dict(),
+                            "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
+                            "torch_rng_state": torch.get_rng_state(),
+                            "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                            "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, tmp)
+
+    stop = StepEndInterrupt(enabled=acc.num_processes == 1)     # Ctrl-C: finish the step, save last.pt, stop
+    with stop:
+        while step < tc.steps:
+            lr = learning_rate(step, tc)
+            for g in opt.param_groups: g["lr"] = lr
+            wav, cat, x = next(stream) if stream is not None else source.sample(tc.batch_size, rng)
+            feats = _features(wav, cfg.phase, tc.center, acc.device)
+            sed, doa = net(feats)
+            loss, bce, mse = seld_loss(sed, doa, torch.as_tensor(cat).to(acc.device), torch.as_tensor(x).to(acc.device))
+            opt.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            opt.step()
+            step += 1; bar.update(1)
+            if step % tc.pseudo_epoch == 0 and step // tc.pseudo_epoch > tc.swa_after:
+                swa.update_parameters(acc.unwrap_model(net))
+            if acc.is_main_process and (step % log_every == 0 or step == tc.steps):
+                rec = dict(step=step, loss=loss.item(), bce=bce.item(), mse=mse.item(), lr=lr, seconds=round(time.time() - t0, 1))
+                log.write(json.dumps(rec) + "\n"); log.flush(); bar.set_postfix(loss=f"{rec['loss']:.4f}")
+            saving = step % tc.save_every == 0 or step == tc.steps
+            if saving: save()
+            if stop.requested:
+                if not saving: save()
+                main_print(f"saved {last} at step {step}; the same command resumes from it", file=sys.stderr)
+                break
     bar.close(); log.close()
+    if stop.requested: raise KeyboardInterrupt          # also in the last step: a rerun makes only the final model
     final_path = out / "seld_final.pt"
     if acc.is_main_process:
         if swa.n_averaged.item() > 0:
