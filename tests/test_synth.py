@@ -17,6 +17,27 @@ from savgbench.synth import (SYNTH_SR, PERSON_CLASSES, SceneEvent, SynthError, e
 def _sha(p): return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 def _tree(root): return {p.relative_to(root).as_posix(): _sha(p) for p in sorted(Path(root).rglob("*")) if p.is_file()}
 
+def _how_they_differ(a, b, ta, tb) -> str:
+    "For a failed byte comparison of two synth_starss folders: which files differ, and for media, where."
+    import av
+    lines = [f"only in one: {sorted(set(ta) ^ set(tb))}"] if set(ta) != set(tb) else []
+    for k in sorted(set(ta) & set(tb)):
+        if ta[k] == tb[k]: continue
+        pa, pb = Path(a) / k, Path(b) / k
+        if k.endswith(".wav"):
+            x, y = sf.read(pa, dtype="int32")[0], sf.read(pb, dtype="int32")[0]
+            d = np.nonzero((x != y).any(-1))[0] if x.shape == y.shape else []
+            lines.append(f"{k}: shapes {x.shape} {y.shape}, {len(d)} samples differ, first {d[:5]}")
+        elif k.endswith(".mp4"):
+            with av.open(str(pa)) as ca, av.open(str(pb)) as cb:
+                fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]
+                fb = [f.to_ndarray(format="rgb24") for f in cb.decode(video=0)]
+            diff = [(i, int((u != v).any(-1).sum()), int(np.abs(u.astype(int) - v).max()))
+                    for i, (u, v) in enumerate(zip(fa, fb)) if not np.array_equal(u, v)]
+            lines.append(f"{k}: {len(fa)} and {len(fb)} frames; {len(diff)} differ (frame, pixels, max diff): {diff[:8]}")
+        else: lines.append(f"{k}: {pa.read_bytes()[:200]!r} != {pb.read_bytes()[:200]!r}")
+    return "the two runs differ:\n" + "\n".join(lines)
+
 @pytest.fixture(scope="module")
 def rec30(tmp_path_factory):
     "One default-size 30 s recording (room on), shared by the agreement tests."
@@ -33,7 +54,8 @@ def test_same_seed_same_bytes(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     ta, tb = _tree(a), _tree(b)
-    assert len(ta) == 7 and ta == tb                                    # wav, csv, mp4 and settings identical
+    assert len(ta) == 7
+    if ta != tb: pytest.fail(_how_they_differ(a, b, ta, tb))            # wav, csv, mp4 and settings identical
     synth_starss(c, recordings=2, seconds=6, seed=12, video_size=(480, 240), progress=False)
     tc = _tree(c)
     assert all(ta[k] != tc[k] for k in ta)                               # another seed, other bytes
