@@ -16,7 +16,7 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
            'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step',
            'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'process_pool', 'ignore_ctrl_c',
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'ignore_ctrl_c', 'process_pool',
            'StepEndInterrupt']
 
 # %% ../nbs/00_core.ipynb #53d52f55
@@ -267,8 +267,12 @@ def _stop_worker(*_):
         util._run_finalizers()
     os._exit(143)
 
+def ignore_ctrl_c(*_):
+    "Make this process ignore Ctrl-C (SIGINT); as a DataLoader `worker_init_fn`, it leaves Ctrl-C to the main process."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 def _pool_worker_init(initializer=None, initargs=()):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)                          # the main process handles Ctrl-C
+    ignore_ctrl_c()                                                       # the main process handles Ctrl-C
     signal.signal(signal.SIGTERM, _stop_worker)
     if initializer is not None: initializer(*initargs)
 
@@ -295,10 +299,6 @@ def process_pool(workers: int, initializer=None, initargs=()):
     ex.shutdown(wait=True)
 
 # %% ../nbs/00_core.ipynb #7b8c06fc
-def ignore_ctrl_c(*_):
-    "Make this process ignore Ctrl-C (SIGINT); as a DataLoader `worker_init_fn`, it leaves Ctrl-C to the main process."
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
 class StepEndInterrupt:
     """While active, a first Ctrl-C (SIGINT) only sets `requested`, so that a loop can finish its step, save and stop;
     a second Ctrl-C interrupts at once. Active only when `enabled`, in the main thread (where Python delivers signals),

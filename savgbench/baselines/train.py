@@ -362,6 +362,11 @@ def check_trackers(names) -> None:
                                      f"{'them' if len(missing) > 1 else 'it'}")
     if 'all' in names and not have: raise SAVGBenchError("--log-with all: no experiment tracker is installed here")
 
+def _seeded_model(cls, mcfg, seed: int) -> nn.Module:
+    "`cls(mcfg)` with initial weights drawn from `seed` (--seed fixes them too); the caller's RNG is left alone."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed); return cls(mcfg)
+
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
                accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
@@ -528,10 +533,8 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     def augment(batch, gen):
         v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
         return {'video': v, 'audio': a}
-    with torch.random.fork_rng(devices=[]):      # --seed fixes the initial weights too (the caller's RNG is left alone)
-        torch.manual_seed(cfg.seed); model = CoupledUNet(mcfg)
-    return train_loop(model, joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir,
-                      augment=augment, resume=resume, progress=progress, model_kind='joint')
+    return train_loop(_seeded_model(CoupledUNet, mcfg, cfg.seed), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)),
+                      data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint')
 
 # %% ../../nbs/53_train_joint.ipynb #1769c502
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -573,8 +576,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
         data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), None, check=True,
                            skip_bad=skip_bad, progress=progress)
         if progress: main_print(f"training on frames of {len(data)} clips in {data.root}")
-    with torch.random.fork_rng(devices=[]):      # --seed fixes the initial weights too
-        torch.manual_seed(cfg.seed); model = SuperResUNet(mcfg)
+    model = _seeded_model(SuperResUNet, mcfg, cfg.seed)
     if init is not None:
         if resuming:
             if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
