@@ -48,21 +48,23 @@ def _error_text(e: Exception) -> str:
     head = type(e).__module__ + "." + type(e).__name__ + ": "
     return (last[len(head):] if last.startswith(head) else last) + " (in a data-loading worker)"
 
-def _end_by_sigint():
-    """End this process the way an unhandled Ctrl-C would: killed by SIGINT. A shell running the command in a script
-    or a loop then stops too (an exit status of 130 would let it run on). Called once every `with` and `finally`
-    block has run, so files are complete or removed; the exit handlers (which release multiprocessing's semaphores, for
-    one) run first, as at a normal exit."""
+def _end_by_signal(signum=2):
+    """End this process the way an unhandled Ctrl-C (SIGINT, 2) or SIGTERM (15) would: killed by it. A shell running
+    the command in a script or a loop then stops too (an exit status of 130 would let it run on), and a batch system
+    sees the job ended by the signal it sent. Called once every `with` and `finally` block has run, so files are
+    complete or removed; the exit handlers (which release multiprocessing's semaphores, for one) run first, as at a
+    normal exit."""
     import atexit, os, signal
     atexit._run_exitfuncs()
     sys.stdout.flush(); sys.stderr.flush()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
-    return 130                                          # where SIGINT cannot end the process
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum                                 # where the signal cannot end the process
 
 def main(argv=None) -> int:
     """Entry point of the `savgbench` command. Ctrl-C prints one line; the process then ends by SIGINT as the program
-    (`argv` None), or `main` returns 130 when called with `argv`."""
+    (`argv` None), or `main` returns 130 when called with `argv`. A training loop stopped by SIGTERM (`StopRequested`)
+    ends the same way, by SIGTERM or with 143."""
     program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["help"] and len(argv) > 1 and argv[1] in COMMANDS: argv = [argv[1], "--help"]   # `savgbench help seld`
@@ -85,10 +87,13 @@ def main(argv=None) -> int:
         print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
     except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
         print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
-    except KeyboardInterrupt:                           # Ctrl-C: one line (from one process of a launch)
+    except KeyboardInterrupt as e:                      # Ctrl-C, or a loop's SIGTERM: one line (from one process of a launch)
+        import signal
         from savgbench.core import main_print
-        main_print(f"\nsavgbench {name}: interrupted (finished outputs are kept)", file=sys.stderr)
-        return _end_by_sigint() if program else 130
+        sig = int(getattr(e, "signum", signal.SIGINT))
+        what = "interrupted" if sig == signal.SIGINT else f"stopped by {signal.Signals(sig).name}"
+        main_print(f"\nsavgbench {name}: {what} (finished outputs are kept)", file=sys.stderr)
+        return _end_by_signal(sig) if program else 128 + sig
 
 # `python -m savgbench.cli ...`: what `accelerate launch -m savgbench.cli COMMAND ...` runs in each process
 if __name__ == "__main__" and "get_ipython" not in globals(): sys.exit(main())

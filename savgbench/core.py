@@ -12,12 +12,12 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
-           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError',
-           'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path', 'output_path_problem',
-           'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process', 'main_print', 'check_same_step',
-           'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'ignore_ctrl_c', 'process_pool',
-           'StepEndInterrupt']
+           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'STOP_SIGNALS', 'ClipSpec', 'SAVGBenchError',
+           'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path',
+           'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
+           'main_print', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
+           'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'ignore_ctrl_c',
+           'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -268,8 +268,16 @@ def _stop_worker(*_):
     os._exit(143)
 
 def ignore_ctrl_c(*_):
-    "Make this process ignore Ctrl-C (SIGINT); as a DataLoader `worker_init_fn`, it leaves Ctrl-C to the main process."
+    "Make this process ignore Ctrl-C (SIGINT), leaving it to the main process."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+def ignore_stop_signals(*_):
+    """A DataLoader `worker_init_fn`: the worker ignores SIGINT and SIGTERM, which a terminal, `kill` on the process
+    group, a batch system or a launcher also send to it, and leaves them to the training loop (a worker killed by
+    SIGTERM would end the loop's step with an error). It still ends with its main process: DataLoader workers check
+    that their parent is alive between items."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 def _pool_worker_init(initializer=None, initargs=()):
     ignore_ctrl_c()                                                       # the main process handles Ctrl-C
@@ -299,25 +307,83 @@ def process_pool(workers: int, initializer=None, initargs=()):
     ex.shutdown(wait=True)
 
 # %% ../nbs/00_core.ipynb #7b8c06fc
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+class StopRequested(KeyboardInterrupt):
+    """Raised by a loop that stopped on a signal: `signum` is SIGINT for Ctrl-C, SIGTERM for `kill`, a batch system or
+    a launcher. A `KeyboardInterrupt`, so code that handles Ctrl-C handles it too."""
+    def __init__(self, signum: int = signal.SIGINT):
+        self.signum = signal.Signals(signum)
+        super().__init__(self.signum.name)
+
+def _all_max(t):
+    "All-reduce `t` in place with MAX across the processes of the default group (nothing in one process)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1: dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
 class StepEndInterrupt:
-    """While active, a first Ctrl-C (SIGINT) only sets `requested`, so that a loop can finish its step, save and stop;
-    a second Ctrl-C interrupts at once. Active only when `enabled`, in the main thread (where Python delivers signals),
-    and when SIGINT is not ignored (a background job of a shell script stays deaf). A multi-process run should not
-    enable it: its processes would see the signal at different steps and wait for each other."""
-    def __init__(self, enabled: bool = True, what: str = "finishing this step to save a checkpoint"):
-        self.enabled, self.what, self.requested, self._old = enabled, what, False, None
+    """While active, a first SIGINT (Ctrl-C) or SIGTERM only records the request, so that a loop can finish its step,
+    save and stop; a second Ctrl-C stops at once (`StopRequested`), a repeated SIGTERM is ignored. Installed only when `enabled`, in the main thread
+    (where Python delivers signals), and for the `signals` not inherited as ignored (a background job of a shell
+    script stays deaf to Ctrl-C). Every process of a run calls `poll(accelerator)` after every step, and
+    `raise_if_requested(accelerator)` after the loop."""
+    def __init__(self, enabled: bool = True, what: str = "finishing this step to save a checkpoint",
+                 signals=STOP_SIGNALS):
+        self.enabled, self.what, self.signals = enabled, what, tuple(signals)
+        self.signum = self.agreed = None                # this process's signal; the one the processes stopped on
+        self._old, self._pending, self._flag, self._buf = {}, None, None, None
+    @property
+    def requested(self) -> bool:
+        "Whether this process was asked to stop."
+        return self.signum is not None
     def _handler(self, signum, frame):
-        if self.requested: raise KeyboardInterrupt
-        self.requested = True
-        print(f"\ninterrupt: {self.what} (Ctrl-C again stops at once, without one)", file=sys.stderr, flush=True)
+        if self.signum is not None:
+            if signum == signal.SIGTERM: return         # repeated by the senders: already stopping
+            raise StopRequested(signum)
+        self.signum = signal.Signals(signum)
+        name = "interrupt" if signum == signal.SIGINT else self.signum.name
+        print(f"\n{name}: {self.what} (Ctrl-C again stops at once, without one)", file=sys.stderr, flush=True)
     def __enter__(self):
         import threading
-        if self.enabled and threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            self._old = (signal.signal(signal.SIGINT, self._handler),)
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            for s in self.signals:
+                if signal.getsignal(s) is not signal.SIG_IGN: self._old[s] = signal.signal(s, self._handler)
         return self
     def __exit__(self, *exc):
-        if self._old is not None:
-            old = self._old[0]; self._old = None
-            signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+        for s, old in self._old.items(): signal.signal(s, old if old is not None else signal.SIG_DFL)
+        self._old = {}
         return False
+
+    def poll(self, accelerator=None) -> bool:
+        """Whether to stop after the step just done. One process: as soon as it was asked. Several (`accelerator` with
+        `num_processes > 1`; every process calls this after every step): all together, one step after any of them was
+        asked, with `agreed` set to the signal."""
+        if accelerator is None or accelerator.num_processes == 1:
+            if self.requested: self.agreed = self.signum
+            return self.requested
+        import torch
+        decided = 0
+        if self._pending is not None:               # the previous step's combined requests
+            buf, ev = self._pending
+            if ev is not None: ev.synchronize()     # the GPU has reached the end of that step, not of this one
+            decided = int(buf.item())
+        dev = accelerator.device
+        if self._flag is None: self._flag = torch.zeros(1, dtype=torch.int32, device=dev)
+        _all_max(self._flag.fill_(int(self.signum or 0)))           # queued after this step's work
+        if dev.type == 'cuda':
+            if self._buf is None: self._buf = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+            self._buf.copy_(self._flag, non_blocking=True)
+            ev = torch.cuda.Event(); ev.record(); self._pending = (self._buf, ev)
+        else: self._pending = (self._flag.cpu().clone(), None)
+        if decided: self.agreed = signal.Signals(decided)
+        return bool(decided)
+
+    def raise_if_requested(self, accelerator=None):
+        """After the loop (every process calls it): raise `StopRequested` if this process or, in a run of several, any
+        of them was asked to stop (the largest signal number where they differ), so that they all end alike."""
+        s = max(int(self.signum or 0), int(self.agreed or 0))
+        if accelerator is not None and accelerator.num_processes > 1:
+            import torch
+            s = int(_all_max(torch.tensor([s], dtype=torch.int32, device=accelerator.device)).item())
+        if s: raise StopRequested(s)

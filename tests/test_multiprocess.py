@@ -11,12 +11,28 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
-def launch(tmp_path, args, nproc=2, check=True):
+def _stop(procs):
+    """Stop launchers still running (a failed test): SIGTERM, so that each stops its processes, which run in sessions of
+    their own and would outlive a killed launcher (it kills those still running 30 s later)."""
+    for p in procs:
+        if p.poll() is None: p.terminate()
+    for p in procs:
+        try: p.wait(60)
+        except subprocess.TimeoutExpired: p.kill()
+
+def launch(tmp_path, args, nproc=2, check=True, timeout=600):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc),
            "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
            "--dynamo_backend", "no", *args]
-    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try: out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop([p])
+        try: err = p.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired: err = "(its output is still open)"
+        raise AssertionError(f"the launch did not end within {timeout} s: {err[-3000:]}")
+    r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
     if check: assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -150,8 +166,7 @@ def launch_machines(tmp_path, args, machines=2):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(machines)]
     try: outs = [p.communicate(timeout=600) for p in procs]
     finally:
-        for p in procs:
-            if p.poll() is None: p.kill()
+        _stop(procs)
     for r, (p, (_, err)) in enumerate(zip(procs, outs)): assert p.returncode == 0, f"machine {r}: {err[-3000:]}"
     return outs
 
@@ -180,3 +195,127 @@ def test_joint_training_cli_on_two_machines_resumes_on_both(tmp_path):
     assert log["step"].tolist() == [1, 2, 3, 4] and (log["samples_per_s"] > 0).all()
     ck = torch.load(run / "checkpoint_4.pt", weights_only=False)
     assert ck["step"] == 4 and len(ck["history"]) == 4
+
+
+def test_ctrl_c_to_a_launch_stops_every_process_at_one_saved_step(tmp_path):
+    """Ctrl-C to `accelerate launch --num_processes 2` (as a terminal sends it: to the launcher, which passes SIGINT on
+    to each process and to its data worker, each in a session of its own, and kills them 30 s later): both processes
+    finish the same step, its checkpoint is saved, and a second launch resumes from it and ends with the weights of a
+    run never stopped."""
+    import signal, time
+    import numpy as np
+    from savgbench.io import write_clip
+    from savgbench.baselines.train import read_train_log
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"; data.mkdir()
+    for i in range(4):
+        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    common = ["-m", "savgbench", "train-joint", str(data), "--preset", "tiny", "--batch-size", "2", "--save-every", "1000",
+              "--log-every", "1", "--mixed-precision", "no", "--num-workers", "1"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+           *common, "--out", str(run), "--steps", "1000"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        t0, log = time.monotonic(), run / "train_log.csv"
+        while time.monotonic() - t0 < 300 and p.poll() is None and \
+                (not log.is_file() or len(log.read_text().splitlines()) < 4): time.sleep(0.1)
+        assert p.poll() is None, p.communicate()[1][-3000:]
+        os.killpg(p.pid, signal.SIGINT)                 # the launcher's process group only, as a terminal does
+        out, err = p.communicate(timeout=120)
+    finally: _stop([p])
+    ckpts = list(run.glob("checkpoint_*.pt"))
+    assert len(ckpts) == 1, err[-3000:]
+    k = int(ckpts[0].stem.split("_")[1])
+    assert 3 <= k < 1000, err[-3000:]
+    assert err.count(f"checkpoint_{k}.pt at step {k}") == 1, err[-3000:]     # said once, by the main process
+    assert "Unable to shutdown" not in err and "exited unexpectedly" not in err, err[-3000:]   # none had to be killed
+    assert read_train_log(run)["step"].tolist() == list(range(1, k + 1))
+    ck = torch.load(ckpts[0], weights_only=False)
+    assert ck["step"] == k and len(ck["history"]) == k
+    again = launch(tmp_path, [*common, "--out", str(run), "--steps", str(k + 2)])
+    assert again.stdout.count(f"resuming from {ckpts[0]}") == 1, again.stdout
+    launch(tmp_path, [*common, "--out", str(ref), "--steps", str(k + 2)])
+    a, b = (torch.load(d / f"checkpoint_{k + 2}.pt", weights_only=False) for d in (run, ref))
+    assert a["history"] == b["history"]
+    for part in ("model", "ema"):
+        for name in b[part]: assert torch.equal(a[part][name], b[part][name]), (part, name)
+    assert read_train_log(run)["step"].tolist() == list(range(1, k + 3))
+
+
+def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tmp_path):
+    """SIGTERM reaches only process 0, during step 3 (a batch system or `kill` may signal one process): process 1
+    learns it through the all-reduce of `StepEndInterrupt.poll`, so both stop after step 4 (one step later) with the
+    checkpoint of that step, and both end with `StopRequested(SIGTERM)`. A process that stopped alone would leave the
+    other waiting in the next step's gradient all-reduce."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent("""
+        import os, signal, sys, torch
+        from accelerate import Accelerator
+        from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
+        from savgbench.baselines.diffusion import GaussianDiffusion
+        from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
+        from savgbench.core import StopRequested
+        out = sys.argv[1]
+        acc = Accelerator(mixed_precision="no")
+        class Clips(SyntheticClips):
+            items = 0
+            def __getitem__(self, i):
+                Clips.items += 1                        # one item per step and process (batch 1, no data worker)
+                if acc.process_index == 0 and Clips.items == 3: os.kill(os.getpid(), signal.SIGTERM)
+                return super().__getitem__(i)
+        torch.manual_seed(0)
+        cfg = TrainConfig(preset="tiny", batch_size=1, lr=1e-3, max_steps=50, mixed_precision="no", save_every=100,
+                          log_every=1)
+        try:
+            train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), Clips(8), cfg, out,
+                       accelerator=acc, progress=False)
+            ended = "finished"
+        except StopRequested as e: ended = e.signum.name
+        with open(f"{out}/rank{acc.process_index}.txt", "w") as f: f.write(ended)
+    """))
+    r = launch(tmp_path, [str(worker), str(tmp_path / "run")], timeout=240)
+    run = tmp_path / "run"
+    assert [(run / f"rank{k}.txt").read_text() for k in (0, 1)] == ["SIGTERM", "SIGTERM"], r.stderr[-3000:]
+    assert sorted(p.name for p in run.glob("checkpoint_*.pt")) == ["checkpoint_4.pt"]
+    assert r.stderr.count("SIGTERM: finishing this step") == 1, r.stderr[-3000:]      # process 0 alone got it
+    from savgbench.baselines.train import read_train_log
+    assert read_train_log(run)["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_a_signal_to_one_seld_training_process_stops_both_after_the_same_step(tmp_path):
+    """The same for `train_seld`: Ctrl-C reaches process 0 only, while step 3 draws its batch; both processes save
+    last.pt at step 4 (its random states gathered from both) and end with `StopRequested(SIGINT)`."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent("""
+        import os, signal, sys
+        from dataclasses import replace
+        import numpy as np
+        from accelerate import Accelerator
+        from savgbench.core import StopRequested
+        from savgbench.seld.train import ClipCrops, TrainConfig, synthetic_stereo_batch, train_seld
+        out = sys.argv[1]
+        acc = Accelerator(mixed_precision="no")
+        class Crops(ClipCrops):
+            draws = 0
+            def sample(self, *a, **kw):
+                Crops.draws += 1
+                if acc.process_index == 0 and Crops.draws == 3: os.kill(os.getpid(), signal.SIGINT)
+                return super().sample(*a, **kw)
+        tc = replace(TrainConfig.scaled(40, batch_size=2, bn_batches=2, save_every=100), pseudo_epoch=2, swa_after=2)
+        audios, labels = synthetic_stereo_batch(2, np.random.default_rng(0), 2.0)
+        try: train_seld(Crops(audios, labels), out, "tiny", tc, accelerator=acc, progress=False); ended = "finished"
+        except StopRequested as e: ended = e.signum.name
+        with open(f"{out}/rank{acc.process_index}.txt", "w") as f: f.write(ended)
+    """))
+    r = launch(tmp_path, [str(worker), str(tmp_path / "seld")], timeout=240)
+    out = tmp_path / "seld"
+    assert [(out / f"rank{k}.txt").read_text() for k in (0, 1)] == ["SIGINT", "SIGINT"], r.stderr[-3000:]
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["step"] == 4 and len(ck["rng_state"]) == 2, r.stderr[-3000:]
+    assert not (out / "seld_final.pt").exists()
+    assert r.stdout.count("at step 4; the same command resumes") + r.stderr.count("at step 4; the same command resumes") == 1

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
-                            ignore_ctrl_c)
+                            ignore_stop_signals)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -372,8 +372,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
     Checkpoints `checkpoint_{step}.pt` (model, EMA, optimizer, scaler, step, losses) go to `out_dir`; with `resume`
     the newest one is continued. Every `cfg.log_every` steps, at each checkpoint and at the end, a row of `train_log.csv`
-    gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Ctrl-C in a single-process
-    run saves a checkpoint at the end of the step, then raises KeyboardInterrupt. Returns the per-step mean losses (of
+    gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Ctrl-C or SIGTERM saves a
+    checkpoint at the end of the step (every process of a run at the same step), then raises `StopRequested` (a
+    KeyboardInterrupt). Returns the per-step mean losses (of
     process 0) from step 0."""
     from accelerate import Accelerator
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -425,7 +426,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         del ck
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=_StepBatches(len(dataset), cfg.batch_size, step,
                                          cfg.max_steps, cfg.seed, rank, world), num_workers=cfg.num_workers,
-                                         worker_init_fn=ignore_ctrl_c if cfg.num_workers else None)
+                                         worker_init_fn=ignore_stop_signals if cfg.num_workers else None)
     raw = acc.unwrap_model(model)
 
     def save(step):
@@ -471,7 +472,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     model.train()
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
     t0 = time.time()
-    stop = StepEndInterrupt(enabled=world == 1)
+    stop = StepEndInterrupt()
     with cudnn_autotune(dev, cfg.cudnn_benchmark), stop:
         for batch in loader:
             s = step_seed(cfg.seed, step, rank)
@@ -494,8 +495,8 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             saving = step % cfg.save_every == 0 or step == cfg.max_steps
             if saving or step % cfg.log_every == 0: log_window(step)     # a checkpoint holds every step's loss
             if saving: save(step)
-            if stop.requested and step < cfg.max_steps:      # Ctrl-C: this step is complete, so its checkpoint
-                if not saving: log_window(step); save(step)   # resumes exactly
+            if stop.poll(acc) and step < cfg.max_steps:     # Ctrl-C, SIGTERM: this step is complete, so its
+                if not saving: log_window(step); save(step)   # checkpoint resumes exactly
                 main_print(f"saved {out_dir / f'checkpoint_{step}.pt'} at step {step}; the same command resumes from it",
                            file=sys.stderr)
                 break
@@ -505,7 +506,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
         try: t.finish()
         except Exception as e: print(f"warning: closing tracker {t.name} failed ({type(e).__name__}: {e})", file=sys.stderr)
     acc.wait_for_everyone()
-    if stop.requested: raise KeyboardInterrupt      # also when asked during the last step: the command ends as interrupted
+    stop.raise_if_requested(acc)    # also when asked during the last step: the command ends as interrupted
     return history
 
 # %% ../../nbs/53_train_joint.ipynb #c4c81683

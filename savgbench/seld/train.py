@@ -17,7 +17,7 @@ from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_ctrl_c)
+                            read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_stop_signals)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -443,7 +443,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     t0 = time.time()
     stream = iter(torch.utils.data.DataLoader(_CropStream(source, tc.batch_size, tc.seed * 1000 + step, acc.process_index),
                                               batch_size=None, num_workers=workers, persistent_workers=False,
-                                              worker_init_fn=ignore_ctrl_c)) if workers else None
+                                              worker_init_fn=ignore_stop_signals)) if workers else None
 
     def save():
         states = acc.gather_for_metrics([rng.bit_generator.state]) if acc.num_processes > 1 else [rng.bit_generator.state]
@@ -455,7 +455,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                             "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                             "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, tmp)
 
-    stop = StepEndInterrupt(enabled=acc.num_processes == 1)     # Ctrl-C: finish the step, save last.pt, stop
+    stop = StepEndInterrupt()           # Ctrl-C, SIGTERM: finish the step (all processes the same), save last.pt, stop
     with stop:
         while step < tc.steps:
             lr = learning_rate(step, tc)
@@ -475,12 +475,12 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                 log.write(json.dumps(rec) + "\n"); log.flush(); bar.set_postfix(loss=f"{rec['loss']:.4f}")
             saving = step % tc.save_every == 0 or step == tc.steps
             if saving: save()
-            if stop.requested:
+            if stop.poll(acc) and step < tc.steps:
                 if not saving: save()
                 main_print(f"saved {last} at step {step}; the same command resumes from it", file=sys.stderr)
                 break
     bar.close(); log.close()
-    if stop.requested: raise KeyboardInterrupt          # also in the last step: a rerun makes only the final model
+    stop.raise_if_requested(acc)        # also in the last step: a rerun makes only the final model
     final_path = out / "seld_final.pt"
     if acc.is_main_process:
         if swa.n_averaged.item() > 0:
