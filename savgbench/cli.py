@@ -61,10 +61,23 @@ def _end_by_signal(signum=2):
     os.kill(os.getpid(), signum)
     return 128 + signum                                 # where the signal cannot end the process
 
+def _raise_on_sigterm(signum, frame):
+    from savgbench.core import StopRequested
+    raise StopRequested(signum)
+
+def _stop_on_sigterm():
+    """As the program, SIGTERM (`kill`, a batch system's time limit or preemption, a launcher stopping its processes)
+    stops a command as Ctrl-C does: `with` and `finally` blocks remove half-written files and stop parallel workers, one
+    line is printed, and the process ends by SIGTERM. Only in the main thread, and only where SIGTERM has its default
+    action (a handler set by someone else is kept). Training loops first finish their step (`StepEndInterrupt`)."""
+    import signal, threading
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
 def main(argv=None) -> int:
     """Entry point of the `savgbench` command. Ctrl-C prints one line; the process then ends by SIGINT as the program
-    (`argv` None), or `main` returns 130 when called with `argv`. A training loop stopped by SIGTERM (`StopRequested`)
-    ends the same way, by SIGTERM or with 143."""
+    (`argv` None), or `main` returns 130 when called with `argv`. SIGTERM stops the program the same way and ends it by
+    SIGTERM (`_stop_on_sigterm`); a training loop stopped by SIGTERM (`StopRequested`) makes `main` return 143."""
     program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["help"] and len(argv) > 1 and argv[1] in COMMANDS: argv = [argv[1], "--help"]   # `savgbench help seld`
@@ -82,6 +95,7 @@ def main(argv=None) -> int:
         # Ctrl-C, semaphores that the interrupted process had already removed ("leaked semaphore ... No such file");
         # it cleans up all the same, so its report would only add noise to the one line an interrupt prints
         sys.warnoptions.append("ignore:resource_tracker:UserWarning")
+    if program: _stop_on_sigterm()
     try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
     except SAVGBenchError as e:
         print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
