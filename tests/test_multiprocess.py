@@ -247,36 +247,43 @@ def test_ctrl_c_to_a_launch_stops_every_process_at_one_saved_step(tmp_path):
     assert read_train_log(run)["step"].tolist() == list(range(1, k + 3))
 
 
+_SIGNAL_ONE_PROCESS = """
+import os, signal, sys
+from accelerate import Accelerator
+from savgbench.core import StopRequested
+out = sys.argv[1]
+acc = Accelerator(mixed_precision="no")
+draws = 0
+def signal_process_0(sig, at):
+    "Called as each step draws its data: process 0 sends itself `sig` at the `at`-th call."
+    global draws
+    draws += 1
+    if acc.process_index == 0 and draws == at: os.kill(os.getpid(), sig)
+def run_and_say_how_it_ended(train):
+    try: train(); ended = "finished"
+    except StopRequested as e: ended = e.signum.name
+    with open(f"{out}/rank{acc.process_index}.txt", "w") as f: f.write(ended)
+"""
+
 def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tmp_path):
     """SIGTERM reaches only process 0, during step 3 (a batch system or `kill` may signal one process): process 1
     learns it through the all-reduce of `StepEndInterrupt.poll`, so both stop after step 4 (one step later) with the
     checkpoint of that step, and both end with `StopRequested(SIGTERM)`. A process that stopped alone would leave the
     other waiting in the next step's gradient all-reduce."""
     worker = tmp_path / "worker.py"
-    worker.write_text(textwrap.dedent("""
-        import os, signal, sys, torch
-        from accelerate import Accelerator
+    worker.write_text(_SIGNAL_ONE_PROCESS + textwrap.dedent("""
+        import torch
         from savgbench.baselines.train import train_loop, joint_loss_fn, TrainConfig, SyntheticClips
         from savgbench.baselines.diffusion import GaussianDiffusion
         from savgbench.baselines.mmdiffusion import CoupledUNet, MMDiffusionConfig
-        from savgbench.core import StopRequested
-        out = sys.argv[1]
-        acc = Accelerator(mixed_precision="no")
         class Clips(SyntheticClips):
-            items = 0
-            def __getitem__(self, i):
-                Clips.items += 1                        # one item per step and process (batch 1, no data worker)
-                if acc.process_index == 0 and Clips.items == 3: os.kill(os.getpid(), signal.SIGTERM)
-                return super().__getitem__(i)
+            def __getitem__(self, i):                   # one item per step and process (batch 1, no data worker)
+                signal_process_0(signal.SIGTERM, at=3); return super().__getitem__(i)
         torch.manual_seed(0)
         cfg = TrainConfig(preset="tiny", batch_size=1, lr=1e-3, max_steps=50, mixed_precision="no", save_every=100,
                           log_every=1)
-        try:
-            train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)), Clips(8), cfg, out,
-                       accelerator=acc, progress=False)
-            ended = "finished"
-        except StopRequested as e: ended = e.signum.name
-        with open(f"{out}/rank{acc.process_index}.txt", "w") as f: f.write(ended)
+        run_and_say_how_it_ended(lambda: train_loop(CoupledUNet(MMDiffusionConfig.tiny()), joint_loss_fn(GaussianDiffusion(1000)),
+                                                    Clips(8), cfg, out, accelerator=acc, progress=False))
     """))
     r = launch(tmp_path, [str(worker), str(tmp_path / "run")], timeout=240)
     run = tmp_path / "run"
@@ -291,26 +298,15 @@ def test_a_signal_to_one_seld_training_process_stops_both_after_the_same_step(tm
     """The same for `train_seld`: Ctrl-C reaches process 0 only, while step 3 draws its batch; both processes save
     last.pt at step 4 (its random states gathered from both) and end with `StopRequested(SIGINT)`."""
     worker = tmp_path / "worker.py"
-    worker.write_text(textwrap.dedent("""
-        import os, signal, sys
+    worker.write_text(_SIGNAL_ONE_PROCESS + textwrap.dedent("""
         from dataclasses import replace
         import numpy as np
-        from accelerate import Accelerator
-        from savgbench.core import StopRequested
         from savgbench.seld.train import ClipCrops, TrainConfig, synthetic_stereo_batch, train_seld
-        out = sys.argv[1]
-        acc = Accelerator(mixed_precision="no")
         class Crops(ClipCrops):
-            draws = 0
-            def sample(self, *a, **kw):
-                Crops.draws += 1
-                if acc.process_index == 0 and Crops.draws == 3: os.kill(os.getpid(), signal.SIGINT)
-                return super().sample(*a, **kw)
+            def sample(self, *a, **kw): signal_process_0(signal.SIGINT, at=3); return super().sample(*a, **kw)
         tc = replace(TrainConfig.scaled(40, batch_size=2, bn_batches=2, save_every=100), pseudo_epoch=2, swa_after=2)
         audios, labels = synthetic_stereo_batch(2, np.random.default_rng(0), 2.0)
-        try: train_seld(Crops(audios, labels), out, "tiny", tc, accelerator=acc, progress=False); ended = "finished"
-        except StopRequested as e: ended = e.signum.name
-        with open(f"{out}/rank{acc.process_index}.txt", "w") as f: f.write(ended)
+        run_and_say_how_it_ended(lambda: train_seld(Crops(audios, labels), out, "tiny", tc, accelerator=acc, progress=False))
     """))
     r = launch(tmp_path, [str(worker), str(tmp_path / "seld")], timeout=240)
     out = tmp_path / "seld"
@@ -318,4 +314,4 @@ def test_a_signal_to_one_seld_training_process_stops_both_after_the_same_step(tm
     ck = torch.load(out / "last.pt", weights_only=False)
     assert ck["step"] == 4 and len(ck["rng_state"]) == 2, r.stderr[-3000:]
     assert not (out / "seld_final.pt").exists()
-    assert r.stdout.count("at step 4; the same command resumes") + r.stderr.count("at step 4; the same command resumes") == 1
+    assert (r.stdout + r.stderr).count("at step 4; the same command resumes") == 1
