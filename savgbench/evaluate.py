@@ -114,12 +114,14 @@ def used_items(batches, n: int | None) -> list:
 VIDEO_EXTS = ("mp4", "avi", "gif")
 
 def list_videos(folder) -> list[Path]:
-    "Video files under `folder`, recursively, each folder's entries sorted by name (the reference's order)."
+    """Video files under `folder`, recursively, each folder's entries sorted by name (the reference's order). Hidden
+    entries (a name starting with '.', such as a write in progress) are not clips."""
     folder = Path(folder)
     if folder.is_file(): raise DatasetError("this is a file; give the folder that holds the clips", path=folder)
     if not folder.is_dir(): raise DatasetError("clip folder does not exist", path=folder)
     out = []
     for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.name.startswith("."): continue
         if p.is_file() and "." in p.name and p.name.rsplit(".", 1)[-1].lower() in VIDEO_EXTS: out.append(p)
         elif p.is_dir(): out.extend(list_videos(p))
     return out

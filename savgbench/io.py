@@ -25,7 +25,7 @@ __all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COL
            'probe_clip', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio', 'read_clip_audio_int16',
            'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
            'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
-           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips']
+           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'check_clips']
 
 # %% ../nbs/01_io.ipynb #314b5816
 def _check_video_array(video, what="video"):
@@ -429,3 +429,21 @@ def list_clips(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir(): raise SAVGBenchError("clip folder does not exist", path=folder)
     return sorted(folder.glob("*.mp4"))
+
+# %% ../nbs/01_io.ipynb #7ebad4b0
+def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
+                hint: str = "convert them, or leave them out") -> tuple[list[Path], dict[str, str]]:
+    """Check every clip against the SAVGBench format (`validate_clip`: the container and the audio are read, not the
+    frames). Returns (the good clips, {path: why} for the others). Unless `skip_bad`, a bad clip raises
+    `ClipFormatError` naming up to five of them, then `hint`."""
+    from tqdm.auto import tqdm
+    paths, good, bad = [Path(p) for p in paths], [], {}
+    for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=not progress or len(paths) < 20):
+        try: validate_clip(p, spec); good.append(p)
+        except SAVGBenchError as e: bad[str(p)] = str(e)
+    if bad and not skip_bad:
+        listed = "; ".join(list(bad.values())[:5]) + ("; ..." if len(bad) > 5 else "")
+        raise ClipFormatError(f"{len(bad)} of {len(paths)} clips are not SAVGBench clips ({spec.size}x{spec.size}, "
+                              f"{spec.fps:g} fps, {spec.n_frames} frames, {spec.channels}-channel {spec.sample_rate} Hz "
+                              f"audio of {spec.seconds:g} s): {listed}; {hint}")
+    return good, bad

@@ -1,7 +1,25 @@
 import math
 from fractions import Fraction
 from pathlib import Path
+import signal
 import numpy as np, pandas as pd, pytest
+
+# A background job of a non-interactive shell (`bash tools/test.sh &`, nohup) starts with Ctrl-C ignored, and every
+# process it starts inherits that, so the tests that press Ctrl-C would see a run that rightly stays deaf to it. They
+# test the behaviour of a command run from a terminal: give this process, and so the commands it starts, the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN: signal.signal(signal.SIGINT, signal.default_int_handler)
+
+@pytest.fixture
+def kill_at_end():
+    """Call it with a process started in a session of its own: if the process still runs when the test ends (a failed
+    test), it is killed with its process group, data workers included, instead of running on."""
+    import contextlib, os
+    procs = []
+    yield procs.append
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGKILL)
+            p.wait(30)
 
 from savgbench.io import write_foa, write_starss_metadata, write_clip
 from savgbench.geometry import equirect_position

@@ -71,8 +71,8 @@ def test_spatial_branches(tmp_path, seld, det, tp, fn):
 def test_empty_result_is_undefined_not_a_crash(tmp_path, capsys):
     _case(tmp_path, "", "")
     out = tmp_path / "r.json"
-    assert spatial_align_cli([str(tmp_path / "video"), "--seld-dir", str(tmp_path / "seld"),
-                              "--det-dir", str(tmp_path / "det"), "--out", str(out)]) == 0
+    assert spatial_align_cli([str(tmp_path / "video"), "--any-format", "--seld-dir", str(tmp_path / "seld"),
+                              "--det-dir", str(tmp_path / "det"), "--out", str(out)]) == 0   # stand-in clips: named only
     j = json.loads(out.read_text())
     assert (j["tp"], j["fn"], j["score"], j["clips"][0]["score"]) == (0, 0, None, None)
     assert "undefined" in capsys.readouterr().out
@@ -156,7 +156,7 @@ def test_missing_seld_rows_are_computed_with_the_seld_module(tmp_path, monkeypat
     for n in ("a", "b"):
         (tmp_path / "video_x" / f"{n}.mp4").touch(); (tmp_path / "metadata_x" / f"{n}.csv").write_text("25,0,120,70\n")
     out = tmp_path / "r.json"
-    assert spatial_align_cli([str(tmp_path / "video_x"), "--seld-dir", str(tmp_path / "seld"), "--seld-checkpoint",
+    assert spatial_align_cli([str(tmp_path / "video_x"), "--any-format", "--seld-dir", str(tmp_path / "seld"), "--seld-checkpoint",
                               "w.pth", "--detector", "oracle", "--out", str(out)]) == 0
     assert calls == [(["a.mp4", "b.mp4"], "w.pth")]
     j = json.loads(out.read_text())
@@ -170,7 +170,7 @@ def test_missing_official_seld_weights_are_an_error_not_the_demo_model(tmp_path,
     (tmp_path / "v").mkdir(); (tmp_path / "v" / "c.mp4").touch(); (tmp_path / "det").mkdir()
     (tmp_path / "det" / "c.csv").write_text("")
     with pytest.raises(WeightsError, match="params_swa_20240912162834_0040000.pth.*--checkpoint demo"):
-        spatial_align_cli([str(tmp_path / "v"), "--det-dir", str(tmp_path / "det")])
+        spatial_align_cli([str(tmp_path / "v"), "--any-format", "--det-dir", str(tmp_path / "det")])
     with pytest.raises(MetadataError, match="cannot be computed.*--checkpoint demo"):
         spatial_av_align_videos(tmp_path / "v", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det")
     assert not (tmp_path / "seld" / "c.csv").exists()
@@ -449,3 +449,49 @@ def test_spatial_align_needs_boxes_from_somewhere(tmp_path, capsys):
     (tmp_path / 'v').mkdir(); (tmp_path / 'v' / 'a.mp4').touch()
     with pytest.raises(SystemExit) as e: spatial_align_cli([str(tmp_path / 'v'), '--seld-checkpoint', 'demo'])
     assert e.value.code == 2 and '--det-dir' in capsys.readouterr().err
+
+
+def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
+    """`seld`, `detect`, `temporal-align` and `spatial-align` take what `evaluate` takes: a folder with one clip of
+    another format (here 8 fps) is refused before any work, naming the clip and why; `--skip-bad` goes on with the
+    others and names it; `--any-format` takes it as it is. Subfolders and `.MP4` count, as in `evaluate`."""
+    from savgbench.io import write_clip
+    from savgbench.core import ClipFormatError
+    from savgbench.seld.infer import seld_cli
+    from savgbench.detect import detect_cli
+    from savgbench.align.temporal import temporal_align_cli
+    from savgbench.evaluate import list_videos as evaluate_list_videos
+    rng = np.random.default_rng(0)
+    v, m = tmp_path / "video_x", tmp_path / "metadata_x"
+    (v / "sub").mkdir(parents=True); m.mkdir()
+    for name, n, fps in (("a.mp4", 20, 4), ("sub/b.MP4", 20, 4), ("c.mp4", 40, 8)):
+        write_clip(v / name, rng.integers(0, 255, (n, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32), fps=fps)
+        (m / (Path(name).stem + ".csv")).write_text("10,0,30,70\n")
+    assert [p.name for p in evaluate_list_videos(v)] == ["a.mp4", "c.mp4", "b.MP4"]
+    commands = {
+        "seld": lambda out, *o: seld_cli([str(v), "--out", str(out), "--checkpoint", "demo", "--device", "cpu", *o]),
+        "detect": lambda out, *o: detect_cli([str(v), "--out", str(out), "--detector", "oracle", "--metadata-dir", str(m), *o]),
+        "temporal-align": lambda out, *o: temporal_align_cli([str(v), "--out", str(out), *o]),
+        "spatial-align": lambda out, *o: spatial_align_cli([str(v), "--out", str(out), "--seld-checkpoint", "demo",
+                                                            "--seld-dir", str(out) + "_seld", "--detector", "oracle",
+                                                            "--metadata-dir", str(m), *o]),
+    }
+    for name, run in commands.items():
+        out = tmp_path / f"{name}.out"
+        with pytest.raises(ClipFormatError, match=r"1 of 3 clips are not SAVGBench clips .*c\.mp4: wrong video frame rate"):
+            run(out)
+        assert not out.exists(), name                                   # refused before any work
+        capsys.readouterr()
+        assert run(out, "--skip-bad") == 0, name
+        err = capsys.readouterr().err
+        assert f"savgbench {name}: left out: " in err and "c.mp4" in err, (name, err)
+        if name in ("seld", "detect"):
+            assert sorted(p.name for p in out.glob("*.csv")) == ["a.csv", "b.csv"], name
+        else:
+            j = json.loads(out.read_text())
+            assert sorted(j["left_out"]) == [str(v / "c.mp4")], name
+            assert len(j["files"] if name == "temporal-align" else j["clips"]) == 2, name
+    assert temporal_align_cli([str(v), "--out", str(tmp_path / "any.json"), "--any-format"]) == 0
+    j = json.loads((tmp_path / "any.json").read_text())
+    assert len(j["files"]) == 3 and "left_out" not in j

@@ -18,7 +18,7 @@ def test_module_entry_runs():
 import pytest
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_ctrl_c_during_a_parallel_build_stops_cleanly(tmp_path, sig):
+def test_ctrl_c_during_a_parallel_build_stops_cleanly(tmp_path, sig, kill_at_end):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it), or SIGTERM to it (`kill -- -PGID`, a batch
     system), during `build-dataset --workers 2`: the command stops within seconds, ended by the same signal, with one
     line, no worker prints a traceback, no temporary file is left, and a second run builds the split."""
@@ -30,6 +30,7 @@ def test_ctrl_c_during_a_parallel_build_stops_cleanly(tmp_path, sig):
     assert r.returncode == 0, r.stderr
     cmd = [sys.executable, "-m", "savgbench", "build-dataset", str(starss), str(out), "--split", "dev", "--workers", "2"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    kill_at_end(p)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 120 and not list(out.rglob("*.mp4")) and p.poll() is None: time.sleep(0.1)
     assert p.poll() is None, "the build ended before it could be interrupted"

@@ -699,7 +699,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
     finally: signal.signal(signal.SIGINT, before)
 
 @pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
-def test_ctrl_c_on_train_joint_keeps_the_steps_done(tmp_path, sig):
+def test_ctrl_c_on_train_joint_keeps_the_steps_done(tmp_path, sig, kill_at_end):
     """Ctrl-C, or SIGTERM (`kill`, a batch system's time limit), to the process group of `savgbench train-joint
     --num-workers 1` (command and data worker, as a terminal or `kill -- -PGID` sends it): a checkpoint at the step
     reached, one message, ended by the same signal; the same command resumes from there."""
@@ -711,6 +711,7 @@ def test_ctrl_c_on_train_joint_keeps_the_steps_done(tmp_path, sig):
            '--batch-size', '2', '--mixed-precision', 'no', '--save-every', '1000', '--log-every', '1', '--num-workers', '1']
     p = subprocess.Popen([*cmd, '--steps', '1000'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
+    kill_at_end(p)
     t0, log = time.monotonic(), run / 'train_log.csv'
     while time.monotonic() - t0 < 180 and p.poll() is None and \
             (not log.is_file() or len(log.read_text().splitlines()) < 4): time.sleep(0.1)
@@ -743,13 +744,14 @@ try: train_joint(SlowClips(8), sys.argv[1], cfg, progress=False)
 except KeyboardInterrupt: sys.exit(7)
 '''
 
-def test_ctrl_c_while_the_loop_waits_for_its_data_worker(tmp_path):
+def test_ctrl_c_while_the_loop_waits_for_its_data_worker(tmp_path, kill_at_end):
     """The data worker ignores Ctrl-C (a forked worker would otherwise run the loop's handler too, a spawned one would
     die): the batch being loaded arrives, the step finishes and its checkpoint is saved."""
     import os, signal, subprocess, sys, time
     run = tmp_path / 'run'
     p = subprocess.Popen([sys.executable, '-c', _SLOW_DATA_RUN, str(run)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+    kill_at_end(p)
     t0, log = time.monotonic(), run / 'train_log.csv'
     while time.monotonic() - t0 < 180 and p.poll() is None and \
             (not log.is_file() or len(log.read_text().splitlines()) < 3): time.sleep(0.05)

@@ -236,7 +236,8 @@ def spatial_align_cli(argv=None) -> int:
                                  description="Spatial AV-Align (TP/(TP+FN) of SELD rows near person boxes) of the "
                                              "mp4 clips in VIDEO_DIR. CSVs found in --seld-dir/--det-dir are used; "
                                              "missing ones are computed with --seld-checkpoint / --detector.")
-    ap.add_argument("video_dir", help="folder of mp4 clips (or a text file listing them, like the reference's)")
+    ap.add_argument("video_dir", help="folder of mp4 clips (subfolders included), a text file listing them (like the "
+                    "reference's), or one clip")
     ap.add_argument("--seld-dir", help="SELD CSVs NAME.csv: frame(10 fps), class, x")
     ap.add_argument("--det-dir", help="detection CSVs NAME.csv: frame(4 fps), 0, x0, y0, x1, y1")
     ap.add_argument("--seld-checkpoint", help="SELD weights for computing missing SELD rows (default: the official "
@@ -246,12 +247,19 @@ def spatial_align_cli(argv=None) -> int:
     ap.add_argument("--weights", help="YOLOX-tiny checkpoint (with --detector yolox-tiny)")
     ap.add_argument("--metadata-dir", help="label CSVs for --detector oracle")
     ap.add_argument("--out", help="write the result as JSON here")
+    from savgbench.core import output_path_problem
+    from savgbench.detect import add_clip_check_options, clips_to_score
+    add_clip_check_options(ap)
     a = ap.parse_args(argv)
     if a.det_dir is None and a.detector is None: ap.error("give --det-dir (detection CSVs) or --detector (to compute boxes)")
+    if a.out and (why := output_path_problem(a.out, folder=False)):
+        raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
+    paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench spatial-align")
     kw = dict(weights=a.weights, metadata_dir=a.metadata_dir) if a.detector else {}
-    res = spatial_av_align_videos(a.video_dir, seld_dir=a.seld_dir, det_dir=a.det_dir,
+    res = spatial_av_align_videos(paths, seld_dir=a.seld_dir, det_dir=a.det_dir,
                                   seld_checkpoint=a.seld_checkpoint, detector=a.detector, **kw)
     print(res.report())
     if a.out:
-        with atomic_path(a.out) as tmp: Path(tmp).write_text(json.dumps(res.to_dict(), indent=1) + "\n")
+        d = {**res.to_dict(), **({"left_out": bad} if bad else {})}      # --skip-bad: the clips not scored, and why
+        with atomic_path(a.out) as tmp: Path(tmp).write_text(json.dumps(d, indent=1) + "\n")
     return 0

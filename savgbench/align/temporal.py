@@ -149,15 +149,22 @@ def temporal_align_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="savgbench temporal-align",
                                  description="Temporal AV-Align: optical-flow peaks vs audio onsets, per mp4 in "
                                              "VIDEO_DIR, averaged over files.")
-    ap.add_argument("video_dir", help="folder of mp4 files (or a text file listing them)")
+    ap.add_argument("video_dir", help="folder of mp4 clips (subfolders included), a text file listing them, or one clip")
     ap.add_argument("--no-peaks", choices=("skip", "zero", "one"), default="skip",
                     help="files with neither audio nor video peaks (0/0): leave out of the mean (default) or count "
                          "as 0 or 1")
     ap.add_argument("--out", help="write the result as JSON here")
+    from savgbench.core import output_path_problem
+    from savgbench.detect import list_videos, add_clip_check_options, clips_to_score
+    add_clip_check_options(ap)
     a = ap.parse_args(argv)
-    res = temporal_av_align(a.video_dir, no_peaks=a.no_peaks)
+    if a.out and (why := output_path_problem(a.out, folder=False)):
+        raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
+    paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench temporal-align")
+    res = temporal_av_align(paths, no_peaks=a.no_peaks)
     s = "undefined (no file has any peak)" if res.score is None else res.score
     print(f"Temporal AV-Align: {s}" + (f"  ({res.n_undefined} file(s) without peaks)" if res.n_undefined else ""))
     if a.out:
-        with atomic_path(a.out) as tmp: Path(tmp).write_text(json.dumps(res.to_dict(), indent=1) + "\n")
+        d = {**res.to_dict(), **({"left_out": bad} if bad else {})}      # --skip-bad: the clips not scored, and why
+        with atomic_path(a.out) as tmp: Path(tmp).write_text(json.dumps(d, indent=1) + "\n")
     return 0

@@ -18,12 +18,13 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem)
-from ..io import format_detections_csv, write_detections_csv
+from ..io import format_detections_csv, write_detections_csv, check_clips
 
 # %% auto #0
 __all__ = ['DETECTORS', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows', 'write_detection_rows',
            'read_detection_rows', 'HOGConfig', 'hog_person_boxes', 'metadata_path_for', 'oracle_person_boxes',
-           'PersonDetector', 'detector_source', 'make_detector', 'list_videos', 'detect_clips', 'detect_cli']
+           'PersonDetector', 'detector_source', 'make_detector', 'list_videos', 'add_clip_check_options',
+           'clips_to_score', 'detect_clips', 'detect_cli']
 
 # %% ../../nbs/31_detect.ipynb #0d7c6e19
 def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
@@ -207,18 +208,26 @@ def make_detector(name: str, **kw) -> PersonDetector:
     "A `PersonDetector` for backend `name` (yolox-tiny, hog, oracle)."
     return PersonDetector(name, **kw)
 
+def _listed(line: str, list_file: Path) -> Path:
+    "A path of a list file: absolute, else from the list file's folder, else (when only it exists) from the current one."
+    q = Path(line)
+    if q.is_absolute() or (list_file.parent / q).exists() or not q.exists(): return list_file.parent / q
+    return q
+
 def list_videos(video_dir) -> list:
-    "The mp4 files of a folder in sorted order, the paths listed in a text file (the reference's list file), or one mp4."
+    """The clips to read: the mp4 files under a folder (subfolders included and any case of `.mp4`, as `evaluate` finds
+    them; each folder's entries by name), the paths listed in a text file (the reference's list file; see `_listed`
+    for relative paths), or one video file."""
     p = Path(video_dir)
     if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"): return [p]
     if p.is_file():
         try: text = p.read_text()
         except UnicodeDecodeError:
             raise DatasetError("not a folder of clips, a text list of clips or an mp4", path=p) from None
-        lines = [l.strip() for l in text.splitlines() if l.strip()]
-        out = [Path(l) if Path(l).is_absolute() else p.parent / l for l in lines]
+        out = [_listed(l.strip(), p) for l in text.splitlines() if l.strip()]
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
-    else: out = sorted(p.glob("*.mp4"))
+    else: out = sorted((q for q in p.rglob("*") if q.suffix.lower() == ".mp4" and not q.name.startswith(".")
+                        and q.is_file()), key=lambda q: q.relative_to(p).parts)
     if not out: raise DatasetError("no clips to read", path=p, expected="*.mp4 files (or a list file naming them)")
     stems = [q.stem for q in out]
     if len(set(stems)) < len(stems):                   # per-clip CSVs are NAME.csv: one clip would overwrite another's
@@ -226,6 +235,25 @@ def list_videos(video_dir) -> list:
         raise DatasetError("clip names repeat in the list", path=p, found=", ".join(rep[:5]),
                            expected="one clip per name (SELD and detection files are keyed by it)")
     return out
+
+def add_clip_check_options(ap):
+    "`--skip-bad` and `--any-format`: the clip-format options of the commands that score clips (`clips_to_score`)."
+    ap.add_argument("--skip-bad", action="store_true", help="go on with the clips in the SAVGBench format and name the "
+                    "others (by default any other clip stops the command before any work, as in `evaluate`)")
+    ap.add_argument("--any-format", action="store_true", help="check no clip's format: take clips of any size, frame "
+                    "rate, sample rate and length as they are, as the reference scripts do (the numbers are then not "
+                    "SAVGBench scores)")
+
+def clips_to_score(paths, args, prog: str) -> tuple[list, dict]:
+    """The clips a command goes on with under its `add_clip_check_options` arguments, and the bad ones left out (each
+    named on stderr)."""
+    import sys
+    if args.any_format: return [Path(p) for p in paths], {}
+    good, bad = check_clips(paths, skip_bad=args.skip_bad, hint="convert them, give --skip-bad to go on with the others, "
+                            "or --any-format to take them as they are")
+    for why in bad.values(): print(f"{prog}: left out: {why}", file=sys.stderr)
+    if not good: raise ClipFormatError("none of the clips is in the SAVGBench format", found=f"{len(bad)} other clips")
+    return good, bad
 
 def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool = True, chunk: int = 16) -> dict:
     """Detection rows for each clip; with `out_dir`, also write `NAME.csv` files in the reference format, `chunk` clips
@@ -258,10 +286,11 @@ def detect_cli(argv=None) -> int:
                                            "'video'→'metadata' sibling)")
     ap.add_argument("--device", help="torch device for yolox-tiny (default: cuda when present)")
     ap.add_argument("--batch-size", type=at_least(1), default=64, help="frames per network batch")
+    add_clip_check_options(ap)
     a = ap.parse_args(argv)
-    paths = list_videos(a.video_dir)
     out = Path(a.out)
     if why := output_path_problem(out): raise DatasetError(f"--out {why}", path=out, expected="a folder")
+    paths, _ = clips_to_score(list_videos(a.video_dir), a, "savgbench detect")
     device = resolve_device(a.device) if a.detector == "yolox-tiny" else None
     det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)

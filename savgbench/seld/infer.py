@@ -155,29 +155,38 @@ def seld_rows_source(checkpoint, reference_quirk: bool = True) -> dict:
 def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)
-    ap.add_argument("video_dir", help="folder of clips (SAVGBench mp4s, or stereo wav/flac with --pattern)")
+    ap.add_argument("video_dir", help="folder of SAVGBench mp4 clips (subfolders included), a text file listing them "
+                    "or one clip; or a folder of stereo wav/flac with --pattern")
     ap.add_argument("--out", required=True, help="folder for the per-clip CSVs (and savgbench_rows.json, what made them)")
     ap.add_argument("--checkpoint", default=None, help="SELD checkpoint (default: the official "
                     "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; "
                     "'demo': the built-in demo model)")
     ap.add_argument("--batch-size", type=at_least(1), default=40, help="windows per forward pass (5 per 5 s clip; default 40)")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    ap.add_argument("--pattern", default="*.mp4", help="files of VIDEO_DIR to read (default *.mp4)")
+    ap.add_argument("--pattern", default="*.mp4", help="files of VIDEO_DIR to read instead of its mp4 clips, e.g. "
+                    "'*.wav' (16 kHz stereo; their format is not checked)")
     ap.add_argument("--no-reference-quirk", action="store_true", help="start the fourth window at frame 360, not 359")
-    ap.add_argument("--skip-errors", action="store_true", help="write the other clips' rows when one cannot be read "
-                    "(exit status 0 unless no clip could be read)")
+    from savgbench.core import output_path_problem
+    from savgbench.detect import list_videos, add_clip_check_options, clips_to_score
+    add_clip_check_options(ap)                      # --skip-bad also goes on past a file that cannot be read
+    ap.add_argument("--skip-errors", dest="skip_bad", action="store_true", help=argparse.SUPPRESS)   # its former name
     a = ap.parse_args(argv)
     device = resolve_device(a.device)
+    if why := output_path_problem(a.out): raise DatasetError(f"--out {why}", path=a.out, expected="a folder")
+    if a.pattern == "*.mp4": paths, _ = clips_to_score(list_videos(a.video_dir), a, "savgbench seld")
+    else:
+        paths = sorted(Path(a.video_dir).glob(a.pattern))
+        if not paths: raise DatasetError("no files found", a.video_dir, found=0, expected=f"files matching {a.pattern!r}")
     ck = seld_checkpoint_path(a.checkpoint)
     src = seld_rows_source(ck, reference_quirk=not a.no_reference_quirk)
     rec = read_rows_source(a.out, "SELD") if Path(a.out).is_dir() else None
     refuse_other_source(a.out, rec, src, "SELD rows")  # rows of two models in one folder would be scored as one
     model = load_seld_model(ck, device)
-    table, failures = seld_dir(a.video_dir, a.out, a.pattern, model=model, batch_size=a.batch_size, device=device,
-                               reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_errors)
+    table, failures = seld_files(paths, a.out, model=model, batch_size=a.batch_size, device=device,
+                                 reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_bad)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
     if Path(a.out).is_dir(): write_rows_source(a.out, "SELD", src)
-    n_read = len(sorted(Path(a.video_dir).glob(a.pattern))) - len(failures)
+    n_read = len(paths) - len(failures)
     print(f"{n_read} clips ({table['clip'].nunique()} with sound events), {len(table)} rows -> {a.out}")
     if failures and n_read == 0: print("savgbench seld: no clip could be read", file=sys.stderr)
-    return 1 if failures and (not a.skip_errors or n_read == 0) else 0
+    return 1 if failures and (not a.skip_bad or n_read == 0) else 0
