@@ -322,10 +322,11 @@ def _run_align(module: str, fn: str, argv: list, quiet: bool = False) -> tuple[d
         return json.loads(out.read_text()), None
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
-                     offline: bool = True, quiet: bool = False) -> tuple[dict | None, str | None]:
-    """(result JSON of `savgbench spatial-align`, None) or (None, the reason it was skipped). `seld_checkpoint='demo'`
-    uses the package's built-in demo SELD model (for demos: it is not the benchmark's network)."""
-    from savgbench.weights import resolve
+                     offline: bool = True, quiet: bool = False, checked: bool = False) -> tuple[dict | None, str | None]:
+    """(result JSON of `savgbench spatial-align`, with `weights`: the path and sha256 of each network file used, None)
+    or (None, the reason it was skipped). `seld_checkpoint='demo'` uses the package's built-in demo SELD model (for
+    demos: it is not the benchmark's network). `checked`: the clips are known to be SAVGBench clips."""
+    from savgbench.weights import resolve, sha256_file
     if seld_checkpoint == "demo":
         try:
             from savgbench.seld.infer import demo_checkpoint
@@ -334,19 +335,24 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
     else:
         try: seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
         except WeightsError as e: return None, f"SELD checkpoint missing: {e}; --seld-checkpoint demo uses the built-in demo model"
-    argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector]
+    argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector] + ["--any-format"] * checked
+    files = {"seld": Path(seld)}
     if detector == "yolox-tiny":
-        try: argv += ["--weights", str(resolve("yolox-tiny-mmdet", detector_weights, offline=offline))]
+        try: files["yolox-tiny"] = resolve("yolox-tiny-mmdet", detector_weights, offline=offline)
         except WeightsError as e: return None, f"detector weights missing: {e}"
+        argv += ["--weights", str(files["yolox-tiny"])]
     r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
     if why and detector == "oracle":
         why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
-    if r is not None: r.update(seld_checkpoint=str(seld), detector=detector)
+    if r is not None:
+        r.update(seld_checkpoint=str(seld), detector=detector,
+                 weights={k: dict(path=str(p), sha256=sha256_file(p)) for k, p in files.items()})
     return r, why
 
-def temporal_av_align(gen_dir, quiet: bool = False) -> tuple[dict | None, str | None]:
-    "(result JSON of `savgbench temporal-align`, None) or (None, the reason it was skipped)."
-    return _run_align("savgbench.align.temporal", "temporal_align_cli", [str(gen_dir)], quiet)
+def temporal_av_align(gen_dir, quiet: bool = False, checked: bool = False) -> tuple[dict | None, str | None]:
+    """(result JSON of `savgbench temporal-align`, None) or (None, the reason it was skipped). `checked`: the clips are
+    known to be SAVGBench clips."""
+    return _run_align("savgbench.align.temporal", "temporal_align_cli", [str(gen_dir)] + ["--any-format"] * checked, quiet)
 
 # %% ../nbs/44_evaluate.ipynb #22676166
 METRICS = ("fvd", "kvd", "fad", "spatial", "temporal")
@@ -381,18 +387,19 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
     "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
-        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet)
+        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet, checked=True)
         if not why and r.get("score") is None: why = "undefined: the SELD model found no sound event in any clip"
         if why: res["skipped"]["spatial_av_align"] = why
         else:
             res["metrics"]["spatial_av_align"] = r.get("score")
             res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector")}
+            res["weights"].update(r.get("weights") or {})
             for c in r.get("clips") or []:
                 align_rows.setdefault(c["name"], {}).update(spatial_tp=c["tp"], spatial_fn=c["fn"], spatial_score=c["score"])
         timings["spatial_s"] = time.perf_counter() - t0
     if "temporal" in metrics:
         t0 = time.perf_counter()
-        r, why = temporal_av_align(gen_list, quiet)
+        r, why = temporal_av_align(gen_list, quiet, checked=True)
         if not why and r.get("score") is None: why = "undefined: no clip has an audio or video peak"
         if why: res["skipped"]["temporal_av_align"] = why
         else:
@@ -461,7 +468,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     gu, ru = used_items(gb, P.n_items), used_items(rb, P.n_items)
     res["n"].update(gen_items=len(gu), ref_items=len(ru), gen_unique_items=len(set(gu)), ref_unique_items=len(set(ru)))
     for s, u, n in (("generated", gu, len(gu)), ("reference", ru, len(ru))):
-        if len(set(u)) < n:
+        if len(set(u)) < n and {"fvd", "kvd", "fad"} & set(metrics):      # the items feed these metrics only
             res["warnings"].append(f"{s} set: {len(set(u))} distinct items fill the protocol's {n} (too few clips, "
                                    f"so items repeat, as the reference does)")
     cache = FeatureCache((Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None)

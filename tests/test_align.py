@@ -495,3 +495,12 @@ def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
     assert temporal_align_cli([str(v), "--out", str(tmp_path / "any.json"), "--any-format"]) == 0
     j = json.loads((tmp_path / "any.json").read_text())
     assert len(j["files"]) == 3 and "left_out" not in j
+    # evaluate's Spatial AV-Align: the same check, and the network files it used, with their sha256, in the result
+    from savgbench.evaluate import spatial_av_align as evaluate_spatial
+    from savgbench.seld.infer import demo_checkpoint
+    from savgbench.weights import sha256_file
+    r, why = evaluate_spatial(v, "demo", "oracle", quiet=True)
+    assert r is None and "1 of 3 clips are not SAVGBench clips" in why, why
+    (tmp_path / "list.txt").write_text(f"{v / 'a.mp4'}\n")
+    r, why = evaluate_spatial(tmp_path / "list.txt", "demo", "oracle", quiet=True)
+    assert why is None and r["weights"] == {"seld": {"path": str(demo_checkpoint()), "sha256": sha256_file(demo_checkpoint())}}
