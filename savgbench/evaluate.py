@@ -419,6 +419,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     with the reason in `skipped`."""
     from savgbench.metrics.stats import FeatureStats, frechet_distance_from_stats, kernel_distance
     P, weights = get_protocol(protocol), dict(weights or {})
+    if isinstance(metrics, str): metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())   # "spatial,temporal"
     unknown = set(metrics) - set(METRICS)
     if unknown: raise SAVGBenchError("unknown metrics", found=sorted(unknown), expected=", ".join(METRICS))
     try:
@@ -450,7 +451,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             if verbose: print(TABLE_HEADER + "\n" + format_row(res))
         return res
     if res["failures"] and not skip_bad:
-        res["skipped"] = {m: "bad clips (see failures); rerun with skip_bad=True / --skip-bad" for m in metrics}
+        res["skipped"] = {m: "bad clips (listed under failures); skip_bad scores the others" for m in metrics}
         return finish()
     if res["n"]["gen_clips"] == 0 or res["n"]["ref_clips"] == 0:
         raise DatasetError("no valid clips to evaluate", path=gen_dir if res["n"]["gen_clips"] == 0 else reference_dir)
@@ -641,11 +642,17 @@ def evaluate_cli(argv=None) -> int:
                    weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint, detector=a.detector,
                    progress=not a.quiet, verbose=not a.quiet)
     if res.get("process_index"): return 0                # rank 0 reports for the whole sharded run
-    for k, why in res["skipped"].items(): print(f"skipped {k}: {why}", file=sys.stderr)
+    refused = bool(res["failures"]) and not a.skip_bad      # every metric skipped for the bad clips, said once below
+    for k, why in res["skipped"].items():
+        if not refused: print(f"skipped {k}: {why}", file=sys.stderr)
     for w in res["warnings"]:
         if not a.quiet: print(f"warning: {w}", file=sys.stderr)
     if res["failures"]:
-        print(f"{len(res['failures'])} bad clip(s) (see 'failures' in {a.out})", file=sys.stderr)
+        for f in res["failures"][:10]: print(f"bad clip ({f['set']}): {f['error']}", file=sys.stderr)
+        more = len(res["failures"]) - 10
+        print(f"{len(res['failures'])} bad clip(s)" + (f", {more} more not shown" if more > 0 else "")
+              + (f"; all are listed under 'failures' in {a.out}" if a.out else "")
+              + ("" if a.skip_bad else "; --skip-bad scores the valid clips"), file=sys.stderr)
         if not a.skip_bad: return 1
     if not res["metrics"]:
         print(f"savgbench evaluate: none of the requested metrics ({','.join(metrics)}) could be computed", file=sys.stderr)

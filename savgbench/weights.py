@@ -131,7 +131,10 @@ def resolve(name: str, path=None, offline: bool = True, verify: bool = False) ->
     (the default) raise a WeightsError saying how to get it; otherwise install it. `verify` checks the sha256."""
     w, p = spec(name), weights_path(name, path)
     if not p.is_file():
-        if not offline and w.installable and path is None: return install(name)
+        if path is not None:                            # a path given by the caller: that file is what is missing
+            raise WeightsError(f"the file given for weights {name!r} does not exist" if not p.exists() else
+                               f"the path given for weights {name!r} is not a file", path=p, expected=w.filename)
+        if not offline and w.installable: return install(name)
         how = (f"run `savgbench weights install {name}`" if w.installable else f"download it from {w.source}")
         raise WeightsError(f"weights {name!r} not found; {how} and place it at {cache_path(name)}, "
                            f"or pass its path (or set {env_var(name)})", path=p, found="no file", expected=w.filename)

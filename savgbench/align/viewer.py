@@ -145,7 +145,11 @@ class AlignmentViewer:
 
     def static(self, name=None):
         "The static figure of a clip (the selected one by default)."
-        return plot_clip_alignment(self.clips[name or self.current])
+        name = name or self.current
+        if name not in self.clips:
+            shown = ", ".join(list(self.clips)[:5]) + (", ..." if len(self.clips) > 5 else "")
+            raise KeyError(f"no clip named {name!r} in this viewer (it holds {len(self.clips)}: {shown})")
+        return plot_clip_alignment(self.clips[name])
 
     def widget(self):
         "The ipywidgets interface."
