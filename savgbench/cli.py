@@ -24,6 +24,7 @@ COMMANDS = {
     "spatial-align": ("savgbench.align.spatial", "spatial_align_cli", "Spatial AV-Align: SELD positions vs person boxes"),
     "temporal-align": ("savgbench.align.temporal", "temporal_align_cli", "Temporal AV-Align: optical-flow peaks vs audio onsets"),
     "evaluate": ("savgbench.evaluate", "evaluate_cli", "all five metrics for generated clips against a reference set"),
+    "check-clips": ("savgbench.io", "check_clips_cli", "which clips have the SAVGBench format, and what is wrong with the others"),
     "weights": ("savgbench.weights", "weights_cli", "list, locate, verify or install network weights"),
     "train-joint": ("savgbench.baselines.train", "train_joint_cli", "train the joint Stereo MM-Diffusion baseline (accelerate)"),
     "train-sr": ("savgbench.baselines.train", "train_sr_cli", "train the 64->256 super-resolution model (accelerate)"),

@@ -25,7 +25,8 @@ __all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COL
            'probe_clip', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio', 'read_clip_audio_int16',
            'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
            'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
-           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'check_clips']
+           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'check_clips',
+           'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 def _check_video_array(video, what="video"):
@@ -447,3 +448,21 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
                               f"{spec.fps:g} fps, {spec.n_frames} frames, {spec.channels}-channel {spec.sample_rate} Hz "
                               f"audio of {spec.seconds:g} s): {listed}; {hint}")
     return good, bad
+
+# %% ../nbs/01_io.ipynb #342718c9
+def check_clips_cli(argv=None) -> int:
+    "`savgbench check-clips`: which clips have the SAVGBench format; each other one is named with what is wrong."
+    import argparse
+    from savgbench.detect import list_videos
+    ap = argparse.ArgumentParser(prog="savgbench check-clips", description=check_clips_cli.__doc__ + " Exit status 1 "
+                                 "when any clip is not a SAVGBench clip.")
+    ap.add_argument("clips", nargs="+", help="folders of mp4 clips (subfolders included), text files listing clips, "
+                    "or clips")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = ap.parse_args(argv)
+    paths = [p for c in a.clips for p in list_videos(c)]
+    good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet)
+    for why in bad.values(): print(why)
+    print(f"{len(good)} of {len(paths)} clips are SAVGBench clips"
+          + (f"; {len(bad)} {'is' if len(bad) == 1 else 'are'} not" if bad else ""))
+    return 1 if bad else 0

@@ -288,6 +288,7 @@ def detect_cli(argv=None) -> int:
     ap.add_argument("--batch-size", type=at_least(1), default=64, help="frames per network batch")
     add_clip_check_options(ap)
     a = ap.parse_args(argv)
+    if a.weights and a.detector != "yolox-tiny": ap.error(f"--weights is for --detector yolox-tiny, not {a.detector}")
     out = Path(a.out)
     if why := output_path_problem(out): raise DatasetError(f"--out {why}", path=out, expected="a folder")
     paths, _ = clips_to_score(list_videos(a.video_dir), a, "savgbench detect")

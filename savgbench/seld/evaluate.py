@@ -149,7 +149,8 @@ def eval_seld_cli(argv=None) -> int:
                                  epilog="The overall F, LE, LR and SELD are macro averages over the two classes, as in the "
                                  "reference (DCASE 2022 metrics): a class with no matched events, e.g. one absent from both "
                                  "labels and predictions, counts as F 0, LE 256, LR 0 in them. Read the class-wise lines.")
-    ap.add_argument("pred_dir"); ap.add_argument("metadata_dir")
+    ap.add_argument("pred_dir", help="SELD CSVs NAME.csv (frame at 10 fps, class, x), as `savgbench seld` writes them")
+    ap.add_argument("metadata_dir", help="the clips' label CSVs, metadata_*/NAME.csv of a SAVGBench dataset")
     ap.add_argument("--doa-threshold", type=float, default=40.0, help="pixels, >= 0 (default 40)")
     ap.add_argument("--json", default=None, help="also write the scores here (folders are created)")
     a = ap.parse_args(argv)
