@@ -422,6 +422,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     if isinstance(metrics, str): metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())   # "spatial,temporal"
     unknown = set(metrics) - set(METRICS)
     if unknown: raise SAVGBenchError("unknown metrics", found=sorted(unknown), expected=", ".join(METRICS))
+    if reference_dir is None and {"fvd", "kvd", "fad"} & set(metrics):
+        raise SAVGBenchError("FVD, KVD and FAD compare the clips with a reference set: give one (reference_dir, "
+                             "--reference), or score only metrics=('spatial', 'temporal')")
     try:
         from accelerate import PartialState
         state = PartialState(); rank, world = state.process_index, state.num_processes
@@ -431,12 +434,14 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     t_start, timings, align_rows = time.perf_counter(), {}, {}
     res = dict(savgbench_version=savgbench.__version__, protocol=asdict(P),
                protocol_deviations_from_v1={k: list(v) for k, v in protocol_deviations(P).items()},
-               gen_dir=str(gen_dir), reference_dir=str(reference_dir), metrics={}, skipped={}, weights={},
+               gen_dir=str(gen_dir), reference_dir=None if reference_dir is None else str(reference_dir), metrics={},
+               skipped={}, weights={},
                n={}, timings_s=timings, failures=[], warnings=[], environment=dict(
                    python=platform.python_version(), torch=torch.__version__, device=str(dev), processes=world))
     # 1. scan and validate
     t0 = time.perf_counter()
-    gen, ref = scan_clips(gen_dir, "gen", progress and rank == 0), scan_clips(reference_dir, "ref", progress and rank == 0)
+    gen = scan_clips(gen_dir, "gen", progress and rank == 0)
+    ref = scan_clips(reference_dir, "ref", progress and rank == 0) if reference_dir is not None else []
     timings["scan_s"] = time.perf_counter() - t0
     res["failures"] = [dict(set=e.set, path=str(e.path), error=e.error) for e in gen + ref if e.error]
     res["n"] = dict(gen_clips=sum(e.error is None for e in gen), ref_clips=sum(e.error is None for e in ref),
@@ -453,7 +458,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     if res["failures"] and not skip_bad:
         res["skipped"] = {m: "bad clips (listed under failures); skip_bad scores the others" for m in metrics}
         return finish()
-    if res["n"]["gen_clips"] == 0 or res["n"]["ref_clips"] == 0:
+    if res["n"]["gen_clips"] == 0 or (reference_dir is not None and res["n"]["ref_clips"] == 0):
         raise DatasetError("no valid clips to evaluate", path=gen_dir if res["n"]["gen_clips"] == 0 else reference_dir)
     names = Counter(e.path.stem for e in gen if e.error is None)
     if max(names.values()) > 1:                                  # per-clip alignment results are keyed by name
@@ -463,15 +468,16 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         short = [e.audio_seconds for e in es if e.error is None and e.audio_seconds < CLIP.seconds - 0.5 / CLIP.sample_rate]
         if short: res["warnings"].append(f"{s} set: {len(short)} clip(s) hold less than {CLIP.seconds:g} s of audio "
                                          f"(the shortest {min(short):.3f} s); their missing end is read as silence")
-    # 2. items
-    nw = lambda es: [0 if e.error else len(window_frames(e.n_frames, e.fps, P)) for e in es]
-    gb, rb = select_items(nw(gen), nw(ref), P)
-    gu, ru = used_items(gb, P.n_items), used_items(rb, P.n_items)
-    res["n"].update(gen_items=len(gu), ref_items=len(ru), gen_unique_items=len(set(gu)), ref_unique_items=len(set(ru)))
-    for s, u, n in (("generated", gu, len(gu)), ("reference", ru, len(ru))):
-        if len(set(u)) < n and {"fvd", "kvd", "fad"} & set(metrics):      # the items feed these metrics only
-            res["warnings"].append(f"{s} set: {len(set(u))} distinct items fill the protocol's {n} (too few clips, "
-                                   f"so items repeat, as the reference does)")
+    # 2. items (of FVD, KVD and FAD; there is no reference set without them)
+    if reference_dir is not None:
+        nw = lambda es: [0 if e.error else len(window_frames(e.n_frames, e.fps, P)) for e in es]
+        gb, rb = select_items(nw(gen), nw(ref), P)
+        gu, ru = used_items(gb, P.n_items), used_items(rb, P.n_items)
+        res["n"].update(gen_items=len(gu), ref_items=len(ru), gen_unique_items=len(set(gu)), ref_unique_items=len(set(ru)))
+        for s, u, n in (("generated", gu, len(gu)), ("reference", ru, len(ru))):
+            if len(set(u)) < n and {"fvd", "kvd", "fad"} & set(metrics):      # the items feed these metrics only
+                res["warnings"].append(f"{s} set: {len(set(u))} distinct items fill the protocol's {n} (too few "
+                                       f"clips, so items repeat, as the reference does)")
     cache = FeatureCache((Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None)
     # 3. FVD / KVD
     if {"fvd", "kvd"} & set(metrics):
@@ -601,8 +607,8 @@ def evaluate_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="savgbench evaluate",
                                  description="FVD, KVD, FAD, Spatial and Temporal AV-Align of a folder of generated clips.")
     ap.add_argument("gen_dir", help="folder of generated clips (mp4, searched recursively)")
-    ap.add_argument("--reference", required=True, help="folder of real clips to compare with (the benchmark: video_eval/ "
-                                                         "of `savgbench build-dataset ... --split eval`)")
+    ap.add_argument("--reference", help="folder of real clips to compare with (the benchmark: video_eval/ of `savgbench "
+                    "build-dataset ... --split eval`); needed for FVD, KVD and FAD, not for --metrics spatial,temporal")
     ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="v1",
                     help="v1 (default): the reference's evaluation, quirks included; v2: fixed")
     ap.add_argument("--out", required=True, help="results JSON")
@@ -626,6 +632,8 @@ def evaluate_cli(argv=None) -> int:
     metrics = METRICS if a.metrics is None else tuple(m.strip() for m in a.metrics.split(",") if m.strip())
     if not metrics or set(metrics) - set(METRICS):
         ap.error(f"--metrics takes a comma-separated subset of {','.join(METRICS)}, not {a.metrics!r}")
+    if a.reference is None and {"fvd", "kvd", "fad"} & set(metrics):
+        ap.error("--reference is needed for FVD, KVD and FAD; without one, give --metrics spatial,temporal")
     for opt, f in (("--out", a.out), ("--per-clip", a.per_clip)):     # found now, not after minutes of features
         if f is None: continue
         why = output_path_problem(f, folder=False)

@@ -132,8 +132,8 @@ def resolve(name: str, path=None, offline: bool = True, verify: bool = False) ->
     w, p = spec(name), weights_path(name, path)
     if not p.is_file():
         if path is not None:                            # a path given by the caller: that file is what is missing
-            raise WeightsError(f"the file given for weights {name!r} does not exist" if not p.exists() else
-                               f"the path given for weights {name!r} is not a file", path=p, expected=w.filename)
+            raise WeightsError(f"weights {name!r} not found: " + ("no file at the path given" if not p.exists() else
+                               "the path given is not a file"), path=p, expected=w.filename)
         if not offline and w.installable: return install(name)
         how = (f"run `savgbench weights install {name}`" if w.installable else f"download it from {w.source}")
         raise WeightsError(f"weights {name!r} not found; {how} and place it at {cache_path(name)}, "
