@@ -322,10 +322,12 @@ def _run_align(module: str, fn: str, argv: list, quiet: bool = False) -> tuple[d
         return json.loads(out.read_text()), None
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
-                     offline: bool = True, quiet: bool = False, checked: bool = False) -> tuple[dict | None, str | None]:
+                     offline: bool = True, quiet: bool = False, checked: bool = False, seld_dir=None,
+                     det_dir=None) -> tuple[dict | None, str | None]:
     """(result JSON of `savgbench spatial-align`, with `weights`: the path and sha256 of each network file used, None)
     or (None, the reason it was skipped). `seld_checkpoint='demo'` uses the package's built-in demo SELD model (for
-    demos: it is not the benchmark's network). `checked`: the clips are known to be SAVGBench clips."""
+    demos: it is not the benchmark's network). `checked`: the clips are known to be SAVGBench clips. `seld_dir` /
+    `det_dir` keep the SELD rows and person boxes (a CSV per clip), and those already there are used again."""
     from savgbench.weights import resolve, sha256_file
     if seld_checkpoint == "demo":
         try:
@@ -336,6 +338,8 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         try: seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
         except WeightsError as e: return None, f"SELD checkpoint missing: {e}; --seld-checkpoint demo uses the built-in demo model"
     argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector] + ["--any-format"] * checked
+    for opt, d in (("--seld-dir", seld_dir), ("--det-dir", det_dir)):
+        if d is not None: argv += [opt, str(d)]
     files = {"seld": Path(seld)}
     if detector == "yolox-tiny":
         try: files["yolox-tiny"] = resolve("yolox-tiny-mmdet", detector_weights, offline=offline)
@@ -383,11 +387,12 @@ TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temp
 
 # %% ../nbs/44_evaluate.ipynb #e29ae715
 def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline,
-               quiet=False):
+               quiet=False, rows_dirs=(None, None)):
     "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
-        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet, checked=True)
+        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet, checked=True,
+                                  seld_dir=rows_dirs[0], det_dir=rows_dirs[1])
         if not why and r.get("score") is None: why = "undefined: the SELD model found no sound event in any clip"
         if why: res["skipped"]["spatial_av_align"] = why
         else:
@@ -411,12 +416,13 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
 def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, skip_bad: bool = False,
              metrics=METRICS, cache_dir=None, use_cache: bool = True, weights: dict | None = None, offline: bool = True,
              device=None, i3d=None, audioclip=None, seld_checkpoint=None, detector: str = "yolox-tiny",
-             progress: bool = True, verbose: bool = True) -> dict:
+             progress: bool = True, verbose: bool = True, seld_dir=None, det_dir=None) -> dict:
     """Score the clips of `gen_dir` against `reference_dir` under `protocol` ('v1', 'v2' or a `Protocol`).
     Returns the result dict (also written to `out` as JSON; a per-clip CSV to `per_clip`). Bad clips are listed under
     `failures`; unless `skip_bad`, no metric is computed when there are any. `weights` maps registry names to paths;
     `i3d` / `audioclip` pass ready models instead (tests). Metrics whose weights or modules are missing are skipped
-    with the reason in `skipped`."""
+    with the reason in `skipped`. `seld_dir` / `det_dir` keep Spatial AV-Align's SELD rows and person boxes, a CSV per
+    clip, and a later run uses those already there (rows of another checkpoint or detector are refused)."""
     from savgbench.metrics.stats import FeatureStats, frechet_distance_from_stats, kernel_distance
     P, weights = get_protocol(protocol), dict(weights or {})
     if isinstance(metrics, str): metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())   # "spatial,temporal"
@@ -538,7 +544,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             gen_list = Path(td) / "gen_clips.txt"
             gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
             _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint or weights.get("seld-stereo-swa"),
-                       detector, weights.get("yolox-tiny-mmdet"), offline, quiet=not progress)
+                       detector, weights.get("yolox-tiny-mmdet"), offline, quiet=not progress,
+                       rows_dirs=(seld_dir, det_dir))
     return finish()
 
 def _write_per_clip(path, entries, align_rows: dict):
@@ -625,6 +632,10 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--detector", default="yolox-tiny", choices=("yolox-tiny", "hog", "oracle"),
                     help="person detector for Spatial AV-Align (default: yolox-tiny, the benchmark's; oracle: boxes around "
                          "the label points in metadata_*/)")
+    ap.add_argument("--seld-dir", help="keep Spatial AV-Align's SELD rows here (NAME.csv per clip, as `savgbench seld` "
+                    "writes them); a later run uses those already there")
+    ap.add_argument("--det-dir", help="keep its person boxes here (NAME.csv per clip, as `savgbench detect` writes them); "
+                    "a later run uses those already there")
     ap.add_argument("--device", help="cpu, cuda, ... (default: accelerate's)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars, table or warnings (the results JSON keeps them; "
                                                           "skipped metrics are still named)")
@@ -647,7 +658,8 @@ def evaluate_cli(argv=None) -> int:
         w[k] = v
     res = evaluate(a.gen_dir, a.reference, a.protocol, out=a.out, per_clip=a.per_clip, skip_bad=a.skip_bad,
                    metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
-                   weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint, detector=a.detector,
+                   weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint,
+                   detector=a.detector, seld_dir=a.seld_dir, det_dir=a.det_dir,
                    progress=not a.quiet, verbose=not a.quiet)
     if res.get("process_index"): return 0                # rank 0 reports for the whole sharded run
     refused = bool(res["failures"]) and not a.skip_bad      # every metric skipped for the bad clips, said once below

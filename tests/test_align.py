@@ -504,3 +504,29 @@ def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
     (tmp_path / "list.txt").write_text(f"{v / 'a.mp4'}\n")
     r, why = evaluate_spatial(tmp_path / "list.txt", "demo", "oracle", quiet=True)
     assert why is None and r["weights"] == {"seld": {"path": str(demo_checkpoint()), "sha256": sha256_file(demo_checkpoint())}}
+
+
+def test_evaluate_keeps_and_reuses_spatial_rows(tmp_path):
+    "`evaluate(..., seld_dir=, det_dir=)` keeps the SELD rows and boxes, and a second run reads them instead of computing."
+    import shutil
+    from savgbench.io import write_clip
+    from savgbench.evaluate import evaluate
+    rng = np.random.default_rng(1)
+    v, m = tmp_path / "video_y", tmp_path / "metadata_y"
+    v.mkdir(); m.mkdir()
+    for n in ("a", "b"):
+        write_clip(v / f"{n}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+        (m / f"{n}.csv").write_text("10,0,30,70\n")
+    kw = dict(metrics=("spatial",), seld_checkpoint="demo", detector="oracle", seld_dir=tmp_path / "seld",
+              det_dir=tmp_path / "det", progress=False, verbose=False)
+    r1 = evaluate(v, None, **kw)          # (noise clips: the demo model hears no event, so the score is undefined)
+    kept = {p: p.stat().st_mtime_ns for d in ("seld", "det") for p in (tmp_path / d).glob("*.csv")}
+    assert sorted(p.name for p in kept) == ["a.csv", "a.csv", "b.csv", "b.csv"]
+    (tmp_path / "seld" / "b.csv").unlink()                          # an interrupted run: only b's rows are made again
+    r2 = evaluate(v, None, **kw)
+    assert (r2["metrics"], r2["skipped"]) == (r1["metrics"], r1["skipped"])
+    remade = [str(p.relative_to(tmp_path)) for p, t in kept.items()
+              if p != tmp_path / "seld" / "b.csv" and p.stat().st_mtime_ns != t]
+    assert remade == [], f"rows already there were made again: {remade}"
+    assert (tmp_path / "seld" / "b.csv").is_file()
