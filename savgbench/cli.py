@@ -62,6 +62,14 @@ def _end_by_signal(signum=2):
     os.kill(os.getpid(), signum)
     return 128 + signum                                 # where the signal cannot end the process
 
+def _end_progress_bars():
+    "Close the progress bars a failed command left open, so that its message starts a line of its own."
+    try: from tqdm import tqdm
+    except ImportError: return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        try: bar.close()
+        except Exception: pass
+
 def _raise_on_sigterm(signum, frame):
     from savgbench.core import StopRequested
     raise StopRequested(signum)
@@ -99,10 +107,11 @@ def main(argv=None) -> int:
     if program: _stop_on_sigterm()
     try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
     except SAVGBenchError as e:
-        print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
+        _end_progress_bars(); print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
     except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
-        print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
+        _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt as e:                      # Ctrl-C, or a loop's SIGTERM: one line (from one process of a launch)
+        _end_progress_bars()
         import signal
         from savgbench.core import main_print
         sig = int(getattr(e, "signum", signal.SIGINT))
