@@ -117,7 +117,10 @@ def main(argv=None) -> int:
         sig = int(getattr(e, "signum", signal.SIGINT))
         what = "interrupted" if sig == signal.SIGINT else f"stopped by {signal.Signals(sig).name}"
         main_print(f"\nsavgbench {name}: {what} (finished outputs are kept)", file=sys.stderr)
-        return _end_by_signal(sig) if program else 128 + sig
+        if not program: return 128 + sig
+    # out of the `except` block, so that the traceback and the frames it keeps (data loaders among them) are freed
+    # before the exit handlers run
+    return _end_by_signal(sig)
 
 # `python -m savgbench.cli ...`: what `accelerate launch -m savgbench.cli COMMAND ...` runs in each process
 if __name__ == "__main__" and "get_ipython" not in globals(): sys.exit(main())

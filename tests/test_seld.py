@@ -282,3 +282,26 @@ def test_ctrl_c_during_seld_training_saves_a_last_pt_that_resumes_exactly(tmp_pa
         a, b = (torch.load(d / name, weights_only=False)["model_state_dict"] for d in (tmp_path / "b", ref.parent))
         assert all(torch.equal(a[k], b[k]) for k in b), name
     assert final == tmp_path / "b" / "seld_final.pt"
+
+
+def test_sigterm_to_train_seld_with_a_data_worker_saves_and_ends(tmp_path, kill_at_end):
+    """`kill` on the process group of `savgbench train-seld --workers 1` (command and data worker): last.pt is saved at
+    the step reached and the command ends by SIGTERM. The data worker ignores SIGTERM, so it must be stopped before
+    the exit handlers, which would otherwise wait for it for ever."""
+    import os, signal, subprocess, sys, time
+    run = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "savgbench", "train-seld", "--synthetic", "--preset", "tiny", "--workers",
+                          "1", "--steps", "100000", "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    kill_at_end(p)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 180 and p.poll() is None and \
+            not ((run / "log.jsonl").is_file() and (run / "log.jsonl").read_text().strip()): time.sleep(0.1)
+    assert p.poll() is None, p.communicate()[1][-3000:]
+    os.killpg(p.pid, signal.SIGTERM)
+    try: _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired: raise AssertionError("train-seld did not end within 60 s of SIGTERM") from None
+    assert p.returncode == -signal.SIGTERM, err[-3000:]
+    assert "stopped by SIGTERM" in err and "Traceback" not in err and "exited unexpectedly" not in err, err[-3000:]
+    step = torch.load(run / "last.pt", weights_only=False)["step"]
+    assert step >= 50 and f"at step {step}" in err, err[-3000:]

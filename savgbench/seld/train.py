@@ -456,29 +456,32 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                             "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, tmp)
 
     stop = StepEndInterrupt()           # Ctrl-C, SIGTERM: finish the step (all processes the same), save last.pt, stop
-    with stop:
-        while step < tc.steps:
-            lr = learning_rate(step, tc)
-            for g in opt.param_groups: g["lr"] = lr
-            wav, cat, x = next(stream) if stream is not None else source.sample(tc.batch_size, rng)
-            feats = _features(wav, cfg.phase, tc.center, acc.device)
-            sed, doa = net(feats)
-            loss, bce, mse = seld_loss(sed, doa, torch.as_tensor(cat).to(acc.device), torch.as_tensor(x).to(acc.device))
-            opt.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            opt.step()
-            step += 1; bar.update(1)
-            if step % tc.pseudo_epoch == 0 and step // tc.pseudo_epoch > tc.swa_after:
-                swa.update_parameters(acc.unwrap_model(net))
-            if acc.is_main_process and (step % log_every == 0 or step == tc.steps):
-                rec = dict(step=step, loss=loss.item(), bce=bce.item(), mse=mse.item(), lr=lr, seconds=round(time.time() - t0, 1))
-                log.write(json.dumps(rec) + "\n"); log.flush(); bar.set_postfix(loss=f"{rec['loss']:.4f}")
-            saving = step % tc.save_every == 0 or step == tc.steps
-            if saving: save()
-            if stop.poll(acc) and step < tc.steps:
-                if not saving: save()
-                main_print(f"saved {last} at step {step}; the same command resumes from it", file=sys.stderr)
-                break
+    try:
+        with stop:
+            while step < tc.steps:
+                lr = learning_rate(step, tc)
+                for g in opt.param_groups: g["lr"] = lr
+                wav, cat, x = next(stream) if stream is not None else source.sample(tc.batch_size, rng)
+                feats = _features(wav, cfg.phase, tc.center, acc.device)
+                sed, doa = net(feats)
+                loss, bce, mse = seld_loss(sed, doa, torch.as_tensor(cat).to(acc.device), torch.as_tensor(x).to(acc.device))
+                opt.zero_grad(set_to_none=True)
+                acc.backward(loss)
+                opt.step()
+                step += 1; bar.update(1)
+                if step % tc.pseudo_epoch == 0 and step // tc.pseudo_epoch > tc.swa_after:
+                    swa.update_parameters(acc.unwrap_model(net))
+                if acc.is_main_process and (step % log_every == 0 or step == tc.steps):
+                    rec = dict(step=step, loss=loss.item(), bce=bce.item(), mse=mse.item(), lr=lr, seconds=round(time.time() - t0, 1))
+                    log.write(json.dumps(rec) + "\n"); log.flush(); bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                saving = step % tc.save_every == 0 or step == tc.steps
+                if saving: save()
+                if stop.poll(acc) and step < tc.steps:
+                    if not saving: save()
+                    main_print(f"saved {last} at step {step}; the same command resumes from it", file=sys.stderr)
+                    break
+    finally:       # the data workers stop now, not when a traceback that keeps this frame is freed (they ignore SIGTERM,
+        stream = None  # so an exit that joins them while they wait for work would never end)
     bar.close(); log.close()
     stop.raise_if_requested(acc)        # also in the last step: a rerun makes only the final model
     final_path = out / "seld_final.pt"
