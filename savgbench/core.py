@@ -12,12 +12,13 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
-           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'STOP_SIGNALS', 'ClipSpec', 'SAVGBenchError',
-           'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError', 'atomic_path',
-           'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
-           'main_print', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
-           'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'ignore_ctrl_c',
-           'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt']
+           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'ClipSpec',
+           'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError',
+           'atomic_path', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
+           'is_main_process', 'main_print', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint',
+           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
+           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
+           'StopRequested', 'StepEndInterrupt']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -257,6 +258,34 @@ def weights_source(key: str, path) -> dict:
     return {key: p.name, "sha256": sha256_file(p) if p.is_file() else None}
 
 # %% ../nbs/00_core.ipynb #1363b748
+CLIPS_FILE = "savgbench_clips.json"
+
+def clip_hashes(paths) -> dict:
+    "{clip name: sha256 of its file} for the paths that are files: what per-clip rows are made from."
+    from savgbench.weights import sha256_file
+    return {Path(p).stem: sha256_file(p) for p in paths if Path(p).is_file()}
+
+def _recorded_clips(folder) -> dict:
+    p = Path(folder) / CLIPS_FILE
+    if not p.is_file(): return {}
+    try: rec = json.loads(p.read_text())
+    except ValueError: rec = None
+    if not isinstance(rec, dict): raise SAVGBenchError("damaged record of the clips this folder's CSVs were made from; "
+                                                       "delete it (the CSVs are then taken as they are)", path=p)
+    return rec
+
+def stale_rows(folder, hashes: dict) -> list:
+    "The clips of `hashes` whose CSV in `folder` is recorded as made from another file of the same name."
+    known = _recorded_clips(folder)
+    return [n for n, h in hashes.items() if known.get(n) not in (None, h)]
+
+def record_clips(folder, hashes: dict) -> None:
+    "Record which clip file (sha256) each of `hashes`' CSVs in `folder` was made from, beside what is recorded."
+    if not hashes: return
+    known = {**_recorded_clips(folder), **hashes}
+    with atomic_path(Path(folder) / CLIPS_FILE) as t: Path(t).write_text(json.dumps(known, indent=0, sort_keys=True) + "\n")
+
+# %% ../nbs/00_core.ipynb #ebf77b49
 import signal
 
 def _stop_worker(*_):
@@ -306,7 +335,7 @@ def process_pool(workers: int, initializer=None, initargs=()):
         raise
     ex.shutdown(wait=True)
 
-# %% ../nbs/00_core.ipynb #7b8c06fc
+# %% ../nbs/00_core.ipynb #41714e36
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequested(KeyboardInterrupt):

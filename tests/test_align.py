@@ -506,27 +506,42 @@ def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
     assert why is None and r["weights"] == {"seld": {"path": str(demo_checkpoint()), "sha256": sha256_file(demo_checkpoint())}}
 
 
-def test_evaluate_keeps_and_reuses_spatial_rows(tmp_path):
-    "`evaluate(..., seld_dir=, det_dir=)` keeps the SELD rows and boxes, and a second run reads them instead of computing."
-    import shutil
+def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path, capsys):
+    """`evaluate(..., seld_dir=, det_dir=)` keeps the SELD rows and boxes, and a second run reads them instead of
+    computing them; for another clip of the same name (every sampler writes sample_00000.mp4) they are made again.
+    The kept SELD rows here are hand-written with sound events; the demo model hears none in these noise clips, so a
+    defined score shows that the kept rows were read."""
     from savgbench.io import write_clip
     from savgbench.evaluate import evaluate
+    from savgbench.core import write_rows_source, record_clips, clip_hashes
+    from savgbench.seld.infer import seld_rows_source, demo_checkpoint
     rng = np.random.default_rng(1)
-    v, m = tmp_path / "video_y", tmp_path / "metadata_y"
-    v.mkdir(); m.mkdir()
-    for n in ("a", "b"):
-        write_clip(v / f"{n}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
-                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
-        (m / f"{n}.csv").write_text("10,0,30,70\n")
-    kw = dict(metrics=("spatial",), seld_checkpoint="demo", detector="oracle", seld_dir=tmp_path / "seld",
-              det_dir=tmp_path / "det", progress=False, verbose=False)
-    r1 = evaluate(v, None, **kw)          # (noise clips: the demo model hears no event, so the score is undefined)
-    kept = {p: p.stat().st_mtime_ns for d in ("seld", "det") for p in (tmp_path / d).glob("*.csv")}
-    assert sorted(p.name for p in kept) == ["a.csv", "a.csv", "b.csv", "b.csv"]
-    (tmp_path / "seld" / "b.csv").unlink()                          # an interrupted run: only b's rows are made again
-    r2 = evaluate(v, None, **kw)
-    assert (r2["metrics"], r2["skipped"]) == (r1["metrics"], r1["skipped"])
-    remade = [str(p.relative_to(tmp_path)) for p, t in kept.items()
-              if p != tmp_path / "seld" / "b.csv" and p.stat().st_mtime_ns != t]
-    assert remade == [], f"rows already there were made again: {remade}"
-    assert (tmp_path / "seld" / "b.csv").is_file()
+    sets = {}
+    for k in ("A", "B"):                                 # two sets whose clips have the same names, not the same content
+        v, m = tmp_path / k / "video_x", tmp_path / k / "metadata_x"
+        v.mkdir(parents=True); m.mkdir()
+        for n in ("a", "b"):
+            write_clip(v / f"{n}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                       (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+            (m / f"{n}.csv").write_text("10,0,30,70\n")
+        sets[k] = v
+    seld, det = tmp_path / "seld", tmp_path / "det"
+    seld.mkdir()
+    for n in ("a", "b"): (seld / f"{n}.csv").write_text("10,0,30.0\n11,0,200.0\n")    # one row on the box, one far
+    write_rows_source(seld, "SELD", seld_rows_source(demo_checkpoint()))
+    record_clips(seld, clip_hashes(sorted(sets["A"].glob("*.mp4"))))
+    kw = dict(metrics=("spatial",), seld_checkpoint="demo", detector="oracle", seld_dir=seld, det_dir=det,
+              progress=False, verbose=False)
+    r1 = evaluate(sets["A"], None, **kw)
+    assert r1["metrics"] == {"spatial_av_align": 0.5}, r1["skipped"]          # the kept rows: 1 TP, 1 FN per clip
+    kept = {p: p.stat().st_mtime_ns for p in [*seld.glob("*.csv"), *det.glob("*.csv")]}
+    assert len(kept) == 4
+    assert evaluate(sets["A"], None, **kw)["metrics"] == r1["metrics"]       # read again, nothing made again
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    capsys.readouterr()
+    r2 = evaluate(sets["B"], None, **kw)                                      # other clips: their rows are made
+    assert "spatial_av_align" not in r2["metrics"] and r2["skipped"]["spatial_av_align"].startswith("undefined"), r2
+    assert (seld / "a.csv").read_text() == ""                                # the demo model's rows for B: none
+    from savgbench.align.spatial import spatial_av_align_videos                # back to A: made again, and said
+    spatial_av_align_videos(sets["A"], seld, det, seld_checkpoint=demo_checkpoint(), detector="oracle")
+    assert "SELD CSV(s) of" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
-                            write_rows_source, weights_source, refuse_other_source)
+                            write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -151,16 +151,22 @@ def seld_rows_for(paths, checkpoint=None, progress: bool = True) -> dict:
         return out
     raise SAVGBenchError("savgbench.seld.infer has neither seld_files nor seld_predict_dir")
 
-def _fill(names, paths, folder, reader, writer, compute, what, source=None, explicit: bool = False) -> tuple[dict, dict]:
+def _fill(names, paths, folder, reader, writer, compute, what, source=None, explicit: bool = False,
+          hashes: dict | None = None) -> tuple[dict, dict]:
     """Rows per clip: read from `folder` where present, otherwise computed (and written there if a folder is given),
     and where they came from. `source()` describes what `compute` uses; a folder records it in `ROWS_SOURCE_FILE`, and a
     run that asks for something else (`explicit`) or would add rows made otherwise is refused: a folder never mixes
-    rows of two models without a word."""
+    rows of two models without a word. With `hashes` (`clip_hashes`), a CSV recorded as made from another clip of the
+    same name is made again, and what is written is recorded."""
     have, info, rec = {}, dict(read=0, computed=0), None
     if folder is not None:
         folder = Path(folder)
         rec = read_rows_source(folder, what)
-        have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file()}
+        stale = set(stale_rows(folder, hashes)) if hashes else set()
+        have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file() and n not in stale}
+        if stale:
+            print(f"note: {len(stale)} {what} CSV(s) of {folder} were made from other clips of the same name "
+                  f"({', '.join(sorted(stale)[:3])}{', ...' if len(stale) > 3 else ''}); they are made again", file=sys.stderr)
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
     todo = [p for n, p in zip(names, paths) if n not in have]
     want = None
@@ -185,6 +191,7 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         info.update(computed=len(new), computed_with=made)
         if folder is not None:
             for n, r in new.items(): writer(folder / f"{n}.csv", r)
+            if hashes: record_clips(folder, {n: hashes[n] for n in new if n in hashes})
             if rec is None and not have and made is not None: write_rows_source(folder, what, made)
             elif rec is None and have:
                 print(f"note: {len(new)} {what} CSV(s) computed with {made} were added to {folder} beside {len(have)} "
@@ -220,10 +227,11 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
         det_compute, det_source = (lambda ps: det(ps)), (lambda: detector_source(det))
     seld_source = ((lambda: dict(seld_fn=getattr(seld_fn, "__name__", "custom"))) if seld_fn is not None
                    else (lambda: _seld_source(used[-1] if used else seld_checkpoint)))
+    hashes = clip_hashes(paths) if seld_dir is not None or det_dir is not None else None
     seld, seld_info = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD", seld_source,
-                            explicit=seld_checkpoint is not None or seld_fn is not None)
+                            explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes)
     dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
-                           det_source, explicit=detector is not None)
+                           det_source, explicit=detector is not None, hashes=hashes)
     res = spatial_av_align((n, seld[n], dets[n]) for n in names)
     if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
     res.rows = dict(seld_rows=seld_info, detection_rows=det_info)

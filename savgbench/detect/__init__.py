@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
-                            output_path_problem)
+                            output_path_problem, clip_hashes, stale_rows, record_clips)
 from ..io import format_detections_csv, write_detections_csv, check_clips
 
 # %% auto #0
@@ -265,6 +265,7 @@ def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool =
     for i in range(0, len(paths), chunk):
         part = detector(paths[i:i + chunk], progress=False)
         for name, rows in part.items(): write_detection_rows(Path(out_dir) / f"{name}.csv", rows)
+        record_clips(out_dir, clip_hashes(paths[i:i + chunk]))              # which file each CSV was made from
         res.update(part); bar.update(len(part))
     bar.close()
     return res
@@ -302,7 +303,8 @@ def detect_cli(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     mine = rec is not None or not csvs                    # CSVs of unknown origin are all made again, never adopted
     if mine: write_rows_source(out, "detection", src)     # before any CSV: a resumed run knows what made them
-    todo = [p for p in paths if not (mine and (out / f"{p.stem}.csv").is_file())]   # resume: only this detector's CSVs
+    stale = set(stale_rows(out, clip_hashes(paths))) if mine else set()     # CSVs of other clips of the same name
+    todo = [p for p in paths if not (mine and (out / f"{p.stem}.csv").is_file() and p.stem not in stale)]   # resume
     res = detect_clips(todo, det, out_dir=out)
     if not mine: write_rows_source(out, "detection", src)  # every clip of the list is this detector's now
     n = sum(len(r) for r in res.values())

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source,
-                            read_rows_source, weights_source, refuse_other_source)
+                            read_rows_source, weights_source, refuse_other_source, clip_hashes, record_clips)
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -135,6 +135,7 @@ def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=Non
         for p, rows in zip(names, predict_seld(audios, model, batch_size, device, reference_quirk, names=names)):
             if out_dir is not None: write_seld_csv(rows, Path(out_dir) / f"{p.stem}.csv")
             tables.append(rows.assign(clip=p.stem)[["clip", "frame", "cls", "x"]]); bar.update(1)
+        if out_dir is not None: record_clips(out_dir, clip_hashes(names))     # which file each CSV was made from
     bar.close()
     cols = {"clip": pd.Series([], dtype=object), "frame": pd.Series([], dtype=np.int64), "cls": pd.Series([], dtype=np.int64), "x": pd.Series([], dtype=float)}
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(cols)
