@@ -344,6 +344,7 @@ class StopRequested(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT):
         self.signum = signal.Signals(signum)
         super().__init__(self.signum.name)
+    def __reduce__(self): return (type(self), (int(self.signum),))     # it pickles (a worker's exception)
 
 def _all_max(t):
     "All-reduce `t` in place with MAX across the processes of the default group (nothing in one process)."
@@ -372,7 +373,10 @@ class StepEndInterrupt:
             raise StopRequested(signum)
         self.signum = signal.Signals(signum)
         name = "interrupt" if signum == signal.SIGINT else self.signum.name
-        print(f"\n{name}: {self.what} (Ctrl-C again stops at once, without one)", file=sys.stderr, flush=True)
+        # under a launcher the processes have sessions of their own: a second Ctrl-C reaches only the launcher
+        again = ("Ctrl-C again stops at once, without one" if int(os.environ.get("WORLD_SIZE", "1")) <= 1 else
+                 "all processes stop after the same step; the launcher kills them if they take over 30 s")
+        print(f"\n{name}: {self.what} ({again})", file=sys.stderr, flush=True)
     def __enter__(self):
         import threading
         if self.enabled and threading.current_thread() is threading.main_thread():
@@ -401,9 +405,10 @@ class StepEndInterrupt:
         if self._flag is None: self._flag = torch.zeros(1, dtype=torch.int32, device=dev)
         _all_max(self._flag.fill_(int(self.signum or 0)))           # queued after this step's work
         if dev.type == 'cuda':
-            if self._buf is None: self._buf = torch.zeros(1, dtype=torch.int32, pin_memory=True)
-            self._buf.copy_(self._flag, non_blocking=True)
-            ev = torch.cuda.Event(); ev.record(); self._pending = (self._buf, ev)
+            with torch.cuda.device(dev):                # the copy (on the flag's device) and the event on one stream
+                if self._buf is None: self._buf = torch.zeros(1, dtype=torch.int32, pin_memory=True)
+                self._buf.copy_(self._flag, non_blocking=True)
+                ev = torch.cuda.Event(); ev.record(); self._pending = (self._buf, ev)
         else: self._pending = (self._flag.cpu().clone(), None)
         if decided: self.agreed = signal.Signals(decided)
         return bool(decided)

@@ -16,13 +16,14 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
+from .io import VIDEO_EXTS, find_videos
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'VIDEO_EXTS', 'METRICS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
-           'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos',
-           'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir',
-           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'format_row', 'evaluate',
-           'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
+__all__ = ['PROTOCOLS', 'METRICS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol', 'reference_windows',
+           'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos', 'file_sha256',
+           'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir', 'extract_i3d',
+           'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'format_row', 'evaluate', 'synthetic_clips',
+           'swapped_channel_pair', 'evaluate_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -111,20 +112,12 @@ def used_items(batches, n: int | None) -> list:
     return flat[:n] if n is not None else flat
 
 # %% ../nbs/44_evaluate.ipynb #774529af
-VIDEO_EXTS = ("mp4", "avi", "gif")
-
 def list_videos(folder) -> list[Path]:
-    """Video files under `folder`, recursively, each folder's entries sorted by name (the reference's order). Hidden
-    entries (a name starting with '.', such as a write in progress) are not clips."""
+    "Video files under `folder` (`io.find_videos`: subfolders included, the reference's order); a folder only."
     folder = Path(folder)
     if folder.is_file(): raise DatasetError("this is a file; give the folder that holds the clips", path=folder)
     if not folder.is_dir(): raise DatasetError("clip folder does not exist", path=folder)
-    out = []
-    for p in sorted(folder.iterdir(), key=lambda p: p.name):
-        if p.name.startswith("."): continue
-        if p.is_file() and "." in p.name and p.name.rsplit(".", 1)[-1].lower() in VIDEO_EXTS: out.append(p)
-        elif p.is_dir(): out.extend(list_videos(p))
-    return out
+    return find_videos(folder)
 
 def file_sha256(path) -> str:
     h = hashlib.sha256()
@@ -340,17 +333,17 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
     argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector] + ["--any-format"] * checked
     for opt, d in (("--seld-dir", seld_dir), ("--det-dir", det_dir)):
         if d is not None: argv += [opt, str(d)]
-    files = {"seld": Path(seld)}
+    files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa", Path(seld))}
     if detector == "yolox-tiny":
-        try: files["yolox-tiny"] = resolve("yolox-tiny-mmdet", detector_weights, offline=offline)
+        try: files["yolox-tiny"] = ("yolox-tiny-mmdet", resolve("yolox-tiny-mmdet", detector_weights, offline=offline))
         except WeightsError as e: return None, f"detector weights missing: {e}"
-        argv += ["--weights", str(files["yolox-tiny"])]
+        argv += ["--weights", str(files["yolox-tiny"][1])]
     r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
     if why and detector == "oracle":
         why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
     if r is not None:
         r.update(seld_checkpoint=str(seld), detector=detector,
-                 weights={k: dict(path=str(p), sha256=sha256_file(p)) for k, p in files.items()})
+                 weights={k: dict(name=n, path=str(p), sha256=sha256_file(p)) for k, (n, p) in files.items()})
     return r, why
 
 def temporal_av_align(gen_dir, quiet: bool = False, checked: bool = False) -> tuple[dict | None, str | None]:

@@ -21,12 +21,12 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path)
 
 # %% auto #0
-__all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'write_clip', 'ClipInfo', 'Clip',
-           'probe_clip', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio', 'read_clip_audio_int16',
+__all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'write_clip', 'ClipInfo',
+           'Clip', 'probe_clip', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio', 'read_clip_audio_int16',
            'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
            'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
-           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'check_clips',
-           'check_clips_cli']
+           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos',
+           'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 def _check_video_array(video, what="video"):
@@ -431,6 +431,19 @@ def list_clips(folder) -> list[Path]:
     if not folder.is_dir(): raise SAVGBenchError("clip folder does not exist", path=folder)
     return sorted(folder.glob("*.mp4"))
 
+VIDEO_EXTS = ("mp4", "avi", "gif")
+
+def find_videos(folder) -> list[Path]:
+    """The video files (`VIDEO_EXTS`, any case) under `folder` and its subfolders, each folder's entries sorted by name
+    (the reference's order), as every command that scores clips finds them. Hidden entries (a name starting with '.',
+    such as a write in progress) are not clips."""
+    out = []
+    for p in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+        if p.name.startswith("."): continue
+        if p.is_file() and "." in p.name and p.name.rsplit(".", 1)[-1].lower() in VIDEO_EXTS: out.append(p)
+        elif p.is_dir(): out.extend(find_videos(p))
+    return out
+
 # %% ../nbs/01_io.ipynb #7ebad4b0
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
                 hint: str = "convert them, or leave them out") -> tuple[list[Path], dict[str, str]]:
@@ -460,7 +473,8 @@ def check_clips_cli(argv=None) -> int:
                     "or clips")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
-    paths = [p for c in a.clips for p in list_videos(c)]
+    paths = [p for c in a.clips for p in (find_videos(c) if Path(c).is_dir() else list_videos(c))]   # as `evaluate`
+    if not paths: raise SAVGBenchError("no clips found", path=" ".join(a.clips), expected=f"video files ({', '.join(VIDEO_EXTS)})")
     good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet)
     for why in bad.values(): print(why)
     print(f"{len(good)} of {len(paths)} clips are SAVGBench clips"

@@ -503,7 +503,8 @@ def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
     assert r is None and "1 of 3 clips are not SAVGBench clips" in why, why
     (tmp_path / "list.txt").write_text(f"{v / 'a.mp4'}\n")
     r, why = evaluate_spatial(tmp_path / "list.txt", "demo", "oracle", quiet=True)
-    assert why is None and r["weights"] == {"seld": {"path": str(demo_checkpoint()), "sha256": sha256_file(demo_checkpoint())}}
+    assert why is None and r["weights"] == {"seld": {"name": "seld-demo", "path": str(demo_checkpoint()),
+                                                     "sha256": sha256_file(demo_checkpoint())}}
 
 
 def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path, capsys):

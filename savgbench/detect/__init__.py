@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem, clip_hashes, stale_rows, record_clips)
-from ..io import format_detections_csv, write_detections_csv, check_clips
+from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos
 
 # %% auto #0
 __all__ = ['DETECTORS', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows', 'write_detection_rows',
@@ -215,9 +215,9 @@ def _listed(line: str, list_file: Path) -> Path:
     return q
 
 def list_videos(video_dir) -> list:
-    """The clips to read: the mp4 files under a folder (subfolders included and any case of `.mp4`, as `evaluate` finds
-    them; each folder's entries by name), the paths listed in a text file (the reference's list file; see `_listed`
-    for relative paths), or one video file."""
+    """The clips to read: the video files under a folder (`io.find_videos`: subfolders included, any case of `.mp4`,
+    `.avi`, `.gif`, as `evaluate` finds them), the paths listed in a text file (the reference's list file; see
+    `_listed` for relative paths), or one video file."""
     p = Path(video_dir)
     if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"): return [p]
     if p.is_file():
@@ -226,8 +226,7 @@ def list_videos(video_dir) -> list:
             raise DatasetError("not a folder of clips, a text list of clips or an mp4", path=p) from None
         out = [_listed(l.strip(), p) for l in text.splitlines() if l.strip()]
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
-    else: out = sorted((q for q in p.rglob("*") if q.suffix.lower() == ".mp4" and not q.name.startswith(".")
-                        and q.is_file()), key=lambda q: q.relative_to(p).parts)
+    else: out = find_videos(p)
     if not out: raise DatasetError("no clips to read", path=p, expected="*.mp4 files (or a list file naming them)")
     stems = [q.stem for q in out]
     if len(set(stems)) < len(stems):                   # per-clip CSVs are NAME.csv: one clip would overwrite another's
