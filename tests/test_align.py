@@ -445,10 +445,13 @@ def test_peak_iou_never_divides_by_zero():
 
 
 
-def test_spatial_align_needs_boxes_from_somewhere(tmp_path, capsys):
+def test_spatial_align_boxes_default_to_the_benchmark_detector(tmp_path, monkeypatch):
+    "Without --det-dir or --detector, boxes come from YOLOX-tiny, as in `detect` and `evaluate`: its weights are needed."
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "empty_cache"))
+    monkeypatch.delenv("SAVGBENCH_WEIGHT_YOLOX_TINY_MMDET", raising=False)
     (tmp_path / 'v').mkdir(); (tmp_path / 'v' / 'a.mp4').touch()
-    with pytest.raises(SystemExit) as e: spatial_align_cli([str(tmp_path / 'v'), '--seld-checkpoint', 'demo'])
-    assert e.value.code == 2 and '--det-dir' in capsys.readouterr().err
+    with pytest.raises(WeightsError, match="yolox-tiny-mmdet"):
+        spatial_align_cli([str(tmp_path / 'v'), '--any-format', '--checkpoint', 'demo'])    # --checkpoint: as in `seld`
 
 
 def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
@@ -470,7 +473,7 @@ def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
         (m / (Path(name).stem + ".csv")).write_text("10,0,30,70\n")
     assert [p.name for p in evaluate_list_videos(v)] == ["a.mp4", "c.mp4", "b.MP4"]
     commands = {
-        "seld": lambda out, *o: seld_cli([str(v), "--out", str(out), "--checkpoint", "demo", "--device", "cpu", *o]),
+        "seld": lambda out, *o: seld_cli([str(v), "--out", str(out), "--seld-checkpoint", "demo", "--device", "cpu", *o]),
         "detect": lambda out, *o: detect_cli([str(v), "--out", str(out), "--detector", "oracle", "--metadata-dir", str(m), *o]),
         "temporal-align": lambda out, *o: temporal_align_cli([str(v), "--out", str(out), *o]),
         "spatial-align": lambda out, *o: spatial_align_cli([str(v), "--out", str(out), "--seld-checkpoint", "demo",

@@ -243,7 +243,9 @@ def test_eval_seld_cli_json_folder_threshold_and_absent_class(tmp_path, capsys):
     ref.assign(cls=1).to_csv(tmp_path / "pred" / "a.csv", header=False, index=False)
     out = tmp_path / "no" / "such" / "dir" / "s.json"
     assert eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(out)]) == 0
+    assert eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--out", str(tmp_path / "o.json")]) == 0   # as elsewhere
     import json
+    assert json.loads((tmp_path / "o.json").read_text()) == json.loads(out.read_text())
     s = json.loads(out.read_text())
     assert abs(s["F"] - 0.5) < 1e-9 and abs(s["LE"] - 128) < 1e-9          # the reference's macro mean over both classes
     assert abs(s["per_class"][1]["F"] - 1) < 1e-9 and s["per_class"][1]["LE"] == 0 and s["per_class"][0]["LE"] == 256

@@ -248,10 +248,11 @@ def spatial_align_cli(argv=None) -> int:
                     "reference's), or one clip")
     ap.add_argument("--seld-dir", help="SELD CSVs NAME.csv: frame(10 fps), class, x")
     ap.add_argument("--det-dir", help="detection CSVs NAME.csv: frame(4 fps), 0, x0, y0, x1, y1")
-    ap.add_argument("--seld-checkpoint", help="SELD weights for computing missing SELD rows (default: the official "
+    ap.add_argument("--seld-checkpoint", "--checkpoint", help="SELD weights for computing missing SELD rows (default: the official "
                     "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; 'demo': "
                     "the built-in demo model)")
-    ap.add_argument("--detector", choices=("yolox-tiny", "hog", "oracle"), help="detector for missing boxes")
+    ap.add_argument("--detector", choices=("yolox-tiny", "hog", "oracle"), help="detector for missing boxes (default: "
+                    "yolox-tiny, the benchmark's, when no --det-dir is given; with one, its CSVs alone)")
     ap.add_argument("--weights", help="YOLOX-tiny checkpoint (with --detector yolox-tiny)")
     ap.add_argument("--metadata-dir", help="label CSVs for --detector oracle")
     ap.add_argument("--out", help="write the result as JSON here")
@@ -259,7 +260,7 @@ def spatial_align_cli(argv=None) -> int:
     from savgbench.detect import add_clip_check_options, clips_to_score
     add_clip_check_options(ap)
     a = ap.parse_args(argv)
-    if a.det_dir is None and a.detector is None: ap.error("give --det-dir (detection CSVs) or --detector (to compute boxes)")
+    if a.det_dir is None and a.detector is None: a.detector = "yolox-tiny"          # as `detect` and `evaluate`
     if a.out and (why := output_path_problem(a.out, folder=False)):
         raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
     paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench spatial-align")

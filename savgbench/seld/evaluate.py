@@ -152,7 +152,7 @@ def eval_seld_cli(argv=None) -> int:
     ap.add_argument("pred_dir", help="SELD CSVs NAME.csv (frame at 10 fps, class, x), as `savgbench seld` writes them")
     ap.add_argument("metadata_dir", help="the clips' label CSVs, metadata_*/NAME.csv of a SAVGBench dataset")
     ap.add_argument("--doa-threshold", type=float, default=40.0, help="pixels, >= 0 (default 40)")
-    ap.add_argument("--json", default=None, help="also write the scores here (folders are created)")
+    ap.add_argument("--json", "--out", default=None, help="also write the scores here as JSON (folders are created)")
     a = ap.parse_args(argv)
     if not 0 <= a.doa_threshold < math.inf: ap.error(f"--doa-threshold must be a non-negative number of pixels, not {a.doa_threshold}")
     s = evaluate_seld_dir(a.pred_dir, a.metadata_dir, a.doa_threshold)

@@ -159,7 +159,7 @@ def seld_cli(argv=None) -> int:
     ap.add_argument("video_dir", help="folder of SAVGBench mp4 clips (subfolders included), a text file listing them "
                     "or one clip; or a folder of stereo wav/flac with --pattern")
     ap.add_argument("--out", required=True, help="folder for the per-clip CSVs (and savgbench_rows.json, what made them)")
-    ap.add_argument("--checkpoint", default=None, help="SELD checkpoint (default: the official "
+    ap.add_argument("--checkpoint", "--seld-checkpoint", default=None, help="SELD checkpoint (default: the official "
                     "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; "
                     "'demo': the built-in demo model)")
     ap.add_argument("--batch-size", type=at_least(1), default=40, help="windows per forward pass (5 per 5 s clip; default 40)")
