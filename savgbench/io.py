@@ -22,11 +22,11 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
 
 # %% auto #0
 __all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'write_clip', 'ClipInfo',
-           'Clip', 'probe_clip', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio', 'read_clip_audio_int16',
-           'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
-           'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
-           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos',
-           'check_clips', 'check_clips_cli']
+           'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio',
+           'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
+           'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
+           'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
+           'find_videos', 'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 def _check_video_array(video, what="video"):
@@ -194,12 +194,16 @@ def probe_clip(path) -> ClipInfo:
     return _decode(path, video=False, audio=False)[0]
 
 # %% ../nbs/01_io.ipynb #14be2db3
-def validate_clip(path, spec: ClipSpec = CLIP, tol_s: float = 0.08, check_audio_values: bool = True) -> ClipInfo:
-    "Check that `path` is a SAVGBench clip; return its `ClipInfo` or raise `ClipFormatError`."
+def clip_problems(path, spec: ClipSpec = CLIP, tol_s: float = 0.08,
+                  check_audio_values: bool = True) -> tuple[ClipInfo, list[ClipFormatError]]:
+    """The clip's `ClipInfo` and everything that keeps it from being a SAVGBench clip, in `validate_clip`'s order (a
+    file that cannot be read as a clip raises)."""
     info, _, wav = _decode(path, video=False, audio=check_audio_values)
-    def bad(msg, found, expected): raise ClipFormatError(msg, path=path, found=found, expected=expected)
+    out = []
+    def bad(msg, found, expected): out.append(ClipFormatError(msg, path=path, found=found, expected=expected))
     if info.fps is None: bad("no video stream", "no video", "h264 video 256x256 at 4 fps")
     if info.sample_rate is None: bad("no audio stream", "no audio", f"stereo audio at {spec.sample_rate} Hz")
+    if out: return info, out                        # without both streams nothing else can be checked
     t = np.asarray(info.frame_times)
     if len(t) >= 2 and len(t) == info.n_frames:   # the frames' own times: a variable rate or a skewed average cannot hide
         steps = np.diff(t)
@@ -221,6 +225,12 @@ def validate_clip(path, spec: ClipSpec = CLIP, tol_s: float = 0.08, check_audio_
         bad("wrong audio duration in seconds", round(info.audio_seconds, 4), spec.seconds)
     if check_audio_values and wav is not None and not np.isfinite(wav).all():
         bad("audio contains NaN or infinite samples", "non-finite samples", "finite samples")
+    return info, out
+
+def validate_clip(path, spec: ClipSpec = CLIP, tol_s: float = 0.08, check_audio_values: bool = True) -> ClipInfo:
+    "Check that `path` is a SAVGBench clip; return its `ClipInfo` or raise `ClipFormatError` (its first problem)."
+    info, problems = clip_problems(path, spec, tol_s, check_audio_values)
+    if problems: raise problems[0]
     return info
 
 # %% ../nbs/01_io.ipynb #da8a238b
@@ -447,14 +457,17 @@ def find_videos(folder) -> list[Path]:
 # %% ../nbs/01_io.ipynb #7ebad4b0
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
                 hint: str = "convert them, or leave them out") -> tuple[list[Path], dict[str, str]]:
-    """Check every clip against the SAVGBench format (`validate_clip`: the container and the audio are read, not the
-    frames). Returns (the good clips, {path: why} for the others). Unless `skip_bad`, a bad clip raises
+    """Check every clip against the SAVGBench format (`clip_problems`: the container and the audio are read, not the
+    frames). Returns (the good clips, {path: all that is wrong} for the others). Unless `skip_bad`, a bad clip raises
     `ClipFormatError` naming up to five of them, then `hint`."""
     from tqdm.auto import tqdm
     paths, good, bad = [Path(p) for p in paths], [], {}
     for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=not progress or len(paths) < 20):
-        try: validate_clip(p, spec); good.append(p)
-        except SAVGBenchError as e: bad[str(p)] = str(e)
+        try: _, problems = clip_problems(p, spec)
+        except SAVGBenchError as e: problems = [e]
+        if not problems: good.append(p); continue
+        bad[str(p)] = "; also ".join([str(problems[0])] + [str(ClipFormatError(e.msg, found=e.found, expected=e.expected))
+                                                         for e in problems[1:]])       # every problem, not the first alone
     if bad and not skip_bad:
         listed = "; ".join(list(bad.values())[:5]) + ("; ..." if len(bad) > 5 else "")
         raise ClipFormatError(f"{len(bad)} of {len(paths)} clips are not SAVGBench clips ({spec.size}x{spec.size}, "
