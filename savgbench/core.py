@@ -303,8 +303,8 @@ def ignore_ctrl_c(*_):
 def ignore_stop_signals(*_):
     """A DataLoader `worker_init_fn`: the worker ignores SIGINT and SIGTERM, which a terminal, `kill` on the process
     group, a batch system or a launcher also send to it, and leaves them to the training loop (a worker killed by
-    SIGTERM would end the loop's step with an error). It still ends with its main process: DataLoader workers check
-    that their parent is alive between items."""
+    SIGTERM would end the loop's step with an error). A loop using it must stop its workers when it ends, however it
+    ends: an exit handler that sends them SIGTERM and joins them would otherwise wait for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -354,13 +354,12 @@ def _all_max(t):
 
 class StepEndInterrupt:
     """While active, a first SIGINT (Ctrl-C) or SIGTERM only records the request, so that a loop can finish its step,
-    save and stop; a second Ctrl-C stops at once (`StopRequested`), a repeated SIGTERM is ignored. Installed only when `enabled`, in the main thread
-    (where Python delivers signals), and for the `signals` not inherited as ignored (a background job of a shell
-    script stays deaf to Ctrl-C). Every process of a run calls `poll(accelerator)` after every step, and
+    save and stop; a second Ctrl-C stops at once (`StopRequested`), a repeated SIGTERM is ignored. Installed only in
+    the main thread (where Python delivers signals), and for the `signals` not inherited as ignored (a background job
+    of a shell script stays deaf to Ctrl-C). Every process of a run calls `poll(accelerator)` after every step, and
     `raise_if_requested(accelerator)` after the loop."""
-    def __init__(self, enabled: bool = True, what: str = "finishing this step to save a checkpoint",
-                 signals=STOP_SIGNALS):
-        self.enabled, self.what, self.signals = enabled, what, tuple(signals)
+    def __init__(self, what: str = "finishing this step to save a checkpoint", signals=STOP_SIGNALS):
+        self.what, self.signals = what, tuple(signals)
         self.signum = self.agreed = None                # this process's signal; the one the processes stopped on
         self._old, self._pending, self._flag, self._buf = {}, None, None, None
     @property
@@ -379,7 +378,7 @@ class StepEndInterrupt:
         print(f"\n{name}: {self.what} ({again})", file=sys.stderr, flush=True)
     def __enter__(self):
         import threading
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             for s in self.signals:
                 if signal.getsignal(s) is not signal.SIG_IGN: self._old[s] = signal.signal(s, self._handler)
         return self

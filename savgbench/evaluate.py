@@ -120,10 +120,9 @@ def list_videos(folder) -> list[Path]:
     return find_videos(folder)
 
 def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
-    return h.hexdigest()
+    "A clip's sha256 (`weights.sha256_file`, cached: the alignment step's record of the clips reuses it)."
+    from savgbench.weights import sha256_file
+    return sha256_file(path)
 
 def read_audio_44k(path, rate: int = 44100) -> np.ndarray:
     "(2, N) float32: the clip's audio resampled by FFmpeg to `rate`, 16-bit, /32768."

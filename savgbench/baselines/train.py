@@ -374,8 +374,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     the newest one is continued. Every `cfg.log_every` steps, at each checkpoint and at the end, a row of `train_log.csv`
     gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Ctrl-C or SIGTERM saves a
     checkpoint at the end of the step (every process of a run at the same step), then raises `StopRequested` (a
-    KeyboardInterrupt). Returns the per-step mean losses (of
-    process 0) from step 0."""
+    KeyboardInterrupt). Returns the per-step mean losses (of process 0) from step 0."""
     from accelerate import Accelerator
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if accelerator is None: check_trackers(cfg.log_with)
