@@ -1104,6 +1104,7 @@ d = { 'settings': { 'branch': 'main',
                                    'savgbench.weights.sha256_file': ('weights.html#sha256_file', 'savgbench/weights.py'),
                                    'savgbench.weights.spec': ('weights.html#spec', 'savgbench/weights.py'),
                                    'savgbench.weights.verify_file': ('weights.html#verify_file', 'savgbench/weights.py'),
+                                   'savgbench.weights.weights_arguments': ('weights.html#weights_arguments', 'savgbench/weights.py'),
                                    'savgbench.weights.weights_cli': ('weights.html#weights_cli', 'savgbench/weights.py'),
                                    'savgbench.weights.weights_home': ('weights.html#weights_home', 'savgbench/weights.py'),
                                    'savgbench.weights.weights_path': ('weights.html#weights_path', 'savgbench/weights.py')}}}

@@ -32,6 +32,9 @@ COMMANDS = {
     "sample": ("savgbench.baselines.sample", "sample_cli", "sample clips from the joint baseline (+ super-resolution)"),
 }
 
+# commands that write their outputs at the end alone: an interrupted run leaves nothing of its work
+_KEEPS_NOTHING = frozenset({"spatial-align", "temporal-align", "eval-seld", "check-clips", "weights", "export-weights"})
+
 def _usage():
     w = max([len(n) for n in COMMANDS] + [8])
     lines = ["usage: savgbench COMMAND [ARGS...]", "", "The SAVG benchmark: dataset, baselines and metrics.", "",
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
         from savgbench.core import main_print
         sig = int(getattr(e, "signum", signal.SIGINT))
         what = "interrupted" if sig == signal.SIGINT else f"stopped by {signal.Signals(sig).name}"
-        main_print(f"\nsavgbench {name}: {what} (finished outputs are kept)", file=sys.stderr)
+        main_print(f"\nsavgbench {name}: {what}" + ("" if name in _KEEPS_NOTHING else " (finished outputs are kept)"),
+                   file=sys.stderr)
         if not program: return 128 + sig
     # out of the `except` block, so that the traceback and the frames it keeps (data loaders among them) are freed
     # before the exit handlers run

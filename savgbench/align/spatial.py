@@ -253,18 +253,22 @@ def spatial_align_cli(argv=None) -> int:
                     "the built-in demo model)")
     ap.add_argument("--detector", choices=("yolox-tiny", "hog", "oracle"), help="detector for missing boxes (default: "
                     "yolox-tiny, the benchmark's, when no --det-dir is given; with one, its CSVs alone)")
-    ap.add_argument("--weights", help="YOLOX-tiny checkpoint (with --detector yolox-tiny)")
+    ap.add_argument("--weights", metavar="[NAME=]PATH", help="YOLOX-tiny checkpoint for --detector yolox-tiny (as "
+                    "`detect --weights` takes it; default: the weights cache)")
     ap.add_argument("--metadata-dir", help="label CSVs for --detector oracle")
     ap.add_argument("--out", help="write the result as JSON here")
     from savgbench.core import output_path_problem
     from savgbench.detect import add_clip_check_options, clips_to_score
     add_clip_check_options(ap)
     a = ap.parse_args(argv)
-    if a.det_dir is None and a.detector is None: a.detector = "yolox-tiny"          # as `detect` and `evaluate`
+    if a.detector is None and (a.det_dir is None or a.weights): a.detector = "yolox-tiny"   # as `detect` and `evaluate`
+    if a.weights and a.detector != "yolox-tiny": ap.error(f"--weights is for --detector yolox-tiny, not {a.detector}")
     if a.out and (why := output_path_problem(a.out, folder=False)):
         raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
+    from savgbench.detect import yolox_weights_argument
+    weights = yolox_weights_argument(a.weights)           # a missing file: one error, before any clip is read
     paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench spatial-align")
-    kw = dict(weights=a.weights, metadata_dir=a.metadata_dir) if a.detector else {}
+    kw = dict(weights=weights, metadata_dir=a.metadata_dir) if a.detector else {}
     res = spatial_av_align_videos(paths, seld_dir=a.seld_dir, det_dir=a.det_dir,
                                   seld_checkpoint=a.seld_checkpoint, detector=a.detector, **kw)
     print(res.report())

@@ -21,10 +21,10 @@ from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsE
 from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos
 
 # %% auto #0
-__all__ = ['DETECTORS', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows', 'write_detection_rows',
-           'read_detection_rows', 'HOGConfig', 'hog_person_boxes', 'metadata_path_for', 'oracle_person_boxes',
-           'PersonDetector', 'detector_source', 'make_detector', 'list_videos', 'add_clip_check_options',
-           'clips_to_score', 'detect_clips', 'detect_cli']
+__all__ = ['DETECTORS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows',
+           'write_detection_rows', 'read_detection_rows', 'HOGConfig', 'hog_person_boxes', 'metadata_path_for',
+           'oracle_person_boxes', 'PersonDetector', 'detector_source', 'yolox_weights_argument', 'make_detector',
+           'list_videos', 'add_clip_check_options', 'clips_to_score', 'detect_clips', 'detect_cli']
 
 # %% ../../nbs/31_detect.ipynb #0d7c6e19
 def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
@@ -204,6 +204,15 @@ def detector_source(det) -> dict:
     return {"detector": getattr(det, "name", type(det).__name__), **(weights_source("weights", w) if w else {}),
             **({"metadata_dir": str(Path(md).resolve())} if md else {})}
 
+YOLOX_FILES = ("yolox-tiny-mmdet", "yolox-tiny-megvii")    # the registry's YOLOX-tiny checkpoints (either layout)
+
+def yolox_weights_argument(arg) -> Path | None:
+    """The YOLOX-tiny file a `--weights` argument names (`weights.weights_arguments`: a path, `NAME=PATH`, a registry
+    name or an official file name), located now; None for no argument (the weights cache, when the detector loads)."""
+    if arg is None: return None
+    from savgbench.weights import weights_arguments
+    return next(iter(weights_arguments(arg, YOLOX_FILES, default="yolox-tiny-mmdet").values()))
+
 def make_detector(name: str, **kw) -> PersonDetector:
     "A `PersonDetector` for backend `name` (yolox-tiny, hog, oracle)."
     return PersonDetector(name, **kw)
@@ -280,8 +289,9 @@ def detect_cli(argv=None) -> int:
     ap.add_argument("--detector", choices=DETECTORS, default="yolox-tiny",
                     help="yolox-tiny: the benchmark's detector (default); hog: OpenCV's people detector, no weights, "
                          "far weaker; oracle: boxes of ±16 px around the clip's labelled sources")
-    ap.add_argument("--weights", help="YOLOX-tiny checkpoint (mmdet or Megvii layout; default: the weights cache, "
-                    "`savgbench weights path yolox-tiny-mmdet`)")
+    ap.add_argument("--weights", metavar="[NAME=]PATH", help="YOLOX-tiny checkpoint (mmdet or Megvii layout, as "
+                    "`evaluate --weights` takes it: NAME yolox-tiny-mmdet or yolox-tiny-megvii may come first; default: "
+                    "the weights cache, `savgbench weights path yolox-tiny-mmdet`)")
     ap.add_argument("--metadata-dir", help="label CSVs for the oracle detector (default: the video folder's "
                                            "'video'→'metadata' sibling)")
     ap.add_argument("--device", help="torch device for yolox-tiny (default: cuda when present)")
@@ -291,20 +301,26 @@ def detect_cli(argv=None) -> int:
     if a.weights and a.detector != "yolox-tiny": ap.error(f"--weights is for --detector yolox-tiny, not {a.detector}")
     out = Path(a.out)
     if why := output_path_problem(out): raise DatasetError(f"--out {why}", path=out, expected="a folder")
+    weights = yolox_weights_argument(a.weights)           # a missing file: one error, before any clip is read
     paths, _ = clips_to_score(list_videos(a.video_dir), a, "savgbench detect")
     device = resolve_device(a.device) if a.detector == "yolox-tiny" else None
-    det = make_detector(a.detector, weights=a.weights, device=device, metadata_dir=a.metadata_dir,
+    det = make_detector(a.detector, weights=weights, device=device, metadata_dir=a.metadata_dir,
                         batch_size=a.batch_size)
     src = detector_source(det)
     rec = read_rows_source(out, "detection") if out.is_dir() else None
     csvs = list(out.glob("*.csv")) if out.is_dir() else []
     if csvs: refuse_other_source(out, rec, src, "boxes")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    mine = rec is not None or not csvs                    # CSVs of unknown origin are all made again, never adopted
-    if mine: write_rows_source(out, "detection", src)     # before any CSV: a resumed run knows what made them
-    stale = set(stale_rows(out, clip_hashes(paths))) if mine else set()     # CSVs of other clips of the same name
-    todo = [p for p in paths if not (mine and (out / f"{p.stem}.csv").is_file() and p.stem not in stale)]   # resume
-    res = detect_clips(todo, det, out_dir=out)
+    try:
+        mine = rec is not None or not csvs                # CSVs of unknown origin are all made again, never adopted
+        if mine: write_rows_source(out, "detection", src) # before any CSV: a resumed run knows what made them
+        stale = set(stale_rows(out, clip_hashes(paths))) if mine else set()     # CSVs of other clips of the same name
+        todo = [p for p in paths if not (mine and (out / f"{p.stem}.csv").is_file() and p.stem not in stale)]   # resume
+        res = detect_clips(todo, det, out_dir=out)
+    except BaseException:                                 # a folder this run made, with no box in it, goes too
+        if created and not any(out.glob("*.csv")): __import__("shutil").rmtree(out, ignore_errors=True)
+        raise
     if not mine: write_rows_source(out, "detection", src)  # every clip of the list is this detector's now
     n = sum(len(r) for r in res.values())
     print(f"{a.detector}: {n} person boxes in {len(res)} clips -> {out}"
