@@ -549,3 +549,30 @@ def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path,
     from savgbench.align.spatial import spatial_av_align_videos                # back to A: made again, and said
     spatial_av_align_videos(sets["A"], seld, det, seld_checkpoint=demo_checkpoint(), detector="oracle")
     assert "SELD CSV(s) of" in capsys.readouterr().err
+
+
+def test_evaluate_uses_a_megvii_yolox_file_given_by_its_name(tmp_path, monkeypatch):
+    """`evaluate --weights yolox-tiny-megvii=PATH` (and `weights={'yolox-tiny-megvii': PATH}`) makes the boxes with that
+    file, with no YOLOX in the cache, and records it under its own name; a name evaluate does not read is refused."""
+    from savgbench.io import write_clip
+    from savgbench.evaluate import evaluate, evaluate_cli
+    from savgbench.weights import sha256_file
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "empty_cache"))
+    monkeypatch.delenv("SAVGBENCH_WEIGHT_YOLOX_TINY_MMDET", raising=False)
+    rng = np.random.default_rng(2)
+    v = tmp_path / "video_x"; v.mkdir()
+    write_clip(v / "a.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+               (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    seld = tmp_path / "seld"; seld.mkdir()
+    (seld / "a.csv").write_text("10,0,30.0\n")                           # one sounding row: the score is defined
+    mine = tmp_path / "my_yolox.pth"
+    torch.save({"start_epoch": 300, "model": _random_sd(megvii_yolox_tiny_shapes(), seed=4)}, mine)
+    kw = dict(metrics=("spatial",), seld_checkpoint="demo", seld_dir=seld, progress=False, verbose=False)
+    r = evaluate(v, None, weights={"yolox-tiny-megvii": mine}, det_dir=tmp_path / "det", **kw)
+    assert "spatial_av_align" in r["metrics"], r["skipped"]
+    assert r["weights"]["yolox-tiny"] == {"name": "yolox-tiny-megvii", "path": str(mine), "sha256": sha256_file(mine)}
+    r = evaluate(v, None, det_dir=tmp_path / "det2", **kw)                  # without it: the cache's, which is empty
+    assert "detector weights missing" in r["skipped"]["spatial_av_align"]
+    with pytest.raises(WeightsError, match="is not read by this command"):
+        evaluate_cli([str(v), "--metrics", "spatial", "--out", str(tmp_path / "r.json"),
+                      "--weights", f"guided-diffusion-64-256-upsampler={mine}"])
