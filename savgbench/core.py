@@ -15,10 +15,10 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'ClipSpec',
            'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError',
            'atomic_path', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
-           'is_main_process', 'main_print', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint',
-           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
-           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
-           'StopRequested', 'StepEndInterrupt']
+           'is_main_process', 'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record',
+           'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source',
+           'weights_source', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals',
+           'process_pool', 'StopRequested', 'StepEndInterrupt']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -164,6 +164,18 @@ def is_main_process() -> bool:
 def main_print(*args, **kwargs) -> None:
     "`print`, in the first process of a launch only."
     if is_main_process(): print(*args, **kwargs)
+
+def new_accelerator(**kw):
+    """An `accelerate.Accelerator(**kw)`, also where this process made one before with another mixed precision (a
+    notebook that trains twice, or trains the SELD model after the joint one): accelerate keeps one state per process
+    and refuses to change its precision ("AcceleratorState has already been initialized"), so the former precision
+    setting is dropped first. The distributed setup (`PartialState`) is kept."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    want = kw.get("mixed_precision") or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    old = AcceleratorState._shared_state
+    if old and old.get("_mixed_precision", want) != want: AcceleratorState._reset_state()
+    return Accelerator(**kw)
 
 def check_same_step(accelerator, step: int, run_dir, error: Exception | None = None) -> None:
     """Under several processes, check that all of them resume from the same step. They would not if the run folder is
@@ -373,7 +385,8 @@ class StepEndInterrupt:
         self.signum = signal.Signals(signum)
         name = "interrupt" if signum == signal.SIGINT else self.signum.name
         # under a launcher the processes have sessions of their own: a second Ctrl-C reaches only the launcher
-        again = ("Ctrl-C again stops at once, without one" if int(os.environ.get("WORLD_SIZE", "1")) <= 1 else
+        again = (f"Ctrl-C{' again' if signum == signal.SIGINT else ''} stops at once, without one"
+                 if int(os.environ.get("WORLD_SIZE", "1")) <= 1 else
                  "all processes stop after the same step; the launcher kills them if they take over 30 s")
         print(f"\n{name}: {self.what} ({again})", file=sys.stderr, flush=True)
     def __enter__(self):

@@ -270,9 +270,30 @@ def test_sampling_without_sr_says_so(tmp_path, capsys):
     torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
     assert sample_cli(['--checkpoint', str(tmp_path / 'j.pt'), '--num', '1', '--batch-size', '1', '--sampler',
                        'dpm_solver++_2m', '--steps', '1', '--device', 'cpu', '--out', str(tmp_path / 'c'),
-                       '--sr-steps', '10']) == 0
+                       '--sr-steps=10']) == 0
     err = capsys.readouterr().err
-    assert 'upsampled bicubically' in err and '--sr-steps applies to super-resolution' in err, err
+    assert 'the 16x16 frames are upsampled bicubically to 256x256' in err, err      # the tiny preset's frames
+    assert '--sr-steps applies to super-resolution' in err, err                   # also written as --sr-steps=10
+
+
+def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_option(tmp_path, capsys):
+    "A run folder stands for its newest checkpoint; a plain state_dict of another preset says which option to give."
+    from savgbench.baselines.sample import sample_cli
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips, export_weights_cli
+    from savgbench.core import WeightsError
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=2, mixed_precision='no', save_every=1, keep_checkpoints=2)
+    train_joint(SyntheticClips(2), tmp_path / 'run', cfg, progress=False)
+    common = ['--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m', '--steps', '1', '--device', 'cpu']
+    assert sample_cli(['--checkpoint', str(tmp_path / 'run'), *common, '--out', str(tmp_path / 'a')]) == 0
+    assert f"its newest checkpoint, {tmp_path / 'run' / 'checkpoint_2.pt'}" in capsys.readouterr().err
+    assert sample_cli(['--checkpoint', str(tmp_path / 'run' / 'checkpoint_2.pt'), *common, '--out', str(tmp_path / 'b')]) == 0
+    assert (tmp_path / 'a' / 'sample_00000.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00000.mp4').read_bytes()
+    assert export_weights_cli([str(tmp_path / 'run'), str(tmp_path / 'plain.pt'), '--plain']) == 0
+    assert 'at step 2' in capsys.readouterr().out
+    with pytest.raises(WeightsError, match="the 'paper' preset's does not fit: give the one it was trained with "
+                                           r"\(--preset tiny / paper\)"):
+        sample_cli(['--checkpoint', str(tmp_path / 'plain.pt'), *common, '--out', str(tmp_path / 'c')])
+    assert sample_cli(['--checkpoint', str(tmp_path / 'plain.pt'), '--preset', 'tiny', *common, '--out', str(tmp_path / 'c')]) == 0
 
 
 @pytest.mark.parametrize('cli,bad', [('sample', ['--num', '0']), ('sample', ['--batch-size', '0']),
@@ -763,3 +784,72 @@ def test_ctrl_c_while_the_loop_waits_for_its_data_worker(tmp_path, kill_at_end):
     assert 'Traceback' not in err and 'exited unexpectedly' not in err, err
     assert err.count('interrupt: finishing this step') == 1, err     # said by the loop, not by its worker as well
     assert len(list(run.glob('checkpoint_*.pt'))) == 1, err
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp_path, capsys):
+    """Another process holding the run folder (as a training run does) makes `train-joint` there exit 1 at once,
+    naming that process; once it ends, the same command trains. The lock file stays when a run is set aside."""
+    import subprocess, sys
+    from savgbench.cli import main
+    from savgbench.baselines.train import RUN_LOCK
+    data, run = _tiny_dataset(tmp_path), tmp_path / 'run'
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from savgbench.baselines.train import lock_run; '
+                               'f = lock_run(sys.argv[1]); print("held", flush=True); time.sleep(60)', str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        assert main(['train-joint', str(data), '--out', str(run), *_COMMON]) == 1
+        err = capsys.readouterr().err
+        assert f'another training run is using this run folder (process {holder.pid} on' in err, err
+        assert not list(run.glob('checkpoint_*.pt'))
+    finally: holder.kill(); holder.wait()
+    assert main(['train-joint', str(data), '--out', str(run), *_COMMON]) == 0
+    assert (run / 'checkpoint_2.pt').is_file()
+    assert main(['train-joint', str(data), '--out', str(run), *_COMMON, '--no-resume']) == 0
+    assert (run / RUN_LOCK).is_file() and not (run / 'previous_run_1' / RUN_LOCK).exists()
+
+
+def test_a_run_folder_of_the_other_model_is_named_as_such(tmp_path, capsys):
+    from savgbench.cli import main
+    data = _tiny_dataset(tmp_path)
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'joint'), *_COMMON]) == 0
+    capsys.readouterr()
+    assert main(['train-sr', str(data), '--out', str(tmp_path / 'joint'), *_COMMON]) == 1
+    err = capsys.readouterr().err
+    assert 'holds a joint model (train-joint), and this run trains a super-resolution model (train-sr)' in err, err
+
+
+def test_test_clips_are_never_trained_on_by_accident(tmp_path, capsys):
+    """A folder whose clips lie in video_eval/ (a dataset root without video_dev/, or a folder above the demo's
+    output) is refused; the video_eval/ folder itself, named on purpose, is taken."""
+    from savgbench.cli import main
+    data = _tiny_dataset(tmp_path)
+    (data / 'video_dev').rename(data / 'video_eval')
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON]) == 1
+    err = capsys.readouterr().err
+    assert "2 of the 2 clips below this folder are in video_eval/ folders, the benchmark's test clips" in err, err
+    assert main(['train-joint', str(data / 'video_eval'), '--out', str(tmp_path / 'run'), *_COMMON]) == 0
+
+
+def test_a_short_run_is_told_that_its_ema_weights_are_still_the_initial_ones(tmp_path, capsys):
+    from savgbench.cli import main
+    data = _tiny_dataset(tmp_path)
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'a'), *_COMMON]) == 0
+    assert 'EMA weights (--ema-rate 0.9999), which `sample` and `export-weights` use, are still 100% the initial' \
+        in capsys.readouterr().err
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'b'), *_COMMON, '--ema-rate', '0.1']) == 0
+    assert 'EMA weights' not in capsys.readouterr().err                      # 0.1 ** 2: 1 % of the initial weights
+
+
+def test_fp16_on_a_cpu_is_said_to_have_no_effect(tmp_path, capsys):
+    """... also after a run in the same process with another precision (a notebook training twice), which accelerate
+    alone refuses ("AcceleratorState has already been initialized")."""
+    from savgbench.cli import main
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    train_joint(SyntheticClips(2), tmp_path / 'first', TrainConfig(preset='tiny', batch_size=2, max_steps=1,
+                mixed_precision='no', save_every=1), progress=False)
+    data = _tiny_dataset(tmp_path)
+    args = [a if a != 'no' else 'fp16' for a in _COMMON]                    # --mixed-precision fp16
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *args]) == 0
+    assert 'fp16 mixed precision does not apply on a CPU' in capsys.readouterr().err

@@ -52,5 +52,6 @@ def to_txt(src, dst):
     Path(dst).write_text('\n'.join(out))
 
 if __name__ == '__main__':
+    if len(sys.argv) != 4 or sys.argv[1] not in ('to-nb', 'to-txt'): sys.exit(__doc__)
     cmd, a, b = sys.argv[1:4]
     {'to-nb': to_nb, 'to-txt': to_txt}[cmd](a, b)

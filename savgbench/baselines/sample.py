@@ -20,7 +20,7 @@ from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, d
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, load_joint_weights, PRESETS
 from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, new_graph_step, SR_PRESETS
-from .train import fit_length, cudnn_autotune
+from .train import fit_length, cudnn_autotune, newest_checkpoint
 
 # %% auto #0
 __all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint',
@@ -47,7 +47,12 @@ def _load_model(path, kind: str, preset: str, device):
     cfg.gradient_checkpointing = False
     model = net_cls(cfg)
     try: load_weights(model, ck)
-    except WeightsError as e: raise WeightsError(f"{e}", path=path) from None
+    except WeightsError as e:
+        plain = not (isinstance(ck, dict) and 'model_config' in ck)
+        hint = (f"; a plain state_dict does not say its configuration, and the {preset!r} preset's does not fit: give "
+                f"the one it was trained with ({'--preset' if kind == 'joint' else '--sr-preset'} "
+                f"{' / '.join(PRESETS if kind == 'joint' else SR_PRESETS)})") if plain and 'shapes differ' in str(e) else ""
+        raise WeightsError(f"{e}{hint}", path=path) from None
     return model.to(device).eval()
 
 def load_joint_model(path, preset: str = 'paper', device='cpu') -> CoupledUNet:
@@ -244,8 +249,9 @@ def sample_cli(argv=None) -> int:
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument('--checkpoint', required=True, default=argparse.SUPPRESS,
-                   help='joint model: a savgbench checkpoint or export, or the official model330011.pt (a path, or its '
-                        'name in the weights cache: model330011.pt or mmdiffusion-savg-joint)')
+                   help='joint model: a savgbench checkpoint or export (or a train-joint run folder: its newest '
+                        'checkpoint), or the official model330011.pt (a path, or its name in the weights cache: '
+                        'model330011.pt or mmdiffusion-savg-joint)')
     p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or export, or the official '
                    'model_SR_mmdiff_120000.pt (a path, or model_SR_mmdiff_120000.pt / mmdiffusion-savg-sr from the cache)')
     p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='folder for sample_XXXXX.mp4')
@@ -279,14 +285,19 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
+    for opt in ('checkpoint', 'sr_checkpoint'):         # a run folder: its newest checkpoint, named
+        if (d := getattr(a, opt)) is not None and Path(d).is_dir():
+            setattr(a, opt, newest_checkpoint(d))
+            main_print(f"savgbench sample: --{opt.replace('_', '-')} {d}: its newest checkpoint, {getattr(a, opt)}", file=sys.stderr)
     a.checkpoint = locate_weights(a.checkpoint, (OFFICIAL['joint'],))      # a missing file: one error, before any work
     if a.sr_checkpoint: a.sr_checkpoint = locate_weights(a.sr_checkpoint, (OFFICIAL['sr'],))
-    given = argv if argv is not None else sys.argv
-    if a.sampler != 'dpm_solver++_2m' and '--steps' in given:
+    given = argv if argv is not None else sys.argv[1:]
+    said = lambda o: any(g == o or g.startswith(o + '=') for g in given)   # `--steps 5` and `--steps=5`
+    if a.sampler != 'dpm_solver++_2m' and said('--steps'):
         main_print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)
     if not a.sr_checkpoint:
         for o in ('--sr-steps', '--sr-T', '--sr-frames-per-batch', '--sr-preset'):
-            if o in given: main_print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
+            if said(o): main_print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
     asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
     from accelerate import PartialState
     state = PartialState(cpu=a.device == 'cpu')
@@ -306,8 +317,9 @@ def sample_cli(argv=None) -> int:
                     f"upsamples {sr.cfg.small_size}x{sr.cfg.small_size} ones")
     sample_manifest(a.out, _settings(a, precision), write=state.is_main_process)
     if sr is None and state.is_main_process:
-        print("savgbench sample: no --sr-checkpoint, so the 64x64 frames are upsampled bicubically to 256x256 "
-              "(a quick check, not the benchmark's pipeline)", file=sys.stderr)
+        s = model.cfg.video_size[-1]
+        print(f"savgbench sample: no --sr-checkpoint, so the {s}x{s} frames are upsampled bicubically to "
+              f"{CLIP.size}x{CLIP.size} (a quick check, not the benchmark's pipeline)", file=sys.stderr)
     model = compile_model(model, a.compile)
     if sr is not None: sr = compile_model(sr, a.compile)
     t0, before = time.time(), set(Path(a.out).glob('sample_*.mp4'))

@@ -16,18 +16,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
-                            ignore_stop_signals)
+                            ignore_stop_signals, output_path_problem, new_accelerator)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
 from ..weights import locate_weights
 
 # %% auto #0
-__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
-           'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'cudnn_autotune',
-           'read_train_log', 'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint',
-           'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli', 'export_weights',
-           'export_weights_cli']
+__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'RUN_LOCK', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips',
+           'video_x', 'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA',
+           'cudnn_autotune', 'newest_checkpoint', 'save_torch', 'lock_run', 'read_train_log', 'plot_train_log',
+           'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr',
+           'ema_start_share', 'train_joint_cli', 'train_sr_cli', 'export_weights', 'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -60,6 +60,12 @@ class ClipDataset(torch.utils.data.Dataset):
         if (self.root / 'video_dev').is_dir(): self.root = self.root / 'video_dev'
         self.files = sorted(self.root.rglob('*.mp4'))
         if not self.files: raise DatasetError("no .mp4 clips found", path=self.root, found=0, expected='at least one')
+        test = [p for p in self.files if any(d.startswith('video_eval') for d in p.relative_to(self.root).parts[:-1])]
+        if test:                                           # a dataset root without video_dev/, or a folder above one
+            raise DatasetError(f"{len(test)} of the {len(self.files)} clips below this folder are in video_eval/ folders, the "
+                               "benchmark's test clips; give the folder of the clips to train on (a built dataset's root "
+                               "or its video_dev/), or the video_eval/ folder itself to train on test clips deliberately",
+                               path=self.root, found=str(test[0].parent))
         self.checked = check
         if check: self._check(skip_bad, progress)
         self.video_size, self.cache = tuple(video_size), {} if cache else None
@@ -73,7 +79,8 @@ class ClipDataset(torch.utils.data.Dataset):
             except (SAVGBenchError, OSError) as e: bad[p] = e
         if bad and not skip_bad:
             raise DatasetError(f"{len(bad)} of {len(self.files)} clips cannot be used ({next(iter(bad.values()))}); "
-                               "--skip-bad trains on the others", path=self.root)
+                               f"--skip-bad trains on the others; `savgbench check-clips {self.root}` names every bad "
+                               "clip and what is wrong with it", path=self.root)
         if bad:
             main_print(f"skipping {len(bad)} bad clip(s) of {len(self.files)}, e.g. {next(iter(bad.values()))}")
             self.files = [p for p in self.files if p not in bad]
@@ -238,6 +245,14 @@ def _checkpoints(out_dir: Path) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out_dir.glob('checkpoint_*.pt') if (m := re.fullmatch(r'checkpoint_(\d+)\.pt', p.name))]
     return [p for _, p in sorted(found)]
 
+def newest_checkpoint(path) -> Path:
+    "`path` itself, or for a run folder its newest `checkpoint_N.pt` (what `sample` and `export-weights` take)."
+    p = Path(path)
+    if not p.is_dir(): return p
+    found = _checkpoints(p)
+    if not found: raise SAVGBenchError("a folder without checkpoint_N.pt files: give a checkpoint file, or a run folder", path=p)
+    return found[-1]
+
 def _prune_checkpoints(out_dir: Path, cfg) -> None:
     """Keep the newest `cfg.keep_checkpoints` checkpoints of the `save_every` grid (the last step counts as one), and
     one off the grid (a Ctrl-C's) only while it is the newest: interrupts must not push out the ones to go back to."""
@@ -323,6 +338,32 @@ def _set_aside(out_dir: Path) -> Path:
     for p in _run_files(out_dir): p.rename(aside / p.name)
     return aside
 
+RUN_LOCK = '.savgbench_run.lock'
+
+def save_torch(obj, path) -> Path:
+    """`torch.save` to `path`, atomically, and the same object always gives the same bytes: torch names the archive
+    inside the file after the file it writes to, here a temporary one, so it is given an open file instead (whose
+    archive is always named 'archive')."""
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f: torch.save(obj, f)
+    return Path(path)
+
+def lock_run(out_dir):
+    """Hold the run folder for this process: an exclusive lock (`flock`) on `RUN/.savgbench_run.lock`, released when
+    the returned file is closed or the process ends, however it ends. A second run started in the same folder is
+    refused, where it would write checkpoints and log rows between this one's. None where the filesystem or the system
+    has no such locks."""
+    try: import fcntl, socket
+    except ImportError: return None
+    f = open(Path(out_dir) / RUN_LOCK, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); who = f.read().strip(); f.close()
+        raise SAVGBenchError(f"another training run is using this run folder ({who or 'a process that holds its lock'}); "
+                             "let it finish or stop it (it resumes later), or give another --out", path=out_dir) from None
+    except OSError: f.close(); return None             # e.g. a network filesystem without locks
+    f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()}\n"); f.flush()
+    return f
+
 def read_train_log(run) -> 'pd.DataFrame':
     "The loss log of a training run (its folder or its `train_log.csv`): one row per logged window of steps."
     import pandas as pd
@@ -375,20 +416,32 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Ctrl-C or SIGTERM saves a
     checkpoint at the end of the step (every process of a run at the same step), then raises `StopRequested` (a
     KeyboardInterrupt). Returns the per-step mean losses (of process 0) from step 0."""
-    from accelerate import Accelerator
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if accelerator is None: check_trackers(cfg.log_with)
-    acc = accelerator or Accelerator(mixed_precision=cfg.mixed_precision, log_with=list(cfg.log_with) or None,
+    acc = accelerator or new_accelerator(mixed_precision=cfg.mixed_precision, log_with=list(cfg.log_with) or None,
                                      project_dir=out_dir)
-    dev, rank, world = acc.device, acc.process_index, acc.num_processes
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
+    step, history, ck, lock, err = 0, [], None, None, None
+    if acc.is_main_process:                  # the process that writes the folder holds it (`lock_run`)
+        try: lock = lock_run(out_dir)
+        except SAVGBenchError as e: err = e
+    try:
+        return _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, ema, err)
+    finally:
+        if lock is not None: lock.close()
+
+def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, ema, err):
+    "`train_loop` once the run folder is held (`err`: why this process could not hold it)."
+    dev, rank, world = acc.device, acc.process_index, acc.num_processes
+    if dev.type == 'cpu' and cfg.mixed_precision == 'fp16' and progress:
+        main_print("note: fp16 mixed precision does not apply on a CPU (accelerate trains in fp32 there); bf16 does",
+                   file=sys.stderr)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     step, history, ck = 0, [], None
-    ckpts = _checkpoints(out_dir) if resume else []
-    if not resume and acc.is_main_process and _run_files(out_dir):
+    ckpts = _checkpoints(out_dir) if resume and err is None else []
+    if not resume and err is None and acc.is_main_process and _run_files(out_dir):
         aside = _set_aside(out_dir)
         if progress: print(f"starting afresh: the run already in {out_dir} was moved to {aside}")
-    err = None
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
         try:
@@ -396,6 +449,10 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             if not isinstance(ck, dict) or 'opt' not in ck:
                 raise SAVGBenchError("holds weights only (an export), not a training state; training resumes from the "
                                      "checkpoints it writes: move this file out of the run folder", path=ckpts[-1])
+            if ck.get('model_kind', model_kind) != model_kind:
+                what = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)'}
+                raise SAVGBenchError(f"{ckpts[-1]} holds {what.get(ck['model_kind'], ck['model_kind'])}, and this run trains "
+                                     f"{what.get(model_kind, model_kind)}: give another --out")
             try: model.load_state_dict(ck['model'])
             except RuntimeError:
                 raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
@@ -415,6 +472,10 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             step, history = ck['step'], list(ck['history'])
         except SAVGBenchError as e: err = e       # raised once every process has said whether it could resume
     check_same_step(acc, step, out_dir, error=err)      # every process resumes from the same checkpoint, or none does
+    if step >= cfg.max_steps:
+        if progress: main_print(f"the run in {out_dir} is at step {step}, and --steps is {cfg.max_steps}: nothing to "
+                                "train (a larger --steps trains on)")
+        return history
     log_path = out_dir / TRAIN_LOG
     if acc.is_main_process: _restart_log(log_path, step)
     ema.params = [p.to(dev) for p in ema.params]
@@ -434,7 +495,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
               'history': history, 'scaler': acc.scaler.state_dict() if acc.scaler is not None else None,
               'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg),
               'data': _data_source(dataset)}
-        with atomic_path(out_dir / f'checkpoint_{step}.pt') as tmp: torch.save(ck, tmp)
+        save_torch(ck, out_dir / f'checkpoint_{step}.pt')
         _prune_checkpoints(out_dir, cfg)
 
     pending, terms = [], None       # per-step records stay on the device: one transfer per log row, not per step
@@ -496,6 +557,7 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
             if saving: save(step)
             if stop.poll(acc) and step < cfg.max_steps:     # Ctrl-C, SIGTERM: this step is complete, so its
                 if not saving: log_window(step); save(step)   # checkpoint resumes exactly
+                bar.close()                                 # its line ends before the message
                 main_print(f"saved {out_dir / f'checkpoint_{step}.pt'} at step {step}; the same command resumes from it",
                            file=sys.stderr)
                 break
@@ -536,7 +598,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     return train_loop(_seeded_model(CoupledUNet, mcfg, cfg.seed), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)),
                       data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint')
 
-# %% ../../nbs/53_train_joint.ipynb #1769c502
+# %% ../../nbs/53_train_joint.ipynb #d91f4d10
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -581,6 +643,9 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
         if resuming:
             if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
         else: load_sr_weights(model, init, strict=True)      # every weight (ImageNet's label_emb aside) or an error
+    elif not resuming and cfg.preset == 'paper' and progress:
+        main_print("note: no --init, so the SR model starts from random weights; the reference starts from ImageNet's "
+                   "64_256_upsampler.pt (`--init 64_256_upsampler.pt`)", file=sys.stderr)
     def augment(batch, gen):
         v = batch['video']                                                  # (B,F,3,S,S)
         B, Fr = v.shape[:2]
@@ -592,7 +657,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                       resume=resume, progress=progress, model_kind='sr')
 
-# %% ../../nbs/53_train_joint.ipynb #880d7a4a
+# %% ../../nbs/53_train_joint.ipynb #5674261a
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -601,7 +666,11 @@ def _train_parser(prog, sr=False):
                                     "gives its video_dev/ training split only)")
     p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='run folder (checkpoints; an existing run is resumed)')
     p.add_argument('--preset', default='paper', choices=('tiny', 'paper'),
-                   help="model size: 'paper' (" + ('311.0' if sr else '133.7') + " M parameters) or 'tiny' (CPU tests)")
+                   help="model size: 'paper' (" + ('311.0' if sr else '133.7') + " M parameters; a GPU) or 'tiny' (a CPU "
+                        "try of the pipeline: " + ("16x16 -> 64x64 frames" if sr else "4 frames of 16x16 and 1024 audio "
+                        "samples, cut and resampled from the clips") + "; its samples are not SAVGBench clips worth scoring)")
+    p.add_argument('--allow-cpu', action='store_true', help="train the paper preset without a GPU (it needs over 24 GB of "
+                   "memory and days there; by default it is refused)")
     p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000,
                    help="training steps in all (a resumed run may be given more); the paper's model: " + ('120k' if sr else '330k'))
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
@@ -615,6 +684,8 @@ def _train_parser(prog, sr=False):
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
     p.add_argument('--seed', type=int, default=0, help='seeds the initial weights, batches, timesteps, noise and augmentation')
     p.add_argument('--save-every', type=at_least(1), default=10_000, help='steps between checkpoints')
+    p.add_argument('--keep-checkpoints', type=at_least(1), default=2, help='how many of the newest checkpoints the run '
+                   'folder keeps: older ones are deleted when a new one is saved')
     p.add_argument('--log-every', type=at_least(1), default=100, help=f'steps between rows of {TRAIN_LOG} in the run folder')
     from accelerate.utils import LoggerType
     p.add_argument('--log-with', nargs='+', default=[], metavar='TRACKER', choices=[t.value for t in LoggerType],
@@ -643,6 +714,7 @@ def _cfg_from(a, sr=False) -> TrainConfig:
     return TrainConfig(preset=a.preset, batch_size=a.batch_size, lr=a.lr, ema_rate=a.ema_rate, max_steps=a.steps,
                        mixed_precision=a.mixed_precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,
                        save_every=a.save_every, log_every=a.log_every, num_workers=a.num_workers,
+                       keep_checkpoints=a.keep_checkpoints,
                        hflip=getattr(a, 'hflip', 'none'), frames_per_clip=getattr(a, 'frames_per_clip', 1),
                        diffusion_steps=getattr(a, 'diffusion_steps', 1000), cudnn_benchmark=not a.no_cudnn_benchmark,
                        log_with=tuple(a.log_with))
@@ -653,6 +725,10 @@ def _parse_train(prog, argv, sr=False):
     a = p.parse_args(argv)
     try: check_trackers(a.log_with)                     # before the clips are checked, not minutes later
     except SAVGBenchError as e: p.error(str(e))
+    if why := output_path_problem(a.out): p.error(f"--out {a.out} {why}; it names the run folder")
+    if a.preset == 'paper' and not a.allow_cpu and not _gpu_available():
+        p.error("the paper preset needs a GPU, and none is visible (on a CPU a step of batch 4 takes over 24 GB of "
+                "memory): give --preset tiny to try the pipeline on this machine, or --allow-cpu")
     try: return a, _cfg_from(a, sr=sr)
     except ValueError as e:
         from dataclasses import fields
@@ -661,30 +737,45 @@ def _parse_train(prog, argv, sr=False):
             msg = msg.replace(f'TrainConfig.{f.name} ', '--' + {'max_steps': 'steps'}.get(f.name, f.name).replace('_', '-') + ' ')
         p.error(msg)
 
-def _report(hist, out):
-    "The run's last log row, and where its files are."
+def _gpu_available() -> bool:
+    "Whether this process would train on a GPU (CUDA, or Apple's MPS), as accelerate would pick it."
+    if os.environ.get('ACCELERATE_USE_CPU', '').lower() in ('1', 'true', 'yes'): return False
+    mps = getattr(torch.backends, 'mps', None)
+    return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+
+def ema_start_share(ema_rate: float, steps: int) -> float:
+    "The share of the initial (random) weights left in the EMA weights after `steps` updates: `ema_rate ** steps`."
+    return float(ema_rate) ** int(steps)
+
+def _report(hist, out, ema_rate: float | None = None):
+    "The run's last log row, and where its files are; a note when its EMA weights are still mostly the initial ones."
     if not hist: return
     _, rows = _read_log(Path(out) / TRAIN_LOG)
     last = f"loss {float(rows[-1]['loss']):.4f} over its last {rows[-1]['steps']} steps" if rows else \
            f"loss {np.mean(hist[-100:]):.4f}"
     main_print(f"step {len(hist)}: {last}; checkpoints and the loss log ({TRAIN_LOG}; "
                f"savgbench.baselines.train.plot_train_log draws it) in {out}")
+    if ema_rate is not None and (share := ema_start_share(ema_rate, len(hist))) > 0.1:
+        main_print(f"note: after {len(hist)} steps, the EMA weights (--ema-rate {ema_rate:g}), which `sample` and "
+                   f"`export-weights` use, are still {share:.0%} the initial random weights; for a short run, train with "
+                   f"a lower --ema-rate (0.99: 1% after 460 steps), or export the trained weights themselves "
+                   f"(`export-weights --weights model`)", file=sys.stderr)
 
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
     a, cfg = _parse_train('savgbench train-joint', argv)
     hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume, skip_bad=a.skip_bad)
-    _report(hist, a.out)
+    _report(hist, a.out, cfg.ema_rate)
     return 0
 
 def train_sr_cli(argv=None) -> int:
     "`savgbench train-sr DATA_DIR --out RUN [--init 64_256_upsampler.pt] ...`"
     a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
     hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume, skip_bad=a.skip_bad)
-    _report(hist, a.out)
+    _report(hist, a.out, cfg.ema_rate)
     return 0
 
-# %% ../../nbs/53_train_joint.ipynb #ea6c9832
+# %% ../../nbs/53_train_joint.ipynb #4b7aed1d
 def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -> dict:
     """Write the `weights` ('ema', what sampling uses, or 'model', the raw ones) of a savgbench training checkpoint to
     `out` without the optimizer state; `plain` writes a bare state_dict. Returns what was written (kind, step, sizes, sha256)."""
@@ -693,6 +784,9 @@ def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -
     if weights not in ('ema', 'model'): raise ValueError(f"weights must be 'ema' or 'model', not {weights!r}")
     if not src.is_file(): raise SAVGBenchError("checkpoint not found", path=src)
     if out.exists() and out.resolve() == src.resolve(): raise SAVGBenchError("the export would overwrite its checkpoint", path=out)
+    if re.fullmatch(r'checkpoint_\d+\.pt', out.name):   # a run folder would take it for a training state to resume from
+        raise SAVGBenchError("an export named like a training checkpoint (checkpoint_N.pt) would stop a run in its folder "
+                             "from resuming: give it another name", path=out)
     ck = read_checkpoint(src, remedy='export another checkpoint of the run')
     if not (isinstance(ck, dict) and 'opt' in ck and 'model_config' in ck):
         raise SAVGBenchError("not a savgbench training checkpoint (an official file or an export holds weights only "
@@ -705,7 +799,7 @@ def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -
     obj = sd if plain else {weights: sd, 'model_kind': kind, 'model_config': ck['model_config'],
                             'train_config': ck.get('train_config'), 'step': ck['step'], 'exported_from': source}
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp: torch.save(obj, tmp)
+    save_torch(obj, out)
     return dict(path=str(out), kind=kind, step=ck['step'], weights=weights, plain=plain, bytes=out.stat().st_size,
                 source_bytes=src.stat().st_size, sha256=sha256_file(out),
                 sample_args=_plain_sample_args(kind, ck['model_config']) if plain else [])
@@ -730,12 +824,12 @@ def export_weights_cli(argv=None) -> int:
     p = argparse.ArgumentParser(prog='savgbench export-weights', formatter_class=DefaultsHelpFormatter,
                                 description='Write the weights of a training checkpoint (joint or SR) without its '
                                             'optimizer state, to sample from or to share.')
-    p.add_argument('checkpoint', help='a checkpoint_N.pt of train-joint or train-sr')
+    p.add_argument('checkpoint', help='a checkpoint_N.pt of train-joint or train-sr, or their run folder (its newest)')
     p.add_argument('out', help='the file to write')
     p.add_argument('--weights', default='ema', choices=('ema', 'model'), help='the EMA weights (what sampling uses) or the raw ones')
     p.add_argument('--plain', action='store_true', help='a bare state_dict, as the official files (the reference code loads it)')
     a = p.parse_args(argv)
-    r = export_weights(a.checkpoint, a.out, a.weights, a.plain)
+    r = export_weights(newest_checkpoint(a.checkpoint), a.out, a.weights, a.plain)
     print(f"{r['path']}: {r['weights']} weights of the {r['kind']} model at step {r['step']}"
           f"{' (plain state_dict)' if r['plain'] else ''}, {r['bytes'] / 1e6:.1f} MB (checkpoint "
           f"{r['source_bytes'] / 1e6:.1f} MB); sha256 {r['sha256']}")

@@ -17,7 +17,8 @@ from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff,
-                            read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_stop_signals)
+                            read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_stop_signals,
+                            new_accelerator)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -400,11 +401,10 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     'reference' is the official size) on crops from `source` (`ClipCrops`/`SceneCrops`/`SyntheticCrops`/`MixedCrops`);
     return the final checkpoint's path. `workers` > 0 draws batches in that many DataLoader processes (faster; a resumed run then
     draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`)."""
-    from accelerate import Accelerator
     from torch.optim.swa_utils import AveragedModel
     tc = tc or TrainConfig()
     cfg = SELDConfig.preset(model_config) if isinstance(model_config, str) else model_config
-    acc = accelerator or Accelerator()
+    acc = accelerator or new_accelerator()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tc.seed)
     net = SELDNet(cfg)
