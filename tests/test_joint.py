@@ -836,8 +836,9 @@ def test_a_short_run_is_told_that_its_ema_weights_are_still_the_initial_ones(tmp
     from savgbench.cli import main
     data = _tiny_dataset(tmp_path)
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'a'), *_COMMON]) == 0
-    assert 'EMA weights (--ema-rate 0.9999), which `sample` and `export-weights` use, are still 100% the initial' \
-        in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'EMA weights (--ema-rate 0.9999), which `sample` and `export-weights` use, are still 100% the initial' in err
+    assert 'train with --ema-rate 0.1 or lower (1% of them left)' in err, err              # 0.1 ** 2 = 1 %
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'b'), *_COMMON, '--ema-rate', '0.1']) == 0
     assert 'EMA weights' not in capsys.readouterr().err                      # 0.1 ** 2: 1 % of the initial weights
 

@@ -757,9 +757,9 @@ def _report(hist, out, ema_rate: float | None = None):
                f"savgbench.baselines.train.plot_train_log draws it) in {out}")
     if ema_rate is not None and (share := ema_start_share(ema_rate, len(hist))) > 0.1:
         main_print(f"note: after {len(hist)} steps, the EMA weights (--ema-rate {ema_rate:g}), which `sample` and "
-                   f"`export-weights` use, are still {share:.0%} the initial random weights; for a short run, train with "
-                   f"a lower --ema-rate (0.99: 1% after 460 steps), or export the trained weights themselves "
-                   f"(`export-weights --weights model`)", file=sys.stderr)
+                   f"`export-weights` use, are still {share:.0%} the initial random weights; for a run this short, train "
+                   f"with --ema-rate {math.floor(100 * 0.01 ** (1 / len(hist))) / 100:g} or lower (1% of them left), or "
+                   f"export the trained weights themselves (`export-weights --weights model`)", file=sys.stderr)
 
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
