@@ -32,8 +32,9 @@ COMMANDS = {
     "sample": ("savgbench.baselines.sample", "sample_cli", "sample clips from the joint baseline (+ super-resolution)"),
 }
 
-# commands that write their outputs at the end alone: an interrupted run leaves nothing of its work
-_KEEPS_NOTHING = frozenset({"spatial-align", "temporal-align", "eval-seld", "check-clips", "weights", "export-weights"})
+# commands that write their outputs at the end alone: an interrupted run leaves nothing of its work (spatial-align
+# may keep the SELD rows it wrote to --seld-dir)
+_KEEPS_NOTHING = frozenset({"temporal-align", "eval-seld", "check-clips", "weights", "export-weights"})
 
 def _usage():
     w = max([len(n) for n in COMMANDS] + [8])

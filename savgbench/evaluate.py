@@ -335,9 +335,11 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         if d is not None: argv += [opt, str(d)]
     files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa", Path(seld))}
     if detector == "yolox-tiny":
-        try: files["yolox-tiny"] = (detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
+        from savgbench.detect import cached_yolox
+        try: files["yolox-tiny"] = ((detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
+                                    if detector_weights is not None else cached_yolox())   # mmdet's, else Megvii's
         except WeightsError as e: return None, f"detector weights missing: {e}"
-        argv += ["--weights", str(files["yolox-tiny"][1])]
+        argv += ["--weights", f"{files['yolox-tiny'][0]}={files['yolox-tiny'][1]}"]   # NAME=PATH: no path is misread
     r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
     if why and detector == "oracle":
         why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
@@ -441,8 +443,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     t_start, timings, align_rows = time.perf_counter(), {}, {}
     res = dict(savgbench_version=savgbench.__version__, protocol=asdict(P),
                protocol_deviations_from_v1={k: list(v) for k, v in protocol_deviations(P).items()},
-               gen_dir=str(Path(gen_dir).resolve()),              # absolute: the JSON says which folders wherever it is read
-               reference_dir=None if reference_dir is None else str(Path(reference_dir).resolve()), metrics={},
+               gen_dir=os.path.abspath(gen_dir),                  # absolute: the JSON says which folders wherever it is read
+               reference_dir=None if reference_dir is None else os.path.abspath(reference_dir), metrics={},
                skipped={}, weights={},
                n={}, timings_s=timings, failures=[], warnings=[], environment=dict(
                    python=platform.python_version(), torch=torch.__version__, device=str(dev), processes=world))

@@ -194,6 +194,8 @@ def weights_arguments(values, names, option: str = "--weights", default=None) ->
             if name not in names:
                 raise WeightsError(f"{option} {v}: {name!r} is not read by this command (it reads {', '.join(names)})")
             path = rest
+        elif rest and not Path(v).expanduser().exists() and "/" not in name and os.sep not in name:
+            raise WeightsError(f"{option} {v}: unknown NAME {name!r} (this command reads {', '.join(names)})")
         else:
             path = v
             name = v if v in names else next((n for n in names if Path(v).name == spec(n).filename), default)

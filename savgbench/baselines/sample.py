@@ -252,8 +252,9 @@ def sample_cli(argv=None) -> int:
                    help='joint model: a savgbench checkpoint or export (or a train-joint run folder: its newest '
                         'checkpoint), or the official model330011.pt (a path, or its name in the weights cache: '
                         'model330011.pt or mmdiffusion-savg-joint)')
-    p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or export, or the official '
-                   'model_SR_mmdiff_120000.pt (a path, or model_SR_mmdiff_120000.pt / mmdiffusion-savg-sr from the cache)')
+    p.add_argument('--sr-checkpoint', default=None, help='SR model: a savgbench checkpoint or export (or a train-sr run '
+                   'folder: its newest checkpoint), or the official model_SR_mmdiff_120000.pt (a path, or '
+                   'model_SR_mmdiff_120000.pt / mmdiffusion-savg-sr from the cache)')
     p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='folder for sample_XXXXX.mp4')
     p.add_argument('--num', type=at_least(1), default=96, help='clips to write (the benchmark scores 96)')
     p.add_argument('--batch-size', type=at_least(1), default=4, help='clips sampled together by each process')
@@ -285,8 +286,10 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
+    from_runs = []
     for opt in ('checkpoint', 'sr_checkpoint'):         # a run folder: its newest checkpoint, named
         if (d := getattr(a, opt)) is not None and Path(d).is_dir():
+            from_runs.append(f"--{opt.replace('_', '-')} {d}")
             setattr(a, opt, newest_checkpoint(d))
             main_print(f"savgbench sample: --{opt.replace('_', '-')} {d}: its newest checkpoint, {getattr(a, opt)}", file=sys.stderr)
     a.checkpoint = locate_weights(a.checkpoint, (OFFICIAL['joint'],))      # a missing file: one error, before any work
@@ -315,7 +318,11 @@ def sample_cli(argv=None) -> int:
         if model.cfg.video_size[-1] != sr.cfg.small_size:
             p.error(f"the joint model makes {model.cfg.video_size[-1]}x{model.cfg.video_size[-1]} frames but the SR model "
                     f"upsamples {sr.cfg.small_size}x{sr.cfg.small_size} ones")
-    sample_manifest(a.out, _settings(a, precision), write=state.is_main_process)
+    try: sample_manifest(a.out, _settings(a, precision), write=state.is_main_process)
+    except SAVGBenchError as e:
+        if not from_runs: raise
+        raise SAVGBenchError(f"{e} ({' and '.join(from_runs)} stands for the run's newest checkpoint, which may have "
+                             "changed since those clips were made)") from None
     if sr is None and state.is_main_process:
         s = model.cfg.video_size[-1]
         print(f"savgbench sample: no --sr-checkpoint, so the {s}x{s} frames are upsampled bicubically to "

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
-import argparse, contextlib, csv, json, math, os, re, sys, time
+import argparse, contextlib, csv, json, math, os, re, shutil, sys, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
-                            ignore_stop_signals, output_path_problem, new_accelerator)
+                            ignore_stop_signals, output_path_problem, new_accelerator, is_main_process)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -25,9 +25,10 @@ from ..weights import locate_weights
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'RUN_LOCK', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips',
            'video_x', 'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA',
-           'cudnn_autotune', 'newest_checkpoint', 'save_torch', 'lock_run', 'read_train_log', 'plot_train_log',
-           'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr',
-           'ema_start_share', 'train_joint_cli', 'train_sr_cli', 'export_weights', 'export_weights_cli']
+           'cudnn_autotune', 'newest_checkpoint', 'save_torch', 'lock_run', 'hold_run', 'read_train_log',
+           'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn',
+           'train_sr', 'ema_start_share', 'ema_rate_for', 'train_joint_cli', 'train_sr_cli', 'export_weights',
+           'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -60,7 +61,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if (self.root / 'video_dev').is_dir(): self.root = self.root / 'video_dev'
         self.files = sorted(self.root.rglob('*.mp4'))
         if not self.files: raise DatasetError("no .mp4 clips found", path=self.root, found=0, expected='at least one')
-        test = [p for p in self.files if any(d.startswith('video_eval') for d in p.relative_to(self.root).parts[:-1])]
+        test = [p for p in self.files if 'video_eval' in p.relative_to(self.root).parts[:-1]]
         if test:                                           # a dataset root without video_dev/, or a folder above one
             raise DatasetError(f"{len(test)} of the {len(self.files)} clips below this folder are in video_eval/ folders, the "
                                "benchmark's test clips; give the folder of the clips to train on (a built dataset's root "
@@ -352,17 +353,41 @@ def lock_run(out_dir):
     the returned file is closed or the process ends, however it ends. A second run started in the same folder is
     refused, where it would write checkpoints and log rows between this one's. None where the filesystem or the system
     has no such locks."""
-    try: import fcntl, socket
+    try: import errno, fcntl, socket
     except ImportError: return None
-    f = open(Path(out_dir) / RUN_LOCK, 'a+')
+    try: f = open(Path(out_dir) / RUN_LOCK, 'a+')
+    except OSError as e: raise SAVGBenchError(f"cannot write in the run folder ({e.strerror})", path=out_dir) from None
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            f.close(); return None                     # e.g. a network filesystem without locks
         f.seek(0); who = f.read().strip(); f.close()
         raise SAVGBenchError(f"another training run is using this run folder ({who or 'a process that holds its lock'}); "
-                             "let it finish or stop it (it resumes later), or give another --out", path=out_dir) from None
-    except OSError: f.close(); return None             # e.g. a network filesystem without locks
+                             f"let it finish or stop it (it resumes later), or give another --out (a lock left by a "
+                             f"machine that crashed, on a network filesystem: delete {Path(out_dir) / RUN_LOCK})",
+                             path=out_dir) from None
     f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()}\n"); f.flush()
     return f
+
+@contextlib.contextmanager
+def hold_run(out_dir):
+    """The run folder held for the `with` block by the process of a launch that writes it (`lock_run`), before the
+    clips are checked: yields (lock, error) for `train_loop(held=...)`. A process alone is refused at once; under a
+    launch the error is raised with the other processes (`check_same_step`), which would otherwise wait for this one.
+    A folder made here that holds nothing else when the block ends is removed."""
+    out_dir = Path(out_dir)
+    if not is_main_process(): yield None, None; return
+    made = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = err = None
+    try: lock = lock_run(out_dir)
+    except SAVGBenchError as e:
+        if int(os.environ.get('WORLD_SIZE', '1')) <= 1: raise
+        err = e
+    try: yield lock, err
+    finally:
+        if lock is not None: lock.close()
+        if made and [p.name for p in out_dir.iterdir()] in ([], [RUN_LOCK]): shutil.rmtree(out_dir, ignore_errors=True)
 
 def read_train_log(run) -> 'pd.DataFrame':
     "The loss log of a training run (its folder or its `train_log.csv`): one row per logged window of steps."
@@ -409,20 +434,21 @@ def _seeded_model(cls, mcfg, seed: int) -> nn.Module:
         torch.manual_seed(seed); return cls(mcfg)
 
 def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, augment=None, resume: bool = True,
-               accelerator=None, progress: bool = True, model_kind: str = 'joint') -> list[float]:
+               accelerator=None, progress: bool = True, model_kind: str = 'joint', held=None) -> list[float]:
     """Train `model` with `loss_fn(model, batch, generator) -> {'loss': (B,), ...}` on `dataset` for `cfg.max_steps`.
     Checkpoints `checkpoint_{step}.pt` (model, EMA, optimizer, scaler, step, losses) go to `out_dir`; with `resume`
     the newest one is continued. Every `cfg.log_every` steps, at each checkpoint and at the end, a row of `train_log.csv`
     gets the window's mean losses over all processes (`read_train_log`, `plot_train_log`). Ctrl-C or SIGTERM saves a
     checkpoint at the end of the step (every process of a run at the same step), then raises `StopRequested` (a
-    KeyboardInterrupt). Returns the per-step mean losses (of process 0) from step 0."""
+    KeyboardInterrupt). Returns the per-step mean losses (of process 0) from step 0. The run folder is held while it
+    trains (`lock_run`); `held`: what a caller's `hold_run` yielded, the folder being held already."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if accelerator is None: check_trackers(cfg.log_with)
     acc = accelerator or new_accelerator(mixed_precision=cfg.mixed_precision, log_with=list(cfg.log_with) or None,
                                      project_dir=out_dir)
     ema = EMA(model, cfg.ema_rate)
-    step, history, ck, lock, err = 0, [], None, None, None
-    if acc.is_main_process:                  # the process that writes the folder holds it (`lock_run`)
+    lock, err = None, (held or (None, None))[1]
+    if held is None and acc.is_main_process:           # the process that writes the folder holds it (`lock_run`)
         try: lock = lock_run(out_dir)
         except SAVGBenchError as e: err = e
     try:
@@ -589,14 +615,16 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
     cfg = cfg or TrainConfig()
     if cfg.hflip not in HFLIP_MODES: raise ValueError(f"unknown hflip mode {cfg.hflip!r} (expected one of {HFLIP_MODES})")
     mcfg = replace(model_cfg or MMDiffusionConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
-    if isinstance(data, (str, Path)):
-        data = ClipDataset(data, mcfg.video_size, mcfg.audio_size, check=True, skip_bad=skip_bad, progress=progress)
-        if progress: main_print(f"training on {len(data)} clips in {data.root}")
-    def augment(batch, gen):
-        v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
-        return {'video': v, 'audio': a}
-    return train_loop(_seeded_model(CoupledUNet, mcfg, cfg.seed), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)),
-                      data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint')
+    with hold_run(out_dir) as held:                    # a folder in use is refused before minutes of clip checks
+        if isinstance(data, (str, Path)):
+            data = ClipDataset(data, mcfg.video_size, mcfg.audio_size, check=True, skip_bad=skip_bad, progress=progress)
+            if progress: main_print(f"training on {len(data)} clips in {data.root}")
+        def augment(batch, gen):
+            v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
+            return {'video': v, 'audio': a}
+        return train_loop(_seeded_model(CoupledUNet, mcfg, cfg.seed), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)),
+                          data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint',
+                          held=held)
 
 # %% ../../nbs/53_train_joint.ipynb #d91f4d10
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -634,28 +662,29 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     resuming = resume and bool(_checkpoints(Path(out_dir)))
     if init is not None and not resuming and isinstance(init, (str, Path)):   # a missing file: said before the clip check
         init = locate_weights(init, ('guided-diffusion-64-256-upsampler',))
-    if isinstance(data, (str, Path)):
-        data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), None, check=True,
-                           skip_bad=skip_bad, progress=progress)
-        if progress: main_print(f"training on frames of {len(data)} clips in {data.root}")
-    model = _seeded_model(SuperResUNet, mcfg, cfg.seed)
-    if init is not None:
-        if resuming:
-            if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
-        else: load_sr_weights(model, init, strict=True)      # every weight (ImageNet's label_emb aside) or an error
-    elif not resuming and cfg.preset == 'paper' and progress:
-        main_print("note: no --init, so the SR model starts from random weights; the reference starts from ImageNet's "
-                   "64_256_upsampler.pt (`--init 64_256_upsampler.pt`)", file=sys.stderr)
-    def augment(batch, gen):
-        v = batch['video']                                                  # (B,F,3,S,S)
-        B, Fr = v.shape[:2]
-        fi = torch.randint(0, Fr, (B, cfg.frames_per_clip), generator=gen)
-        hr = v[torch.arange(B)[:, None], fi].reshape(-1, *v.shape[2:])
-        if hr.shape[-1] != mcfg.large_size:
-            hr = F.interpolate(hr, size=(mcfg.large_size,) * 2, mode='bicubic', antialias=True).clamp(-1, 1)
-        return {'hr': hr, 'lr': degrade(hr, mcfg.small_size, gen)}
-    return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
-                      resume=resume, progress=progress, model_kind='sr')
+    with hold_run(out_dir) as held:                    # a folder in use is refused before minutes of clip checks
+        if isinstance(data, (str, Path)):
+            data = ClipDataset(data, (CLIP.n_frames, 3, mcfg.large_size, mcfg.large_size), None, check=True,
+                               skip_bad=skip_bad, progress=progress)
+            if progress: main_print(f"training on frames of {len(data)} clips in {data.root}")
+        model = _seeded_model(SuperResUNet, mcfg, cfg.seed)
+        if init is not None:
+            if resuming:
+                if progress: main_print(f"--init {init} not used: resuming the run in {out_dir}")
+            else: load_sr_weights(model, init, strict=True)      # every weight (ImageNet's label_emb aside) or an error
+        elif not resuming and cfg.preset == 'paper' and progress:
+            main_print("note: no --init, so the SR model starts from random weights; the reference starts from ImageNet's "
+                       "64_256_upsampler.pt (`--init 64_256_upsampler.pt`)", file=sys.stderr)
+        def augment(batch, gen):
+            v = batch['video']                                                  # (B,F,3,S,S)
+            B, Fr = v.shape[:2]
+            fi = torch.randint(0, Fr, (B, cfg.frames_per_clip), generator=gen)
+            hr = v[torch.arange(B)[:, None], fi].reshape(-1, *v.shape[2:])
+            if hr.shape[-1] != mcfg.large_size:
+                hr = F.interpolate(hr, size=(mcfg.large_size,) * 2, mode='bicubic', antialias=True).clamp(-1, 1)
+            return {'hr': hr, 'lr': degrade(hr, mcfg.small_size, gen)}
+        return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
+                          resume=resume, progress=progress, model_kind='sr', held=held)
 
 # %% ../../nbs/53_train_joint.ipynb #5674261a
 def _train_parser(prog, sr=False):
@@ -747,6 +776,13 @@ def ema_start_share(ema_rate: float, steps: int) -> float:
     "The share of the initial (random) weights left in the EMA weights after `steps` updates: `ema_rate ** steps`."
     return float(ema_rate) ** int(steps)
 
+def ema_rate_for(steps: int, left: float = 0.01) -> float:
+    """The EMA rate that leaves at most `left` of the initial weights after `steps` updates, 1 - r rounded up to two
+    significant digits (0.977 for 200 steps, 0.99976 for 20,000)."""
+    d = 1 - left ** (1 / steps)
+    e = math.floor(math.log10(d)) - 1
+    return round(1 - math.ceil(d / 10 ** e) * 10 ** e, 12)
+
 def _report(hist, out, ema_rate: float | None = None):
     "The run's last log row, and where its files are; a note when its EMA weights are still mostly the initial ones."
     if not hist: return
@@ -757,8 +793,8 @@ def _report(hist, out, ema_rate: float | None = None):
                f"savgbench.baselines.train.plot_train_log draws it) in {out}")
     if ema_rate is not None and (share := ema_start_share(ema_rate, len(hist))) > 0.1:
         main_print(f"note: after {len(hist)} steps, the EMA weights (--ema-rate {ema_rate:g}), which `sample` and "
-                   f"`export-weights` use, are still {share:.0%} the initial random weights; for a run this short, train "
-                   f"with --ema-rate {math.floor(100 * 0.01 ** (1 / len(hist))) / 100:g} or lower (1% of them left), or "
+                   f"`export-weights` use, are still {share:.0%} the initial weights (random, or --init's); for a run "
+                   f"this short, train with --ema-rate {ema_rate_for(len(hist)):g} or lower (1% of them left), or "
                    f"export the trained weights themselves (`export-weights --weights model`)", file=sys.stderr)
 
 def train_joint_cli(argv=None) -> int:
@@ -784,7 +820,7 @@ def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -
     if weights not in ('ema', 'model'): raise ValueError(f"weights must be 'ema' or 'model', not {weights!r}")
     if not src.is_file(): raise SAVGBenchError("checkpoint not found", path=src)
     if out.exists() and out.resolve() == src.resolve(): raise SAVGBenchError("the export would overwrite its checkpoint", path=out)
-    if re.fullmatch(r'checkpoint_\d+\.pt', out.name):   # a run folder would take it for a training state to resume from
+    if re.fullmatch(r'checkpoint_\d+\.pt', out.name) and (_run_files(out.parent) or (out.parent / RUN_LOCK).exists()):
         raise SAVGBenchError("an export named like a training checkpoint (checkpoint_N.pt) would stop a run in its folder "
                              "from resuming: give it another name", path=out)
     ck = read_checkpoint(src, remedy='export another checkpoint of the run')

@@ -23,8 +23,8 @@ from ..io import format_detections_csv, write_detections_csv, check_clips, find_
 # %% auto #0
 __all__ = ['DETECTORS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows',
            'write_detection_rows', 'read_detection_rows', 'HOGConfig', 'hog_person_boxes', 'metadata_path_for',
-           'oracle_person_boxes', 'PersonDetector', 'detector_source', 'yolox_weights_argument', 'make_detector',
-           'list_videos', 'add_clip_check_options', 'clips_to_score', 'detect_clips', 'detect_cli']
+           'oracle_person_boxes', 'PersonDetector', 'detector_source', 'cached_yolox', 'yolox_weights_argument',
+           'make_detector', 'list_videos', 'add_clip_check_options', 'clips_to_score', 'detect_clips', 'detect_cli']
 
 # %% ../../nbs/31_detect.ipynb #0d7c6e19
 def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
@@ -160,8 +160,8 @@ class PersonDetector:
             import torch
             from savgbench.detect.yolox import load_yolox, YOLOXConfig
             if weights is None:                            # the weights cache, as `evaluate` and `weights install` use
-                from savgbench.weights import resolve, cache_path
-                try: weights = resolve("yolox-tiny-mmdet")
+                from savgbench.weights import cache_path
+                try: weights = cached_yolox()[1]
                 except WeightsError:
                     raise WeightsError("the yolox-tiny detector needs its weights: pass --weights PATH "
                                        "(yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth or Megvii's yolox_tiny.pth), "
@@ -205,6 +205,15 @@ def detector_source(det) -> dict:
             **({"metadata_dir": str(Path(md).resolve())} if md else {})}
 
 YOLOX_FILES = ("yolox-tiny-mmdet", "yolox-tiny-megvii")    # the registry's YOLOX-tiny checkpoints (either layout)
+
+def cached_yolox() -> tuple[str, Path]:
+    """(registry name, path) of the YOLOX-tiny file the weights cache holds: mmdet's (the reference's), else Megvii's;
+    the WeightsError for mmdet's when neither is there."""
+    from savgbench.weights import resolve
+    try: return "yolox-tiny-mmdet", resolve("yolox-tiny-mmdet")
+    except WeightsError as e:
+        try: return "yolox-tiny-megvii", resolve("yolox-tiny-megvii")
+        except WeightsError: raise e from None
 
 def yolox_weights_argument(arg) -> Path | None:
     """The YOLOX-tiny file a `--weights` argument names (`weights.weights_arguments`: a path, `NAME=PATH`, a registry
