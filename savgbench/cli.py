@@ -74,6 +74,15 @@ def _end_progress_bars():
         try: bar.close()
         except Exception: pass
 
+def _end_process_group():
+    """Close the torch.distributed process group a launched command used (`accelerate launch ... savgbench ...`).
+    Left to the interpreter's exit, a gloo group whose peer process has already gone can abort this one ("terminate
+    called without an active exception"), so a run that ended well would be reported as failed by the launcher."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    except Exception: pass
+
 def _raise_on_sigterm(signum, frame):
     from savgbench.core import StopRequested
     raise StopRequested(signum)
@@ -123,6 +132,8 @@ def main(argv=None) -> int:
         main_print(f"\nsavgbench {name}: {what}" + ("" if name in _KEEPS_NOTHING else " (finished outputs are kept)"),
                    file=sys.stderr)
         if not program: return 128 + sig
+    finally:
+        if program: _end_process_group()
     # out of the `except` block, so that the traceback and the frames it keeps (data loaders among them) are freed
     # before the exit handlers run
     return _end_by_signal(sig)

@@ -263,6 +263,8 @@ def run_and_say_how_it_ended(train):
     try: train(); ended = "finished"
     except StopRequested as e: ended = e.signum.name
     with open(f"{out}/rank{acc.process_index}.txt", "w") as f: f.write(ended)
+    import torch.distributed as dist                # closed here, as the CLI does: left to the interpreter's exit, a
+    if dist.is_initialized(): dist.destroy_process_group()   # gloo group whose peer is gone can abort this process
 """
 
 def test_a_signal_to_one_process_stops_every_process_after_the_same_step(tmp_path):
