@@ -862,3 +862,19 @@ def test_fp16_on_a_cpu_is_said_to_have_no_effect(tmp_path, capsys):
     args = [a if a != 'no' else 'fp16' for a in _COMMON]                    # --mixed-precision fp16
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *args]) == 0
     assert 'fp16 mixed precision does not apply on a CPU' in capsys.readouterr().err
+
+
+def test_the_default_precision_suits_the_device_and_a_resumed_run_keeps_its_own(tmp_path):
+    "No --mixed-precision: 'no' on a CPU (bf16 runs slower there); a run started in bf16 resumes in bf16 unasked."
+    from savgbench.cli import main
+    from savgbench.baselines.train import _gpu_available
+    data = _tiny_dataset(tmp_path)
+    args = [a for a in _COMMON if a not in ('--mixed-precision', 'no')]
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'a'), *args]) == 0
+    ck = torch.load(tmp_path / 'a' / 'checkpoint_2.pt', weights_only=False)
+    assert ck['train_config']['mixed_precision'] == ('bf16' if _gpu_available() else 'no')
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'b'), *args, '--mixed-precision', 'bf16']) == 0
+    more = [a if a != '2' else '3' for a in args[:4]] + args[4:]             # --steps 3
+    assert main(['train-joint', str(data), '--out', str(tmp_path / 'b'), *more]) == 0
+    ck = torch.load(tmp_path / 'b' / 'checkpoint_3.pt', weights_only=False)
+    assert (ck['step'], ck['train_config']['mixed_precision']) == (3, 'bf16')

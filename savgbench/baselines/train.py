@@ -705,8 +705,9 @@ def _train_parser(prog, sr=False):
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
     p.add_argument('--lr', type=float, default=2e-4 if not sr else 1e-4, help='AdamW learning rate (no weight decay)')
     p.add_argument('--ema-rate', type=float, default=0.9999, help='decay of the EMA weights that sampling uses')
-    p.add_argument('--mixed-precision', default='bf16', choices=('no', 'bf16', 'fp16'),
-                   help='autocast precision; fp16 adds a loss scaler')
+    p.add_argument('--mixed-precision', default=None, choices=('no', 'bf16', 'fp16'),
+                   help='autocast precision (default: bf16 on a GPU; no on a CPU, where bf16 runs slower; a resumed run '
+                        'keeps its own); fp16 adds a loss scaler, on a GPU only')
     p.add_argument('--gradient-checkpointing', action='store_true',
                    help='recompute activations in the backward pass: less memory, slower steps')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
@@ -739,9 +740,19 @@ def _train_parser(prog, sr=False):
                             "never swap L/R (the paper's model); 'none': no mirroring")
     return p
 
+def _recorded_precision(out_dir) -> str | None:
+    "The mixed precision the newest checkpoint of a run folder was trained with (its tensors are not read), or None."
+    found = _checkpoints(Path(out_dir)) if Path(out_dir).is_dir() else []
+    if not found: return None
+    try: ck = torch.load(found[-1], map_location='cpu', weights_only=False, mmap=True)
+    except Exception: return None                       # a damaged file: the resume names it
+    return (ck.get('train_config') or {}).get('mixed_precision') if isinstance(ck, dict) else None
+
 def _cfg_from(a, sr=False) -> TrainConfig:
+    precision = a.mixed_precision or (not a.no_resume and _recorded_precision(a.out)) or \
+                ('bf16' if _gpu_available() else 'no')
     return TrainConfig(preset=a.preset, batch_size=a.batch_size, lr=a.lr, ema_rate=a.ema_rate, max_steps=a.steps,
-                       mixed_precision=a.mixed_precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,
+                       mixed_precision=precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,
                        save_every=a.save_every, log_every=a.log_every, num_workers=a.num_workers,
                        keep_checkpoints=a.keep_checkpoints,
                        hflip=getattr(a, 'hflip', 'none'), frames_per_clip=getattr(a, 'frames_per_clip', 1),
