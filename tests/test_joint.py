@@ -274,6 +274,10 @@ def test_sampling_without_sr_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'the 16x16 frames are upsampled bicubically to 256x256' in err, err      # the tiny preset's frames
     assert '--sr-steps applies to super-resolution' in err, err                   # also written as --sr-steps=10
+    assert '--steps applies to --sampler' not in err, err                        # dpm_solver++_2m takes --steps
+    assert sample_cli(['--checkpoint', str(tmp_path / 'j.pt'), '--num', '1', '--batch-size', '1', '--ste', '3',
+                       '--device', 'cpu', '--out', str(tmp_path / 'd')]) == 0        # abbreviated; the adaptive sampler
+    assert '--steps applies to --sampler dpm_solver++_2m only; dpm_solver++ ignores it' in capsys.readouterr().err
 
 
 def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_option(tmp_path, capsys):

@@ -295,7 +295,9 @@ def sample_cli(argv=None) -> int:
     a.checkpoint = locate_weights(a.checkpoint, (OFFICIAL['joint'],))      # a missing file: one error, before any work
     if a.sr_checkpoint: a.sr_checkpoint = locate_weights(a.sr_checkpoint, (OFFICIAL['sr'],))
     given = argv if argv is not None else sys.argv[1:]
-    said = lambda o: any(g == o or g.startswith(o + '=') for g in given)   # `--steps 5` and `--steps=5`
+    # `--steps 5`, `--steps=5`, or an abbreviation (`--step 5`) that set a value other than the default
+    said = lambda o: (any(g == o or g.startswith(o + '=') for g in given)
+                      or getattr(a, o[2:].replace('-', '_')) != p.get_default(o[2:].replace('-', '_')))
     if a.sampler != 'dpm_solver++_2m' and said('--steps'):
         main_print(f"savgbench sample: --steps applies to --sampler dpm_solver++_2m only; {a.sampler} ignores it", file=sys.stderr)
     if not a.sr_checkpoint:

@@ -778,10 +778,11 @@ def _parse_train(prog, argv, sr=False):
         p.error(msg)
 
 def _gpu_available() -> bool:
-    "Whether this process would train on a GPU (CUDA, or Apple's MPS), as accelerate would pick it."
+    "Whether this process would train on an accelerator (CUDA, Intel XPU or Apple's MPS), as accelerate would pick it."
     if os.environ.get('ACCELERATE_USE_CPU', '').lower() in ('1', 'true', 'yes'): return False
-    mps = getattr(torch.backends, 'mps', None)
-    return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+    mps, xpu = getattr(torch.backends, 'mps', None), getattr(torch, 'xpu', None)
+    return (torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+            or bool(xpu is not None and xpu.is_available()))
 
 def ema_start_share(ema_rate: float, steps: int) -> float:
     "The share of the initial (random) weights left in the EMA weights after `steps` updates: `ema_rate ** steps`."
