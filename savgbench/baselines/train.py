@@ -698,8 +698,8 @@ def _train_parser(prog, sr=False):
                    help="model size: 'paper' (" + ('311.0' if sr else '133.7') + " M parameters; a GPU) or 'tiny' (a CPU "
                         "try of the pipeline: " + ("16x16 -> 64x64 frames" if sr else "4 frames of 16x16 and 1024 audio "
                         "samples, cut and resampled from the clips") + "; its samples are not SAVGBench clips worth scoring)")
-    p.add_argument('--allow-cpu', action='store_true', help="train the paper preset without a GPU (it needs over 24 GB of "
-                   "memory and days there; by default it is refused)")
+    p.add_argument('--allow-cpu', action='store_true', help="train the paper preset without a GPU (a step of batch 4 needs "
+                   "over 24 GB of memory there, and far more time; by default it is refused)")
     p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000,
                    help="training steps in all (a resumed run may be given more); the paper's model: " + ('120k' if sr else '330k'))
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
