@@ -14,7 +14,7 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'ClipSpec',
            'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError',
-           'atomic_path', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
+           'atomic_path', 'save_torch', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
            'is_main_process', 'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record',
            'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source',
            'weights_source', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals',
@@ -100,6 +100,14 @@ def atomic_path(path, suffix=None):
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
     finally: _PENDING_TMP.discard(tmp)
+
+def save_torch(obj, path) -> Path:
+    """`torch.save` to `path` atomically, so that the same object always gives the same bytes: torch names the archive
+    inside a file after the file it writes to (here `atomic_path`'s temporary one), so it is given an open file
+    instead, whose archive is always named 'archive'. Checkpoints, exports and SELD models are written with it."""
+    import torch
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f: torch.save(obj, f)
+    return Path(path)
 
 # %% ../nbs/00_core.ipynb #b43b914e
 def output_path_problem(path, folder: bool = True) -> str | None:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
-                            ignore_stop_signals, output_path_problem, new_accelerator, is_main_process)
+                            ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -25,10 +25,9 @@ from ..weights import locate_weights
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'RUN_LOCK', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips',
            'video_x', 'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA',
-           'cudnn_autotune', 'newest_checkpoint', 'save_torch', 'lock_run', 'hold_run', 'read_train_log',
-           'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn',
-           'train_sr', 'ema_start_share', 'ema_rate_for', 'train_joint_cli', 'train_sr_cli', 'export_weights',
-           'export_weights_cli']
+           'cudnn_autotune', 'newest_checkpoint', 'lock_run', 'hold_run', 'read_train_log', 'plot_train_log',
+           'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr',
+           'ema_start_share', 'ema_rate_for', 'train_joint_cli', 'train_sr_cli', 'export_weights', 'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -341,13 +340,6 @@ def _set_aside(out_dir: Path) -> Path:
 
 RUN_LOCK = '.savgbench_run.lock'
 
-def save_torch(obj, path) -> Path:
-    """`torch.save` to `path`, atomically, and the same object always gives the same bytes: torch names the archive
-    inside the file after the file it writes to, here a temporary one, so it is given an open file instead (whose
-    archive is always named 'archive')."""
-    with atomic_path(path) as tmp, open(tmp, 'wb') as f: torch.save(obj, f)
-    return Path(path)
-
 def lock_run(out_dir):
     """Hold the run folder for this process: an exclusive lock (`flock`) on `RUN/.savgbench_run.lock`, released when
     the returned file is closed or the process ends, however it ends. A second run started in the same folder is
@@ -446,23 +438,17 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     if accelerator is None: check_trackers(cfg.log_with)
     acc = accelerator or new_accelerator(mixed_precision=cfg.mixed_precision, log_with=list(cfg.log_with) or None,
                                      project_dir=out_dir)
-    ema = EMA(model, cfg.ema_rate)
-    lock, err = None, (held or (None, None))[1]
-    if held is None and acc.is_main_process:           # the process that writes the folder holds it (`lock_run`)
-        try: lock = lock_run(out_dir)
-        except SAVGBenchError as e: err = e
-    try:
-        return _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, ema, err)
-    finally:
-        if lock is not None: lock.close()
+    with contextlib.nullcontext(held) if held is not None else hold_run(out_dir) as (_, err):
+        return _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, err)
 
-def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, ema, err):
+def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, err):
     "`train_loop` once the run folder is held (`err`: why this process could not hold it)."
     dev, rank, world = acc.device, acc.process_index, acc.num_processes
     if dev.type == 'cpu' and cfg.mixed_precision == 'fp16' and progress:
         main_print("note: fp16 mixed precision does not apply on a CPU (accelerate trains in fp32 there); bf16 does",
                    file=sys.stderr)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
+    ema = EMA(model, cfg.ema_rate)
     step, history, ck = 0, [], None
     ckpts = _checkpoints(out_dir) if resume and err is None else []
     if not resume and err is None and acc.is_main_process and _run_files(out_dir):

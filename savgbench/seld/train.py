@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
-from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, atomic_path, settings_diff,
+from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
                             read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_stop_signals,
-                            new_accelerator)
+                            new_accelerator, save_torch)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -448,12 +448,11 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     def save():
         states = acc.gather_for_metrics([rng.bit_generator.state]) if acc.num_processes > 1 else [rng.bit_generator.state]
         if acc.is_main_process:
-            with atomic_path(last) as tmp:
-                torch.save({"model_state_dict": acc.unwrap_model(net).state_dict(), "optimizer_state_dict": opt.state_dict(),
-                            "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
-                            "torch_rng_state": torch.get_rng_state(),
-                            "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                            "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, tmp)
+            save_torch({"model_state_dict": acc.unwrap_model(net).state_dict(), "optimizer_state_dict": opt.state_dict(),
+                        "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
+                        "torch_rng_state": torch.get_rng_state(),
+                        "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                        "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, last)
 
     stop = StepEndInterrupt()           # Ctrl-C, SIGTERM: finish the step (all processes the same), save last.pt, stop
     try:
@@ -478,6 +477,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                 if saving: save()
                 if stop.poll(acc) and step < tc.steps:
                     if not saving: save()
+                    bar.close()                     # its line ends before the message
                     main_print(f"saved {last} at step {step}; the same command resumes from it", file=sys.stderr)
                     break
     finally:       # the data workers stop now, not when a traceback that keeps this frame is freed (they ignore SIGTERM,
@@ -492,10 +492,9 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
             reestimate_bn(final, (_features(bn_src.sample(tc.batch_size, rng)[0], cfg.phase, tc.center, acc.device)
                                   for _ in range(tc.bn_batches)))
         else: final = acc.unwrap_model(net)
-        with atomic_path(final_path) as tmp:
-            torch.save({"model_state_dict": {k: v.detach().cpu() for k, v in final.state_dict().items()},
-                        "config": asdict(cfg), "train_config": asdict(tc), "step": step,
-                        "swa_snapshots": int(swa.n_averaged.item())}, tmp)
+        save_torch({"model_state_dict": {k: v.detach().cpu() for k, v in final.state_dict().items()},
+                    "config": asdict(cfg), "train_config": asdict(tc), "step": step,
+                    "swa_snapshots": int(swa.n_averaged.item())}, final_path)
     acc.wait_for_everyone()
     return final_path
 
