@@ -103,7 +103,9 @@ def main(argv=None) -> int:
     program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["help"] and len(argv) > 1 and argv[1] in COMMANDS: argv = [argv[1], "--help"]   # `savgbench help seld`
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:                                        # a usage error, so that `savgbench $EMPTY` in a script fails
+        print(_usage(), file=sys.stderr); return 2
+    if argv[0] in ("-h", "--help", "help"):
         print(_usage()); return 0
     if argv[0] in ("-V", "--version"):
         from savgbench import __version__; print(__version__); return 0

@@ -6,9 +6,15 @@ def test_unknown_command_is_rejected(capsys):
     assert "unknown command" in capsys.readouterr().err
 
 def test_help_lists_every_command(capsys):
-    assert main([]) == 0
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for name in COMMANDS: assert name in out
+
+def test_no_command_is_a_usage_error(capsys):
+    """`savgbench` alone (`savgbench $CMD` with an empty variable in a script) fails with the usage on stderr."""
+    assert main([]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "usage: savgbench COMMAND" in cap.err
 
 def test_module_entry_runs():
     r = subprocess.run([sys.executable, "-c", "import sys; from savgbench.cli import main; sys.exit(main(['--version']))"],
