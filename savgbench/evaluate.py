@@ -22,8 +22,8 @@ from .io import VIDEO_EXTS, find_videos
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
            'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos',
            'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir',
-           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'format_row', 'evaluate',
-           'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
+           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'report_problems', 'format_row',
+           'evaluate', 'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         except WeightsError as e: return None, f"detector weights missing: {e}"
         argv += ["--weights", f"{files['yolox-tiny'][0]}={files['yolox-tiny'][1]}"]   # NAME=PATH: no path is misread
     r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
-    if why and detector == "oracle":
+    if why and detector == "oracle" and ("label CSV" in why or "metadata folder" in why):   # (not another error's)
         why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
     if r is not None:
         r.update(seld_checkpoint=str(seld), detector=detector,
@@ -369,6 +369,23 @@ def _model_id(model, name: str) -> str:
     h = hashlib.sha256()
     for k in sorted(sd): h.update(k.encode()); h.update(sd[k].detach().cpu().numpy().tobytes())
     return f"{name}:mem:{h.hexdigest()[:16]}"
+
+def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool = True, cli: bool = False) -> None:
+    """Print to stderr what a result leaves out: each skipped metric with its reason, the warnings, and the bad clips
+    (the first 10, then a count). `evaluate(verbose=True)` and `savgbench evaluate` call it after the table, so a
+    metric missing from the table is never missing without a word."""
+    refused = bool(res["failures"]) and not skip_bad    # every metric skipped for the bad clips: said once, below
+    for k, why in res["skipped"].items():
+        if not refused: print(f"skipped {k}: {why}", file=sys.stderr)
+    for w in res["warnings"] if warnings else ():
+        print(f"warning: {w}", file=sys.stderr)
+    if res["failures"]:
+        for f in res["failures"][:10]: print(f"bad clip ({f['set']}): {f['error']}", file=sys.stderr)
+        more = len(res["failures"]) - 10
+        print(f"{len(res['failures'])} bad clip(s)" + (f", {more} more not shown" if more > 0 else "")
+              + (f"; all are listed under 'failures' in {out}" if out else "")
+              + ("" if skip_bad else "; no metric is computed while there are any ("
+                 + ("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips)"), file=sys.stderr)
 
 def format_row(result: dict, label: str | None = None) -> str:
     "A Table-1-style row: FVD↓ KVD↓ FAD↓ Spatial AV-Align↑ Temporal AV-Align↑ ('—' where skipped)."
@@ -463,7 +480,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             if out is not None:
                 with atomic_path(out) as t: Path(t).write_text(json.dumps(res, indent=1, default=str))
             if per_clip is not None: _write_per_clip(per_clip, gen + ref, align_rows)
-            if verbose: print(TABLE_HEADER + "\n" + format_row(res))
+            if verbose:
+                print(TABLE_HEADER + "\n" + format_row(res))
+                report_problems(res, skip_bad, out)
         return res
     if res["failures"] and not skip_bad:
         res["skipped"] = {m: "bad clips (listed under failures); skip_bad scores the others" for m in metrics}
@@ -562,7 +581,10 @@ def _write_per_clip(path, entries, align_rows: dict):
                    error=e.error or "")
         if e.set == "gen": row.update(align_rows.get(e.path.stem, {}))
         rows.append(row)
-    with atomic_path(path) as t: pd.DataFrame(rows).to_csv(t, index=False)
+    df = pd.DataFrame(rows)
+    for c in ("n_frames", "spatial_tp", "spatial_fn"):  # counts stay integers beside the empty cells of other rows
+        if c in df: df[c] = df[c].astype("Int64")
+    with atomic_path(path) as t: df.to_csv(t, index=False)
 
 # %% ../nbs/44_evaluate.ipynb #b62870c7
 def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_channels: bool = False) -> list[Path]:
@@ -665,20 +687,11 @@ def evaluate_cli(argv=None) -> int:
                    metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
                    weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint,
                    detector=a.detector, seld_dir=a.seld_dir, det_dir=a.det_dir,
-                   progress=not a.quiet, verbose=not a.quiet)
+                   progress=not a.quiet, verbose=False)
     if res.get("process_index"): return 0                # rank 0 reports for the whole sharded run
-    refused = bool(res["failures"]) and not a.skip_bad      # every metric skipped for the bad clips, said once below
-    for k, why in res["skipped"].items():
-        if not refused: print(f"skipped {k}: {why}", file=sys.stderr)
-    for w in res["warnings"]:
-        if not a.quiet: print(f"warning: {w}", file=sys.stderr)
-    if res["failures"]:
-        for f in res["failures"][:10]: print(f"bad clip ({f['set']}): {f['error']}", file=sys.stderr)
-        more = len(res["failures"]) - 10
-        print(f"{len(res['failures'])} bad clip(s)" + (f", {more} more not shown" if more > 0 else "")
-              + (f"; all are listed under 'failures' in {a.out}" if a.out else "")
-              + ("" if a.skip_bad else "; --skip-bad scores the valid clips"), file=sys.stderr)
-        if not a.skip_bad: return 1
+    if not a.quiet: print(TABLE_HEADER + "\n" + format_row(res))
+    report_problems(res, a.skip_bad, a.out, warnings=not a.quiet, cli=True)
+    if res["failures"] and not a.skip_bad: return 1
     if not res["metrics"]:
         print(f"savgbench evaluate: none of the requested metrics ({','.join(metrics)}) could be computed", file=sys.stderr)
         return 1

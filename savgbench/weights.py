@@ -113,12 +113,14 @@ def weights_path(name: str, path=None) -> Path:
     return cache_path(name)
 
 # %% ../nbs/02_weights.ipynb #8ea68406
-_HASHES: dict = {}   # (path, size, mtime_ns) -> sha256, so a file is hashed once per process
+_HASHES: dict = {}   # (path, device, inode, size, mtime_ns, ctime_ns) -> sha256, so a file is hashed once per process
 
 def sha256_file(path) -> str:
-    "sha256 of a file (cached per path, size and mtime)."
+    """sha256 of a file, cached for the process while the file's path, inode, size, mtime and ctime stay the same.
+    A file rewritten to the same size with its old mtime put back (`os.utime`, `cp -p`, `rsync -t`, a clock with coarse
+    steps) still gets a new ctime, and one replaced by a rename a new inode, so either is hashed again."""
     p = Path(path); st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _HASHES:
         h = hashlib.sha256()
         with open(p, "rb") as f:

@@ -536,8 +536,11 @@ def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path,
     record_clips(seld, clip_hashes(sorted(sets["A"].glob("*.mp4"))))
     kw = dict(metrics=("spatial",), seld_checkpoint="demo", detector="oracle", seld_dir=seld, det_dir=det,
               progress=False, verbose=False)
-    r1 = evaluate(sets["A"], None, **kw)
+    r1 = evaluate(sets["A"], sets["B"], per_clip=tmp_path / "pc.csv", **kw)  # (the reference clips: rows without scores)
     assert r1["metrics"] == {"spatial_av_align": 0.5}, r1["skipped"]          # the kept rows: 1 TP, 1 FN per clip
+    pc = (tmp_path / "pc.csv").read_text().splitlines()                      # counts written as integers
+    assert pc[0].split(",")[-3:] == ["spatial_tp", "spatial_fn", "spatial_score"], pc[0]
+    assert [l.split(",")[-3:] for l in pc[1:]] == [["1", "1", "0.5"]] * 2 + [["", "", ""]] * 2, pc
     kept = {p: p.stat().st_mtime_ns for p in [*seld.glob("*.csv"), *det.glob("*.csv")]}
     assert len(kept) == 4
     assert evaluate(sets["A"], None, **kw)["metrics"] == r1["metrics"]       # read again, nothing made again
@@ -549,6 +552,13 @@ def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path,
     from savgbench.align.spatial import spatial_av_align_videos                # back to A: made again, and said
     spatial_av_align_videos(sets["A"], seld, det, seld_checkpoint=demo_checkpoint(), detector="oracle")
     assert "SELD CSV(s) of" in capsys.readouterr().err
+    # the folders now hold A's rows: read as they are for B's clips they are refused, and with nothing to make the
+    # boxes again the error says that the CSVs are there but of other clips (not "not found")
+    from savgbench.align.spatial import spatial_av_align_dirs
+    with pytest.raises(MetadataError, match=r"2 SELD CSV\(s\) here were made from other clips of the same name \(a, b\)"):
+        spatial_av_align_dirs(sets["B"], seld, det)
+    with pytest.raises(MetadataError, match=r"made from other clips of the same name \(a, b\) .*name the detector"):
+        spatial_av_align_videos(sets["B"], seld, det, seld_checkpoint=demo_checkpoint())
 
 
 def test_evaluate_uses_a_megvii_yolox_file_given_by_its_name(tmp_path, monkeypatch):

@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
-                            write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips)
+                            write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips, CLIPS_FILE)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
 # %% auto #0
 __all__ = ['AZI_THRESH_PX', 'SELD_FPS', 'OD_FPS', 'OD_FRAME_TOLERANCE', 'seld_to_od_frame', 'match_seld_rows', 'ClipAlign',
-           'SpatialAlignResult', 'spatial_av_align', 'read_seld_rows', 'write_seld_rows', 'spatial_av_align_dirs',
-           'seld_rows_for', 'spatial_av_align_videos', 'spatial_align_cli']
+           'SpatialAlignResult', 'spatial_av_align', 'read_seld_rows', 'write_seld_rows', 'refuse_stale_rows',
+           'spatial_av_align_dirs', 'seld_rows_for', 'spatial_av_align_videos', 'spatial_align_cli']
 
 # %% ../../nbs/32_spatial_align.ipynb #e29a07d6
 AZI_THRESH_PX = 40        # half-width of the band around a SELD x
@@ -115,9 +115,28 @@ def write_seld_rows(path, rows) -> Path:
     return write_seld_csv(path, pd.DataFrame(dict(frame=rows[:, 0].astype(np.int64), cls=rows[:, 1].astype(np.int64),
                                                   x=rows[:, 2])))
 
+def refuse_stale_rows(paths, **folders) -> None:
+    """Raise if a CSV folder (`SELD=seld_dir`, `detection=det_dir`) records its CSV of one of the clips `paths` as made
+    from another file of the same name (its `savgbench_clips.json`, written by the commands that compute rows): read
+    as they are, those rows would score this clip with another clip's sounds or boxes. Names that are not files, and
+    folders without that record, are not checked; the clips are hashed only where a record exists."""
+    files, hashes = [Path(p) for p in paths if Path(p).is_file()], None
+    for what, folder in folders.items():
+        if folder is None or not files or not (Path(folder) / CLIPS_FILE).is_file(): continue
+        hashes = hashes if hashes is not None else clip_hashes(files)
+        if stale := sorted(stale_rows(folder, hashes)):
+            raise MetadataError(f"{len(stale)} {what} CSV(s) here were made from other clips of the same name "
+                                f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}), so they do not describe "
+                                "these clips; make them again: spatial_av_align_videos(CLIPS, seld_dir=..., det_dir=..., "
+                                "seld_checkpoint=..., detector=...), `savgbench spatial-align` and `savgbench evaluate` "
+                                "remake such CSVs", path=folder)
+
 def spatial_av_align_dirs(videos, seld_dir, det_dir) -> SpatialAlignResult:
-    "Spatial AV-Align of clips (a folder of mp4s, a list file, or paths/names) from SELD and detection CSV folders."
-    names = [Path(v).stem for v in (list_videos(videos) if isinstance(videos, (str, Path)) else videos)]
+    """Spatial AV-Align of clips (a folder of mp4s, a list file, or paths/names) from SELD and detection CSV folders.
+    CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`)."""
+    videos = list_videos(videos) if isinstance(videos, (str, Path)) else list(videos)
+    names = [Path(v).stem for v in videos]
+    refuse_stale_rows(videos, SELD=seld_dir, detection=det_dir)
     return spatial_av_align((n, read_seld_rows(Path(seld_dir) / f"{n}.csv"),
                              read_detection_rows(Path(det_dir) / f"{n}.csv")) for n in names)
 
@@ -164,7 +183,7 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         rec = read_rows_source(folder, what)
         stale = set(stale_rows(folder, hashes)) if hashes else set()
         have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file() and n not in stale}
-        if stale:
+        if stale and compute is not None:
             print(f"note: {len(stale)} {what} CSV(s) of {folder} were made from other clips of the same name "
                   f"({', '.join(sorted(stale)[:3])}{', ...' if len(stale) > 3 else ''}); they are made again", file=sys.stderr)
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
@@ -180,6 +199,13 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
         if compute is None:
+            redo = sorted(stale & {Path(p).stem for p in todo})
+            if redo:                                    # there, but of another clip: say so, not "not found"
+                raise MetadataError(f"{len(redo)} {what} CSV(s) here were made from other clips of the same name "
+                                    f"({', '.join(redo[:3])}{', ...' if len(redo) > 3 else ''}) and there is nothing "
+                                    "to make them again with: " + ("name the detector (detector=..., --detector)"
+                                    if what == "detection" else "name the SELD model (seld_checkpoint=..., "
+                                    "--seld-checkpoint)"), path=folder)
             raise MetadataError(f"{what} CSV not found and nothing to compute it with",
                                 path=Path(folder) / f"{Path(todo[0]).stem}.csv")
         try: new = compute(todo)

@@ -134,7 +134,9 @@ def mean_score(files, no_peaks: str = "skip"):
     return float(np.mean(s)) if s else None
 
 def temporal_av_align(videos, no_peaks: str = "skip", progress: bool = True) -> TemporalAlignResult:
-    "Temporal AV-Align of a folder of mp4s (or a list of paths): the mean of the per-file scores."
+    """Temporal AV-Align of a folder of mp4s (or a list of paths): the mean of the per-file scores. Like the reference
+    script, it scores videos of any format (frame rate, length, audio); `savgbench temporal-align` and `evaluate` first
+    refuse clips that are not SAVGBench clips, and `savgbench.io.check_clips` / `validate_clip` do that check here."""
     from savgbench.detect import list_videos
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(p) for p in videos]
     if not paths: raise SAVGBenchError("no mp4 files", path=videos)

@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 
 from ..core import CLIP, ClipFormatError
 from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE,
-                                     read_seld_rows)
+                                     read_seld_rows, refuse_stale_rows)
 from ..detect import read_detection_rows, list_videos
 
 # %% auto #0
@@ -132,11 +132,13 @@ class AlignmentViewer:
 
     @classmethod
     def from_dirs(cls, video_dir, seld_dir, det_dir, limit: int | None = 20, **kw):
-        "Load clips (video, audio) and their SELD and detection CSVs from folders; the first `limit` clips (None: all)."
+        """Load clips (video, audio) and their SELD and detection CSVs from folders; the first `limit` clips (None: all).
+        CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`)."""
         from savgbench.io import read_clip
         out, paths = [], list_videos(video_dir)
         if limit is not None and len(paths) > limit:
             print(f"AlignmentViewer: showing the first {limit} of {len(paths)} clips (limit=None shows all)")
+        refuse_stale_rows(paths[:limit], SELD=seld_dir, detection=det_dir)
         for p in paths[:limit]:
             c = read_clip(p)
             out.append(ClipAlignment(p.stem, c.video, read_seld_rows(Path(seld_dir) / f"{p.stem}.csv"),
