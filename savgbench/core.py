@@ -14,11 +14,11 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'ClipSpec',
            'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError',
-           'atomic_path', 'save_torch', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
-           'is_main_process', 'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record',
-           'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source',
-           'weights_source', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals',
-           'process_pool', 'StopRequested', 'StepEndInterrupt']
+           'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256', 'output_path_problem', 'at_least',
+           'DefaultsHelpFormatter', 'resolve_device', 'is_main_process', 'main_print', 'new_accelerator',
+           'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips',
+           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -108,6 +108,29 @@ def save_torch(obj, path) -> Path:
     import torch
     with atomic_path(path) as tmp, open(tmp, 'wb') as f: torch.save(obj, f)
     return Path(path)
+
+@contextlib.contextmanager
+def eval_mode(*models):
+    "The modules (None skipped) in eval mode for the block, dropout off, each put back in the mode it was in."
+    models = [m for m in models if m is not None]
+    was = [m.training for m in models]
+    for m in models: m.eval()
+    try: yield
+    finally:
+        for m, w in zip(models, was): m.train(w)
+
+def state_dict_sha256(model) -> str:
+    """sha256 of a module's (or a state_dict's) tensors: names, dtypes, shapes and values, whatever their device or
+    memory layout, and without the `_orig_mod.` prefix of a `torch.compile`d module, so it names the weights an
+    in-memory model holds, as a file's sha256 names a checkpoint."""
+    import hashlib, torch
+    sd = model.state_dict() if hasattr(model, 'state_dict') else model
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        t = sd[k].detach().cpu().contiguous()
+        h.update(f"{k.removeprefix('_orig_mod.')}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #b43b914e
 def output_path_problem(path, folder: bool = True) -> str | None:

@@ -365,10 +365,8 @@ def _model_id(model, name: str) -> str:
     if p is not None:
         from savgbench.weights import sha256_file
         return f"{name}:{sha256_file(p)}"
-    sd = model.state_dict()          # an in-memory model (tests): hash its parameters
-    h = hashlib.sha256()
-    for k in sorted(sd): h.update(k.encode()); h.update(sd[k].detach().cpu().numpy().tobytes())
-    return f"{name}:mem:{h.hexdigest()[:16]}"
+    from savgbench.core import state_dict_sha256
+    return f"{name}:mem:{state_dict_sha256(model)[:16]}"         # an in-memory model (tests): its weights
 
 def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool = True, cli: bool = False) -> None:
     """Print to stderr what a result leaves out: each skipped metric with its reason, the warnings, and the bad clips

@@ -339,7 +339,7 @@ def test_resuming_with_another_model_is_a_clear_error(tmp_path):
     cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1, mixed_precision='no', save_every=1)
     train_joint(SyntheticClips(2), tmp_path, cfg, progress=False)
     other = MMDiffusionConfig.tiny(model_channels=64)
-    with pytest.raises(SAVGBenchError, match='holds a different model.*--no-resume'):
+    with pytest.raises(SAVGBenchError, match=r'holds a model of another configuration \(model_channels: 32 -> 64\).*--no-resume'):
         train_joint(SyntheticClips(2), tmp_path, TrainConfig(preset='tiny', batch_size=2, max_steps=2,
                                                              mixed_precision='no'), model_cfg=other, progress=False)
     assert other.gradient_checkpointing is False                 # the caller's configuration is not changed
@@ -707,7 +707,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
                       log_every=5, keep_checkpoints=3)
     ref = train_joint(SyntheticClips(8), tmp_path / 'ref', cfg, progress=False)
     before = signal.getsignal(signal.SIGINT)
-    ds = _CtrlCAt(SyntheticClips(8), at=13)                  # batches of 2: the 13th item is read by step 7
+    ds = _CtrlCAt(SyntheticClips(8), at=14)      # train_joint reads item 0 to check its sizes, then batches of 2:
+                                                  # the 14th read is by step 7
     with pytest.raises(KeyboardInterrupt): train_joint(ds, tmp_path / 'stopped', cfg, progress=False)
     err = capsys.readouterr().err
     assert 'interrupt: finishing this step' in err and 'checkpoint_7.pt at step 7' in err, err
@@ -719,7 +720,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, capsys):
     a, b = (torch.load(r / 'checkpoint_12.pt', weights_only=False) for r in (tmp_path / 'stopped', tmp_path / 'ref'))
     for part in ('model', 'ema'): assert all(torch.equal(a[part][k], b[part][k]) for k in b[part]), part
     # Ctrl-C during the last step: the run completes (its checkpoint and log row), then ends as interrupted
-    with pytest.raises(KeyboardInterrupt): train_joint(_CtrlCAt(SyntheticClips(8), at=23), tmp_path / 'last', cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt): train_joint(_CtrlCAt(SyntheticClips(8), at=24), tmp_path / 'last', cfg, progress=False)
     assert _ckpt_steps(tmp_path / 'last') == [5, 10, 12] and read_train_log(tmp_path / 'last')['step'].tolist() == [5, 10, 12]
     # a process that ignores Ctrl-C (a background job of a shell script) keeps ignoring it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -849,10 +850,17 @@ def test_a_short_run_is_told_that_its_ema_weights_are_still_the_initial_ones(tmp
     data = _tiny_dataset(tmp_path)
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'a'), *_COMMON]) == 0
     err = capsys.readouterr().err
-    assert 'EMA weights (--ema-rate 0.9999), which `sample` and `export-weights` use, are still 100% the initial' in err
-    assert 'train with --ema-rate 0.1 or lower (1% of them left)' in err, err              # 0.1 ** 2 = 1 %
+    assert 'EMA weights (EMA rate 0.9999), which `sample` and `export-weights` use, are still 100% the initial' in err
+    assert 'train with an EMA rate of 0.1 or lower (--ema-rate, TrainConfig.ema_rate; 1% of them left)' in err, err
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'b'), *_COMMON, '--ema-rate', '0.1']) == 0
     assert 'EMA weights' not in capsys.readouterr().err                      # 0.1 ** 2: 1 % of the initial weights
+    # from Python too (train_joint, train_loop), where a run's progress is shown
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=2, save_every=2, mixed_precision='no')
+    train_joint(SyntheticClips(2), tmp_path / 'c', cfg, progress=True)
+    assert 'are still 100% the initial weights' in capsys.readouterr().err
+    train_joint(SyntheticClips(2), tmp_path / 'd', cfg, progress=False)
+    assert 'EMA weights' not in capsys.readouterr().err
 
 
 def test_fp16_on_a_cpu_is_said_to_have_no_effect(tmp_path, capsys):

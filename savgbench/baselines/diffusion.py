@@ -7,6 +7,7 @@ Docs: https://savgbench.github.io/savgbench/diffusion.html.md"""
 # %% ../../nbs/50_diffusion.ipynb #324ace36
 from __future__ import annotations
 import math
+import warnings
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,35 @@ def linear_betas(T: int = 1000) -> np.ndarray:
     return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)
 
 # %% ../../nbs/50_diffusion.ipynb #f59ef8f9
+def _timesteps(t, T: int, x: torch.Tensor) -> torch.Tensor:
+    """`t` as the (B,) integer steps of the batch `x`: B steps, or one step (an int or 0-d tensor) for every sample, each
+    in 0..T-1. The range is checked for an int or a CPU tensor: on an accelerator that would wait for the device."""
+    B = x.shape[0]
+    if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+        if not 0 <= t < T: raise ValueError(f"t={t} is not a step of the schedule: 0..{T - 1}")
+        return torch.full((B,), int(t), dtype=torch.long, device=x.device)
+    if not torch.is_tensor(t) or t.dtype.is_floating_point or t.is_complex() or t.dtype in (torch.bool, torch.uint8):
+        raise ValueError(f"t must be integer steps in 0..{T - 1} (an int, or a tensor of shape ({B},)), not "
+                         f"{t.dtype if torch.is_tensor(t) else type(t).__name__}")
+    if t.dim() == 0: t = t.expand(B)
+    if t.shape != (B,):
+        raise ValueError(f"t must hold one step per sample, shape ({B},), or one for all (an int or 0-d tensor); "
+                         f"found shape {tuple(t.shape)}")
+    if t.device.type == 'cpu' and B:
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi >= T: raise ValueError(f"t must be in 0..{T - 1} (the schedule's steps); found {lo if lo < 0 else hi}")
+    return t.to(x.device)
+
+def _check_like(d, like: dict, what: str = 'eps_fn returned', of: str = 'a sample') -> dict:
+    "`d` (a denoiser's output, a noise), checked to hold every modality of `like` in its shape."
+    if not isinstance(d, dict): raise ValueError(f"{what} a {type(d).__name__}, not a dict of the modalities {list(like)}")
+    missing = [k for k in like if k not in d]
+    if missing: raise ValueError(f"{what} no {missing} (the modalities: {list(like)})")
+    for k, v in like.items():
+        if d[k].shape != v.shape:
+            raise ValueError(f"{what} {k} of shape {tuple(d[k].shape)} for {of} of shape {tuple(v.shape)}: the shapes must match")
+    return d
+
 def _bcast(arr: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     "Gather `arr[t]` (float64 table) and shape it to broadcast against `x` (batch first), in `x`'s dtype."
     v = arr.to(t.device)[t].to(x.dtype)
@@ -53,16 +83,25 @@ class GaussianDiffusion:
         self.large_log_variance = t64(np.log(np.append(post_var[1], betas[1:])))
 
     def q_sample(self, x0, t, noise):
-        "Noise `x0` to step `t`: sqrt(abar_t) x0 + sqrt(1-abar_t) noise (tensor or dict of tensors)."
-        if isinstance(x0, dict): return {k: self.q_sample(x0[k], t, noise[k]) for k in x0}
+        """Noise `x0` to step `t`: sqrt(abar_t) x0 + sqrt(1-abar_t) noise (tensor or dict of tensors). `t`: the steps
+        (B,) in 0..T-1, or one step (an int or 0-d tensor) for all."""
+        if isinstance(x0, dict):
+            _check_like(noise, x0, 'noise holds', 'an x0')
+            return {k: self.q_sample(x0[k], t, noise[k]) for k in x0}
+        t = _timesteps(t, self.T, x0)
+        if noise.shape != x0.shape: raise ValueError(f"noise has shape {tuple(noise.shape)}, x0 {tuple(x0.shape)}: they must match")
         return _bcast(self.sqrt_ac, t, x0) * x0 + _bcast(self.sqrt_1m_ac, t, x0) * noise
 
     def predict_x0(self, x_t, t, eps):
         "The clean sample implied by `eps` at step `t`."
+        t = _timesteps(t, self.T, x_t)
+        if eps.shape != x_t.shape: raise ValueError(f"eps has shape {tuple(eps.shape)}, x_t {tuple(x_t.shape)}: they must match")
         return _bcast(self.sqrt_recip_ac, t, x_t) * x_t - _bcast(self.sqrt_recipm1_ac, t, x_t) * eps
 
     def q_posterior(self, x0, x_t, t):
         "Mean and log variance of q(x_{t-1} | x_t, x0)."
+        t = _timesteps(t, self.T, x_t)
+        if x0.shape != x_t.shape: raise ValueError(f"x0 has shape {tuple(x0.shape)}, x_t {tuple(x_t.shape)}: they must match")
         mean = _bcast(self.posterior_mean_coef1, t, x_t) * x0 + _bcast(self.posterior_mean_coef2, t, x_t) * x_t
         return mean, _bcast(self.posterior_log_variance_clipped, t, x_t)
 
@@ -71,13 +110,15 @@ def joint_training_losses(diffusion: GaussianDiffusion, eps_fn, x0: dict, t=None
                           generator: torch.Generator | None = None, weights: dict | None = None) -> dict:
     "Per-sample losses `{'loss': (B,), <modality>: (B,)}`: the sum of per-modality mean-squared eps errors."
     ref = next(iter(x0.values())); B, dev = ref.shape[0], ref.device
+    w = weights or {}
+    if set(w) - set(x0): raise ValueError(f"weights names {sorted(set(w) - set(x0))}, which are not modalities: {list(x0)}")
     if t is None: t = torch.randint(0, diffusion.T, (B,), generator=generator, device='cpu').to(dev)
+    else: t = _timesteps(t, diffusion.T, ref)
     if noise is None:
         noise = {k: torch.randn(v.shape, generator=generator, dtype=v.dtype, device='cpu').to(dev) for k, v in x0.items()}
     x_t = diffusion.q_sample(x0, t, noise)
-    eps = eps_fn(x_t, t)
+    eps = _check_like(eps_fn(x_t, t), x0)
     out = {k: mean_flat((noise[k].float() - eps[k].float()) ** 2) for k in x0}
-    w = weights or {}
     out['loss'] = sum(w.get(k, 1.0) * out[k] for k in x0)
     out['t'] = t
     return out
@@ -102,7 +143,7 @@ def ddpm_sample(diffusion: GaussianDiffusion, eps_fn, shapes: dict, generator=No
     x = x_T if x_T is not None else _randn_like_dict(shapes, generator, device)
     for i in tqdm(range(diffusion.T - 1, -1, -1), disable=not progress, desc='ddpm'):
         t = torch.full((next(iter(x.values())).shape[0],), i, device=device, dtype=torch.long)
-        eps = eps_fn(x, t)
+        eps = _check_like(eps_fn(x, t), x)
         nxt = {}
         for k, v in x.items():
             x0 = diffusion.predict_x0(v, t, eps[k].to(v.dtype))
@@ -156,7 +197,7 @@ class JointDPMSolver:
     def data_pred(self, x: dict, t: torch.Tensor) -> dict:
         "Predicted clean sample of each modality at continuous time `t` (B,)."
         self.nfe += 1
-        eps = self.eps_fn(x, self.ns.model_time(t))
+        eps = _check_like(self.eps_fn(x, self.ns.model_time(t)), x)
         a, s = self.ns.alpha(t), self.ns.sigma(t)
         out = {}
         for k, v in x.items():
@@ -202,11 +243,20 @@ class JointDPMSolver:
         return out
 
 # %% ../../nbs/50_diffusion.ipynb #b325c238
+def _not_finite(E: float, *states, s, nfe: int, atol: float):
+    bad = [k for k in states[0] if not all(bool(torch.isfinite(d[k]).all()) for d in states)]
+    where = f"at t={float(s.mean()):.4g} after {nfe} network evaluations"
+    if bad: raise FloatingPointError(f"dpm_solver_adaptive: the {' and '.join(bad)} sample is no longer finite (NaN or inf) "
+                                     f"{where}: the denoiser's output (or x_T) holds NaN or inf")
+    raise FloatingPointError(f"dpm_solver_adaptive: the step error is {E} {where} (finite samples: atol={atol} must be > 0)")
+
 @torch.no_grad()
 def dpm_solver_adaptive(solver: JointDPMSolver, x: dict, order: int = 2, atol: float = 0.0078, rtol: float = 0.05,
                         h_init: float = 0.05, theta: float = 0.9, t_err: float = 1e-5, max_nfe: int = 2000,
                         progress: bool = False):
-    "Adaptive-step DPM-Solver++ (order 2) from t=1 to t=1/N, as the reference sampler. Returns `(x0, nfe)`."
+    """Adaptive-step DPM-Solver++ (order 2) from t=1 to t=1/N, as the reference sampler. Returns `(x0, nfe)`. Stopped by
+    `max_nfe` network evaluations first, it warns and returns the unfinished sample; a state that turns NaN or
+    infinite raises FloatingPointError at that step."""
     if order != 2: raise ValueError(f"only order 2 is implemented (found {order})")
     ns = solver.ns
     B = next(iter(x.values())).shape[0]; dev = next(iter(x.values())).device
@@ -225,12 +275,19 @@ def dpm_solver_adaptive(solver: JointDPMSolver, x: dict, order: int = 2, atol: f
             delta = torch.maximum(torch.full_like(x_lo[k], atol), rtol * torch.maximum(x_lo[k].abs(), x_prev[k].abs()))
             e = ((x_hi[k] - x_lo[k]) / delta).reshape(B, -1).double().pow(2).mean(-1).sqrt()
             E = torch.maximum(E, e.max())
-        if bool(E <= 1):
+        Ef = float(E)                   # the step's one wait for the device: accepted or not, and finite or not
+        if not math.isfinite(Ef): _not_finite(Ef, x, x_lo, x_hi, s=s, nfe=solver.nfe - start, atol=atol)
+        if Ef <= 1:
             x, s, x_prev = x_hi, t, x_lo
             lam_s = ns.lambda_(s)
         h = torch.minimum(theta * h * torch.float_power(E, -1.0 / order), lam_0 - lam_s)
         bar.update(order)
-        if solver.nfe - start >= max_nfe: break
+        if solver.nfe - start >= max_nfe:
+            if (s - t0).abs().mean() > t_err:
+                warnings.warn(f"dpm_solver_adaptive stopped at max_nfe={max_nfe} network evaluations at t="
+                              f"{float(s.mean()):.4g}, before t_end={ns.eps:.4g}: the sample is unfinished (a larger "
+                              f"max_nfe, or larger atol/rtol, lets it finish)", RuntimeWarning, stacklevel=2)
+            break
     bar.close()
     return x, solver.nfe - start
 
@@ -297,5 +354,7 @@ def ddim_sample(eps_fn, x_T: torch.Tensor, T: int = 1100, steps: int = 25, clip:
     for j, t in enumerate(tqdm(ts, disable=not progress, desc='ddim')):
         a_prev = float(ac[ts[j + 1]]) if j + 1 < len(ts) else 1.0
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        x = ddim_step(x, eps_fn(x, tt).to(x.dtype), float(ac[t]), a_prev, clip)
+        eps = eps_fn(x, tt)
+        if eps.shape != x.shape: raise ValueError(f"eps_fn returned shape {tuple(eps.shape)} for x of shape {tuple(x.shape)}: they must match")
+        x = ddim_step(x, eps.to(x.dtype), float(ac[t]), a_prev, clip)
     return x

@@ -46,6 +46,58 @@ class MMDiffusionConfig:
     audio_down: int = 4                          # audio resampling factor per level
     gradient_checkpointing: bool = False
 
+    def __post_init__(self): self.validate()
+
+    def level_channels(self) -> list[int]:
+        "Channels of each level of the U-Net (level l works at downsampling 2**l)."
+        return [int(m * self.model_channels) for m in self.channel_mult]
+
+    def validate(self) -> MMDiffusionConfig:
+        "Raise a ValueError naming the field when the U-Net could not be built or run with these sizes; else `self`."
+        def need(ok, msg):
+            if not ok: raise ValueError(msg)
+        need(len(self.video_size) == 4 and all(int(v) > 0 for v in self.video_size),
+             f"video_size must be 4 positive sizes (frames, channels, height, width), not {self.video_size}")
+        need(len(self.audio_size) == 2 and all(int(v) > 0 for v in self.audio_size),
+             f"audio_size must be 2 positive sizes (channels, samples), not {self.audio_size}")
+        for k in ('model_channels', 'num_heads', 'num_head_channels', 'norm_groups', 'max_dilation', 'audio_down'):
+            need(getattr(self, k) >= 1, f"{k} must be at least 1, not {getattr(self, k)}")
+        need(self.num_res_blocks >= 0, f"num_res_blocks must be at least 0, not {self.num_res_blocks}")
+        need(len(self.channel_mult) >= 1, "channel_mult must name at least one level, not ()")
+        chans, n = self.level_channels(), len(self.channel_mult)
+        ds = [2 ** l for l in range(n)]                  # the downsampling factor of each level
+        need(all(c > 0 for c in chans), f"channel_mult={self.channel_mult} gives a level without channels: {chans}")
+        need(all(c % self.norm_groups == 0 for c in chans),
+             f"model_channels × channel_mult = {chans} must all be multiples of norm_groups={self.norm_groups} "
+             f"(GroupNorm); found model_channels={self.model_channels}, channel_mult={self.channel_mult}")
+        for k in ('video_attention_resolutions', 'audio_attention_resolutions', 'cross_attention_resolutions'):
+            bad = [r for r in getattr(self, k) if r not in ds]
+            need(not bad, f"{k}={getattr(self, k)}: {bad} is no downsampling factor of this U-Net (its {n} levels: {ds})")
+        F_, H, W = self.video_size[0], self.video_size[2], self.video_size[3]
+        need(H % ds[-1] == 0 and W % ds[-1] == 0, f"video_size={self.video_size}: height and width must be multiples "
+             f"of {ds[-1]} (halved {n - 1} times over the {n} levels of channel_mult)")
+        ad, L = self.audio_down ** (n - 1), self.audio_size[1]
+        need(L % ad == 0, f"audio_size={self.audio_size}: the length must be a multiple of {ad} (audio_down="
+             f"{self.audio_down} per level, {n - 1} times over the {n} levels of channel_mult)")
+        att = {c for c, d in zip(chans, ds) if d in self.video_attention_resolutions or d in self.audio_attention_resolutions}
+        att.add(chans[-1])                               # the middle block's attention
+        need(all(c % self.num_heads == 0 for c in att), f"num_heads={self.num_heads} must divide the channels of "
+             f"every self-attention layer: {sorted(att)}")
+        xl = [l for l, d in enumerate(ds) if d in self.cross_attention_resolutions]
+        if self.middle_cross_attention: xl.append(n - 1)
+        xc = sorted({chans[l] for l in xl})
+        need(all(c % self.num_head_channels == 0 for c in xc), f"num_head_channels={self.num_head_channels} must "
+             f"divide the channels of every cross-attention layer: {xc}")
+        need(len(self.cross_attention_windows) == len(self.cross_attention_resolutions),
+             f"cross_attention_windows={self.cross_attention_windows} must give one window per "
+             f"cross_attention_resolutions entry {self.cross_attention_resolutions}")
+        need(all(1 <= w <= F_ for w in self.cross_attention_windows),
+             f"cross_attention_windows={self.cross_attention_windows} must be in 1..{F_} (the frames of video_size)")
+        short = {ds[l]: L // self.audio_down ** l for l in xl if L // self.audio_down ** l < F_}
+        need(not short, f"audio_size={self.audio_size}: cross-attention needs at least one audio sample per frame "
+             f"({F_} frames); found {short} (downsampling: samples)")
+        return self
+
     @classmethod
     def paper(cls, **kw): return replace(cls(), **kw)
     @classmethod
@@ -333,8 +385,7 @@ class CoupledUNet(nn.Module):
         mc, G, ckp = cfg.model_channels, cfg.norm_groups, cfg.gradient_checkpointing
         Fr, vc = cfg.video_size[0], cfg.video_size[1]
         ac = cfg.audio_size[0]
-        for w in cfg.cross_attention_windows:
-            if w > Fr: raise ValueError(f"cross-attention window {w} exceeds the {Fr} frames")
+        cfg.validate()
         ted = mc
         self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
         seq = lambda *l: TimestepEmbedSequential(*l, checkpointing=ckp)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
-                            main_print, DefaultsHelpFormatter)
+                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode)
 from ..weights import load_torch_file, locate_weights, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
@@ -23,8 +23,9 @@ from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, ne
 from .train import fit_length, cudnn_autotune, newest_checkpoint
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint',
-           'to_clip_arrays', 'generate_clips', 'channel_levels', 'plot_clips', 'sample_manifest', 'sample_cli']
+__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'PRECISIONS', 'load_joint_model', 'load_sr_model', 'compile_model',
+           'sample_joint', 'to_clip_arrays', 'clip_settings', 'sample_manifest', 'generate_clips', 'channel_levels',
+           'plot_clips', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -37,6 +38,7 @@ OFFICIAL = {'joint': 'mmdiffusion-savg-joint', 'sr': 'mmdiffusion-savg-sr'}     
 
 def _load_model(path, kind: str, preset: str, device):
     cfg_cls, net_cls, load_weights, what = _KINDS[kind]
+    if Path(path).is_dir(): path = newest_checkpoint(path)      # a training run's folder: its newest checkpoint
     path = locate_weights(path, (OFFICIAL[kind],))   # a path, the registry name, or the official file in the cache
     ck = load_torch_file(path, f"{what.split(' ', 1)[1]} checkpoint")
     if isinstance(ck, dict) and 'model_config' in ck:          # ours; an official file is a bare state_dict
@@ -56,11 +58,13 @@ def _load_model(path, kind: str, preset: str, device):
     return model.to(device).eval()
 
 def load_joint_model(path, preset: str = 'paper', device='cpu') -> CoupledUNet:
-    "The coupled U-Net of a checkpoint (ours, or the official `model330011.pt`: a path or 'mmdiffusion-savg-joint'), in eval mode."
+    """The coupled U-Net of a checkpoint (ours, or the official `model330011.pt`: a path or 'mmdiffusion-savg-joint'; a
+    training run's folder stands for its newest checkpoint), in eval mode: a training checkpoint gives its EMA weights."""
     return _load_model(path, 'joint', preset, device)
 
 def load_sr_model(path, preset: str = 'paper', device='cpu') -> SuperResUNet:
-    "The SR U-Net of a checkpoint (ours, or the official `model_SR_mmdiff_120000.pt`: a path or 'mmdiffusion-savg-sr'), in eval mode."
+    """The SR U-Net of a checkpoint (ours, or the official `model_SR_mmdiff_120000.pt`: a path or 'mmdiffusion-savg-sr'; a
+    training run's folder stands for its newest checkpoint), in eval mode: a training checkpoint gives its EMA weights."""
     return _load_model(path, 'sr', preset, device)
 
 # %% ../../nbs/54_sample.ipynb #3e46fe4e
@@ -83,7 +87,10 @@ def compile_model(model: torch.nn.Module, mode: str = 'reduce-overhead', backend
 # %% ../../nbs/54_sample.ipynb #05d1a285
 SAMPLERS = ('dpm_solver++', 'dpm_solver++_2m', 'ddpm')
 
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+
 def _autocast(device, precision):
+    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS})")
     if precision == 'fp32': return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if precision == 'bf16' else torch.float16)
 
@@ -92,12 +99,19 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
                  precision: str = 'fp32', diffusion: GaussianDiffusion | None = None, progress: bool = False):
     """Sample `batch_size` (video (B,F,3,H,W), audio (B,2,L)) pairs; returns them and the network evaluations used. The
     values are the sampler's own, which can stray a little outside [-1,1]: the reference hands them to super-resolution
-    as they are, and `to_clip_arrays` clamps them when a clip is written."""
+    as they are, and `to_clip_arrays` clamps them when a clip is written. The model samples in eval mode (dropout off)
+    and is left in the mode it was in. The random cross-attention shifts are drawn from the global generators, seeded
+    from `seed`; the CPU's is put back as it was afterwards (the model's GPU's, if any, stays seeded)."""
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r} (expected one of {SAMPLERS})")
+    if batch_size < 1: raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    _autocast('cpu', precision)                         # an unknown precision: refused before any work
+    with torch.random.fork_rng(devices=[]), eval_mode(model):
+        torch.manual_seed(seed + (1 << 40))     # cross-attention shifts: a stream no batch's noise generator (seed + b) shares
+        return _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion or GaussianDiffusion(1000), progress)
+
+def _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion, progress):
     dev = next(model.parameters()).device
-    diffusion = diffusion or GaussianDiffusion(1000)
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed + (1 << 40))     # cross-attention shifts: a stream no batch's noise generator (seed + b) shares
     cfg = model.cfg
     shapes = {'video': (batch_size, *cfg.video_size), 'audio': (batch_size, *cfg.audio_size)}
     x = {k: torch.randn(s, generator=g).to(dev) for k, s in shapes.items()}
@@ -116,7 +130,7 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
         else: out, _ = dpm_solver_multistep(solver, x, steps=steps, progress=progress)
     return out, calls[0]
 
-# %% ../../nbs/54_sample.ipynb #ba498c42
+# %% ../../nbs/54_sample.ipynb #19e155ee
 def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
     "One sample (F,3,S,S) / (2,L) in [-1,1] -> uint8 (20,256,256,3) and float32 (2,80000), resampling only if needed."
     if video.shape[0] != CLIP.n_frames:    # smaller test models: repeat frames to the clip's 20
@@ -127,7 +141,32 @@ def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
     a = fit_length(audio.float().clamp(-1, 1), CLIP.n_samples)
     return v.cpu().numpy(), a.cpu().numpy().astype(np.float32)
 
-# %% ../../nbs/54_sample.ipynb #4d2ccb37
+# %% ../../nbs/54_sample.ipynb #3241f05b
+def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, sampler: str = 'dpm_solver++',
+                  steps: int = 20, precision: str = 'fp32', audio_codec: str = 'aac', sr_steps: int = 25,
+                  sr_T: int | None = None) -> dict:
+    """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`) and
+    whether they are compiled (which changes the numbers by float rounding)."""
+    s = dict(model_sha256=state_dict_sha256(model), seed=seed, batch_size=batch_size, sampler=sampler,
+             steps=steps if sampler == 'dpm_solver++_2m' else None, precision=precision,
+             compiled=hasattr(model, '_orig_mod'), audio_codec=audio_codec,
+             sr_model_sha256=state_dict_sha256(sr_model) if sr_model is not None else None,
+             upscale='super-resolution' if sr_model is not None else 'bicubic')
+    if sr_model is not None: s.update(sr_steps=sr_steps, sr_T=sr_T or sr_model.cfg.diffusion_steps, sr_input='raw')
+    return s
+
+def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
+    """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
+    when the folder already holds clips made with other settings. Writes the file (if `write`) and returns the settings."""
+    out_dir = Path(out_dir); f = out_dir / 'sampling.json'
+    clips = sorted(out_dir.glob('sample_*.mp4'))
+    if clips and not f.is_file():
+        main_print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
+              "recorded; they are kept and the new settings recorded", file=sys.stderr)
+    return settings_record(f, settings, len(clips), write,
+                           remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
+
+# %% ../../nbs/54_sample.ipynb #1f3165b9
 def _write_one(path, video, audio, audio_codec, validate):
     from savgbench.io import write_clip, validate_clip
     write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
@@ -138,13 +177,24 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
                    seed: int = 1010, sampler: str = 'dpm_solver++', steps: int = 20, sr_steps: int = 25,
                    sr_T: int | None = None, precision: str = 'fp32', rank: int = 0, world: int = 1,
                    audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2,
-                   cudnn_benchmark: bool = True, sr_frames_per_batch: int | None = None) -> list[Path]:
+                   cudnn_benchmark: bool = True, sr_frames_per_batch: int | None = None,
+                   record: bool | dict = True) -> list[Path]:
     """Sample `num` clips with the joint model (+ SR) and write them as SAVGBench mp4s, encoding in `writers` background
-    threads (0: in line). On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless
-    `cudnn_benchmark=False`. `sr_frames_per_batch` bounds the frames per SR network call (memory; the clips do not
-    change). Returns this process's files."""
+    threads (0: in line). Clips already in `out_dir` are kept, so an interrupted call resumes; `record` makes sure they
+    were made the same way: `sample_manifest` compares this call's settings (`clip_settings`: both models' weights by
+    content, seed, batch size, sampler ...) with those `out_dir/sampling.json` recorded, and refuses other ones. A dict
+    is recorded instead (`savgbench sample` passes its own, with the checkpoint files' sha256); False skips the check.
+    On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless `cudnn_benchmark=False`.
+    `sr_frames_per_batch` bounds the frames per SR network call (memory; the clips change by float rounding at most).
+    The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
+    _autocast('cpu', precision)                         # an unknown precision: refused before any work
+    if record is not False:
+        record = record if isinstance(record, dict) else clip_settings(
+            model, sr_model, seed=seed, batch_size=batch_size, sampler=sampler, steps=steps, precision=precision,
+            audio_codec=audio_codec, sr_steps=sr_steps, sr_T=sr_T)
+        sample_manifest(out_dir, record, write=rank == 0)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     n_batches = -(-num // batch_size)
     mine = list(range(rank, n_batches, world))
@@ -180,7 +230,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
             pool.shutdown(wait=True)
     return written
 
-# %% ../../nbs/54_sample.ipynb #041d021d
+# %% ../../nbs/54_sample.ipynb #24cee6b1
 def channel_levels(audio: np.ndarray, sample_rate: int = CLIP.sample_rate, window_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     "RMS level in dB (re full scale, floored at -100) of each channel of `audio` (C, L) in windows of `window_s`: (times (W,), levels (C, W))."
     audio = np.asarray(audio, dtype=np.float64)
@@ -221,19 +271,7 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
     fig.tight_layout(pad=0.3)
     return fig
 
-# %% ../../nbs/54_sample.ipynb #8bd30209
-def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
-    """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
-    when the folder already holds clips made with other settings. Writes the file (if `write`) and returns the settings."""
-    out_dir = Path(out_dir); f = out_dir / 'sampling.json'
-    clips = sorted(out_dir.glob('sample_*.mp4'))
-    if clips and not f.is_file():
-        main_print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
-              "recorded; they are kept and the new settings recorded", file=sys.stderr)
-    return settings_record(f, settings, len(clips), write,
-                           remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
-
-# %% ../../nbs/54_sample.ipynb #7d7b4a63
+# %% ../../nbs/54_sample.ipynb #ccfa3bce
 def _settings(a, precision: str) -> dict:
     "What a run's clips depend on (weights by content, not by path)."
     s = dict(checkpoint_sha256=sha256_file(a.checkpoint), seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,
@@ -273,7 +311,7 @@ def sample_cli(argv=None) -> int:
                    help='SR configuration of an official state_dict')
     p.add_argument('--sr-frames-per-batch', type=at_least(1), default=None,
                    help='frames per SR network call, to fit a smaller GPU (default: all frames of a batch; the clips '
-                        'do not change)')
+                        'change by float rounding at most)')
     p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU (the reference sampled in fp32: '
                    '--precision fp32 matches it), fp32 on CPU')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda if available; under accelerate launch, '
@@ -336,7 +374,7 @@ def sample_cli(argv=None) -> int:
                            steps=a.steps, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
                            progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark,
-                           sr_frames_per_batch=a.sr_frames_per_batch)
+                           sr_frames_per_batch=a.sr_frames_per_batch, record=False)   # (checked above)
     old = len(set(files) & before)
     print(f"process {state.process_index}: {len(files)} clips in {a.out} ({len(files) - old} sampled now, {old} already "
           f"there; {time.time() - t0:.1f} s)")

@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import WeightsError
-from .diffusion import (GaussianDiffusion, ddim_sample, mean_flat, _bcast)
+from ..core import WeightsError, eval_mode
+from .diffusion import (GaussianDiffusion, ddim_sample, mean_flat, _bcast, _timesteps)
 from .mmdiffusion import timestep_embedding, zero_module, _sdpa_tokens
 
 # %% auto #0
@@ -189,13 +189,17 @@ def super_resolve(model: SuperResUNet, video: torch.Tensor, steps: int = 25, T: 
                   generator: torch.Generator | None = None, frames_per_batch: int | None = None,
                   progress: bool = False) -> torch.Tensor:
     """Upsample clips `video` (B, F, 3, s, s) in [-1,1] to (B, F, 3, S, S) with DDIM; noise shared within a clip.
-    `frames_per_batch` bounds the frames per network call (memory; None: all B·F at once). The progress bar counts
-    network calls."""
+    `frames_per_batch` bounds the frames per network call (memory; None: all B·F at once): the same noise and steps,
+    so the clips equal those of one call up to float rounding (other batch sizes may run other convolution kernels:
+    differences ~1e-5, which change a uint8 pixel only at a rounding edge). The progress bar counts network calls. The
+    model runs in eval mode and is left in the mode it was in."""
     cfg = model.cfg
     T = T or cfg.diffusion_steps
-    B, Fr, C, s, _ = video.shape
-    if s != cfg.small_size:
-        raise ValueError(f"the SR model upsamples {cfg.small_size}x{cfg.small_size} frames, not {s}x{s}")
+    s = cfg.small_size
+    if video.dim() != 5 or video.shape[2] != 3 or video.shape[3:] != (s, s):
+        raise ValueError(f"super_resolve takes clips (B, F, 3, {s}, {s}) (batch, frames, RGB, {s}x{s} pixels: the SR "
+                         f"model's small_size); found shape {tuple(video.shape)}")
+    B, Fr, C = video.shape[:3]
     S = cfg.large_size
     dev = video.device
     noise = torch.randn(B, 1, 3, S, S, generator=generator).to(dev).expand(B, Fr, 3, S, S).reshape(B * Fr, 3, S, S)
@@ -203,12 +207,13 @@ def super_resolve(model: SuperResUNet, video: torch.Tensor, steps: int = 25, T: 
     n = frames_per_batch or B * Fr
     bar = tqdm(total=-(-(B * Fr) // n) * steps, disable=not progress, desc='super-resolution', unit='call', leave=False)
     outs = []
-    for i in range(0, B * Fr, n):
-        lo = low[i:i + n]
-        def eps_fn(x, t):
-            new_graph_step(model); bar.update()
-            return model(x, t, lo)[:, :3].to(torch.float32, copy=True)
-        outs.append(ddim_sample(eps_fn, noise[i:i + n].float(), T=T, steps=steps))
+    with eval_mode(model):                              # dropout off; the model's mode is put back afterwards
+        for i in range(0, B * Fr, n):
+            lo = low[i:i + n]
+            def eps_fn(x, t):
+                new_graph_step(model); bar.update()
+                return model(x, t, lo)[:, :3].to(torch.float32, copy=True)
+            outs.append(ddim_sample(eps_fn, noise[i:i + n].float(), T=T, steps=steps))
     bar.close()
     return torch.cat(outs).reshape(B, Fr, 3, S, S)
 
@@ -231,10 +236,13 @@ def sr_training_losses(diffusion: GaussianDiffusion, model: SuperResUNet, hr: to
                        generator: torch.Generator | None = None) -> dict:
     "Per-image hybrid loss `{'loss', 'mse', 'vb'}` (B,) of the learned-sigma SR model."
     B, dev = hr.shape[0], hr.device
-    if t is None: t = torch.randint(0, diffusion.T, (B,), generator=generator).to(dev)
+    t = torch.randint(0, diffusion.T, (B,), generator=generator).to(dev) if t is None else _timesteps(t, diffusion.T, hr)
     if noise is None: noise = torch.randn(hr.shape, generator=generator).to(dev)
     x_t = diffusion.q_sample(hr, t, noise)
     out = model(x_t, t, lr).float()
+    if out.shape != (B, 2 * hr.shape[1], *hr.shape[2:]):
+        raise ValueError(f"the model returned shape {tuple(out.shape)} for images of shape {tuple(hr.shape)}: the hybrid "
+                         f"loss needs the noise and the variance value, {2 * hr.shape[1]} channels (learn_sigma=True)")
     eps, v = out[:, :3], out[:, 3:]
     mse = mean_flat((noise - eps) ** 2)
     x_t = x_t.float()

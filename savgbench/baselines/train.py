@@ -7,7 +7,7 @@ Docs: https://savgbench.github.io/savgbench/train_joint.html.md"""
 # %% ../../nbs/53_train_joint.ipynb #c92b9f49
 from __future__ import annotations
 import argparse, contextlib, csv, json, math, os, re, shutil, sys, time
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, field, replace, is_dataclass
 from pathlib import Path
 import numpy as np
 import torch
@@ -25,9 +25,10 @@ from ..weights import locate_weights
 # %% auto #0
 __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'RUN_LOCK', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips',
            'video_x', 'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA',
-           'cudnn_autotune', 'newest_checkpoint', 'lock_run', 'hold_run', 'read_train_log', 'plot_train_log',
-           'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr',
-           'ema_start_share', 'ema_rate_for', 'train_joint_cli', 'train_sr_cli', 'export_weights', 'export_weights_cli']
+           'ema_start_share', 'ema_rate_for', 'cudnn_autotune', 'newest_checkpoint', 'lock_run', 'hold_run',
+           'read_train_log', 'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint',
+           'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli', 'export_weights',
+           'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -229,6 +230,26 @@ class EMA:
         return sd
     def load_state_dict(self, sd: dict):
         for n, p in zip(self.names, self.params): p.copy_(sd[n].to(p.device, p.dtype))
+
+def ema_start_share(ema_rate: float, steps: int) -> float:
+    "The share of the initial (random) weights left in the EMA weights after `steps` updates: `ema_rate ** steps`."
+    return float(ema_rate) ** int(steps)
+
+def ema_rate_for(steps: int, left: float = 0.01) -> float:
+    """The EMA rate that leaves at most `left` of the initial weights after `steps` updates, 1 - r rounded up to two
+    significant digits (0.977 for 200 steps, 0.99976 for 20,000)."""
+    d = 1 - left ** (1 / steps)
+    e = math.floor(math.log10(d)) - 1
+    return round(1 - math.ceil(d / 10 ** e) * 10 ** e, 12)
+
+def _ema_note(steps: int, ema_rate: float) -> None:
+    "After a run of `steps`: a note when its EMA weights, which sampling and export use, are still mostly the initial ones."
+    if (share := ema_start_share(ema_rate, steps)) > 0.1:
+        main_print(f"note: after {steps} steps, the EMA weights (EMA rate {ema_rate:g}), which `sample` and "
+                   f"`export-weights` use, are still {share:.0%} the initial weights (random, or those it started from); "
+                   f"for a run this short, train with an EMA rate of {ema_rate_for(steps):g} or lower (--ema-rate, "
+                   f"TrainConfig.ema_rate; 1% of them left), or export the trained weights themselves "
+                   f"(`export-weights --weights model`)", file=sys.stderr)
 
 # %% ../../nbs/53_train_joint.ipynb #334cb14d
 @contextlib.contextmanager
@@ -434,6 +455,9 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     checkpoint at the end of the step (every process of a run at the same step), then raises `StopRequested` (a
     KeyboardInterrupt). Returns the per-step mean losses (of process 0) from step 0. The run folder is held while it
     trains (`lock_run`); `held`: what a caller's `hold_run` yielded, the folder being held already."""
+    if not is_dataclass(getattr(model, 'cfg', None)):   # said now, not at the first checkpoint hours later
+        raise TypeError(f"train_loop records the model's configuration in every checkpoint: {type(model).__name__} "
+                        "needs a dataclass `cfg` attribute, as CoupledUNet and SuperResUNet have")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if accelerator is None: check_trackers(cfg.log_with)
     acc = accelerator or new_accelerator(mixed_precision=cfg.mixed_precision, log_with=list(cfg.log_with) or None,
@@ -465,12 +489,16 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
                 what = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)'}
                 raise SAVGBenchError(f"{ckpts[-1]} holds {what.get(ck['model_kind'], ck['model_kind'])}, and this run trains "
                                      f"{what.get(model_kind, model_kind)}: give another --out")
+            was_m, now_m = ck.get('model_config') or {}, asdict(model.cfg)   # (gradient checkpointing may change)
+            mdiff = settings_diff(was_m, now_m, [k for k in was_m if k in now_m and k != 'gradient_checkpointing'])
+            if mdiff: raise SAVGBenchError(f"{ckpts[-1]} holds a model of another configuration ({'; '.join(mdiff)}); "
+                                           "resume with the same model settings (--preset), start afresh (--no-resume) "
+                                           "or use another run folder")
             try: model.load_state_dict(ck['model'])
-            except RuntimeError:
-                raise SAVGBenchError(f"{ckpts[-1]} holds a different model (its configuration: "
-                                     f"{ck.get('train_config', {}).get('preset', '?')} preset) than this run's "
-                                     f"({cfg.preset}); resume with the same settings, start afresh (--no-resume) or use "
-                                     f"another run folder") from None
+            except RuntimeError as e:
+                first = (str(e).strip().splitlines() or [''])[0]
+                raise SAVGBenchError(f"{ckpts[-1]} holds weights that do not fit this run's model ({first}); resume "
+                                     "with the same settings, start afresh (--no-resume) or use another run folder") from None
             free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark', 'log_with'}
             old, new = ck.get('train_config', {}), asdict(cfg)
             diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
@@ -580,6 +608,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
         except Exception as e: print(f"warning: closing tracker {t.name} failed ({type(e).__name__}: {e})", file=sys.stderr)
     acc.wait_for_everyone()
     stop.raise_if_requested(acc)    # also when asked during the last step: the command ends as interrupted
+    if progress: _ema_note(len(history), cfg.ema_rate)
     return history
 
 # %% ../../nbs/53_train_joint.ipynb #c4c81683
@@ -597,10 +626,23 @@ def joint_loss_fn(diffusion: GaussianDiffusion):
 def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiffusionConfig | None = None,
                 resume: bool = True, progress: bool = True, skip_bad: bool = False) -> list[float]:
     """Train the coupled U-Net on `data` (a folder of SAVGBench clips, each checked first, or a Dataset). Returns the
-    per-step losses. `skip_bad` trains on the good clips of a folder that has bad ones."""
+    per-step losses. `skip_bad` trains on the good clips of a folder that has bad ones. A Dataset's items must have the
+    model's sizes (`model_cfg.video_size`, `audio_size`): a folder's clips are read at them. Gradient checkpointing is on
+    when either `cfg` or `model_cfg` asks for it."""
     cfg = cfg or TrainConfig()
     if cfg.hflip not in HFLIP_MODES: raise ValueError(f"unknown hflip mode {cfg.hflip!r} (expected one of {HFLIP_MODES})")
-    mcfg = replace(model_cfg or MMDiffusionConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing)
+    if cfg.diffusion_steps != 1000:                     # sample_joint and `sample` run the reference's T=1000 schedule
+        raise ValueError(f"TrainConfig.diffusion_steps={cfg.diffusion_steps}: the joint model is trained and sampled "
+                         "on the reference's T=1000 schedule (diffusion_steps sets the super-resolution model's)")
+    mcfg = model_cfg or MMDiffusionConfig.preset(cfg.preset)
+    mcfg = replace(mcfg, gradient_checkpointing=cfg.gradient_checkpointing or mcfg.gradient_checkpointing)
+    if not isinstance(data, (str, Path)) and len(data):  # a Dataset of one's own: its sizes are the model's, or said now
+        item = data[0]
+        for k, want in (('video', mcfg.video_size), ('audio', mcfg.audio_size)):
+            got = tuple(item[k].shape) if k in item else None
+            if got != tuple(want):
+                raise ValueError(f"the dataset's {k} items are {got}, but the model's configuration makes {k} of "
+                                 f"{tuple(want)} (model_cfg.{k}_size), and sampling draws that size")
     with hold_run(out_dir) as held:                    # a folder in use is refused before minutes of clip checks
         if isinstance(data, (str, Path)):
             data = ClipDataset(data, mcfg.video_size, mcfg.audio_size, check=True, skip_bad=skip_bad, progress=progress)
@@ -612,7 +654,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
                           data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint',
                           held=held)
 
-# %% ../../nbs/53_train_joint.ipynb #d91f4d10
+# %% ../../nbs/53_train_joint.ipynb #b7694ac3
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -643,7 +685,8 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
     from savgbench.baselines.superres import load_sr_weights
     cfg = cfg or TrainConfig(lr=1e-4)
     # the checkpoint's model_config carries the schedule it is trained on, so `sample` runs it on the same T
-    mcfg = replace(model_cfg or SRConfig.preset(cfg.preset), gradient_checkpointing=cfg.gradient_checkpointing,
+    mcfg = model_cfg or SRConfig.preset(cfg.preset)
+    mcfg = replace(mcfg, gradient_checkpointing=cfg.gradient_checkpointing or mcfg.gradient_checkpointing,
                    diffusion_steps=cfg.diffusion_steps)
     resuming = resume and bool(_checkpoints(Path(out_dir)))
     if init is not None and not resuming and isinstance(init, (str, Path)):   # a missing file: said before the clip check
@@ -672,7 +715,7 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
         return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                           resume=resume, progress=progress, model_kind='sr', held=held)
 
-# %% ../../nbs/53_train_joint.ipynb #5674261a
+# %% ../../nbs/53_train_joint.ipynb #f50c17a9
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -770,46 +813,30 @@ def _gpu_available() -> bool:
     return (torch.cuda.is_available() or bool(mps is not None and mps.is_available())
             or bool(xpu is not None and xpu.is_available()))
 
-def ema_start_share(ema_rate: float, steps: int) -> float:
-    "The share of the initial (random) weights left in the EMA weights after `steps` updates: `ema_rate ** steps`."
-    return float(ema_rate) ** int(steps)
-
-def ema_rate_for(steps: int, left: float = 0.01) -> float:
-    """The EMA rate that leaves at most `left` of the initial weights after `steps` updates, 1 - r rounded up to two
-    significant digits (0.977 for 200 steps, 0.99976 for 20,000)."""
-    d = 1 - left ** (1 / steps)
-    e = math.floor(math.log10(d)) - 1
-    return round(1 - math.ceil(d / 10 ** e) * 10 ** e, 12)
-
-def _report(hist, out, ema_rate: float | None = None):
-    "The run's last log row, and where its files are; a note when its EMA weights are still mostly the initial ones."
+def _report(hist, out):
+    "The run's last log row, and where its files are."
     if not hist: return
     _, rows = _read_log(Path(out) / TRAIN_LOG)
     last = f"loss {float(rows[-1]['loss']):.4f} over its last {rows[-1]['steps']} steps" if rows else \
            f"loss {np.mean(hist[-100:]):.4f}"
     main_print(f"step {len(hist)}: {last}; checkpoints and the loss log ({TRAIN_LOG}; "
                f"savgbench.baselines.train.plot_train_log draws it) in {out}")
-    if ema_rate is not None and (share := ema_start_share(ema_rate, len(hist))) > 0.1:
-        main_print(f"note: after {len(hist)} steps, the EMA weights (--ema-rate {ema_rate:g}), which `sample` and "
-                   f"`export-weights` use, are still {share:.0%} the initial weights (random, or --init's); for a run "
-                   f"this short, train with --ema-rate {ema_rate_for(len(hist)):g} or lower (1% of them left), or "
-                   f"export the trained weights themselves (`export-weights --weights model`)", file=sys.stderr)
 
 def train_joint_cli(argv=None) -> int:
     "`savgbench train-joint DATA_DIR --out RUN [--preset paper] ...`"
     a, cfg = _parse_train('savgbench train-joint', argv)
     hist = train_joint(a.data_dir, a.out, cfg, resume=not a.no_resume, skip_bad=a.skip_bad)
-    _report(hist, a.out, cfg.ema_rate)
+    _report(hist, a.out)
     return 0
 
 def train_sr_cli(argv=None) -> int:
     "`savgbench train-sr DATA_DIR --out RUN [--init 64_256_upsampler.pt] ...`"
     a, cfg = _parse_train('savgbench train-sr', argv, sr=True)
     hist = train_sr(a.data_dir, a.out, cfg, init=a.init, resume=not a.no_resume, skip_bad=a.skip_bad)
-    _report(hist, a.out, cfg.ema_rate)
+    _report(hist, a.out)
     return 0
 
-# %% ../../nbs/53_train_joint.ipynb #4b7aed1d
+# %% ../../nbs/53_train_joint.ipynb #404426df
 def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -> dict:
     """Write the `weights` ('ema', what sampling uses, or 'model', the raw ones) of a savgbench training checkpoint to
     `out` without the optimizer state; `plain` writes a bare state_dict. Returns what was written (kind, step, sizes, sha256)."""
