@@ -458,9 +458,13 @@ def find_videos(folder) -> list[Path]:
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
                 hint: str = "convert them, or leave them out") -> tuple[list[Path], dict[str, str]]:
     """Check every clip against the SAVGBench format (`clip_problems`: the container and the audio are read, not the
-    frames). Returns (the good clips, {path: all that is wrong} for the others). Unless `skip_bad`, a bad clip raises
+    frames). `paths`: clips, or one folder (searched with its subfolders, as `evaluate` does), clip or list file.
+    Returns (the good clips, {path: all that is wrong} for the others). Unless `skip_bad`, a bad clip raises
     `ClipFormatError` naming up to five of them, then `hint`."""
     from tqdm.auto import tqdm
+    if isinstance(paths, (str, Path)):                  # one name, not a sequence of one-letter ones
+        from savgbench.detect import list_videos
+        paths = find_videos(paths) if Path(paths).is_dir() else list_videos(paths)
     paths, good, bad = [Path(p) for p in paths], [], {}
     for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=not progress or len(paths) < 20):
         try: _, problems = clip_problems(p, spec)

@@ -890,3 +890,34 @@ def test_the_default_precision_suits_the_device_and_a_resumed_run_keeps_its_own(
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'b'), *more]) == 0
     ck = torch.load(tmp_path / 'b' / 'checkpoint_3.pt', weights_only=False)
     assert (ck['step'], ck['train_config']['mixed_precision']) == (3, 'bf16')
+
+
+class _Gated(CoupledUNet):
+    "One's own variant of the joint model: a learned gain on both outputs."
+    def __init__(self, cfg):
+        super().__init__(cfg); self.gate = torch.nn.Parameter(torch.ones(()))
+    def forward(self, v, a, t):
+        vo, ao = super().forward(v, a, t)
+        return vo * self.gate, ao * self.gate
+
+def test_a_model_of_ones_own_trains_resumes_and_loads(tmp_path):
+    """`train_joint(..., model=)` trains a CoupledUNet subclass from its own weights; its checkpoints resume into it and
+    load with `load_joint_model(..., model_cls=)`, and not into the plain class, whose weights lack its parameter."""
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips, newest_checkpoint
+    from savgbench.baselines.sample import load_joint_model
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=2, save_every=2, mixed_precision='no', ema_rate=0.5, lr=1e-2)
+    net = _Gated(MMDiffusionConfig.tiny())
+    with pytest.raises(ValueError, match='not both'):
+        train_joint(SyntheticClips(2), tmp_path / 'run', cfg, model_cfg=MMDiffusionConfig.tiny(dropout=0.3), model=net)
+    with pytest.raises(TypeError, match='needs an MMDiffusionConfig'):
+        train_joint(SyntheticClips(2), tmp_path / 'run', cfg, model=torch.nn.Linear(2, 2))
+    hist = train_joint(SyntheticClips(2), tmp_path / 'run', cfg, model=net, progress=False)
+    assert len(hist) == 2 and float(net.gate.detach()) != 1.0                           # the gate itself was trained
+    from dataclasses import replace
+    hist4 = train_joint(SyntheticClips(2), tmp_path / 'run', replace(cfg, max_steps=4),
+                        model=_Gated(MMDiffusionConfig.tiny()), progress=False)
+    assert hist4[:2] == hist and len(hist4) == 4                                # resumed into a fresh instance
+    with pytest.raises(WeightsError, match='gate'): load_joint_model(tmp_path / 'run')
+    m = load_joint_model(tmp_path / 'run', model_cls=_Gated)
+    ck = torch.load(newest_checkpoint(tmp_path / 'run'), weights_only=False)
+    assert type(m) is _Gated and not m.training and torch.equal(m.gate.detach(), ck['ema']['gate'])

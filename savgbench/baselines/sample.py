@@ -36,8 +36,9 @@ _KINDS = {'joint': (MMDiffusionConfig, CoupledUNet, load_joint_weights, 'a joint
           'sr': (SRConfig, SuperResUNet, load_sr_weights, 'an SR')}
 OFFICIAL = {'joint': 'mmdiffusion-savg-joint', 'sr': 'mmdiffusion-savg-sr'}     # registry names of the released files
 
-def _load_model(path, kind: str, preset: str, device):
+def _load_model(path, kind: str, preset: str, device, model_cls=None):
     cfg_cls, net_cls, load_weights, what = _KINDS[kind]
+    net_cls = model_cls or net_cls
     if Path(path).is_dir(): path = newest_checkpoint(path)      # a training run's folder: its newest checkpoint
     path = locate_weights(path, (OFFICIAL[kind],))   # a path, the registry name, or the official file in the cache
     ck = load_torch_file(path, f"{what.split(' ', 1)[1]} checkpoint")
@@ -57,15 +58,17 @@ def _load_model(path, kind: str, preset: str, device):
         raise WeightsError(f"{e}{hint}", path=path) from None
     return model.to(device).eval()
 
-def load_joint_model(path, preset: str = 'paper', device='cpu') -> CoupledUNet:
+def load_joint_model(path, preset: str = 'paper', device='cpu', model_cls=None) -> CoupledUNet:
     """The coupled U-Net of a checkpoint (ours, or the official `model330011.pt`: a path or 'mmdiffusion-savg-joint'; a
-    training run's folder stands for its newest checkpoint), in eval mode: a training checkpoint gives its EMA weights."""
-    return _load_model(path, 'joint', preset, device)
+    training run's folder stands for its newest checkpoint), in eval mode: a training checkpoint gives its EMA weights.
+    `model_cls`: a `CoupledUNet` subclass (built from the configuration) that the weights were trained in."""
+    return _load_model(path, 'joint', preset, device, model_cls)
 
-def load_sr_model(path, preset: str = 'paper', device='cpu') -> SuperResUNet:
+def load_sr_model(path, preset: str = 'paper', device='cpu', model_cls=None) -> SuperResUNet:
     """The SR U-Net of a checkpoint (ours, or the official `model_SR_mmdiff_120000.pt`: a path or 'mmdiffusion-savg-sr'; a
-    training run's folder stands for its newest checkpoint), in eval mode: a training checkpoint gives its EMA weights."""
-    return _load_model(path, 'sr', preset, device)
+    training run's folder stands for its newest checkpoint), in eval mode: a training checkpoint gives its EMA weights.
+    `model_cls`: a `SuperResUNet` subclass (built from the configuration) that the weights were trained in."""
+    return _load_model(path, 'sr', preset, device, model_cls)
 
 # %% ../../nbs/54_sample.ipynb #3e46fe4e
 COMPILE_MODES = ('none', 'default', 'reduce-overhead', 'max-autotune')

@@ -624,16 +624,28 @@ def joint_loss_fn(diffusion: GaussianDiffusion):
     return loss_fn
 
 def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiffusionConfig | None = None,
-                resume: bool = True, progress: bool = True, skip_bad: bool = False) -> list[float]:
+                resume: bool = True, progress: bool = True, skip_bad: bool = False, model: nn.Module | None = None) -> list[float]:
     """Train the coupled U-Net on `data` (a folder of SAVGBench clips, each checked first, or a Dataset). Returns the
     per-step losses. `skip_bad` trains on the good clips of a folder that has bad ones. A Dataset's items must have the
     model's sizes (`model_cfg.video_size`, `audio_size`): a folder's clips are read at them. Gradient checkpointing is on
-    when either `cfg` or `model_cfg` asks for it."""
+    when either `cfg` or `model_cfg` asks for it. `model`: a network of one's own to train instead (a `CoupledUNet`
+    subclass, say), built with its configuration as `cfg` and starting from its own weights; `load_joint_model(...,
+    model_cls=...)` loads its checkpoints."""
     cfg = cfg or TrainConfig()
     if cfg.hflip not in HFLIP_MODES: raise ValueError(f"unknown hflip mode {cfg.hflip!r} (expected one of {HFLIP_MODES})")
     if cfg.diffusion_steps != 1000:                     # sample_joint and `sample` run the reference's T=1000 schedule
         raise ValueError(f"TrainConfig.diffusion_steps={cfg.diffusion_steps}: the joint model is trained and sampled "
                          "on the reference's T=1000 schedule (diffusion_steps sets the super-resolution model's)")
+    if model is not None:
+        if not isinstance(getattr(model, 'cfg', None), MMDiffusionConfig):
+            raise TypeError(f"model: {type(model).__name__} needs an MMDiffusionConfig as its `cfg` (its sizes and what "
+                            "each checkpoint records)")
+        if model_cfg is not None and model_cfg != model.cfg:
+            raise ValueError("give the model or a model_cfg, not both: model_cfg differs from the model's own cfg")
+        if cfg.gradient_checkpointing and not model.cfg.gradient_checkpointing:
+            raise ValueError("TrainConfig.gradient_checkpointing: the model was built without it (build it with "
+                             "gradient_checkpointing=True in its configuration)")
+        model_cfg = model.cfg
     mcfg = model_cfg or MMDiffusionConfig.preset(cfg.preset)
     mcfg = replace(mcfg, gradient_checkpointing=cfg.gradient_checkpointing or mcfg.gradient_checkpointing)
     if not isinstance(data, (str, Path)) and len(data):  # a Dataset of one's own: its sizes are the model's, or said now
@@ -650,7 +662,8 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
         def augment(batch, gen):
             v, a = hflip_augment(batch['video'], batch['audio'], cfg.hflip, gen)
             return {'video': v, 'audio': a}
-        return train_loop(_seeded_model(CoupledUNet, mcfg, cfg.seed), joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)),
+        net = model if model is not None else _seeded_model(CoupledUNet, mcfg, cfg.seed)
+        return train_loop(net, joint_loss_fn(GaussianDiffusion(cfg.diffusion_steps)),
                           data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint',
                           held=held)
 
