@@ -23,9 +23,9 @@ from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, ne
 from .train import fit_length, cudnn_autotune, newest_checkpoint
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'PRECISIONS', 'load_joint_model', 'load_sr_model', 'compile_model',
-           'sample_joint', 'to_clip_arrays', 'clip_settings', 'sample_manifest', 'generate_clips', 'channel_levels',
-           'plot_clips', 'sample_cli']
+__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'load_joint_model', 'load_sr_model',
+           'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings', 'sample_manifest', 'generate_clips',
+           'channel_levels', 'plot_clips', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -89,6 +89,7 @@ def compile_model(model: torch.nn.Module, mode: str = 'reduce-overhead', backend
 
 # %% ../../nbs/54_sample.ipynb #05d1a285
 SAMPLERS = ('dpm_solver++', 'dpm_solver++_2m', 'ddpm')
+STEPS_2M = 20                                           # network evaluations of dpm_solver++_2m unless `steps` says
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 
@@ -98,7 +99,7 @@ def _autocast(device, precision):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if precision == 'bf16' else torch.float16)
 
 @torch.no_grad()
-def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: str = 'dpm_solver++', steps: int = 20,
+def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: str = 'dpm_solver++', steps: int | None = None,
                  precision: str = 'fp32', diffusion: GaussianDiffusion | None = None, progress: bool = False):
     """Sample `batch_size` (video (B,F,3,H,W), audio (B,2,L)) pairs; returns them and the network evaluations used. The
     values are the sampler's own, which can stray a little outside [-1,1]: the reference hands them to super-resolution
@@ -107,6 +108,8 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
     from `seed`; the CPU's is put back as it was afterwards (the model's GPU's, if any, stays seeded)."""
     if sampler not in SAMPLERS: raise ValueError(f"unknown sampler {sampler!r} (expected one of {SAMPLERS})")
     if batch_size < 1: raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if steps is not None and sampler != 'dpm_solver++_2m':
+        raise ValueError(f"steps={steps} applies to sampler 'dpm_solver++_2m' only: {sampler!r} chooses its own steps")
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
     with torch.random.fork_rng(devices=[]), eval_mode(model):
         torch.manual_seed(seed + (1 << 40))     # cross-attention shifts: a stream no batch's noise generator (seed + b) shares
@@ -130,7 +133,7 @@ def _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion,
     else:
         solver = JointDPMSolver(eps_fn, DiscreteVPSchedule(diffusion))
         if sampler == 'dpm_solver++': out, _ = dpm_solver_adaptive(solver, x, progress=progress)
-        else: out, _ = dpm_solver_multistep(solver, x, steps=steps, progress=progress)
+        else: out, _ = dpm_solver_multistep(solver, x, steps=steps or STEPS_2M, progress=progress)
     return out, calls[0]
 
 # %% ../../nbs/54_sample.ipynb #19e155ee
@@ -146,12 +149,12 @@ def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
 
 # %% ../../nbs/54_sample.ipynb #3241f05b
 def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, sampler: str = 'dpm_solver++',
-                  steps: int = 20, precision: str = 'fp32', audio_codec: str = 'aac', sr_steps: int = 25,
+                  steps: int | None = None, precision: str = 'fp32', audio_codec: str = 'aac', sr_steps: int = 25,
                   sr_T: int | None = None) -> dict:
     """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`) and
     whether they are compiled (which changes the numbers by float rounding)."""
     s = dict(model_sha256=state_dict_sha256(model), seed=seed, batch_size=batch_size, sampler=sampler,
-             steps=steps if sampler == 'dpm_solver++_2m' else None, precision=precision,
+             steps=(steps or STEPS_2M) if sampler == 'dpm_solver++_2m' else None, precision=precision,
              compiled=hasattr(model, '_orig_mod'), audio_codec=audio_codec,
              sr_model_sha256=state_dict_sha256(sr_model) if sr_model is not None else None,
              upscale='super-resolution' if sr_model is not None else 'bicubic')
@@ -177,7 +180,7 @@ def _write_one(path, video, audio, audio_codec, validate):
     return path
 
 def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, num: int = 96, batch_size: int = 4,
-                   seed: int = 1010, sampler: str = 'dpm_solver++', steps: int = 20, sr_steps: int = 25,
+                   seed: int = 1010, sampler: str = 'dpm_solver++', steps: int | None = None, sr_steps: int = 25,
                    sr_T: int | None = None, precision: str = 'fp32', rank: int = 0, world: int = 1,
                    audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2,
                    cudnn_benchmark: bool = True, sr_frames_per_batch: int | None = None,
@@ -304,7 +307,7 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS,
                    help="dpm_solver++: order-2 adaptive, as the reference; dpm_solver++_2m: a fixed number of --steps; "
                         "ddpm: all 1000 steps")
-    p.add_argument('--steps', type=at_least(1), default=20, help='network evaluations of --sampler dpm_solver++_2m (the adaptive '
+    p.add_argument('--steps', type=at_least(1), default=STEPS_2M, help='network evaluations of --sampler dpm_solver++_2m (the adaptive '
                    'dpm_solver++ chooses its own steps; ddpm runs all 1000)')
     p.add_argument('--sr-steps', type=at_least(1), default=25, help='DDIM steps of the super-resolution (the reference: 25)')
     p.add_argument('--sr-T', type=at_least(1), default=None, help="SR schedule length (default: the SR checkpoint's, "
@@ -374,7 +377,7 @@ def sample_cli(argv=None) -> int:
     if sr is not None: sr = compile_model(sr, a.compile)
     t0, before = time.time(), set(Path(a.out).glob('sample_*.mp4'))
     files = generate_clips(model, sr, a.out, num=a.num, batch_size=a.batch_size, seed=a.seed, sampler=a.sampler,
-                           steps=a.steps, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
+                           steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
                            progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark,
                            sr_frames_per_batch=a.sr_frames_per_batch, record=False)   # (checked above)
