@@ -26,37 +26,43 @@ from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_label
 
 # %% auto #0
 __all__ = ['SPLIT_SUBSETS', 'LENGTH_TOLERANCE_S', 'Recording', 'find_recordings', 'clip_name', 'window_candidates',
-           'window_clips', 'window_audio', 'clip_done', 'build_recording', 'summarize_build', 'format_build_report',
-           'build_dataset', 'build_dataset_cli']
+           'window_clips', 'window_audio', 'clip_done', 'build_recording', 'source_fingerprint', 'summarize_build',
+           'format_build_report', 'build_dataset', 'build_dataset_cli']
 
 # %% ../nbs/14_build.ipynb #242fbdef
 @dataclass(frozen=True)
 class Recording:
-    "One STARSS23-format recording: its FOA wav, label CSV and equirectangular video (None if missing)."
+    "One STARSS23-format recording: its FOA wav, label CSV and equirectangular video (each None if missing)."
     name: str
     subset: str
-    foa: Path
-    metadata: Path
+    foa: Path | None
+    metadata: Path | None
     video: Path | None
+    def missing(self) -> list[str]:
+        "What the recording lacks of what every clip needs (its FOA wav, its label CSV)."
+        return [w for w, p in (("FOA wav", self.foa), ("label CSV", self.metadata)) if p is None]
 
 SPLIT_SUBSETS = {"dev": "dev-train-*", "eval": "dev-test-*"}
 _NAME_RE = re.compile(r"^fold\d+_room\d+_mix\d+$")
 
 def find_recordings(root, split: str = "dev") -> list[Recording]:
-    "The recordings of `split` ('dev': dev-train-* subsets; 'eval': dev-test-*) under a STARSS23-format root."
+    """The recordings of `split` ('dev': dev-train-* subsets; 'eval': dev-test-*) under a STARSS23-format root, found by
+    their FOA wav or label CSV; a file that is missing is None (`Recording.missing`)."""
     root = Path(root)
     if split not in SPLIT_SUBSETS: raise SAVGBenchError("unknown split", found=split, expected="'dev' or 'eval'")
     if not (root / "foa_dev").is_dir():
         raise DatasetError("not a STARSS23 folder: foa_dev/ is missing", path=root,
                            expected="foa_dev/, metadata_dev/, video_dev/")
-    recs, odd = [], []
-    for wav in sorted((root / "foa_dev").glob(f"{SPLIT_SUBSETS[split]}/*.wav")):
-        if not _NAME_RE.match(wav.stem): odd.append(wav.name); continue
-        subset = wav.parent.name
-        meta = root / "metadata_dev" / subset / (wav.stem + ".csv")
-        if not meta.exists(): raise DatasetError("recording has no label CSV", path=meta)
-        video = root / "video_dev" / subset / (wav.stem + ".mp4")
-        recs.append(Recording(wav.stem, subset, wav, meta, video if video.exists() else None))
+    found, odd = set(), []
+    for kind, ext in (("foa_dev", "wav"), ("metadata_dev", "csv")):
+        for f in (root / kind).glob(f"{SPLIT_SUBSETS[split]}/*.{ext}"):
+            if _NAME_RE.match(f.stem): found.add((f.parent.name, f.stem))
+            elif ext == "wav": odd.append(f.name)
+    odd.sort()
+    have = lambda p: p if p.is_file() else None
+    recs = [Recording(name, subset, have(root / "foa_dev" / subset / f"{name}.wav"),
+                      have(root / "metadata_dev" / subset / f"{name}.csv"), have(root / "video_dev" / subset / f"{name}.mp4"))
+            for subset, name in sorted(found)]
     if odd: warnings.warn(f"{len(odd)} wav file(s) under {root / 'foa_dev'} are not named like STARSS23 recordings "
                           f"(foldN_roomN_mixNNN) and are left out: {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''}",
                           stacklevel=2)
@@ -125,6 +131,7 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
                     audio_codec: str = "aac", progress: bool = False, verify: bool = False) -> dict:
     "Build every clip of one recording into `out`; return its report (kept clips and drops per rule)."
     out = Path(out)
+    if rec.missing(): raise DatasetError(f"recording {rec.name} has no {' and no '.join(rec.missing())}", path=rec.foa or rec.metadata)
     vdir, mdir = out / f"video_{split}", out / f"metadata_{split}"
     t0 = time.perf_counter()
     report = dict(recording=rec.name, subset=rec.subset, kept=0, existing=0, windows=0, dropped=Counter(),
@@ -146,7 +153,7 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
     # 1. label rules
     candidates = window_candidates(meta, n_frames, cfg, report["dropped"])
     # 2. audio: filter the whole recording once, then weighted slices per candidate
-    hp = highpass(foa, sr, cfg.highpass_hz, cfg.highpass_order)
+    hp = highpass(foa, sr, cfg.highpass_hz, cfg.highpass_order) if cfg.highpass_hz is not None else foa
     hp16 = resample_24k_to_16k(hp)
     todo = {}                                                    # name -> dict(start, deg, rows, audio)
     for s, deg, rows in candidates:
@@ -203,13 +210,25 @@ def _worker_init():
     import cv2
     cv2.setNumThreads(1)
 
+def _remove_clips(out, split: str, recording: str) -> None:
+    "Remove every clip (mp4 and label CSV) of `recording` from a split's folders."
+    for sub, ext in ((f"video_{split}", "mp4"), (f"metadata_{split}", "csv")):
+        for p in (Path(out) / sub).glob(f"{recording}_deg*_start*.{ext}"): p.unlink()
+
+def source_fingerprint(rec: Recording) -> dict:
+    """What a recording's clips are made from: its label CSV by content (sha256), its FOA wav and video by size and
+    modification time (hashing the media's gigabytes on every resume would take minutes). A file replaced or edited
+    since the last build changes it."""
+    from savgbench.weights import sha256_file
+    st = lambda p: None if p is None else [p.stat().st_size, p.stat().st_mtime_ns]
+    return dict(metadata=sha256_file(rec.metadata) if rec.metadata is not None else None, foa=st(rec.foa), video=st(rec.video))
+
 def _run_one(args):
     rec, out, split, cfg, codec, skip, verify = args
     try: return build_recording(rec, out, split, cfg, codec, verify=verify)
     except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
         if not skip: raise
-        for sub, ext in ((f"video_{split}", "mp4"), (f"metadata_{split}", "csv")):   # clips written before it failed:
-            for p in (Path(out) / sub).glob(f"{rec.name}_deg*_start*.{ext}"): p.unlink()   # the dataset has all or none
+        _remove_clips(out, split, rec.name)                    # clips written before it failed: the dataset has all or none
         return dict(recording=rec.name, failed=f"{type(e).__name__}: {e}")
 
 def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, seconds: float) -> dict:
@@ -248,6 +267,12 @@ def format_build_report(rep: dict) -> str:
              f"  {rep['seconds']:.1f} s" + (f", {rep['clips_per_second']:.2f} clips/s" if rep["clips_per_second"] else "")]
     if rep["recordings_without_video"]:
         lines.append(f"  recordings without video (skipped): {', '.join(rep['recordings_without_video'])}")
+    if changed := rep.get("rebuilt_changed_sources"):
+        lines.append(f"  rebuilt from scratch, their files having changed since the last build: {', '.join(changed)}")
+    if others := rep.get("clips_not_in_this_build"):
+        lines.append(f"  WARNING {len(others)} clip(s) in video_{rep['split']}/ are not part of this build (of recordings "
+                     f"this source does not hold, or of a build before their record was kept): {', '.join(others[:3])}"
+                     f"{', ...' if len(others) > 3 else ''}; delete them, or build into another folder")
     for name, m in rep.get("length_mismatch", {}).items():
         lines.append(f"  WARNING {name}: {m['audio_s']:.2f} s of audio but {m['video_s']:.2f} s of video; clips come from "
                      f"the first {min(m.values()):.2f} s only (a truncated or mismatched file?)")
@@ -262,7 +287,13 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                   verify: bool = False) -> dict:
     """Build the SAVGBench `split` from a STARSS23-format root into `out`; return (and save) the build report. A
     recording that cannot be built stops the build, unless `skip_errors` (then it is listed in `failed_recordings`).
-    Clips already there are kept when `clip_done` accepts them (`verify`: decode-check each one too)."""
+    Clips already there are kept when `clip_done` accepts them (`verify`: decode-check each one too), and
+    `build_sources_SPLIT.json` records what each recording's clips were made from (`source_fingerprint`): a recording
+    whose label CSV, FOA wav or video changed since is built again from scratch. Clips in the folder that this build
+    does not make are named in the report (`clips_not_in_this_build`), not deleted. A recording that lacks its FOA wav
+    or label CSV stops the build before any work (with `skip_errors`, it is listed as failed).
+    With `workers` > 1 the recordings are built in worker processes started afresh (spawn): a plain script that calls
+    this must do so under `if __name__ == "__main__":`, as for any Python multiprocessing (a notebook need not)."""
     cfg = cfg or (DEV_CURATION if split == "dev" else EVAL_CURATION)
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise SAVGBenchError("the number of workers must be a positive integer", found=workers, expected=">= 1")
@@ -270,11 +301,22 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     if why := output_path_problem(out):
         raise DatasetError(f"the output folder {why}", out, expected="a folder, or a path that does not exist yet")
     recs = find_recordings(starss_root, split)
+    if (incomplete := [r for r in recs if r.missing()]) and not skip_errors:
+        raise DatasetError(f"{len(incomplete)} of {len(recs)} recordings lack a file every clip needs (a partly unpacked "
+                           "download?): " + "; ".join(f"{r.name} has no {' and no '.join(r.missing())}" for r in incomplete[:5])
+                           + ("; ..." if len(incomplete) > 5 else "") + "; skip_errors (--skip-errors) builds the others",
+                           path=starss_root)
     out.mkdir(parents=True, exist_ok=True)
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
     settings_record(out / f"build_settings_{split}.json", dict(split=split, curation=asdict(cfg), audio_codec=audio_codec),
                     len(list(vdir.glob("*.mp4"))) if vdir.is_dir() else 0,
                     remedy=f"build into another folder, or delete its video_{split}/ and metadata_{split}/ first")
+    sources = out / f"build_sources_{split}.json"      # what each recording's clips were made from
+    try: known = json.loads(sources.read_text()) if sources.is_file() else {}
+    except ValueError: known = {}                       # damaged: the clips are taken as they are, and it is rewritten
+    now = {r.name: source_fingerprint(r) for r in recs}
+    changed = sorted(n for n in now if n in known and known[n] != now[n])
+    for n in changed: _remove_clips(out, split, n)     # edited labels or replaced media: none of its old clips stays
     t0 = time.perf_counter()
     jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify) for r in recs]
     reports = []
@@ -288,7 +330,14 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
             for f in tqdm(as_completed(futs), total=len(futs), desc=f"build {split}", unit="rec", disable=not progress):
                 reports.append(f.result())
     reports.sort(key=lambda r: r["recording"])
+    for r in reports:
+        if "failed" in r: known.pop(r["recording"], None)
+        else: known[r["recording"]] = now[r["recording"]]
+    with atomic_path(sources) as t: t.write_text(json.dumps(known, indent=0, sort_keys=True) + "\n")
     rep = summarize_build(reports, split, cfg, time.perf_counter() - t0)
+    made = {c for r in reports for c in r.get("clips", ())}
+    rep.update(rebuilt_changed_sources=changed,
+               clips_not_in_this_build=sorted(p.stem for p in vdir.glob("*.mp4") if p.stem not in made) if vdir.is_dir() else [])
     with atomic_path(out / f"build_report_{split}.json") as t: t.write_text(json.dumps(rep, indent=1))
     if verbose: print(format_build_report(rep))
     return rep

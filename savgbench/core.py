@@ -111,13 +111,14 @@ def save_torch(obj, path) -> Path:
 
 @contextlib.contextmanager
 def eval_mode(*models):
-    "The modules (None skipped) in eval mode for the block, dropout off, each put back in the mode it was in."
-    models = [m for m in models if m is not None]
-    was = [m.training for m in models]
-    for m in models: m.eval()
+    """The modules (None skipped) in eval mode for the block, dropout off; afterwards every submodule is put back in the
+    mode it was in (a submodule kept in eval mode inside a model in train mode stays so)."""
+    was = [(s, s.training) for m in models if m is not None for s in m.modules()]
+    for m in models:
+        if m is not None: m.eval()
     try: yield
     finally:
-        for m, w in zip(models, was): m.train(w)
+        for s, w in was: s.training = w
 
 def state_dict_sha256(model) -> str:
     """sha256 of a module's (or a state_dict's) tensors: names, dtypes, shapes and values, whatever their device or
@@ -231,20 +232,28 @@ def check_same_step(accelerator, step: int, run_dir, error: Exception | None = N
 
 # %% ../nbs/00_core.ipynb #fc4e5633
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
-    "`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts."
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in (new if keys is None else keys) if old.get(k) != new.get(k)]
+    """`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts;
+    where both values are dicts, the keys inside that differ (`'curation.gain_db: 38.0 -> 30.0'`)."""
+    out = []
+    for k in (new if keys is None else keys):
+        a, b = old.get(k), new.get(k)
+        if a == b: continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{k}.{d}" for d in settings_diff(a, b, list(dict.fromkeys([*b, *a])))]
+        else: out.append(f"{k}: {a!r} -> {b!r}")
+    return out
 
 def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
-                    remedy: str = "use another folder, or delete its outputs first") -> dict:
+                    remedy: str = "use another folder, or delete its outputs first", keys=None) -> dict:
     """Compare `settings` (JSON-able) with those recorded in the JSON file `path` by an earlier run; when that run left
-    `outputs` (a count) and anything differs, raise a SAVGBenchError naming each difference. Otherwise record them
-    there (if `write`). Returns the settings as they read back."""
+    `outputs` (a count) and anything differs (among `keys`, default: all of `settings`), raise a SAVGBenchError naming
+    each difference. Otherwise record them there (if `write`). Returns the settings as they read back."""
     path = Path(path)
     settings = json.loads(json.dumps(settings))
     if path.is_file():
         try: old = json.loads(path.read_text()).get("settings", {})
         except (json.JSONDecodeError, AttributeError): old = {}
-        diff = settings_diff(old, settings)
+        diff = settings_diff(old, settings, keys)
         if diff and outputs:
             raise SAVGBenchError(f"already holds {outputs} outputs made with other settings ({'; '.join(diff)}); {remedy}",
                                  path=path.parent)

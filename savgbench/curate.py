@@ -37,11 +37,25 @@ class CurationConfig:
         "Window start frames that fit in a recording of `n_frames` label frames."
         return list(range(self.first_start, n_frames - self.window_frames + 1, self.start_step))
     def __post_init__(self):
-        for k in ("window_frames", "start_step", "view_step_deg", "min_active_frames"):
+        for k in ("window_frames", "start_step", "view_step_deg", "min_active_frames", "highpass_order"):
             if getattr(self, k) <= 0: raise SAVGBenchError(f"curation setting {k} must be positive", found=getattr(self, k))
+        if self.window_frames != CLIP.n_label_frames:   # the clip's video, audio and labels all span the window
+            raise SAVGBenchError(f"curation setting window_frames is the clip's length in label frames: SAVGBench clips "
+                                 f"are {CLIP.seconds:g} s, {CLIP.n_label_frames} frames at {CLIP.label_fps} fps",
+                                 found=self.window_frames, expected=CLIP.n_label_frames)
         if self.min_active_frames > self.window_frames:
             raise SAVGBenchError("min_active_frames cannot exceed window_frames",
                                  found=self.min_active_frames, expected=f"<= {self.window_frames}")
+        if self.first_start < 0: raise SAVGBenchError("curation setting first_start cannot be negative", found=self.first_start)
+        if not 0 <= self.first_view_deg < min(360, self.view_step_deg):   # each view once, named deg0 ... deg359
+            raise SAVGBenchError("curation setting first_view_deg must lie in [0, view_step_deg) (and below 360)",
+                                 found=self.first_view_deg, expected=f"0 <= first_view_deg < {min(360, self.view_step_deg)}")
+        if self.highpass_hz is not None and not 0 < self.highpass_hz < 12_000:
+            raise SAVGBenchError("curation setting highpass_hz must lie between 0 and the FOA audio's Nyquist frequency "
+                                 "(12 kHz), or be None for no high-pass", found=self.highpass_hz)
+        if not (np.isfinite(self.gain_db) and 0 < self.max_peak <= 1):
+            raise SAVGBenchError("curation settings gain_db must be finite and max_peak in (0, 1]",
+                                 found=dict(gain_db=self.gain_db, max_peak=self.max_peak))
 
 DEV_CURATION = CurationConfig()
 EVAL_CURATION = CurationConfig(start_step=50, view_step_deg=20)   # our choice (the reference's is unknown): see above

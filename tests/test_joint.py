@@ -921,3 +921,41 @@ def test_a_model_of_ones_own_trains_resumes_and_loads(tmp_path):
     m = load_joint_model(tmp_path / 'run', model_cls=_Gated)
     ck = torch.load(newest_checkpoint(tmp_path / 'run'), weights_only=False)
     assert type(m) is _Gated and not m.training and torch.equal(m.gate.detach(), ck['ema']['gate'])
+
+
+def test_a_configuration_with_lists_resumes_as_one_with_tuples(tmp_path):
+    """A model configuration written with lists (from JSON or YAML) equals the same one with tuples: the run resumes,
+    and model= with that model_cfg is not refused as a second, different configuration."""
+    from dataclasses import replace
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1, save_every=1, mixed_precision='no')
+    listed = MMDiffusionConfig.tiny(channel_mult=[1, 2], cross_attention_windows=[1])
+    h1 = train_joint(SyntheticClips(2), tmp_path / 'run', cfg, model_cfg=listed, progress=False)
+    h2 = train_joint(SyntheticClips(2), tmp_path / 'run', replace(cfg, max_steps=2), model_cfg=MMDiffusionConfig.tiny(),
+                     progress=False)
+    assert h2[:1] == h1 and len(h2) == 2
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    assert len(train_joint(SyntheticClips(2), tmp_path / 'own', cfg, model_cfg=listed, model=net, progress=False)) == 1
+
+
+def test_the_command_and_generate_clips_go_on_with_each_others_folders(tmp_path):
+    """`savgbench sample` records the checkpoint file's sha256 and the weights'; generate_clips the weights': either
+    goes on with a folder the other began, with the same settings, keeping its clips; other weights are refused."""
+    from savgbench.baselines.sample import sample_cli, generate_clips, load_joint_model
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    from savgbench.core import SAVGBenchError
+    train_joint(SyntheticClips(2), tmp_path / 'run', TrainConfig(preset='tiny', batch_size=2, max_steps=1, save_every=1,
+                                                                  mixed_precision='no'), progress=False)
+    ck = tmp_path / 'run' / 'checkpoint_1.pt'
+    cli = lambda out, n: sample_cli(['--checkpoint', str(ck), '--num', str(n), '--batch-size', '1', '--sampler',
+                                     'dpm_solver++_2m', '--steps', '1', '--device', 'cpu', '--out', str(out)])
+    py = lambda out, n, model=None: generate_clips(model or load_joint_model(ck), None, out, num=n, batch_size=1,
+                                                   sampler='dpm_solver++_2m', steps=1, progress=False)
+    assert cli(tmp_path / 'a', 1) == 0
+    first = (tmp_path / 'a' / 'sample_00000.mp4').read_bytes()
+    assert len(py(tmp_path / 'a', 2)) == 2 and (tmp_path / 'a' / 'sample_00000.mp4').read_bytes() == first
+    py(tmp_path / 'b', 1)
+    assert cli(tmp_path / 'b', 2) == 0
+    assert (tmp_path / 'a' / 'sample_00001.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00001.mp4').read_bytes()
+    with pytest.raises(SAVGBenchError, match='model_sha256'):
+        py(tmp_path / 'a', 3, model=CoupledUNet(MMDiffusionConfig.tiny()))

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/mmdiffusion.html.md"""
 
 # %% ../../nbs/51_mmdiffusion.ipynb #66d088aa
 from __future__ import annotations
-import math
+import math, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import torch
@@ -53,7 +53,10 @@ class MMDiffusionConfig:
         return [int(m * self.model_channels) for m in self.channel_mult]
 
     def validate(self) -> MMDiffusionConfig:
-        "Raise a ValueError naming the field when the U-Net could not be built or run with these sizes; else `self`."
+        """Raise a ValueError naming the field when the U-Net could not be built or run with these sizes; else `self`.
+        Settings that the U-Net leaves unused (an attention resolution that no level has, a window beyond the last
+        cross-attention resolution) are warned about, not refused: the reference ignores them too, and checkpoints
+        trained with them must still load."""
         def need(ok, msg):
             if not ok: raise ValueError(msg)
         need(len(self.video_size) == 4 and all(int(v) > 0 for v in self.video_size),
@@ -71,8 +74,9 @@ class MMDiffusionConfig:
              f"model_channels × channel_mult = {chans} must all be multiples of norm_groups={self.norm_groups} "
              f"(GroupNorm); found model_channels={self.model_channels}, channel_mult={self.channel_mult}")
         for k in ('video_attention_resolutions', 'audio_attention_resolutions', 'cross_attention_resolutions'):
-            bad = [r for r in getattr(self, k) if r not in ds]
-            need(not bad, f"{k}={getattr(self, k)}: {bad} is no downsampling factor of this U-Net (its {n} levels: {ds})")
+            if bad := [r for r in getattr(self, k) if r not in ds]:
+                warnings.warn(f"{k}={getattr(self, k)}: {bad} is no downsampling factor of this U-Net (its {n} levels: "
+                              f"{ds}), so no layer uses it", stacklevel=3)
         F_, H, W = self.video_size[0], self.video_size[2], self.video_size[3]
         need(H % ds[-1] == 0 and W % ds[-1] == 0, f"video_size={self.video_size}: height and width must be multiples "
              f"of {ds[-1]} (halved {n - 1} times over the {n} levels of channel_mult)")
@@ -86,11 +90,15 @@ class MMDiffusionConfig:
         xl = [l for l, d in enumerate(ds) if d in self.cross_attention_resolutions]
         if self.middle_cross_attention: xl.append(n - 1)
         xc = sorted({chans[l] for l in xl})
-        need(all(c % self.num_head_channels == 0 for c in xc), f"num_head_channels={self.num_head_channels} must "
-             f"divide the channels of every cross-attention layer: {xc}")
-        need(len(self.cross_attention_windows) == len(self.cross_attention_resolutions),
-             f"cross_attention_windows={self.cross_attention_windows} must give one window per "
+        nhc = self.num_head_channels                     # cross-attention runs C // nhc heads of C / heads channels
+        for c in xc:
+            need(c >= nhc and c % (c // nhc) == 0, f"num_head_channels={nhc}: a cross-attention layer of {c} channels "
+                 f"gets {c // nhc} heads (channels // num_head_channels), which must be at least 1 and divide {c}")
+        nw, nr = len(self.cross_attention_windows), len(self.cross_attention_resolutions)
+        need(nw >= nr, f"cross_attention_windows={self.cross_attention_windows} must give one window per "
              f"cross_attention_resolutions entry {self.cross_attention_resolutions}")
+        if nw > nr: warnings.warn(f"cross_attention_windows={self.cross_attention_windows}: the windows after the first "
+                                  f"{nr} (one per cross_attention_resolutions entry) are not used", stacklevel=3)
         need(all(1 <= w <= F_ for w in self.cross_attention_windows),
              f"cross_attention_windows={self.cross_attention_windows} must be in 1..{F_} (the frames of video_size)")
         short = {ds[l]: L // self.audio_down ** l for l in xl if L // self.audio_down ** l < F_}

@@ -45,7 +45,9 @@ def _load_model(path, kind: str, preset: str, device, model_cls=None):
     if isinstance(ck, dict) and 'model_config' in ck:          # ours; an official file is a bare state_dict
         if ck.get('model_kind', 'joint') != kind:               # (the first joint checkpoints named no kind)
             raise WeightsError(f"not {what} checkpoint", path=path, found=ck.get('model_kind'), expected=kind)
-        cfg = _config_from(cfg_cls, ck['model_config'])
+        try: cfg = _config_from(cfg_cls, ck['model_config'])
+        except (TypeError, ValueError) as e:
+            raise WeightsError(f"its model configuration cannot be used: {e}", path=path) from None
     else: cfg = cfg_cls.preset(preset)
     cfg.gradient_checkpointing = False
     model = net_cls(cfg)
@@ -161,15 +163,33 @@ def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, s
     if sr_model is not None: s.update(sr_steps=sr_steps, sr_T=sr_T or sr_model.cfg.diffusion_steps, sr_input='raw')
     return s
 
+# how a record names each model: by its checkpoint file (`savgbench sample`), by its weights (both), or both
+_MODEL_KEYS = (('checkpoint_sha256', 'model_sha256'), ('sr_checkpoint_sha256', 'sr_model_sha256'))
+
 def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
-    when the folder already holds clips made with other settings. Writes the file (if `write`) and returns the settings."""
+    when the folder already holds clips made with other settings. A model is compared by the names both records give
+    it (`_MODEL_KEYS`: its checkpoint file's sha256, its weights' `state_dict_sha256`); records that share none cannot
+    be compared and are refused. Writes the file (if `write`) and returns the settings."""
     out_dir = Path(out_dir); f = out_dir / 'sampling.json'
     clips = sorted(out_dir.glob('sample_*.mp4'))
     if clips and not f.is_file():
-        main_print(f"savgbench sample: {len(clips)} clips already in {out_dir} were made before their settings were "
-              "recorded; they are kept and the new settings recorded", file=sys.stderr)
-    return settings_record(f, settings, len(clips), write,
+        main_print(f"note: {len(clips)} clips already in {out_dir} were made before their settings were recorded; they "
+                   "are kept and the new settings recorded", file=sys.stderr)
+    keys = list(settings)
+    if clips and f.is_file():
+        try: old = json.loads(f.read_text()).get('settings', {})
+        except (ValueError, AttributeError): old = {}
+        for names in _MODEL_KEYS:
+            had, has = [k for k in names if k in old], [k for k in names if k in settings]
+            shared = [k for k in has if k in had]
+            if had and has and not shared:
+                raise SAVGBenchError(f"already holds {len(clips)} clips whose model is recorded by {', '.join(had)}, and "
+                                     f"this run names it by {', '.join(has)}: the two cannot be compared; sample into "
+                                     "another folder, or go on with what made those clips (`savgbench sample`, or "
+                                     "generate_clips)", path=out_dir)
+            keys = [k for k in keys if k not in names or k in shared]
+    return settings_record(f, settings, len(clips), write, keys=keys,
                            remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
 
 # %% ../../nbs/54_sample.ipynb #1f3165b9
@@ -189,7 +209,8 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     threads (0: in line). Clips already in `out_dir` are kept, so an interrupted call resumes; `record` makes sure they
     were made the same way: `sample_manifest` compares this call's settings (`clip_settings`: both models' weights by
     content, seed, batch size, sampler ...) with those `out_dir/sampling.json` recorded, and refuses other ones. A dict
-    is recorded instead (`savgbench sample` passes its own, with the checkpoint files' sha256); False skips the check.
+    is recorded instead; False skips the check (`savgbench sample` checks its own settings, which name the checkpoint
+    files by sha256 beside the weights, and passes False).
     On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless `cudnn_benchmark=False`.
     `sr_frames_per_batch` bounds the frames per SR network call (memory; the clips change by float rounding at most).
     The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
@@ -278,14 +299,17 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
     return fig
 
 # %% ../../nbs/54_sample.ipynb #ccfa3bce
-def _settings(a, precision: str) -> dict:
-    "What a run's clips depend on (weights by content, not by path)."
+def _settings(a, precision: str, model=None, sr=None) -> dict:
+    """What a run's clips depend on (weights by content, not by path): the checkpoint files' sha256 and, given the
+    loaded models, their weights' (so that `generate_clips` can go on with the folder, and the command with one it made)."""
     s = dict(checkpoint_sha256=sha256_file(a.checkpoint), seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,
              steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, precision=precision,
              compiled=a.compile != 'none', audio_codec=a.audio_codec,
              sr_checkpoint_sha256=sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None,
              upscale='super-resolution' if a.sr_checkpoint else 'bicubic')
     if a.sr_checkpoint: s.update(sr_steps=a.sr_steps, sr_T=a.sr_T, sr_input='raw')   # the sampler's output, unclamped
+    if model is not None:
+        s.update(model_sha256=state_dict_sha256(model), sr_model_sha256=state_dict_sha256(sr) if sr is not None else None)
     return s
 
 def sample_cli(argv=None) -> int:
@@ -364,7 +388,7 @@ def sample_cli(argv=None) -> int:
         if model.cfg.video_size[-1] != sr.cfg.small_size:
             p.error(f"the joint model makes {model.cfg.video_size[-1]}x{model.cfg.video_size[-1]} frames but the SR model "
                     f"upsamples {sr.cfg.small_size}x{sr.cfg.small_size} ones")
-    try: sample_manifest(a.out, _settings(a, precision), write=state.is_main_process)
+    try: sample_manifest(a.out, _settings(a, precision, model, sr), write=state.is_main_process)
     except SAVGBenchError as e:
         if not from_runs: raise
         raise SAVGBenchError(f"{e} ({' and '.join(from_runs)} stands for the run's newest checkpoint, which may have "

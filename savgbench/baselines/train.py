@@ -441,6 +441,10 @@ def check_trackers(names) -> None:
                                      f"{'them' if len(missing) > 1 else 'it'}")
     if 'all' in names and not have: raise SAVGBenchError("--log-with all: no experiment tracker is installed here")
 
+def _plain(d: dict) -> dict:
+    "A configuration as JSON holds it (tuples as lists), so a saved one and a live one compare by content."
+    return json.loads(json.dumps(d, default=str))
+
 def _seeded_model(cls, mcfg, seed: int) -> nn.Module:
     "`cls(mcfg)` with initial weights drawn from `seed` (--seed fixes them too); the caller's RNG is left alone."
     with torch.random.fork_rng(devices=[]):
@@ -489,11 +493,11 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
                 what = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)'}
                 raise SAVGBenchError(f"{ckpts[-1]} holds {what.get(ck['model_kind'], ck['model_kind'])}, and this run trains "
                                      f"{what.get(model_kind, model_kind)}: give another --out")
-            was_m, now_m = ck.get('model_config') or {}, asdict(model.cfg)   # (gradient checkpointing may change)
+            was_m, now_m = _plain(ck.get('model_config') or {}), _plain(asdict(model.cfg))   # lists and tuples alike
             mdiff = settings_diff(was_m, now_m, [k for k in was_m if k in now_m and k != 'gradient_checkpointing'])
             if mdiff: raise SAVGBenchError(f"{ckpts[-1]} holds a model of another configuration ({'; '.join(mdiff)}); "
-                                           "resume with the same model settings (--preset), start afresh (--no-resume) "
-                                           "or use another run folder")
+                                           "resume with the same model (--preset, or model_cfg from Python), start "
+                                           "afresh (--no-resume) or use another run folder")
             try: model.load_state_dict(ck['model'])
             except RuntimeError as e:
                 first = (str(e).strip().splitlines() or [''])[0]
@@ -640,7 +644,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
         if not isinstance(getattr(model, 'cfg', None), MMDiffusionConfig):
             raise TypeError(f"model: {type(model).__name__} needs an MMDiffusionConfig as its `cfg` (its sizes and what "
                             "each checkpoint records)")
-        if model_cfg is not None and model_cfg != model.cfg:
+        if model_cfg is not None and _plain(asdict(model_cfg)) != _plain(asdict(model.cfg)):
             raise ValueError("give the model or a model_cfg, not both: model_cfg differs from the model's own cfg")
         if cfg.gradient_checkpointing and not model.cfg.gradient_checkpointing:
             raise ValueError("TrainConfig.gradient_checkpointing: the model was built without it (build it with "
