@@ -17,7 +17,7 @@ from .core import CLIP, H_FOV_DEG, STARSS_FOA_SR, AudioFormatError, ClipFormatEr
 from .geometry import azimuth_to_pixel, fold_back_azimuth, rotate_azimuth, v_fov_deg
 
 # %% auto #0
-__all__ = ['rotate_foa', 'foa_to_stereo', 'highpass', 'apply_gain_db', 'resample_24k_to_16k', 'stereo_clip_audio',
+__all__ = ['rotate_foa', 'foa_to_stereo', 'fuma_to_acn', 'highpass', 'apply_gain_db', 'resample_24k_to_16k', 'stereo_clip_audio',
            'PerspectiveView', 'perspective_view', 'equirect_to_perspective', 'project_labels']
 
 # %% ../nbs/11_convert.ipynb #607681cd
@@ -44,9 +44,18 @@ def rotate_foa(foa, view_deg: float) -> np.ndarray:
     return out
 
 def foa_to_stereo(foa, view_deg: float) -> np.ndarray:
-    "Stereo (2, N) [left, right] of the view `view_deg`: rotate the FOA, then `L = W + Y'`, `R = W - Y'`."
+    """Stereo (2, N) [left, right] of the view `view_deg`: rotate the FOA (ACN/SN3D, as STARSS23: W, Y, Z, X), then
+    `L = W + Y'`, `R = W - Y'`. FuMa-ordered B-format (W/√2, X, Y, Z) must go through `fuma_to_acn` first."""
     rot = rotate_foa(foa, view_deg)
     return np.stack([rot[0] + rot[1], rot[0] - rot[1]])
+
+def fuma_to_acn(foa) -> np.ndarray:
+    """First-order B-format in the FuMa convention (channels W, X, Y, Z; W at -3 dB) → ACN order, SN3D gains (W, Y, Z,
+    X), what STARSS23 holds and `rotate_foa` / `foa_to_stereo` expect. The channels cannot tell the two apart: fed
+    FuMa as it is, a source in front would come out 15 dB louder on the left."""
+    foa = _check_foa(foa)
+    w, x, y, z = foa
+    return np.stack([w * np.sqrt(2), y, z, x]).astype(foa.dtype, copy=False)
 
 # %% ../nbs/11_convert.ipynb #766e1a6b
 @lru_cache(maxsize=32)
