@@ -352,8 +352,10 @@ def _read_csv(path, columns, n_allowed, allow_empty, int_cols, what):
         if not pd.api.types.is_numeric_dtype(df[c]):
             raise MetadataError(f"non-numeric values in column {c!r} of {what} CSV", path=path,
                                 found=str(df[c].dtype), expected="numbers")
-    if df.isna().any().any():
-        raise MetadataError(f"missing values in {what} CSV", path=path, found=int(df.isna().sum().sum()), expected=0)
+    if df.isna().any().any():                           # a short row: name it (line numbers count from 1)
+        rows = np.nonzero(df.isna().any(axis=1).to_numpy())[0]
+        raise MetadataError(f"missing values in {len(rows)} row(s) of {what} CSV (the first on line {rows[0] + 1})",
+                            path=path, found=int(df.isna().sum().sum()), expected=0)
     if not np.isfinite(df.to_numpy(dtype=float)).all():
         raise MetadataError(f"infinite values in {what} CSV", path=path)
     for c in int_cols:
