@@ -153,7 +153,7 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
     # 1. label rules
     candidates = window_candidates(meta, n_frames, cfg, report["dropped"])
     # 2. audio: filter the whole recording once, then weighted slices per candidate
-    hp = highpass(foa, sr, cfg.highpass_hz, cfg.highpass_order) if cfg.highpass_hz is not None else foa
+    hp = highpass(foa, sr, cfg.highpass_hz, cfg.highpass_order)
     hp16 = resample_24k_to_16k(hp)
     todo = {}                                                    # name -> dict(start, deg, rows, audio)
     for s, deg, rows in candidates:
@@ -215,13 +215,23 @@ def _remove_clips(out, split: str, recording: str) -> None:
     for sub, ext in ((f"video_{split}", "mp4"), (f"metadata_{split}", "csv")):
         for p in (Path(out) / sub).glob(f"{recording}_deg*_start*.{ext}"): p.unlink()
 
+def _head_tail(path: Path, n: int = 1 << 20) -> list:
+    "[size, sha256 of the first and last `n` bytes]: a media file's identity without reading its gigabytes."
+    import hashlib
+    size, h = path.stat().st_size, hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(n))
+        if size > n: f.seek(max(n, size - n)); h.update(f.read(n))
+    return [size, h.hexdigest()]
+
 def source_fingerprint(rec: Recording) -> dict:
     """What a recording's clips are made from: its label CSV by content (sha256), its FOA wav and video by size and
-    modification time (hashing the media's gigabytes on every resume would take minutes). A file replaced or edited
-    since the last build changes it."""
+    the sha256 of their first and last MiB (hashing the media's gigabytes on every resume would take minutes). A file
+    replaced, cut or edited since the last build changes it; a copy (new modification times) does not."""
     from savgbench.weights import sha256_file
-    st = lambda p: None if p is None else [p.stat().st_size, p.stat().st_mtime_ns]
-    return dict(metadata=sha256_file(rec.metadata) if rec.metadata is not None else None, foa=st(rec.foa), video=st(rec.video))
+    media = lambda p: None if p is None else _head_tail(p)
+    return dict(metadata=sha256_file(rec.metadata) if rec.metadata is not None else None, foa=media(rec.foa),
+                video=media(rec.video))
 
 def _run_one(args):
     rec, out, split, cfg, codec, skip, verify = args
@@ -269,6 +279,8 @@ def format_build_report(rep: dict) -> str:
         lines.append(f"  recordings without video (skipped): {', '.join(rep['recordings_without_video'])}")
     if changed := rep.get("rebuilt_changed_sources"):
         lines.append(f"  rebuilt from scratch, their files having changed since the last build: {', '.join(changed)}")
+    if removed := rep.get("removed_changed_sources"):
+        lines.append(f"  clips removed, their recordings' files having changed and giving no clips now: {', '.join(removed)}")
     if others := rep.get("clips_not_in_this_build"):
         lines.append(f"  WARNING {len(others)} clip(s) in video_{rep['split']}/ are not part of this build (of recordings "
                      f"this source does not hold, or of a build before their record was kept): {', '.join(others[:3])}"
@@ -317,6 +329,8 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     now = {r.name: source_fingerprint(r) for r in recs}
     changed = sorted(n for n in now if n in known and known[n] != now[n])
     for n in changed: _remove_clips(out, split, n)     # edited labels or replaced media: none of its old clips stays
+    # recorded before any clip is written, so that a build stopped part-way leaves no clip the record does not describe
+    with atomic_path(sources) as t: t.write_text(json.dumps({**known, **now}, indent=0, sort_keys=True) + "\n")
     t0 = time.perf_counter()
     jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify) for r in recs]
     reports = []
@@ -336,7 +350,9 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     with atomic_path(sources) as t: t.write_text(json.dumps(known, indent=0, sort_keys=True) + "\n")
     rep = summarize_build(reports, split, cfg, time.perf_counter() - t0)
     made = {c for r in reports for c in r.get("clips", ())}
-    rep.update(rebuilt_changed_sources=changed,
+    gone = {r["recording"] for r in reports if "failed" in r or r.get("no_video")}
+    rep.update(rebuilt_changed_sources=[n for n in changed if n not in gone],
+               removed_changed_sources=[n for n in changed if n in gone],
                clips_not_in_this_build=sorted(p.stem for p in vdir.glob("*.mp4") if p.stem not in made) if vdir.is_dir() else [])
     with atomic_path(out / f"build_report_{split}.json") as t: t.write_text(json.dumps(rep, indent=1))
     if verbose: print(format_build_report(rep))

@@ -62,12 +62,13 @@ def fuma_to_acn(foa) -> np.ndarray:
 def _highpass_sos(sample_rate: float, cutoff_hz: float, order: int) -> np.ndarray:
     return signal.butter(order, cutoff_hz, btype='highpass', fs=sample_rate, output='sos')
 
-def highpass(x, sample_rate: float, cutoff_hz: float = 50.0, order: int = 2, zero_phase: bool = False) -> np.ndarray:
+def highpass(x, sample_rate: float, cutoff_hz: float | None = 50.0, order: int = 2, zero_phase: bool = False) -> np.ndarray:
     """High-pass `x` along its last axis: Butterworth of `order` at `cutoff_hz`, as second-order sections; causal
-    (zero initial state) unless `zero_phase`. Returns the dtype of `x`."""
+    (zero initial state) unless `zero_phase`. Returns the dtype of `x`. `cutoff_hz=None`: no filter (`x` itself)."""
     x = np.asarray(x)
     if x.dtype.kind != 'f':
         raise AudioFormatError("audio to filter must be floating point", found=str(x.dtype), expected="float")
+    if cutoff_hz is None: return x
     if not 0 < cutoff_hz < sample_rate / 2:
         raise AudioFormatError("high-pass cutoff must lie between 0 and the Nyquist frequency",
                                found=cutoff_hz, expected=f"0 < cutoff < {sample_rate / 2}")

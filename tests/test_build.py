@@ -99,6 +99,32 @@ def test_resume_and_interrupt(recording_factory, tmp_path, monkeypatch):
     saved = json.loads((tmp_path/"out/build_report_dev.json").read_text())
     assert saved["clips"] == 5
 
+
+def test_labels_edited_after_an_interrupted_build_reach_every_clip(recording_factory, tmp_path, monkeypatch):
+    """A build stopped after two clips, then the recording's labels corrected (every azimuth +4°): the resumed build
+    rebuilds the recording from scratch, so no clip keeps the old labels (the sources are recorded before the first
+    clip is written). A copy of the sources (new modification times, same bytes) rebuilds nothing."""
+    import shutil, savgbench.build as B
+    root = recording_factory(talker(range(70)))
+    calls, real = {"n": 0}, B.write_clip
+    def flaky(path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3: raise KeyboardInterrupt("simulated interruption")
+        return real(path, *a, **k)
+    monkeypatch.setattr(B, "write_clip", flaky)
+    with pytest.raises(KeyboardInterrupt): build(root, tmp_path/"out")
+    monkeypatch.setattr(B, "write_clip", real)
+    csv = root/"metadata_dev/dev-train-synth/fold3_room01_mix001.csv"
+    m = pd.read_csv(csv, header=None); m[3] += 4; m.to_csv(csv, header=False, index=False)
+    rep = build(root, tmp_path/"out")
+    assert rep["rebuilt_changed_sources"] == ["fold3_room01_mix001"] and rep["clips_built_now"] == rep["clips"] == 5
+    build(root, tmp_path/"fresh")                                              # every label CSV as a fresh build's
+    labels = lambda d: {p.name: p.read_text() for p in (tmp_path/d/"metadata_dev").glob("*.csv")}
+    assert len(labels("out")) == 5 and labels("out") == labels("fresh")
+    copy = tmp_path/"copy"; shutil.copytree(root, copy, copy_function=shutil.copy)          # new mtimes, same bytes
+    rep2 = build(copy, tmp_path/"out")
+    assert rep2["rebuilt_changed_sources"] == [] and rep2["clips_already_there"] == 5
+
 def test_missing_parts(tmp_path, recording_factory):
     with pytest.raises(DatasetError, match="foa_dev"): find_recordings(tmp_path)
     root = recording_factory(talker(range(70)))

@@ -46,13 +46,13 @@ class MMDiffusionConfig:
     audio_down: int = 4                          # audio resampling factor per level
     gradient_checkpointing: bool = False
 
-    def __post_init__(self): self.validate()
+    def __post_init__(self): self.validate(_stacklevel=4)      # warnings point at the line that made the config
 
     def level_channels(self) -> list[int]:
         "Channels of each level of the U-Net (level l works at downsampling 2**l)."
         return [int(m * self.model_channels) for m in self.channel_mult]
 
-    def validate(self) -> MMDiffusionConfig:
+    def validate(self, _stacklevel: int = 3) -> MMDiffusionConfig:
         """Raise a ValueError naming the field when the U-Net could not be built or run with these sizes; else `self`.
         Settings that the U-Net leaves unused (an attention resolution that no level has, a window beyond the last
         cross-attention resolution) are warned about, not refused: the reference ignores them too, and checkpoints
@@ -76,7 +76,7 @@ class MMDiffusionConfig:
         for k in ('video_attention_resolutions', 'audio_attention_resolutions', 'cross_attention_resolutions'):
             if bad := [r for r in getattr(self, k) if r not in ds]:
                 warnings.warn(f"{k}={getattr(self, k)}: {bad} is no downsampling factor of this U-Net (its {n} levels: "
-                              f"{ds}), so no layer uses it", stacklevel=3)
+                              f"{ds}), so no layer uses it", stacklevel=_stacklevel)
         F_, H, W = self.video_size[0], self.video_size[2], self.video_size[3]
         need(H % ds[-1] == 0 and W % ds[-1] == 0, f"video_size={self.video_size}: height and width must be multiples "
              f"of {ds[-1]} (halved {n - 1} times over the {n} levels of channel_mult)")
@@ -98,9 +98,11 @@ class MMDiffusionConfig:
         need(nw >= nr, f"cross_attention_windows={self.cross_attention_windows} must give one window per "
              f"cross_attention_resolutions entry {self.cross_attention_resolutions}")
         if nw > nr: warnings.warn(f"cross_attention_windows={self.cross_attention_windows}: the windows after the first "
-                                  f"{nr} (one per cross_attention_resolutions entry) are not used", stacklevel=3)
-        need(all(1 <= w <= F_ for w in self.cross_attention_windows),
-             f"cross_attention_windows={self.cross_attention_windows} must be in 1..{F_} (the frames of video_size)")
+                                  f"{nr} (one per cross_attention_resolutions entry) are not used", stacklevel=_stacklevel)
+        used = [w for w, r in zip(self.cross_attention_windows, self.cross_attention_resolutions) if r in ds]
+        need(all(1 <= w <= F_ for w in used),
+             f"cross_attention_windows={self.cross_attention_windows}: the window of each cross-attention level must "
+             f"be in 1..{F_} (the frames of video_size)")
         short = {ds[l]: L // self.audio_down ** l for l in xl if L // self.audio_down ** l < F_}
         need(not short, f"audio_size={self.audio_size}: cross-attention needs at least one audio sample per frame "
              f"({F_} frames); found {short} (downsampling: samples)")

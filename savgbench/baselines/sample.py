@@ -183,8 +183,8 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
         for names in _MODEL_KEYS:
             had, has = [k for k in names if k in old], [k for k in names if k in settings]
             shared = [k for k in has if k in had]
-            if had and has and not shared:
-                raise SAVGBenchError(f"already holds {len(clips)} clips whose model is recorded by {', '.join(had)}, and "
+            if has and not shared:                      # (a record that names no model cannot vouch for one)
+                raise SAVGBenchError(f"already holds {len(clips)} clips whose model is recorded by {', '.join(had) or 'nothing'}, and "
                                      f"this run names it by {', '.join(has)}: the two cannot be compared; sample into "
                                      "another folder, or go on with what made those clips (`savgbench sample`, or "
                                      "generate_clips)", path=out_dir)
