@@ -411,7 +411,14 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
         if why: res["skipped"]["spatial_av_align"] = why
         else:
             res["metrics"]["spatial_av_align"] = r.get("score")
-            res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector")}
+            res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector",
+                                                            "seld_rows", "detection_rows")}
+            for what in ("seld", "detection"):          # rows read from a folder that does not record what made them
+                got = r.get(f"{what}_rows") or {}
+                if got.get("read") and isinstance(got.get("made_with"), str):
+                    res["warnings"].append(f"Spatial AV-Align: {got['read']} {'SELD' if what == 'seld' else 'detection'} "
+                                           f"CSV(s) of {got['read_from']} were read as they are, and nothing records what "
+                                           "made them: the score may not be that of the networks this result names")
             res["weights"].update(r.get("weights") or {})
             for c in r.get("clips") or []:
                 align_rows.setdefault(c["name"], {}).update(spatial_tp=c["tp"], spatial_fn=c["fn"], spatial_score=c["score"])

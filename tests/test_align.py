@@ -616,3 +616,27 @@ def test_evaluate_takes_one_file_per_network(tmp_path, capsys):
         with pytest.raises(SystemExit) as e: evaluate_cli(base + args)
         assert e.value.code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_rows_that_nothing_vouches_for_are_read_with_a_warning(tmp_path, capsys):
+    """SELD CSVs in a folder without savgbench_rows.json (written by hand, or by another tool) are read as they are
+    when a model is named, but evaluate's result and the command's stderr say so: the score might not be that model's."""
+    from savgbench.io import write_clip
+    from savgbench.evaluate import evaluate
+    rng = np.random.default_rng(3)
+    v, m = tmp_path / "video_x", tmp_path / "metadata_x"
+    v.mkdir(); m.mkdir()
+    write_clip(v / "a.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+               (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    (m / "a.csv").write_text("10,0,30,70\n")
+    seld = tmp_path / "seld"; seld.mkdir(); (seld / "a.csv").write_text("10,0,30.0\n")
+    res = evaluate(v, None, metrics=("spatial",), seld_checkpoint="demo", detector="oracle", seld_dir=seld,
+                   progress=False, verbose=False)
+    assert res["metrics"] == {"spatial_av_align": 1.0}, res["skipped"]
+    assert any("1 SELD CSV(s) of" in w and "nothing records what made them" in w for w in res["warnings"]), res["warnings"]
+    assert res["spatial_detail"]["seld_rows"]["made_with"].startswith("unknown")
+    from savgbench.align.spatial import spatial_av_align_videos
+    from savgbench.seld.infer import demo_checkpoint
+    capsys.readouterr()
+    spatial_av_align_videos(v, seld_dir=seld, seld_checkpoint=demo_checkpoint(), detector="oracle")
+    assert "they may not be the rows of the SELD model asked for" in capsys.readouterr().err

@@ -187,6 +187,9 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
             print(f"note: {len(stale)} {what} CSV(s) of {folder} were made from other clips of the same name "
                   f"({', '.join(sorted(stale)[:3])}{', ...' if len(stale) > 3 else ''}); they are made again", file=sys.stderr)
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
+        if have and rec is None and explicit:          # asked for one model's rows, given rows nothing vouches for
+            print(f"note: {len(have)} {what} CSV(s) of {folder} are read as they are, but nothing records what made them "
+                  f"(no {ROWS_SOURCE_FILE}): they may not be the rows of the {what} model asked for", file=sys.stderr)
     todo = [p for n, p in zip(names, paths) if n not in have]
     want = None
     if rec is not None and source is not None and (explicit or todo):

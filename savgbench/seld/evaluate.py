@@ -97,8 +97,11 @@ class SELDCounts:
 
 # %% ../../nbs/24_seld_eval.ipynb #d7149875
 def read_seld_rows(path) -> pd.DataFrame:
-    "A SELD prediction CSV (frame, cls, x; no header; may be empty)."
-    return read_label_csv(path)
+    """A SELD prediction CSV (frame, cls, x; no header; may be empty), exactly three columns as `savgbench seld` writes
+    them: a fourth (a DataFrame's index written along) would shift every column, so it is refused, naming the file."""
+    from savgbench.detect import read_csv_rows
+    r = read_csv_rows(path, 3, "SELD prediction CSV")
+    return pd.DataFrame({"frame": r[:, 0].astype(int), "cls": r[:, 1].astype(int), "x": r[:, 2].astype(float)})
 
 def evaluate_seld(preds: dict, refs: dict, class_map: dict | None = SELD_CLASS, n_classes: int = 2, doa_threshold: float = 40.0) -> dict:
     "Scores of predicted rows `preds` {clip: DataFrame} against reference rows `refs` {clip: DataFrame}."

@@ -14,7 +14,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source,
-                            read_rows_source, weights_source, refuse_other_source, clip_hashes, record_clips)
+                            read_rows_source, weights_source, refuse_other_source, clip_hashes, record_clips,
+                            state_dict_sha256)
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -22,7 +23,7 @@ from .model import SELDNet
 
 # %% auto #0
 __all__ = ['THRESHOLD', 'demo_checkpoint', 'seld_checkpoint_path', 'load_seld_model', 'windows_to_rows', 'predict_seld',
-           'write_seld_csv', 'seld_files', 'seld_dir', 'seld_rows_source', 'seld_cli']
+           'write_seld_csv', 'seld_rows_source', 'seld_files', 'seld_dir', 'seld_cli']
 
 # %% ../../nbs/22_seld_infer.ipynb #aee5314b
 THRESHOLD = 0.2    # the reference's threshold_presence
@@ -118,11 +119,34 @@ def write_seld_csv(rows: pd.DataFrame, path) -> Path:
     "Write SELD rows (frame, cls, x) in the reference's CSV format (atomic)."
     return io.write_seld_csv(path, rows)
 
+def seld_rows_source(checkpoint, reference_quirk: bool = True) -> dict:
+    "What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file, and the window rule when not the reference's."
+    return {**weights_source("seld_checkpoint", checkpoint), **({} if reference_quirk else {"reference_quirk": False})}
+
 def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=None, batch_size: int = 40, device=None,
-               reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64):
-    "Predict SELD rows for clip files; write one CSV per clip to `out_dir`; return (rows with a clip column, failures)."
-    model = model if model is not None else load_seld_model(checkpoint, device)
+               reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64,
+               source: dict | None = None):
+    """Predict SELD rows for clip files; write one CSV per clip to `out_dir`; return (rows with a clip column, failures).
+    The model: `model`, else `checkpoint` (a path or 'demo'; None: the built-in demo model, as `load_seld_model`). With
+    `out_dir`, its `savgbench_rows.json` records what made the rows (`source`; by default the checkpoint file, or an
+    in-memory model's `state_dict_sha256`) and a folder holding another model's rows is refused, so `evaluate` and
+    `spatial-align` can tell whose rows they read. CSVs of unknown origin already in the folder are kept, and then no
+    record is written (said on stderr)."""
+    if model is None:
+        ck = demo_checkpoint() if checkpoint is None or str(checkpoint) == "demo" else Path(checkpoint)
+        model = load_seld_model(ck, device)
+    else: ck = checkpoint if checkpoint is not None and str(checkpoint) != "demo" else None
     paths = [Path(p) for p in paths]
+    rec = unknown = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        quirk = {} if reference_quirk else {"reference_quirk": False}
+        source = source or (seld_rows_source(ck, reference_quirk) if ck is not None else
+                            {"seld_model": f"in memory ({type(model).__name__})", "sha256": state_dict_sha256(model), **quirk})
+        rec = read_rows_source(out_dir, "SELD") if out_dir.is_dir() else None
+        refuse_other_source(out_dir, rec, source, "SELD rows", option="another out_dir (--out)")
+        mine = {p.stem for p in paths}
+        unknown = [p for p in out_dir.glob("*.csv") if p.stem not in mine] if rec is None and out_dir.is_dir() else []
     tables, failures = [], {}
     bar = tqdm(total=len(paths), desc="seld", disable=not progress)
     for k in range(0, len(paths), chunk):
@@ -137,6 +161,10 @@ def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=Non
             tables.append(rows.assign(clip=p.stem)[["clip", "frame", "cls", "x"]]); bar.update(1)
         if out_dir is not None: record_clips(out_dir, clip_hashes(names))     # which file each CSV was made from
     bar.close()
+    if out_dir is not None and out_dir.is_dir():
+        if unknown: print(f"note: {out_dir} also holds {len(unknown)} SELD CSV(s) of unknown origin, so it gets no record "
+                          f"of what made its rows (savgbench_rows.json); scored from it, they are read as they are", file=sys.stderr)
+        else: write_rows_source(out_dir, "SELD", source)
     cols = {"clip": pd.Series([], dtype=object), "frame": pd.Series([], dtype=np.int64), "cls": pd.Series([], dtype=np.int64), "x": pd.Series([], dtype=float)}
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(cols)
     return table, failures
@@ -149,10 +177,6 @@ def seld_dir(video_dir, out_dir=None, pattern: str = "*.mp4", **kw):
     return seld_files(paths, out_dir, **kw)
 
 # %% ../../nbs/22_seld_infer.ipynb #987c6866
-def seld_rows_source(checkpoint, reference_quirk: bool = True) -> dict:
-    "What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file, and the window rule when not the reference's."
-    return {**weights_source("seld_checkpoint", checkpoint), **({} if reference_quirk else {"reference_quirk": False})}
-
 def seld_cli(argv=None) -> int:
     "`savgbench seld`: SELD rows (frame, class, x) for every clip of a folder, one CSV per clip."
     ap = argparse.ArgumentParser(prog="savgbench seld", description=seld_cli.__doc__)
@@ -183,10 +207,9 @@ def seld_cli(argv=None) -> int:
     rec = read_rows_source(a.out, "SELD") if Path(a.out).is_dir() else None
     refuse_other_source(a.out, rec, src, "SELD rows")  # rows of two models in one folder would be scored as one
     model = load_seld_model(ck, device)
-    table, failures = seld_files(paths, a.out, model=model, batch_size=a.batch_size, device=device,
-                                 reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_bad)
+    table, failures = seld_files(paths, a.out, model=model, batch_size=a.batch_size, device=device,   # (records src)
+                                 reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_bad, source=src)
     for p, e in failures.items(): print(f"savgbench seld: {e}", file=sys.stderr)
-    if Path(a.out).is_dir(): write_rows_source(a.out, "SELD", src)
     n_read = len(paths) - len(failures)
     print(f"{n_read} clips ({table['clip'].nunique()} with sound events), {len(table)} rows -> {a.out}")
     if failures and n_read == 0: print("savgbench seld: no clip could be read", file=sys.stderr)

@@ -162,7 +162,8 @@ def read_label_csv(path) -> pd.DataFrame:
         raise MetadataError("wrong number of columns", path, found=df.shape[1], expected="3, 4 or 6")
     df = df.iloc[:, :3]; df.columns = ["frame", "cls", "x"]
     if df.isna().any().any(): raise MetadataError("missing or non-numeric values", path)
-    return df.astype({"frame": int, "cls": int, "x": float})
+    try: return df.astype({"frame": int, "cls": int, "x": float})
+    except (ValueError, TypeError): raise MetadataError("non-numeric values (a header line?)", path) from None
 
 def _crop_start(n: int, rng: np.random.Generator) -> int:
     "Start sample of a random 1.27 s crop of an `n`-sample clip: a centre at least half a crop from both ends."
@@ -403,6 +404,11 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`)."""
     from torch.optim.swa_utils import AveragedModel
     tc = tc or TrainConfig()
+    if progress and tc.steps <= tc.swa_after * tc.pseudo_epoch:     # TrainConfig(steps=N) keeps the full-length schedule
+        main_print(f"note: {tc.steps} steps end before the recipe's weight averaging (SWA, from step "
+                   f"{tc.swa_after * tc.pseudo_epoch} = swa_after {tc.swa_after} x pseudo_epoch {tc.pseudo_epoch}) and "
+                   f"its batch-norm re-estimation; TrainConfig.scaled({tc.steps}) fits the whole recipe into {tc.steps} "
+                   "steps, as `savgbench train-seld` does", file=sys.stderr)
     cfg = SELDConfig.preset(model_config) if isinstance(model_config, str) else model_config
     acc = accelerator or new_accelerator()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
