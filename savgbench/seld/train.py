@@ -26,8 +26,8 @@ from .model import SELDNet, SELDConfig, SELD_PRESETS
 # %% auto #0
 __all__ = ['FOCAL_PX', 'SCHEDULES', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
            'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo', 'SceneCrops', 'MixedCrops',
-           'default_clip_pattern', 'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate', 'reestimate_bn',
-           'train_seld', 'train_seld_cli']
+           'default_clip_pattern', 'clip_label_path', 'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate',
+           'reestimate_bn', 'train_seld', 'train_seld_cli']
 
 # %% ../../nbs/23_seld_train.ipynb #c6481124
 FOCAL_PX = 127.5 / math.tan(math.radians(50.0))     # 106.985: pixels per unit tan for the 100° wide, 256 px view
@@ -296,6 +296,14 @@ def default_clip_pattern(data_dir) -> str:
                            d, found="video_eval/ only", expected="video_dev/, or an explicit pattern (--glob 'video_eval/*.mp4')")
     return "video_*/**/*.mp4"
 
+def clip_label_path(clip, data_dir) -> Path:
+    """The label CSV of `clip` under `data_dir`: 'audio' and 'video' → 'metadata' in the folders from `data_dir`'s own
+    name down (`data/video_dev/x.mp4` → `data/metadata_dev/x.csv`; `video_dev/x.mp4` → `metadata_dev/x.csv`)."""
+    clip, base = Path(clip), Path(data_dir).parent
+    rel = clip.relative_to(base)
+    folders = [s.replace("audio", "metadata").replace("video", "metadata") for s in rel.parts[:-1]]
+    return (base.joinpath(*folders) / clip.name).with_suffix(".csv")
+
 def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = True) -> ClipCrops:
     "Clips under `data_dir` matching `pattern` (default: `default_clip_pattern`) and their metadata CSVs, decoded as the reference does."
     data_dir = Path(data_dir)
@@ -305,7 +313,7 @@ def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = Tru
                                      expected=f"files matching {pattern!r} (--glob '*.mp4' takes a flat folder of clips)")
     audios, rows = [], []
     for p in tqdm(paths, desc="loading clips", disable=not progress):
-        meta = Path(str(p).replace("audio", "metadata").replace("video", "metadata")).with_suffix(".csv")
+        meta = clip_label_path(p, data_dir)
         rows.append(read_label_csv(meta)); audios.append(read_seld_audio(p).astype(np.float32))
     return ClipCrops(audios, rows, names=[str(p) for p in paths])
 
