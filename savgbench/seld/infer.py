@@ -84,6 +84,10 @@ def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, dev
                  threshold: float = THRESHOLD, sample_rate: int = CLIP.sample_rate, names=None, progress: bool = False) -> list[pd.DataFrame]:
     "SELD rows (frame, cls, x) of each stereo clip in `audios` (arrays (2, n)), batched across clips."
     if int(batch_size) < 1: raise SAVGBenchError("batch_size must be at least 1", found=batch_size, expected=">= 1")
+    if (isinstance(audios, np.ndarray) or torch.is_tensor(audios)) and audios.ndim == 2:
+        raise SAVGBenchError("predict_seld takes a list of clips: give one clip as [audio]", found=tuple(audios.shape))
+    if any(isinstance(a, (str, Path)) for a in audios):
+        raise SAVGBenchError("predict_seld takes audio arrays; for files, seld_files(paths) reads them (and resamples)")
     model = model if model is not None else load_seld_model(device=device)
     device = device or next(model.parameters()).device
     model.eval()
