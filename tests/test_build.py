@@ -79,21 +79,24 @@ def test_rule_clipping(recording_factory, tmp_path):
     rep = build(recording_factory(talker(range(70)), sources=((20, 0, 0.02),)), tmp_path/"out")   # x79 -> > 1
     assert rep["clips"] == 0 and rep["dropped"]["clipping"] == 5
 
-def test_resume_and_interrupt(recording_factory, tmp_path, monkeypatch):
+def _build_stopped_after_two_clips(root, out, monkeypatch):
+    "Build, interrupted (KeyboardInterrupt) as the third clip is written; the real writer is put back afterwards."
     import savgbench.build as B
-    root = recording_factory(talker(range(70)))
-    calls = {"n": 0}
-    real = B.write_clip
+    calls, real = {"n": 0}, B.write_clip
     def flaky(path, *a, **k):
         calls["n"] += 1
         if calls["n"] == 3: raise KeyboardInterrupt("simulated interruption")
         return real(path, *a, **k)
     monkeypatch.setattr(B, "write_clip", flaky)
-    with pytest.raises(KeyboardInterrupt): build(root, tmp_path/"out")
+    with pytest.raises(KeyboardInterrupt): build(root, out)
+    monkeypatch.setattr(B, "write_clip", real)
+
+def test_resume_and_interrupt(recording_factory, tmp_path, monkeypatch):
+    root = recording_factory(talker(range(70)))
+    _build_stopped_after_two_clips(root, tmp_path/"out", monkeypatch)
     vids = sorted((tmp_path/"out/video_dev").iterdir())
     assert [p.suffix for p in vids] == [".mp4", ".mp4"]                            # no temporary files left
     for p in vids: validate_clip(p)
-    monkeypatch.setattr(B, "write_clip", real)
     rep = build(root, tmp_path/"out")
     assert rep["clips"] == 5 and rep["clips_already_there"] == 2 and rep["clips_built_now"] == 3
     saved = json.loads((tmp_path/"out/build_report_dev.json").read_text())
@@ -104,16 +107,9 @@ def test_labels_edited_after_an_interrupted_build_reach_every_clip(recording_fac
     """A build stopped after two clips, then the recording's labels corrected (every azimuth +4°): the resumed build
     rebuilds the recording from scratch, so no clip keeps the old labels (the sources are recorded before the first
     clip is written). A copy of the sources (new modification times, same bytes) rebuilds nothing."""
-    import shutil, savgbench.build as B
+    import shutil
     root = recording_factory(talker(range(70)))
-    calls, real = {"n": 0}, B.write_clip
-    def flaky(path, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3: raise KeyboardInterrupt("simulated interruption")
-        return real(path, *a, **k)
-    monkeypatch.setattr(B, "write_clip", flaky)
-    with pytest.raises(KeyboardInterrupt): build(root, tmp_path/"out")
-    monkeypatch.setattr(B, "write_clip", real)
+    _build_stopped_after_two_clips(root, tmp_path/"out", monkeypatch)
     csv = root/"metadata_dev/dev-train-synth/fold3_room01_mix001.csv"
     m = pd.read_csv(csv, header=None); m[3] += 4; m.to_csv(csv, header=False, index=False)
     rep = build(root, tmp_path/"out")
