@@ -333,7 +333,9 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
     argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector] + ["--any-format"] * checked
     for opt, d in (("--seld-dir", seld_dir), ("--det-dir", det_dir)):
         if d is not None: argv += [opt, str(d)]
-    files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa", Path(seld))}
+    from savgbench.weights import spec
+    official = Path(seld).name == spec("seld-stereo-swa").filename      # (its sha256 is not published: by name)
+    files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa" if official else "seld-other", Path(seld))}
     if detector == "yolox-tiny":
         from savgbench.detect import cached_yolox
         try: files["yolox-tiny"] = ((detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))

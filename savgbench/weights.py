@@ -135,7 +135,7 @@ def resolve(name: str, path=None, offline: bool = True, verify: bool = False) ->
     if not p.is_file():
         if path is not None:                            # a path given by the caller: that file is what is missing
             raise WeightsError(f"weights {name!r} not found: " + ("no file at the path given" if not p.exists() else
-                               "the path given is not a file"), path=p, expected=w.filename)
+                               "the path given is not a file"), path=p)   # (any name: the official one is not required)
         if not offline and w.installable: return install(name)
         how = (f"run `savgbench weights install {name}`" if w.installable else f"download it from {w.source}")
         raise WeightsError(f"weights {name!r} not found; {how} and place it at {cache_path(name)}, "

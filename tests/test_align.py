@@ -635,6 +635,13 @@ def test_rows_that_nothing_vouches_for_are_read_with_a_warning(tmp_path, capsys)
     assert res["metrics"] == {"spatial_av_align": 1.0}, res["skipped"]
     assert any("1 SELD CSV(s) of" in w and "nothing records what made them" in w for w in res["warnings"]), res["warnings"]
     assert res["spatial_detail"]["seld_rows"]["made_with"].startswith("unknown")
+    import shutil
+    from savgbench.seld.infer import demo_checkpoint
+    for name, said in (("mine.pt", "seld-other"), ("params_swa_20240912162834_0040000.pth", "seld-stereo-swa")):
+        shutil.copy(demo_checkpoint(), tmp_path / name)                # a user's file is not named as the official one
+        r = evaluate(v, None, metrics=("spatial",), seld_checkpoint=str(tmp_path / name), detector="oracle",
+                     seld_dir=seld, progress=False, verbose=False)
+        assert r["weights"]["seld"]["name"] == said, r["weights"]
     from savgbench.align.spatial import spatial_av_align_videos
     from savgbench.seld.infer import demo_checkpoint
     capsys.readouterr()

@@ -108,6 +108,7 @@ def evaluate_seld(preds: dict, refs: dict, class_map: dict | None = SELD_CLASS, 
     missing_ref = sorted(set(preds) - set(refs))
     if missing_ref: raise MetadataError("predictions without a reference file", found=missing_ref[:5])
     counts = SELDCounts(n_classes, doa_threshold)
+    other_class = outside = 0                       # predicted rows the reference's scoring leaves out: counted, and said
     for name, pred in preds.items():
         ref = refs[name]
         if class_map is not None and len(ref):
@@ -116,7 +117,11 @@ def evaluate_seld(preds: dict, refs: dict, class_map: dict | None = SELD_CLASS, 
             ref = ref.assign(cls=[class_map[int(c)] for c in ref.cls])
         n_frames = int(ref.frame.max()) if len(ref) else CLIP.n_label_frames
         counts.update(pred, ref, n_frames)
+        lim = int(math.ceil(n_frames / 10)) * 10     # (`_blocks`: the 1 s blocks up to the last labelled frame)
+        other_class += int((~pred.cls.isin(range(n_classes))).sum())
+        outside += int(((pred.frame < 0) | (pred.frame >= lim)).sum())
     out = counts.scores()
+    out["ignored_predictions"] = dict(other_class=other_class, outside_scored_frames=outside)
     out["n_clips"], out["missing"] = len(preds), sorted(set(refs) - set(preds))
     return out
 
@@ -143,6 +148,10 @@ def format_scores(s: dict) -> str:
         lines.append(f"Note: class {r['class']} has no reference events ({pred}); as in the reference (DCASE 2022 macro "
                      f"average) it counts as F 0, LE 256, LR 0 in the 'All' F/LE/LR/SELD, which average over all "
                      f"{len(pc)} classes: see the class-wise lines.")
+    ig = s.get("ignored_predictions") or {}
+    if ig.get("other_class") or ig.get("outside_scored_frames"):
+        lines.append(f"Note: not scored, as in the reference: {ig['other_class']} predicted row(s) of a class other than "
+                     f"0..{len(pc) - 1} and {ig['outside_scored_frames']} at frames past each clip's last labelled second")
     return "\n".join(lines)
 
 # %% ../../nbs/24_seld_eval.ipynb #169d108b
