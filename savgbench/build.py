@@ -329,8 +329,10 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     now = {r.name: source_fingerprint(r) for r in recs}
     changed = sorted(n for n in now if n in known and known[n] != now[n])
     for n in changed: _remove_clips(out, split, n)     # edited labels or replaced media: none of its old clips stays
-    # recorded before any clip is written, so that a build stopped part-way leaves no clip the record does not describe
-    with atomic_path(sources) as t: t.write_text(json.dumps({**known, **now}, indent=0, sort_keys=True) + "\n")
+    def record(fingerprints):
+        with atomic_path(sources) as t: t.write_text(json.dumps(fingerprints, indent=0, sort_keys=True) + "\n")
+    known.update(now)   # recorded before any clip is written: a build stopped part-way leaves no clip it does not describe
+    record(known)
     t0 = time.perf_counter()
     jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify) for r in recs]
     reports = []
@@ -344,10 +346,8 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
             for f in tqdm(as_completed(futs), total=len(futs), desc=f"build {split}", unit="rec", disable=not progress):
                 reports.append(f.result())
     reports.sort(key=lambda r: r["recording"])
-    for r in reports:
-        if "failed" in r: known.pop(r["recording"], None)
-        else: known[r["recording"]] = now[r["recording"]]
-    with atomic_path(sources) as t: t.write_text(json.dumps(known, indent=0, sort_keys=True) + "\n")
+    failed = {r["recording"] for r in reports if "failed" in r}
+    record({n: fp for n, fp in known.items() if n not in failed})
     rep = summarize_build(reports, split, cfg, time.perf_counter() - t0)
     made = {c for r in reports for c in r.get("clips", ())}
     gone = {r["recording"] for r in reports if "failed" in r or r.get("no_video")}

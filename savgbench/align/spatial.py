@@ -115,6 +115,11 @@ def write_seld_rows(path, rows) -> Path:
     return write_seld_csv(path, pd.DataFrame(dict(frame=rows[:, 0].astype(np.int64), cls=rows[:, 1].astype(np.int64),
                                                   x=rows[:, 2])))
 
+def _other_clips(names) -> str:
+    "`(a, b, c, ...)`: the clips whose CSVs were made from other files of their names."
+    names = sorted(names)
+    return f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+
 def refuse_stale_rows(paths, **folders) -> None:
     """Raise if a CSV folder (`SELD=seld_dir`, `detection=det_dir`) records its CSV of one of the clips `paths` as made
     from another file of the same name (its `savgbench_clips.json`, written by the commands that compute rows): read
@@ -124,9 +129,9 @@ def refuse_stale_rows(paths, **folders) -> None:
     for what, folder in folders.items():
         if folder is None or not files or not (Path(folder) / CLIPS_FILE).is_file(): continue
         hashes = hashes if hashes is not None else clip_hashes(files)
-        if stale := sorted(stale_rows(folder, hashes)):
+        if stale := stale_rows(folder, hashes):
             raise MetadataError(f"{len(stale)} {what} CSV(s) here were made from other clips of the same name "
-                                f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}), so they do not describe "
+                                f"{_other_clips(stale)}, so they do not describe "
                                 "these clips; make them again: spatial_av_align_videos(CLIPS, seld_dir=..., det_dir=..., "
                                 "seld_checkpoint=..., detector=...), `savgbench spatial-align` and `savgbench evaluate` "
                                 "remake such CSVs", path=folder)
@@ -185,7 +190,7 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file() and n not in stale}
         if stale and compute is not None:
             print(f"note: {len(stale)} {what} CSV(s) of {folder} were made from other clips of the same name "
-                  f"({', '.join(sorted(stale)[:3])}{', ...' if len(stale) > 3 else ''}); they are made again", file=sys.stderr)
+                  f"{_other_clips(stale)}; they are made again", file=sys.stderr)
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
         if have and rec is None and explicit:          # asked for one model's rows, given rows nothing vouches for
             print(f"note: {len(have)} {what} CSV(s) of {folder} are read as they are, but nothing records what made them "
@@ -202,10 +207,10 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
         if compute is None:
-            redo = sorted(stale & {Path(p).stem for p in todo})
+            redo = stale & {Path(p).stem for p in todo}
             if redo:                                    # there, but of another clip: say so, not "not found"
                 raise MetadataError(f"{len(redo)} {what} CSV(s) here were made from other clips of the same name "
-                                    f"({', '.join(redo[:3])}{', ...' if len(redo) > 3 else ''}) and there is nothing "
+                                    f"{_other_clips(redo)} and there is nothing "
                                     "to make them again with: " + ("name the detector (detector=..., --detector)"
                                     if what == "detection" else "name the SELD model (seld_checkpoint=..., "
                                     "--seld-checkpoint)"), path=folder)

@@ -299,18 +299,15 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
     return fig
 
 # %% ../../nbs/54_sample.ipynb #ccfa3bce
-def _settings(a, precision: str, model=None, sr=None) -> dict:
-    """What a run's clips depend on (weights by content, not by path): the checkpoint files' sha256 and, given the
-    loaded models, their weights' (so that `generate_clips` can go on with the folder, and the command with one it made)."""
-    s = dict(checkpoint_sha256=sha256_file(a.checkpoint), seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,
-             steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, precision=precision,
-             compiled=a.compile != 'none', audio_codec=a.audio_codec,
-             sr_checkpoint_sha256=sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None,
-             upscale='super-resolution' if a.sr_checkpoint else 'bicubic')
-    if a.sr_checkpoint: s.update(sr_steps=a.sr_steps, sr_T=a.sr_T, sr_input='raw')   # the sampler's output, unclamped
-    if model is not None:
-        s.update(model_sha256=state_dict_sha256(model), sr_model_sha256=state_dict_sha256(sr) if sr is not None else None)
-    return s
+def _settings(a, precision: str, model, sr=None) -> dict:
+    """What a run's clips depend on: `clip_settings` (the loaded models' weights, so that `generate_clips` can go on
+    with the folder, and the command with one it made), and the checkpoint files' sha256. Made before the models are
+    compiled, so whether they will be is said by `--compile`."""
+    return {**clip_settings(model, sr, seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,
+                            steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, precision=precision,
+                            audio_codec=a.audio_codec, sr_steps=a.sr_steps, sr_T=a.sr_T),
+            'compiled': a.compile != 'none', 'checkpoint_sha256': sha256_file(a.checkpoint),
+            'sr_checkpoint_sha256': sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None}
 
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"

@@ -40,10 +40,14 @@ class SELDCounts:
         self.TP, self.FP, self.FP_spatial, self.FN, self.Nref = z(), z(), z(), z(), z()
         self.total_DE, self.DE_TP, self.DE_FP, self.DE_FN = z(), z(), z(), z()
         self.S = self.D = self.I = 0
+        self.ignored = dict(other_class=0, outside_scored_frames=0)   # predicted rows the scoring leaves out, as the reference
 
     def update(self, pred: pd.DataFrame, ref: pd.DataFrame, n_frames: int):
         "Add one clip: predicted and reference rows (frame, cls, x), both with SELD classes."
         P, G = _blocks(pred, n_frames), _blocks(ref, n_frames)
+        f, c = pred["frame"].to_numpy(), pred["cls"].to_numpy()     # (`_blocks` keeps the frames of its len(P) blocks)
+        self.ignored["other_class"] += int((~np.isin(c, range(self.n))).sum())
+        self.ignored["outside_scored_frames"] += int(((f < 0) | (f >= len(P) * 10)).sum())
         for gb, pb in zip(G, P):
             loc_fn = loc_fp = 0
             for c in range(self.n):
@@ -93,7 +97,7 @@ class SELDCounts:
         return {"ER": float(ER), "F": float(F.mean()), "LE": float(LE.mean()), "LR": float(LR.mean()), "SELD": float(SELD.mean()),
                 "ER_D": float(self.D / nref), "ER_I": float(self.I / nref), "ER_S": float(self.S / nref),
                 "P": float(Pre.mean()), "R": float(Rec.mean()), "LF": float(LF.mean()), "LP": float(LP.mean()),
-                "per_class": per_class}
+                "per_class": per_class, "ignored_predictions": dict(self.ignored)}
 
 # %% ../../nbs/24_seld_eval.ipynb #d7149875
 def read_seld_rows(path) -> pd.DataFrame:
@@ -108,7 +112,6 @@ def evaluate_seld(preds: dict, refs: dict, class_map: dict | None = SELD_CLASS, 
     missing_ref = sorted(set(preds) - set(refs))
     if missing_ref: raise MetadataError("predictions without a reference file", found=missing_ref[:5])
     counts = SELDCounts(n_classes, doa_threshold)
-    other_class = outside = 0                       # predicted rows the reference's scoring leaves out: counted, and said
     for name, pred in preds.items():
         ref = refs[name]
         if class_map is not None and len(ref):
@@ -117,11 +120,7 @@ def evaluate_seld(preds: dict, refs: dict, class_map: dict | None = SELD_CLASS, 
             ref = ref.assign(cls=[class_map[int(c)] for c in ref.cls])
         n_frames = int(ref.frame.max()) if len(ref) else CLIP.n_label_frames
         counts.update(pred, ref, n_frames)
-        lim = int(math.ceil(n_frames / 10)) * 10     # (`_blocks`: the 1 s blocks up to the last labelled frame)
-        other_class += int((~pred.cls.isin(range(n_classes))).sum())
-        outside += int(((pred.frame < 0) | (pred.frame >= lim)).sum())
     out = counts.scores()
-    out["ignored_predictions"] = dict(other_class=other_class, outside_scored_frames=outside)
     out["n_clips"], out["missing"] = len(preds), sorted(set(refs) - set(preds))
     return out
 

@@ -123,9 +123,12 @@ def write_seld_csv(rows: pd.DataFrame, path) -> Path:
     "Write SELD rows (frame, cls, x) in the reference's CSV format (atomic)."
     return io.write_seld_csv(path, rows)
 
-def seld_rows_source(checkpoint, reference_quirk: bool = True) -> dict:
-    "What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file, and the window rule when not the reference's."
-    return {**weights_source("seld_checkpoint", checkpoint), **({} if reference_quirk else {"reference_quirk": False})}
+def seld_rows_source(checkpoint, reference_quirk: bool = True, model=None) -> dict:
+    """What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file (None: the in-memory `model`, by
+    its weights' `state_dict_sha256`), and the window rule when not the reference's."""
+    made = (weights_source("seld_checkpoint", checkpoint) if checkpoint is not None else
+            {"seld_model": f"in memory ({type(model).__name__})", "sha256": state_dict_sha256(model)})
+    return {**made, **({} if reference_quirk else {"reference_quirk": False})}
 
 def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=None, batch_size: int = 40, device=None,
                reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64,
@@ -144,9 +147,7 @@ def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=Non
     rec = unknown = None
     if out_dir is not None:
         out_dir = Path(out_dir)
-        quirk = {} if reference_quirk else {"reference_quirk": False}
-        source = source or (seld_rows_source(ck, reference_quirk) if ck is not None else
-                            {"seld_model": f"in memory ({type(model).__name__})", "sha256": state_dict_sha256(model), **quirk})
+        source = source or seld_rows_source(ck, reference_quirk, model)
         rec = read_rows_source(out_dir, "SELD") if out_dir.is_dir() else None
         refuse_other_source(out_dir, rec, source, "SELD rows", option="another out_dir (--out)")
         mine = {p.stem for p in paths}
