@@ -96,7 +96,9 @@ STEPS_2M = 20                                           # network evaluations of
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 
 def _autocast(device, precision):
-    if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS})")
+    if precision not in PRECISIONS:
+        hint = " ('no' is the training's name for fp32)" if precision == 'no' else ""
+        raise ValueError(f"unknown precision {precision!r} (expected one of {PRECISIONS}){hint}")
     if precision == 'fp32': return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if precision == 'bf16' else torch.float16)
 
@@ -339,8 +341,9 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--sr-frames-per-batch', type=at_least(1), default=None,
                    help='frames per SR network call, to fit a smaller GPU (default: all frames of a batch; the clips '
                         'change by float rounding at most)')
-    p.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'), help='default: bf16 on GPU (the reference sampled in fp32: '
-                   '--precision fp32 matches it), fp32 on CPU')
+    p.add_argument('--precision', '--mixed-precision', dest='precision', default=None, choices=('fp32', 'no', 'bf16', 'fp16'),
+                   help='default: bf16 on GPU (the reference sampled in fp32: --precision fp32 matches it), fp32 on CPU; '
+                        "train-joint's spelling is accepted too (--mixed-precision no = fp32)")
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda if available; under accelerate launch, '
                    'each process its own GPU)')
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'), help="the clips' audio: AAC as the dataset's, "
@@ -372,7 +375,7 @@ def sample_cli(argv=None) -> int:
     from accelerate import PartialState
     state = PartialState(cpu=a.device == 'cpu')
     dev = asked if asked is not None and asked.type != 'cpu' and state.num_processes == 1 else state.device
-    precision = a.precision or ('bf16' if dev.type == 'cuda' else 'fp32')
+    precision = {'no': 'fp32'}.get(a.precision, a.precision) or ('bf16' if dev.type == 'cuda' else 'fp32')
     model = load_joint_model(a.checkpoint, a.preset, dev)
     sr = load_sr_model(a.sr_checkpoint, a.sr_preset, dev) if a.sr_checkpoint else None
     if sr is not None:                                  # impossible SR settings: refused before any sampling

@@ -187,7 +187,8 @@ class TrainConfig:
         if not 0 < self.lr < math.inf: raise ValueError(f"TrainConfig.lr must be positive and finite, not {self.lr}")
         if not 0 <= self.ema_rate < 1: raise ValueError(f"TrainConfig.ema_rate must lie in [0, 1), not {self.ema_rate}")
         if self.mixed_precision not in ('no', 'bf16', 'fp16'):
-            raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}")
+            hint = " ('no' is fp32 here, as accelerate names it)" if self.mixed_precision == 'fp32' else ""
+            raise ValueError(f"TrainConfig.mixed_precision must be 'no', 'bf16' or 'fp16', not {self.mixed_precision!r}{hint}")
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     "The seed of everything random in one training step of one process."
@@ -751,9 +752,10 @@ def _train_parser(prog, sr=False):
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
     p.add_argument('--lr', type=float, default=2e-4 if not sr else 1e-4, help='AdamW learning rate (no weight decay)')
     p.add_argument('--ema-rate', type=float, default=0.9999, help='decay of the EMA weights that sampling uses')
-    p.add_argument('--mixed-precision', default=None, choices=('no', 'bf16', 'fp16'),
+    p.add_argument('--mixed-precision', '--precision', dest='mixed_precision', default=None, choices=('no', 'fp32', 'bf16', 'fp16'),
                    help='autocast precision (default: bf16 on a GPU; no on a CPU, where bf16 runs slower; a resumed run '
-                        'keeps its own); fp16 adds a loss scaler, on a GPU only')
+                        "keeps its own); fp16 adds a loss scaler, on a GPU only; sample's spelling is accepted too "
+                        "(--precision fp32 = no)")
     p.add_argument('--gradient-checkpointing', action='store_true',
                    help='recompute activations in the backward pass: less memory, slower steps')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
@@ -795,7 +797,7 @@ def _recorded_precision(out_dir) -> str | None:
     return (ck.get('train_config') or {}).get('mixed_precision') if isinstance(ck, dict) else None
 
 def _cfg_from(a, sr=False) -> TrainConfig:
-    precision = a.mixed_precision or (not a.no_resume and _recorded_precision(a.out)) or \
+    precision = {'fp32': 'no'}.get(a.mixed_precision, a.mixed_precision) or (not a.no_resume and _recorded_precision(a.out)) or \
                 ('bf16' if _gpu_available() else 'no')
     return TrainConfig(preset=a.preset, batch_size=a.batch_size, lr=a.lr, ema_rate=a.ema_rate, max_steps=a.steps,
                        mixed_precision=precision, gradient_checkpointing=a.gradient_checkpointing, seed=a.seed,

@@ -48,7 +48,7 @@ def check_stereo(audio, sample_rate: int = SR, path=None, resample: bool = False
     a = a.astype(np.float64)
     if sample_rate != SR:
         if not resample:
-            raise AudioFormatError("wrong sample rate", path, found=sample_rate, expected=SR)
+            raise AudioFormatError("wrong sample rate (resample=True converts it)", path, found=sample_rate, expected=SR)
         import librosa
         a = librosa.resample(a, orig_sr=sample_rate, target_sr=SR, res_type="soxr_hq", axis=-1)
     if a.shape[1] < min_samples:

@@ -81,8 +81,10 @@ def _run_windows(model, windows: torch.Tensor, batch_size: int, device) -> tuple
     return np.concatenate(seds), np.concatenate(doas)
 
 def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, device=None, reference_quirk: bool = True,
-                 threshold: float = THRESHOLD, sample_rate: int = CLIP.sample_rate, names=None, progress: bool = False) -> list[pd.DataFrame]:
-    "SELD rows (frame, cls, x) of each stereo clip in `audios` (arrays (2, n)), batched across clips."
+                 threshold: float = THRESHOLD, sample_rate: int = CLIP.sample_rate, names=None, progress: bool = False,
+                 resample: bool = False) -> list[pd.DataFrame]:
+    """SELD rows (frame, cls, x) of each stereo clip in `audios` (arrays (2, n) at `sample_rate`), batched across clips.
+    Audio at another rate than 16 kHz is refused unless `resample` (then converted as `seld_files` converts files)."""
     if int(batch_size) < 1: raise SAVGBenchError("batch_size must be at least 1", found=batch_size, expected=">= 1")
     if (isinstance(audios, np.ndarray) or torch.is_tensor(audios)) and audios.ndim == 2:
         raise SAVGBenchError("predict_seld takes a list of clips: give one clip as [audio]", found=tuple(audios.shape))
@@ -111,7 +113,7 @@ def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, dev
             out[i] = windows_to_rows(sed[o:o + k], doa[o:o + k], lab, dur, threshold); o += k
         pending = pending[len(run):]
     for i, audio in enumerate(tqdm(audios, desc="seld", disable=not progress)):
-        feats, dur = clip_features(audio, sample_rate, phase=model.config.phase, path=names[i])
+        feats, dur = clip_features(audio, sample_rate, phase=model.config.phase, path=names[i], resample=resample)
         starts, labels = window_starts(dur, reference_quirk)
         pending.append((i, feature_windows(feats, starts), labels, dur))
         flush()
