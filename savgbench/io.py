@@ -6,7 +6,8 @@ Docs: https://savgbench.github.io/savgbench/io.html.md"""
 
 # %% ../nbs/01_io.ipynb #5e5e16f9
 from __future__ import annotations
-import math, os, re, warnings
+import math, os, re, threading, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -21,14 +22,57 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path)
 
 # %% auto #0
-__all__ = ['STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'write_clip', 'ClipInfo',
-           'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio',
+__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS',
+           'VIDEO_EXTS', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo', 'Clip',
+           'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio',
            'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
            'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
            'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
            'find_videos', 'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
+_avutil_lib, _cpu_lock = [], threading.RLock()
+
+def _avutil():
+    "The libavutil PyAV runs on (the one loaded in this process), or None where it cannot be found."
+    if not _avutil_lib:
+        import ctypes
+        lib = None
+        try:                                            # Linux: the copy already loaded (PyAV's bundled one, or the system's)
+            maps = Path("/proc/self/maps").read_text().split() if Path("/proc/self/maps").exists() else []
+            found = sorted({m for m in maps if "libavutil" in Path(m).name})
+            if not found: found = sorted(str(p) for p in Path(av.__file__).parent.parent.glob("av*/libavutil*"))
+            lib = ctypes.CDLL(found[0]) if found else None
+            if lib is not None: lib.av_get_cpu_flags.restype = ctypes.c_int
+        except OSError: lib = None
+        _avutil_lib.append(lib)
+    return _avutil_lib[0]
+
+@contextmanager
+def ffmpeg_plain_code():
+    """FFmpeg codecs opened in this block run FFmpeg's C code, not the SIMD code it would pick for this CPU, so that
+    what they write or decode is the same on every machine (a no-op where libavutil cannot be found)."""
+    lib = _avutil()
+    if lib is None: yield; return
+    with _cpu_lock:
+        was = lib.av_get_cpu_flags()                # what FFmpeg used before: the CPU's, or flags someone forced
+        lib.av_force_cpu_flags(0)
+        try: yield
+        finally: lib.av_force_cpu_flags(was)
+
+SWS_EXACT = 0x40000 | 0x80000          # SWS_ACCURATE_RND | SWS_BITEXACT (passed with swscale's interpolation flags)
+SWS_POINT, SWS_BILINEAR = 0x10, 0x2
+
+def frame_to_array(frame: av.VideoFrame, format: str = "rgb24") -> np.ndarray:
+    "A decoded frame as a uint8 (H, W, 3) array in `format` ('rgb24' or 'bgr24'), the same bytes on every machine."
+    return frame.reformat(format=format, interpolation=SWS_POINT | SWS_EXACT).to_ndarray()
+
+def array_to_frame(rgb: np.ndarray) -> av.VideoFrame:
+    "A uint8 RGB (H, W, 3) array as a yuv420p frame to encode, the same bytes on every machine."
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
+        format="yuv420p", interpolation=SWS_BILINEAR | SWS_EXACT)
+
+# %% ../nbs/01_io.ipynb #aac80095
 def _check_video_array(video, what="video"):
     video = np.asarray(video)
     if video.ndim != 4 or video.shape[-1] != 3:
@@ -51,7 +95,7 @@ def _check_audio_array(audio, what="audio"):
         raise AudioFormatError(f"{what} contains NaN or infinite samples", found="non-finite", expected="finite samples")
     return audio.astype(np.float32, copy=False)
 
-# %% ../nbs/01_io.ipynb #edb1493c
+# %% ../nbs/01_io.ipynb #2a3e5a60
 def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLIP.sample_rate,
                audio_codec: str = "aac", crf: int = 18, audio_bitrate: int = 192_000) -> Path:
     "Write RGB `video` (T,H,W,3 uint8) and `audio` (C,N float in [-1,1]) to an mp4 at `path`, atomically."
@@ -62,7 +106,7 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
     T, H, W, _ = video.shape
     rate = Fraction(fps).limit_denominator(1001)
     layout = "stereo" if audio.shape[0] == 2 else "mono"
-    with atomic_path(path) as tmp_path:
+    with atomic_path(path) as tmp_path, ffmpeg_plain_code():
         with av.open(str(tmp_path), "w", format="mp4") as out:
             vs = out.add_stream("libx264", rate=rate)
             vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
@@ -74,7 +118,7 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
                 as_ = out.add_stream("pcm_s16le", rate=sample_rate); fmt = "s16"
             as_.layout = layout
             for i in range(T):
-                frame = av.VideoFrame.from_ndarray(video[i], format="rgb24"); frame.pts = i
+                frame = array_to_frame(video[i]); frame.pts = i
                 for pkt in vs.encode(frame): out.mux(pkt)
             for pkt in vs.encode(): out.mux(pkt)
             over = int((np.abs(audio) > 1).sum())
@@ -91,7 +135,7 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
             for pkt in as_.encode(): out.mux(pkt)
     return path
 
-# %% ../nbs/01_io.ipynb #2a3e5a60
+# %% ../nbs/01_io.ipynb #380cc061
 @dataclass
 class ClipInfo:
     "What a media file holds (from `probe_clip`)."
@@ -147,7 +191,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
     path = Path(path)
     info = ClipInfo(path)
     frames, chunks, times = [], [], []
-    with _open(path, what) as c:
+    with _open(path, what) as c, ffmpeg_plain_code():
         vs = c.streams.video[0] if c.streams.video else None
         as_ = c.streams.audio[0] if c.streams.audio else None
         if vs is not None:
@@ -167,7 +211,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
                 if isinstance(frame, av.VideoFrame):
                     info.n_frames += 1
                     if frame.pts is not None: times.append(float(frame.pts * frame.time_base))
-                    if video: frames.append(frame.to_ndarray(format="rgb24"))
+                    if video: frames.append(frame_to_array(frame))
                 else:  # audio is decoded unless skipped: its length is only known by decoding
                     if info.audio_start is None and frame.pts is not None: info.audio_start = float(frame.pts * frame.time_base)
                     for g in resampler.resample(frame): chunks.append(g.to_ndarray())
@@ -188,12 +232,12 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
     vid = np.stack(frames) if (video and frames) else None
     return info, vid, wav
 
-# %% ../nbs/01_io.ipynb #1475c99b
+# %% ../nbs/01_io.ipynb #14be2db3
 def probe_clip(path) -> ClipInfo:
     "Decode the file at `path` once and report fps, frame count, size, sample rate, channels and length."
     return _decode(path, video=False, audio=False)[0]
 
-# %% ../nbs/01_io.ipynb #14be2db3
+# %% ../nbs/01_io.ipynb #da8a238b
 def clip_problems(path, spec: ClipSpec = CLIP, tol_s: float = 0.08,
                   check_audio_values: bool = True) -> tuple[ClipInfo, list[ClipFormatError]]:
     """The clip's `ClipInfo` and everything that keeps it from being a SAVGBench clip, in `validate_clip`'s order (a
@@ -233,7 +277,7 @@ def validate_clip(path, spec: ClipSpec = CLIP, tol_s: float = 0.08, check_audio_
     if problems: raise problems[0]
     return info
 
-# %% ../nbs/01_io.ipynb #da8a238b
+# %% ../nbs/01_io.ipynb #8d5469a2
 def read_clip(path, validate: bool = True, spec: ClipSpec = CLIP) -> Clip:
     "Decode a clip into a `Clip` (video uint8 RGB (T,H,W,3), audio float32 (C,N)); validate it first by default."
     if validate: validate_clip(path, spec)
@@ -265,7 +309,7 @@ def read_clip_audio_int16(path, sample_rate: int | None = CLIP.sample_rate) -> n
         x = librosa.resample(x, orig_sr=info.sample_rate, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
     return x
 
-# %% ../nbs/01_io.ipynb #8d5469a2
+# %% ../nbs/01_io.ipynb #ef8464a4
 def read_foa(path, expected_sr: int = STARSS_FOA_SR) -> tuple[np.ndarray, int]:
     "Read a first-order Ambisonics wav (channels W, Y, Z, X; ACN/SN3D) as float32 (4, N)."
     path = Path(path)
@@ -287,7 +331,7 @@ def write_foa(path, foa, sample_rate: int = STARSS_FOA_SR) -> Path:
     with atomic_path(path) as t: sf.write(str(t), np.clip(foa, -1, 1).T, sample_rate, subtype="PCM_16", format="WAV")
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #c7fb2cca
+# %% ../nbs/01_io.ipynb #dbfabdb7
 class EquirectVideo:
     "A 360° equirectangular video: exact time→frame mapping and single-pass decoding of wanted frames."
     def __init__(self, path):
@@ -320,7 +364,7 @@ class EquirectVideo:
                 for frame in c.decode(video=0):
                     i += 1
                     if i == wanted[k]:
-                        yield i, frame.to_ndarray(format="rgb24")
+                        yield i, frame_to_array(frame)
                         k += 1
                         if k == len(wanted): return
         except av.error.FFmpegError as e:
@@ -329,7 +373,7 @@ class EquirectVideo:
                               found=f"{i + 1} frames", expected=f"frame {wanted[k]}")
     def __repr__(self): return f"EquirectVideo({self.path.name!r}, {self.width}x{self.height} @ {self.fps} fps, {self.n_frames} frames)"
 
-# %% ../nbs/01_io.ipynb #dbfabdb7
+# %% ../nbs/01_io.ipynb #4fe49983
 STARSS_COLUMNS = ("frame", "cls", "source", "azimuth", "elevation", "distance")
 CLIP_META_COLUMNS = ("frame", "cls", "x", "y", "azi_rot", "ele_rot")
 SELD_COLUMNS = ("frame", "cls", "x")
@@ -374,7 +418,7 @@ def _write_csv(path, df, columns, float_format=None):
         else: df[cols].to_csv(t, header=False, index=False, float_format=float_format)
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #d7855a03
+# %% ../nbs/01_io.ipynb #f2ea7918
 def read_starss_metadata(path) -> pd.DataFrame:
     """Read a STARSS23 label CSV (5 or 6 integer columns, no header); classes, azimuths (-180..180) and elevations
     (-90..90) outside their ranges are errors naming the first bad row."""
@@ -428,7 +472,7 @@ def write_detections_csv(path, rows) -> Path:
     with atomic_path(path) as t: t.write_text(format_detections_csv(rows))
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #f2ea7918
+# %% ../nbs/01_io.ipynb #7ebad4b0
 def metadata_path_for(video_path) -> Path:
     "The label CSV of a clip: `.../video_X/NAME.mp4` → `.../metadata_X/NAME.csv`."
     p = Path(video_path)
@@ -443,7 +487,7 @@ def list_clips(folder) -> list[Path]:
     if not folder.is_dir(): raise SAVGBenchError("clip folder does not exist", path=folder)
     return sorted(folder.glob("*.mp4"))
 
-VIDEO_EXTS = ("mp4", "avi", "gif")
+VIDEO_EXTS = ("mp4", "avi", "gif", "mov", "m4v", "mkv", "webm")   # the reference's three, and the common containers
 
 def find_videos(folder) -> list[Path]:
     """The video files (`VIDEO_EXTS`, any case) under `folder` and its subfolders, each folder's entries sorted by name
@@ -456,7 +500,7 @@ def find_videos(folder) -> list[Path]:
         elif p.is_dir(): out.extend(find_videos(p))
     return out
 
-# %% ../nbs/01_io.ipynb #7ebad4b0
+# %% ../nbs/01_io.ipynb #342718c9
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
                 hint: str = "convert them, or leave them out") -> tuple[list[Path], dict[str, str]]:
     """Check every clip against the SAVGBench format (`clip_problems`: the container and the audio are read, not the
@@ -481,7 +525,7 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
                               f"audio of {spec.seconds:g} s): {listed}; {hint}")
     return good, bad
 
-# %% ../nbs/01_io.ipynb #342718c9
+# %% ../nbs/01_io.ipynb #a7e5e92c
 def check_clips_cli(argv=None) -> int:
     "`savgbench check-clips`: which clips have the SAVGBench format; each other one is named with what is wrong."
     import argparse

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
                             H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
+from .io import frame_to_array
 
 # %% auto #0
 __all__ = ['SYNTH_SR', 'SYNTH_VIDEO_FPS', 'PERSON_CLASSES', 'DISTRACTOR_CLASSES', 'SAMPLES_PER_FRAME', 'TIMGM6MB', 'ROOM_SIZE',
@@ -669,7 +670,7 @@ def read_video_frames(path, times) -> dict[float, np.ndarray]:
     with av.open(str(path)) as c:
         st = c.streams.video[0]; want = {int(round(t * float(st.average_rate))): t for t in times}; got = {}
         for i, f in enumerate(c.decode(st)):
-            if i in want: got[want[i]] = f.to_ndarray(format="rgb24")
+            if i in want: got[want[i]] = frame_to_array(f)
             if len(got) == len(want): break
     return got
 

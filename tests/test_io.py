@@ -180,3 +180,48 @@ def test_infinite_values_in_csvs_are_refused(tmp_path):
 def test_writing_audio_beyond_full_scale_warns(tmp_path):
     a = _audio(); a[0, :10] = 1.5
     with pytest.warns(UserWarning, match="10 audio samples beyond"): write_clip(tmp_path / "loud.mp4", _video(), a)
+
+# The same pixels on every machine: FFmpeg's swscale and OpenCV pick SIMD code by the CPU, and their default rounding
+# differs with it. A second process with FFmpeg's SIMD code switched off (av_force_cpu_flags(0)) and OpenCV's AVX code
+# disabled stands in for another machine: the clip written, the frames read and the flow magnitudes must be the same.
+_PROBE = r'''
+import glob, hashlib, os, sys
+import av, numpy as np
+if sys.argv[1] == "plain":
+    import ctypes
+    ctypes.CDLL(sys.argv[3]).av_force_cpu_flags(0)
+import cv2
+from savgbench.io import write_clip, read_clip, read_clip_video, read_clip_audio_int16, array_to_frame
+from savgbench.align.temporal import read_video_bgr, flow_trajectory
+yy, xx = np.mgrid[:256, :256]
+video = np.stack([np.stack([(xx * 3 + 5 * t) % 256, (yy + xx // 2) % 256, (90 + 40 * np.sin(xx / 9.0 + t)).astype(int)], -1)
+                  for t in range(20)]).astype(np.uint8)
+audio = 0.2 * np.sin(np.arange(80000)[None] / 7.0 + np.array([[0.0], [1.0]]))
+p = write_clip(os.path.join(sys.argv[2], "c.mp4"), video, audio.astype(np.float32))
+out = dict(file=hashlib.sha256(p.read_bytes()).hexdigest(),
+           rgb=hashlib.sha256(read_clip_video(p).tobytes()).hexdigest(),
+           audio=hashlib.sha256(read_clip(p).audio.tobytes()).hexdigest(),
+           audio16=hashlib.sha256(read_clip_audio_int16(p).tobytes()).hexdigest(),
+           yuv=hashlib.sha256(b"".join(bytes(pl) for pl in array_to_frame(video[3]).planes)).hexdigest(),
+           flow=repr(flow_trajectory(read_video_bgr(p)[0]).tolist()),
+           default_rgb=hashlib.sha256(np.stack([f.to_ndarray(format="rgb24") for f in av.open(str(p)).decode(video=0)]).tobytes()).hexdigest(),
+           flags=int(__import__("ctypes").CDLL(sys.argv[3]).av_get_cpu_flags()) if len(sys.argv) > 3 else None,
+           cv2_optimized=cv2.useOptimized())
+print(repr(out))
+'''
+
+def test_pixels_and_flow_are_the_same_without_simd_code(tmp_path):
+    import ast, subprocess, sys, av
+    libs = sorted(Path(av.__file__).parent.parent.glob("av.libs/libavutil*"))
+    if not libs: pytest.skip("PyAV without its bundled FFmpeg libraries (av.libs): cannot switch off FFmpeg's SIMD code")
+    res = {}
+    for mode in ("auto", "plain"):
+        d = tmp_path / mode; d.mkdir()
+        env = {**__import__("os").environ, **({"OPENCV_CPU_DISABLE": "AVX512_SKX,AVX2,FMA3,AVX"} if mode == "plain" else {})}
+        r = subprocess.run([sys.executable, "-c", _PROBE, mode, str(d), str(libs[0])], capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        res[mode] = ast.literal_eval(r.stdout.strip().splitlines()[-1])
+    assert res["plain"]["flags"] == 0 and res["auto"]["flags"] != 0      # the second process really runs FFmpeg's C code
+    for k in ("file", "rgb", "audio", "audio16", "yuv", "flow"):
+        assert res["auto"][k] == res["plain"][k], k

@@ -7,6 +7,7 @@ Docs: https://savgbench.github.io/savgbench/temporal_align.html.md"""
 # %% ../../nbs/33_temporal_align.ipynb #ca0b0a4f
 from __future__ import annotations
 import argparse, json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from tqdm.auto import tqdm
 from ..core import ClipFormatError, SAVGBenchError, atomic_path
 
 # %% auto #0
-__all__ = ['FARNEBACK', 'ONSET_SR', 'ONSET_HOP', 'PEAK_PICK', 'flow_magnitude', 'flow_trajectory', 'local_max_times',
-           'onset_audio', 'onset_times', 'peak_iou', 'FileAlign', 'TemporalAlignResult', 'temporal_align_arrays',
-           'read_video_cv2', 'temporal_align_file', 'mean_score', 'temporal_av_align', 'temporal_align_cli']
+__all__ = ['FARNEBACK', 'ONSET_SR', 'ONSET_HOP', 'PEAK_PICK', 'flow_magnitude', 'plain_opencv', 'flow_trajectory',
+           'local_max_times', 'onset_audio', 'onset_times', 'peak_iou', 'FileAlign', 'TemporalAlignResult',
+           'temporal_align_arrays', 'read_video_bgr', 'read_video_cv2', 'temporal_align_file', 'mean_score',
+           'temporal_av_align', 'temporal_align_cli']
 
 # %% ../../nbs/33_temporal_align.ipynb #692b00fc
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
@@ -30,10 +32,19 @@ def flow_magnitude(prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> float:
     flow = cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK)
     return cv2.mean(cv2.magnitude(flow[..., 0], flow[..., 1]))[0]
 
+@contextmanager
+def plain_opencv():
+    "Run OpenCV's plain code, not the SIMD code it picks for this CPU (whose rounding differs from CPU to CPU)."
+    was = cv2.useOptimized()
+    cv2.setUseOptimized(False)
+    try: yield
+    finally: cv2.setUseOptimized(was)
+
 def flow_trajectory(frames_bgr) -> np.ndarray:
-    "[m_1, m_1, m_2, …, m_{n−1}]: one flow magnitude per frame, the first one duplicated."
+    "[m_1, m_1, m_2, …, m_{n−1}]: one flow magnitude per frame, the first one duplicated (the same on every CPU)."
     if len(frames_bgr) < 2: raise ValueError(f"need at least 2 frames, got {len(frames_bgr)}")
-    m = [flow_magnitude(frames_bgr[i - 1], frames_bgr[i]) for i in range(1, len(frames_bgr))]
+    with plain_opencv():
+        m = [flow_magnitude(frames_bgr[i - 1], frames_bgr[i]) for i in range(1, len(frames_bgr))]
     return np.array([m[0]] + m)
 
 def local_max_times(traj, fps: float) -> np.ndarray:
@@ -102,8 +113,24 @@ def temporal_align_arrays(frames_bgr, fps: float, audio, sample_rate: int, name:
     ap = onset_times(onset_audio(audio, sample_rate))
     return FileAlign(name, peak_iou(ap, vp, fps), ap.tolist(), vp.tolist(), fps)
 
+def read_video_bgr(path) -> tuple:
+    "All frames (BGR) and the frame rate of a video, as OpenCV gives them but the same bytes on every machine."
+    import av
+    from savgbench.io import frame_to_array
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video: raise ClipFormatError("no video stream", path=path)
+            vs = c.streams.video[0]
+            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+            fps = float(rate) if rate else 0.0
+            frames = [frame_to_array(f, "bgr24") for f in c.decode(vs)]
+    except av.error.FFmpegError as e: raise ClipFormatError(f"cannot decode the video: {e}", path=path) from None
+    if len(frames) < 2: raise ClipFormatError("fewer than 2 video frames", path=path, found=len(frames))
+    if not fps > 0: raise ClipFormatError("no frame rate", path=path, found=fps)
+    return frames, fps
+
 def read_video_cv2(path) -> tuple:
-    "All frames (BGR) and the frame rate of a video, read with OpenCV like the reference."
+    "All frames (BGR) and the frame rate of a video, read with OpenCV like the reference (bytes vary by CPU)."
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened(): raise ClipFormatError("cannot open the video", path=path)
     fps, frames = cap.get(cv2.CAP_PROP_FPS), []
@@ -121,7 +148,7 @@ def temporal_align_file(path) -> FileAlign:
     from savgbench.io import read_clip_audio_int16, probe_clip
     path = Path(path)
     if not path.is_file(): raise ClipFormatError("video not found", path=path)
-    frames, fps = read_video_cv2(path)
+    frames, fps = read_video_bgr(path)
     audio = read_clip_audio_int16(path, sample_rate=None)
     return temporal_align_arrays(frames, fps, audio, probe_clip(path).sample_rate, path.stem)
 
