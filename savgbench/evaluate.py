@@ -297,30 +297,33 @@ def extract_audioclip(model, entries, batches, protocol, cache: FeatureCache, mo
     return dict(_gather(found))
 
 # %% ../nbs/44_evaluate.ipynb #37d289e2
-def _run_align(module: str, fn: str, argv: list, quiet: bool = False) -> tuple[dict | None, str | None]:
-    import importlib, io as _io
+def _run_align(module: str, fn: str, run) -> tuple[dict | None, str | None]:
+    """(the JSON data of `run(module.fn)`'s result, as its command's `--out` holds it, None), or (None, why): the module
+    or the function is missing, or it raised a `SAVGBenchError`."""
+    import importlib
     try: mod = importlib.import_module(module)
     except ImportError as e: return None, f"{module} is not available in this installation ({e})"
     if not hasattr(mod, fn): return None, f"{module} has no {fn}()"
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "align.json"
-        try:
-            with contextlib.redirect_stdout(_io.StringIO()), \
-                 (contextlib.redirect_stderr(_io.StringIO()) if quiet else contextlib.nullcontext()):   # progress bars
-                rc = getattr(mod, fn)(argv + ["--out", str(out)])
-        except SAVGBenchError as e: return None, str(e)
-        except SystemExit as e: return None, f"{fn} refused its arguments (exit status {e.code})"
-        if rc not in (0, None) or not out.is_file(): return None, f"{fn} exited with {rc}"
-        return json.loads(out.read_text()), None
+    try: res = run(getattr(mod, fn))
+    except SAVGBenchError as e: return None, str(e)
+    return json.loads(json.dumps(res.to_dict())), None
+
+def _align_clips(gen_dir, checked: bool, progress: bool) -> list:
+    "The clips of a folder, list file or clip; unless `checked`, a clip not in the SAVGBench format stops it (named)."
+    from savgbench.detect import list_videos as clips_of
+    from savgbench.io import check_clips
+    paths = clips_of(gen_dir)
+    return paths if checked else check_clips(paths, progress=progress, hint="convert them, or leave them out")[0]
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
-                     offline: bool = True, quiet: bool = False, checked: bool = False, seld_dir=None,
+                     offline: bool = True, progress: bool = True, checked: bool = False, seld_dir=None,
                      det_dir=None, detector_weights_name: str = "yolox-tiny-mmdet") -> tuple[dict | None, str | None]:
     """(result JSON of `savgbench spatial-align`, with `weights`: the path and sha256 of each network file used, None)
     or (None, the reason it was skipped). `seld_checkpoint='demo'` uses the package's built-in demo SELD model (for
     demos: it is not the benchmark's network). `checked`: the clips are known to be SAVGBench clips. `seld_dir` /
     `det_dir` keep the SELD rows and person boxes (a CSV per clip), and those already there are used again.
-    `detector_weights_name`: the registry name of the YOLOX-tiny file (`yolox-tiny-megvii` for Megvii's)."""
+    `detector_weights_name`: the registry name of the YOLOX-tiny file (`yolox-tiny-megvii` for Megvii's). Notes on the
+    folders' rows are not printed: they are in the result (`seld_rows` / `detection_rows`, under `notes`)."""
     from savgbench.weights import resolve, sha256_file
     if seld_checkpoint == "demo":
         try:
@@ -329,10 +332,9 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         except ImportError as e: return None, f"the built-in demo SELD model is not available ({e})"
     else:
         try: seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
-        except WeightsError as e: return None, f"SELD checkpoint missing: {e}; --seld-checkpoint demo uses the built-in demo model"
-    argv = [str(gen_dir), "--seld-checkpoint", str(seld), "--detector", detector] + ["--any-format"] * checked
-    for opt, d in (("--seld-dir", seld_dir), ("--det-dir", det_dir)):
-        if d is not None: argv += [opt, str(d)]
+        except WeightsError as e:
+            return None, (f"SELD checkpoint missing: {e}; seld_checkpoint='demo' (--seld-checkpoint demo) uses the "
+                          "built-in demo model")
     from savgbench.weights import spec
     official = Path(seld).name == spec("seld-stereo-swa").filename      # (its sha256 is not published: by name)
     files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa" if official else "seld-other", Path(seld))}
@@ -341,19 +343,20 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         try: files["yolox-tiny"] = ((detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
                                     if detector_weights is not None else cached_yolox())   # mmdet's, else Megvii's
         except WeightsError as e: return None, f"detector weights missing: {e}"
-        argv += ["--weights", f"{files['yolox-tiny'][0]}={files['yolox-tiny'][1]}"]   # NAME=PATH: no path is misread
-    r, why = _run_align("savgbench.align.spatial", "spatial_align_cli", argv, quiet)
-    if why and detector == "oracle" and ("label CSV" in why or "metadata folder" in why):   # (not another error's)
-        why += " (the oracle detector reads each clip's labels, metadata_*/NAME.csv beside its video_*/ folder: real clips only)"
+    kw = dict(weights=files["yolox-tiny"][1]) if "yolox-tiny" in files else {}
+    r, why = _run_align("savgbench.align.spatial", "spatial_av_align_videos", lambda f: f(
+        _align_clips(gen_dir, checked, progress), seld_dir=seld_dir, det_dir=det_dir, seld_checkpoint=str(seld),
+        detector=detector, progress=progress, notes=False, **kw))
     if r is not None:
         r.update(seld_checkpoint=str(seld), detector=detector,
                  weights={k: dict(name=n, path=str(p), sha256=sha256_file(p)) for k, (n, p) in files.items()})
     return r, why
 
-def temporal_av_align(gen_dir, quiet: bool = False, checked: bool = False) -> tuple[dict | None, str | None]:
+def temporal_av_align(gen_dir, progress: bool = True, checked: bool = False) -> tuple[dict | None, str | None]:
     """(result JSON of `savgbench temporal-align`, None) or (None, the reason it was skipped). `checked`: the clips are
     known to be SAVGBench clips."""
-    return _run_align("savgbench.align.temporal", "temporal_align_cli", [str(gen_dir)] + ["--any-format"] * checked, quiet)
+    return _run_align("savgbench.align.temporal", "temporal_av_align",
+                      lambda f: f(_align_clips(gen_dir, checked, progress), progress=progress))
 
 # %% ../nbs/44_evaluate.ipynb #22676166
 METRICS = ("fvd", "kvd", "fad", "spatial", "temporal")
@@ -403,31 +406,27 @@ TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temp
 
 # %% ../nbs/44_evaluate.ipynb #e29ae715
 def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline,
-               quiet=False, rows_dirs=(None, None), detector_weights_name="yolox-tiny-mmdet"):
+               progress=True, rows_dirs=(None, None), detector_weights_name="yolox-tiny-mmdet"):
     "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
-        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, quiet, checked=True,
+        r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, progress, checked=True,
                                   seld_dir=rows_dirs[0], det_dir=rows_dirs[1], detector_weights_name=detector_weights_name)
+        for what in ("seld", "detection"):              # rows made again, or read with nothing recording what made them
+            res["warnings"] += [f"Spatial AV-Align: {n}" for n in ((r or {}).get(f"{what}_rows") or {}).get("notes", [])]
         if not why and r.get("score") is None: why = "undefined: the SELD model found no sound event in any clip"
         if why: res["skipped"]["spatial_av_align"] = why
         else:
             res["metrics"]["spatial_av_align"] = r.get("score")
             res["spatial_detail"] = {k: r.get(k) for k in ("tp", "fn", "total", "seld_checkpoint", "detector",
                                                             "seld_rows", "detection_rows")}
-            for what in ("seld", "detection"):          # rows read from a folder that does not record what made them
-                got = r.get(f"{what}_rows") or {}
-                if got.get("read") and isinstance(got.get("made_with"), str):
-                    res["warnings"].append(f"Spatial AV-Align: {got['read']} {'SELD' if what == 'seld' else 'detection'} "
-                                           f"CSV(s) of {got['read_from']} were read as they are, and nothing records what "
-                                           "made them: the score may not be that of the networks this result names")
             res["weights"].update(r.get("weights") or {})
             for c in r.get("clips") or []:
                 align_rows.setdefault(c["name"], {}).update(spatial_tp=c["tp"], spatial_fn=c["fn"], spatial_score=c["score"])
         timings["spatial_s"] = time.perf_counter() - t0
     if "temporal" in metrics:
         t0 = time.perf_counter()
-        r, why = temporal_av_align(gen_list, quiet, checked=True)
+        r, why = temporal_av_align(gen_list, progress, checked=True)
         if not why and r.get("score") is None: why = "undefined: no clip has an audio or video peak"
         if why: res["skipped"]["temporal_av_align"] = why
         else:
@@ -446,7 +445,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     `EVALUATE_WEIGHTS`) to paths;
     `i3d` / `audioclip` pass ready models instead (tests). Metrics whose weights or modules are missing are skipped
     with the reason in `skipped`. `seld_dir` / `det_dir` keep Spatial AV-Align's SELD rows and person boxes, a CSV per
-    clip, and a later run uses those already there (rows of another checkpoint or detector are refused)."""
+    clip, and a later run uses those already there (rows of another checkpoint or detector are refused; notes on them
+    go to `warnings`). `progress=False` turns off the progress bars only; `verbose=False` the printed table and
+    warnings."""
     from savgbench.metrics.stats import FeatureStats, frechet_distance_from_stats, kernel_distance
     P, weights = get_protocol(protocol), dict(weights or {})
     if set(weights) - set(EVALUATE_WEIGHTS):
@@ -575,7 +576,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
             yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
             _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint or weights.get("seld-stereo-swa"),
-                       detector, weights.get(yolox), offline, quiet=not progress, detector_weights_name=yolox,
+                       detector, weights.get(yolox), offline, progress=progress, detector_weights_name=yolox,
                        rows_dirs=(seld_dir, det_dir))
     return finish()
 
@@ -673,7 +674,8 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--det-dir", help="keep its person boxes here (NAME.csv per clip, as `savgbench detect` writes them); "
                     "a later run uses those already there")
     ap.add_argument("--device", help="cpu, cuda, ... (default: accelerate's)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars, table or warnings (the results JSON keeps them; "
+    ap.add_argument("--quiet", action="store_true", help="no progress bars, table or warnings (the results JSON keeps them, "
+                                                          "notes on the rows of --seld-dir/--det-dir among the warnings; "
                                                           "skipped metrics are still named)")
     a = ap.parse_args(argv)
     metrics = METRICS if a.metrics is None else tuple(m.strip() for m in a.metrics.split(",") if m.strip())

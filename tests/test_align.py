@@ -502,10 +502,10 @@ def test_scoring_commands_check_clips_as_evaluate_does(tmp_path, capsys):
     from savgbench.evaluate import spatial_av_align as evaluate_spatial
     from savgbench.seld.infer import demo_checkpoint
     from savgbench.weights import sha256_file
-    r, why = evaluate_spatial(v, "demo", "oracle", quiet=True)
+    r, why = evaluate_spatial(v, "demo", "oracle", progress=False)
     assert r is None and "1 of 3 clips are not SAVGBench clips" in why, why
     (tmp_path / "list.txt").write_text(f"{v / 'a.mp4'}\n")
-    r, why = evaluate_spatial(tmp_path / "list.txt", "demo", "oracle", quiet=True)
+    r, why = evaluate_spatial(tmp_path / "list.txt", "demo", "oracle", progress=False)
     assert why is None and r["weights"] == {"seld": {"name": "seld-demo", "path": str(demo_checkpoint()),
                                                      "sha256": sha256_file(demo_checkpoint())}}
 
@@ -548,6 +548,8 @@ def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path,
     capsys.readouterr()
     r2 = evaluate(sets["B"], None, **kw)                                      # other clips: their rows are made
     assert "spatial_av_align" not in r2["metrics"] and r2["skipped"]["spatial_av_align"].startswith("undefined"), r2
+    assert capsys.readouterr().err == ""                                      # progress=False, verbose=False: silent,
+    assert sum("(a, b); they are made again" in w for w in r2["warnings"]) == 2, r2["warnings"]   # and the notes kept
     assert (seld / "a.csv").read_text() == ""                                # the demo model's rows for B: none
     from savgbench.align.spatial import spatial_av_align_videos                # back to A: made again, and said
     spatial_av_align_videos(sets["A"], seld, det, seld_checkpoint=demo_checkpoint(), detector="oracle")
@@ -647,3 +649,61 @@ def test_rows_that_nothing_vouches_for_are_read_with_a_warning(tmp_path, capsys)
     capsys.readouterr()
     spatial_av_align_videos(v, seld_dir=seld, seld_checkpoint=demo_checkpoint(), detector="oracle")
     assert "they may not be the rows of the SELD model asked for" in capsys.readouterr().err
+
+
+def _clip_with_labels(folder, name="a", labels="10,0,30,70\n", seed=4):
+    "A noise clip `folder/video_x/NAME.mp4`, with its label CSV in `folder/metadata_x` when `labels` is given."
+    from savgbench.io import write_clip
+    rng = np.random.default_rng(seed)
+    v = folder / "video_x"; v.mkdir(parents=True, exist_ok=True)
+    write_clip(v / f"{name}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+               (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    if labels is not None:
+        (folder / "metadata_x").mkdir(exist_ok=True); (folder / "metadata_x" / f"{name}.csv").write_text(labels)
+    return v
+
+
+def test_evaluate_without_progress_turns_every_bar_off_and_keeps_the_notes(tmp_path, monkeypatch, capsys):
+    """`evaluate(..., progress=False)` creates the SELD model's, the detector's and Temporal AV-Align's progress bars
+    disabled (in a notebook tqdm draws widgets, which no stderr redirection hides), and the notes on the rows folders
+    are not swallowed with them: they are the result's warnings, printed with the table when `verbose`."""
+    import savgbench.align.temporal as T, savgbench.detect as D, savgbench.seld.infer as S
+    from tqdm.auto import tqdm as real_tqdm
+    from savgbench.evaluate import evaluate
+    from savgbench.core import write_rows_source, record_clips
+    from savgbench.seld.infer import seld_rows_source, demo_checkpoint
+    bars = []
+    def spy(*a, **k):
+        bars.append((k.get("desc"), k.get("disable", False)))
+        return real_tqdm(*a, **k)
+    for m in (T, D, S): monkeypatch.setattr(m, "tqdm", spy)
+    v = _clip_with_labels(tmp_path)
+    seld = tmp_path / "seld"; seld.mkdir(); (seld / "a.csv").write_text("10,0,30.0\n")
+    write_rows_source(seld, "SELD", seld_rows_source(demo_checkpoint()))
+    record_clips(seld, {"a": "0" * 64})                          # made from another a.mp4: made again, with a note
+    kw = dict(metrics=("spatial", "temporal"), seld_checkpoint="demo", detector="oracle", seld_dir=seld,
+              det_dir=tmp_path / "det")
+    res = evaluate(v, None, progress=False, verbose=False, **kw)
+    assert {"seld", "oracle", "temporal-align"} <= {d for d, _ in bars} and all(off for _, off in bars), bars
+    assert capsys.readouterr().err == ""
+    assert [w for w in res["warnings"] if "made again" in w] == [
+        f"Spatial AV-Align: 1 SELD CSV(s) of {seld} were made from other clips of the same name (a); they are made again"]
+    record_clips(seld, {"a": "0" * 64}); bars.clear()
+    res = evaluate(v, None, progress=False, verbose=True, **kw)  # the note printed once, as a warning, without bars
+    err = capsys.readouterr().err
+    assert err.count("they are made again") == 1 and "warning: Spatial AV-Align: 1 SELD CSV(s)" in err, err
+    assert "%|" not in err and all(off for _, off in bars), (err, bars)
+
+
+def test_oracle_without_labels_says_where_it_looked_and_how_each_caller_names_another_folder(tmp_path):
+    "The oracle detector's missing-labels error names the default place, the Python keyword and the option, once."
+    from savgbench.evaluate import evaluate
+    v = _clip_with_labels(tmp_path / "gen", labels=None)
+    res = evaluate(v, None, metrics=("spatial",), seld_checkpoint="demo", detector="oracle", progress=False,
+                   verbose=False)
+    why = res["skipped"]["spatial_av_align"]
+    assert why.startswith(f"{tmp_path / 'gen' / 'metadata_x' / 'a.csv'}: label CSV not found"), why
+    for said in ("metadata_dir=...", "--metadata-dir", "evaluate() and `savgbench evaluate` look there only",
+                 "use the hog or yolox-tiny detector"):
+        assert said in why, (said, why)
+    assert why.count("oracle detector") == 1 and "says where they are" not in why, why

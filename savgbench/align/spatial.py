@@ -157,7 +157,7 @@ def seld_rows_for(paths, checkpoint=None, progress: bool = True) -> dict:
     try: infer = importlib.import_module("savgbench.seld.infer")   # sys.modules first (plugins, tests)
     except ImportError as e:
         raise SAVGBenchError(f"SELD inference is not available (savgbench.seld.infer: {e}); "
-                             "pass --seld-dir with precomputed SELD CSVs") from None
+                             "give a folder of precomputed SELD CSVs: seld_dir=... (--seld-dir)") from None
     if hasattr(infer, "seld_checkpoint_path"): checkpoint = infer.seld_checkpoint_path(checkpoint)   # None: official
     paths = [Path(p) for p in paths]
     out = {p.stem: np.zeros((0, 3)) for p in paths}           # a clip without sounding frames has no rows
@@ -175,26 +175,35 @@ def seld_rows_for(paths, checkpoint=None, progress: bool = True) -> dict:
         return out
     raise SAVGBenchError("savgbench.seld.infer has neither seld_files nor seld_predict_dir")
 
+# how the messages name a rows folder and what makes missing rows, for Python and command-line callers alike
+_FOLDER_OPTION = {"SELD": "seld_dir=... / --seld-dir", "detection": "det_dir=... / --det-dir"}
+_MAKE_ROWS = {"SELD": "name the SELD model (seld_checkpoint=..., --seld-checkpoint)",
+              "detection": "name the detector (detector=..., --detector)"}
+
 def _fill(names, paths, folder, reader, writer, compute, what, source=None, explicit: bool = False,
-          hashes: dict | None = None) -> tuple[dict, dict]:
+          hashes: dict | None = None, notes: bool = True) -> tuple[dict, dict]:
     """Rows per clip: read from `folder` where present, otherwise computed (and written there if a folder is given),
     and where they came from. `source()` describes what `compute` uses; a folder records it in `ROWS_SOURCE_FILE`, and a
     run that asks for something else (`explicit`) or would add rows made otherwise is refused: a folder never mixes
     rows of two models without a word. With `hashes` (`clip_hashes`), a CSV recorded as made from another clip of the
-    same name is made again, and what is written is recorded."""
+    same name is made again, and what is written is recorded. What a user should know about the folder's rows is
+    kept in `info['notes']` and, with `notes`, also said on stderr."""
     have, info, rec = {}, dict(read=0, computed=0), None
+    def note(msg):
+        info.setdefault("notes", []).append(msg)
+        if notes: print(f"note: {msg}", file=sys.stderr)
     if folder is not None:
         folder = Path(folder)
         rec = read_rows_source(folder, what)
         stale = set(stale_rows(folder, hashes)) if hashes else set()
         have = {n: reader(folder / f"{n}.csv") for n in names if (folder / f"{n}.csv").is_file() and n not in stale}
         if stale and compute is not None:
-            print(f"note: {len(stale)} {what} CSV(s) of {folder} were made from other clips of the same name "
-                  f"{_other_clips(stale)}; they are made again", file=sys.stderr)
+            note(f"{len(stale)} {what} CSV(s) of {folder} were made from other clips of the same name "
+                 f"{_other_clips(stale)}; they are made again")
         if have: info.update(read=len(have), read_from=str(folder), made_with=rec or "unknown (CSVs made elsewhere)")
         if have and rec is None and explicit:          # asked for one model's rows, given rows nothing vouches for
-            print(f"note: {len(have)} {what} CSV(s) of {folder} are read as they are, but nothing records what made them "
-                  f"(no {ROWS_SOURCE_FILE}): they may not be the rows of the {what} model asked for", file=sys.stderr)
+            note(f"{len(have)} {what} CSV(s) of {folder} are read as they are, but nothing records what made them "
+                 f"(no {ROWS_SOURCE_FILE}): they may not be the rows of the {what} model asked for")
     todo = [p for n, p in zip(names, paths) if n not in have]
     want = None
     if rec is not None and source is not None and (explicit or todo):
@@ -202,7 +211,7 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
         except SAVGBenchError as e:                    # e.g. the official SELD weights, to fill a gap, are missing
             raise MetadataError(f"{what} CSV missing for {len(todo)} clip(s) and cannot be computed ({e}); the folder's "
                                 f"rows were made with {rec}", path=folder) from None
-        refuse_other_source(folder, rec, want, f"{what} rows", option={"SELD": "--seld-dir", "detection": "--det-dir"}[what])
+        refuse_other_source(folder, rec, want, f"{what} rows", option=_FOLDER_OPTION[what])
     if todo:
         if compute is None and folder is None:
             raise SAVGBenchError(f"no {what} rows: give a folder of {what} CSVs or a way to compute them")
@@ -211,10 +220,8 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
             if redo:                                    # there, but of another clip: say so, not "not found"
                 raise MetadataError(f"{len(redo)} {what} CSV(s) here were made from other clips of the same name "
                                     f"{_other_clips(redo)} and there is nothing "
-                                    "to make them again with: " + ("name the detector (detector=..., --detector)"
-                                    if what == "detection" else "name the SELD model (seld_checkpoint=..., "
-                                    "--seld-checkpoint)"), path=folder)
-            raise MetadataError(f"{what} CSV not found and nothing to compute it with",
+                                    "to make them again with: " + _MAKE_ROWS[what], path=folder)
+            raise MetadataError(f"{what} CSV not found and nothing to compute it with: {_MAKE_ROWS[what]}",
                                 path=Path(folder) / f"{Path(todo[0]).stem}.csv")
         try: new = compute(todo)
         except SAVGBenchError as e:
@@ -228,8 +235,8 @@ def _fill(names, paths, folder, reader, writer, compute, what, source=None, expl
             if hashes: record_clips(folder, {n: hashes[n] for n in new if n in hashes})
             if rec is None and not have and made is not None: write_rows_source(folder, what, made)
             elif rec is None and have:
-                print(f"note: {len(new)} {what} CSV(s) computed with {made} were added to {folder} beside {len(have)} "
-                      "of unknown origin", file=sys.stderr)
+                note(f"{len(new)} {what} CSV(s) computed with {made} were added to {folder} beside {len(have)} "
+                     "of unknown origin")
         have.update(new)
     return have, info
 
@@ -242,8 +249,10 @@ def _seld_source(checkpoint) -> dict:
     return weights_source("seld_checkpoint", checkpoint)          # a stand-in SELD module (tests, plugins)
 
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
-                            seld_fn=None, **detector_kw) -> SpatialAlignResult:
-    "Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing."
+                            seld_fn=None, progress: bool = True, notes: bool = True, **detector_kw) -> SpatialAlignResult:
+    """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
+    `progress`: the SELD model's and the detector's progress bars. Notes on the folders' rows (made again, of unknown
+    origin) are kept in `res.rows[...]['notes']` and, with `notes`, also said on stderr."""
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
     names = [p.stem for p in paths]
     used = []                                                  # the SELD checkpoint, once rows are computed with it
@@ -253,19 +262,20 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
             from savgbench.seld.infer import seld_checkpoint_path
             used.append(seld_checkpoint_path(seld_checkpoint))
         except ImportError: used.append(seld_checkpoint)      # seld_rows_for says what is missing
-        return seld_rows_for(ps, used[-1])
+        return seld_rows_for(ps, used[-1], progress=progress)
     det_compute = det_source = None
     if detector is not None:
-        from savgbench.detect import make_detector
+        from savgbench.detect import make_detector, PersonDetector
         det = detector if callable(detector) else make_detector(detector, **detector_kw)
-        det_compute, det_source = (lambda ps: det(ps)), (lambda: detector_source(det))
+        det_compute = (lambda ps: det(ps, progress=progress)) if isinstance(det, PersonDetector) else (lambda ps: det(ps))
+        det_source = lambda: detector_source(det)
     seld_source = ((lambda: dict(seld_fn=getattr(seld_fn, "__name__", "custom"))) if seld_fn is not None
                    else (lambda: _seld_source(used[-1] if used else seld_checkpoint)))
     hashes = clip_hashes(paths) if seld_dir is not None or det_dir is not None else None
     seld, seld_info = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD", seld_source,
-                            explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes)
+                            explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes, notes=notes)
     dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
-                           det_source, explicit=detector is not None, hashes=hashes)
+                           det_source, explicit=detector is not None, hashes=hashes, notes=notes)
     res = spatial_av_align((n, seld[n], dets[n]) for n in names)
     if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
     res.rows = dict(seld_rows=seld_info, detection_rows=det_info)

@@ -15,16 +15,18 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from ..core import CLIP, ClipFormatError
+from ..core import CLIP, ClipFormatError, MetadataError, SELD_CLASS_NAMES
 from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE,
-                                     read_seld_rows, refuse_stale_rows)
+                                     read_seld_rows, refuse_stale_rows, _other_clips)
 from ..detect import read_detection_rows, list_videos
 
 # %% auto #0
-__all__ = ['TP_COLOR', 'FN_COLOR', 'BOX_COLOR', 'ClipAlignment', 'draw_frame', 'plot_clip_alignment', 'AlignmentViewer']
+__all__ = ['TP_COLOR', 'FN_COLOR', 'BOX_COLOR', 'CLASS_MARKERS', 'ClipAlignment', 'draw_frame', 'plot_clip_alignment',
+           'missing_rows', 'AlignmentViewer']
 
 # %% ../../nbs/34_viewer.ipynb #5c715bdc
 TP_COLOR, FN_COLOR, BOX_COLOR = (0.10, 0.65, 0.25), (0.85, 0.15, 0.15), (0.15, 0.45, 0.95)
+CLASS_MARKERS = {0: "o", 1: "s"}                      # SELD classes in the x-track: speech dots, instrument squares
 
 @dataclass
 class ClipAlignment:
@@ -82,21 +84,28 @@ def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize
         t0 = (r[0] - 0.5) / CLIP.fps
         ax.add_patch(Rectangle((t0 - tol, r[2]), 1 / CLIP.fps + 2 * tol, r[4] - r[2], color=BOX_COLOR, alpha=0.08, lw=0))
         ax.add_patch(Rectangle((t0, r[2]), 1 / CLIP.fps, r[4] - r[2], color=BOX_COLOR, alpha=0.25, lw=0))
-    t = ca.seld[:, 0] / 10
+    t, cls = ca.seld[:, 0] / 10, ca.seld[:, 1].astype(int)
     for ok, col, lab in ((True, TP_COLOR, "TP"), (False, FN_COLOR, "FN")):
         m = ca.tp == ok
-        ax.errorbar(t[m], np.trunc(ca.seld[m, 2]), yerr=AZI_THRESH_PX, fmt="o", ms=4, color=col, elinewidth=1,
-                    capsize=2, label=f"{lab} ({int(m.sum())})")
+        for c, mk in CLASS_MARKERS.items():                 # speech dots, instrument squares (other classes: dots)
+            mc = m & ((cls == c) if c else ~np.isin(cls, [k for k in CLASS_MARKERS if k]))
+            if mc.any() or c == 0:                          # (one labelled entry per verdict, also when empty)
+                ax.errorbar(t[mc], np.trunc(ca.seld[mc, 2]), yerr=AZI_THRESH_PX, fmt=mk, ms=4, color=col, elinewidth=1,
+                            capsize=2, label=f"{lab} ({int(m.sum())}), bar: its ±{AZI_THRESH_PX} px band" if c == 0 else None)
+    for c, mk in CLASS_MARKERS.items():
+        ax.plot([], [], mk, color="0.35", ms=4, label=SELD_CLASS_NAMES[c])
     ax.add_patch(Rectangle((0, 0), 0, 0, color=BOX_COLOR, alpha=0.25, label=f"person boxes ({len(ca.det)})"))
     ax.add_patch(Rectangle((0, 0), 0, 0, color=BOX_COLOR, alpha=0.08, label="± 1 detector frame"))
     xs = np.trunc(ca.seld[:, 2]) if len(ca.seld) else np.zeros(0)
     lo, hi = min([0, *(xs - AZI_THRESH_PX - 5)]), max([CLIP.size, *(xs + AZI_THRESH_PX + 5)])   # rows off the picture stay visible
     for edge in (0, CLIP.size): ax.axhline(edge, color="0.6", lw=0.8, ls=":")
     ax.set(xlim=(-0.4, CLIP.seconds + 0.1), ylim=(hi, lo), xlabel="time (s)", ylabel="x (px, left at top)")
-    if not len(ca.det): ax.text(0.5, 0.5, "no person boxes in this clip", transform=ax.transAxes, ha="center", color="0.4")
-    if not len(ca.seld): ax.text(0.5, 0.4, "no SELD rows: the clip adds nothing to the score", transform=ax.transAxes,
-                                 ha="center", color="0.4")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    notes = ["no person boxes in this clip"] * (not len(ca.det)) + \
+            ["no SELD rows: the clip adds nothing to the score"] * (not len(ca.seld))
+    if notes: ax.set_title("; ".join(notes), loc="left", fontsize=9, color="0.4")   # above the data, never over it
+    h, l = ax.get_legend_handles_labels()                # TP, FN, the classes, then the boxes
+    order = sorted(range(len(l)), key=lambda i: (0 if "band" in l[i] else 1 if l[i] in SELD_CLASS_NAMES else 2))
+    ax.legend([h[i] for i in order], [l[i] for i in order], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     s = "undefined" if ca.score is None else f"{ca.score:.3f}"
     fig.suptitle(f"{ca.name}: clip score {s} ({int(ca.tp.sum())} TP / {len(ca.tp)} rows; "
                  "Spatial AV-Align pools the rows of all clips)")
@@ -104,18 +113,31 @@ def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize
     return fig
 
 # %% ../../nbs/34_viewer.ipynb #52719f37
-def _live_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-        ip = get_ipython()
-        return ip is not None and getattr(ip, "kernel", None) is not None
-    except Exception: return False
+def _live_kernel(shell=None) -> bool:
+    "Whether `shell` (default: the running IPython shell, if any) is a Jupyter kernel's, where widgets are drawn."
+    if shell is None:
+        try:
+            from IPython import get_ipython
+            shell = get_ipython()
+        except Exception: return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 def _wav_bytes(audio, sr) -> bytes:
     import soundfile as sf
     buf = _io.BytesIO()
     sf.write(buf, np.asarray(audio, np.float32).T, sr, format="WAV")
     return buf.getvalue()
+
+def missing_rows(paths, video_dir, seld_dir, det_dir) -> None:
+    "Raise if the SELD or detection CSV of a clip in `paths` is missing, saying how to make the rows."
+    for what, folder, cmd in (("SELD", seld_dir, "seld"), ("detection", det_dir, "detect")):
+        gone = [Path(p).stem for p in paths if not (Path(folder) / f"{Path(p).stem}.csv").is_file()]
+        if gone:
+            raise MetadataError(
+                f"{what} CSV not found for {len(gone)} of {len(paths)} clip(s) {_other_clips(gone)}: make the rows first, "
+                f"in Python with evaluate({str(video_dir)!r}, None, metrics=('spatial',), seld_checkpoint=..., "
+                f"detector=..., seld_dir={str(seld_dir)!r}, det_dir={str(det_dir)!r}) (it keeps them there), or with "
+                f"`savgbench {cmd} {video_dir} --out {folder}`", path=folder)
 
 class AlignmentViewer:
     "Browse clips: frames with boxes and SELD bands, audio, TP/FN rows. Static figures outside a live kernel."
@@ -129,29 +151,40 @@ class AlignmentViewer:
         self.clips = {c.name: c for c in clips}
         self.interactive = _live_kernel() if interactive is None else interactive
         self.current = next(iter(self.clips))
+        self.not_loaded = []                                  # clips of the folder that `from_dirs` left out (`limit`)
 
     @classmethod
-    def from_dirs(cls, video_dir, seld_dir, det_dir, limit: int | None = 20, **kw):
-        """Load clips (video, audio) and their SELD and detection CSVs from folders; the first `limit` clips (None: all).
-        CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`)."""
+    def from_dirs(cls, video_dir, seld_dir, det_dir, limit: int | None = 50, **kw):
+        """Load clips (video, audio) and their SELD and detection CSVs from folders; the first `limit` clips (None: all;
+        each clip takes about 4 MB of memory). Those left out are named in `not_loaded`, and a line says how many.
+        CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`); missing ones are
+        named with the ways to make them."""
         from savgbench.io import read_clip
         out, paths = [], list_videos(video_dir)
-        if limit is not None and len(paths) > limit:
-            print(f"AlignmentViewer: showing the first {limit} of {len(paths)} clips (limit=None shows all)")
-        refuse_stale_rows(paths[:limit], SELD=seld_dir, detection=det_dir)
-        for p in paths[:limit]:
+        shown, rest = paths[:limit], paths[len(paths[:limit]):]
+        if rest:
+            print(f"AlignmentViewer: {len(shown)} of {len(paths)} clips loaded; {len(rest)} not shown (the first: "
+                  f"{rest[0].stem}): from_dirs(..., limit=None) loads all, limit=N the first N")
+        refuse_stale_rows(shown, SELD=seld_dir, detection=det_dir)
+        missing_rows(shown, video_dir, seld_dir=seld_dir, det_dir=det_dir)
+        for p in shown:
             c = read_clip(p)
             out.append(ClipAlignment(p.stem, c.video, read_seld_rows(Path(seld_dir) / f"{p.stem}.csv"),
                                      read_detection_rows(Path(det_dir) / f"{p.stem}.csv"), c.audio, c.sample_rate))
-        return cls(out, **kw)
+        v = cls(out, **kw)
+        v.not_loaded = [p.stem for p in rest]
+        return v
 
     def static(self, name=None):
-        "The static figure of a clip (the selected one by default)."
+        """The static figure of a clip (the selected one by default). It is closed (pyplot does not hold it), so as a
+        cell's last line Jupyter shows it once; elsewhere `fig.savefig(...)` writes it."""
         name = name or self.current
         if name not in self.clips:
             shown = ", ".join(list(self.clips)[:5]) + (", ..." if len(self.clips) > 5 else "")
             raise KeyError(f"no clip named {name!r} in this viewer (it holds {len(self.clips)}: {shown})")
-        return plot_clip_alignment(self.clips[name])
+        fig = plot_clip_alignment(self.clips[name])
+        plt.close(fig)
+        return fig
 
     def widget(self):
         "The ipywidgets interface."
@@ -188,4 +221,4 @@ class AlignmentViewer:
     def _ipython_display_(self):
         from IPython.display import display
         if self.interactive: display(self.widget())
-        else: fig = self.static(); plt.show()
+        else: plot_clip_alignment(self.clips[self.current]); plt.show()   # (the inline backend draws it once)

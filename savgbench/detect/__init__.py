@@ -21,10 +21,11 @@ from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsE
 from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos
 
 # %% auto #0
-__all__ = ['DETECTORS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows', 'format_detection_rows',
-           'write_detection_rows', 'read_detection_rows', 'HOGConfig', 'hog_person_boxes', 'metadata_path_for',
-           'oracle_person_boxes', 'PersonDetector', 'detector_source', 'cached_yolox', 'yolox_weights_argument',
-           'make_detector', 'list_videos', 'add_clip_check_options', 'clips_to_score', 'detect_clips', 'detect_cli']
+__all__ = ['DETECTORS', 'ORACLE_LABELS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows',
+           'format_detection_rows', 'write_detection_rows', 'read_detection_rows', 'HOGConfig', 'hog_person_boxes',
+           'metadata_path_for', 'oracle_person_boxes', 'PersonDetector', 'detector_source', 'cached_yolox',
+           'yolox_weights_argument', 'make_detector', 'list_videos', 'add_clip_check_options', 'clips_to_score',
+           'detect_clips', 'detect_cli']
 
 # %% ../../nbs/31_detect.ipynb #0d7c6e19
 def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
@@ -149,6 +150,13 @@ def oracle_person_boxes(labels: np.ndarray, n_frames: int = CLIP.n_frames, half_
     return out
 
 # %% ../../nbs/31_detect.ipynb #fbdbfda6
+ORACLE_LABELS = ("the oracle detector draws boxes around the clip's labelled sources, so it needs the clip's label CSV: "
+                 "by default NAME.csv in the metadata folder beside the clip's video folder (video_dev/NAME.mp4 → "
+                 "metadata_dev/NAME.csv, as build-dataset writes them; evaluate() and `savgbench evaluate` look there "
+                 "only); metadata_dir=... (make_detector, spatial_av_align_videos) or --metadata-dir (`savgbench "
+                 "detect`, `savgbench spatial-align`) names another folder. Generated clips have no labels: use the "
+                 "hog or yolox-tiny detector for them")
+
 class PersonDetector:
     "A person detector over clips: call with mp4 paths, get {clip name: detection rows (m, 6)}."
     def __init__(self, name: str, weights=None, device=None, metadata_dir=None, batch_size: int = 64,
@@ -163,7 +171,7 @@ class PersonDetector:
                 from savgbench.weights import cache_path
                 try: weights = cached_yolox()[1]
                 except WeightsError:
-                    raise WeightsError("the yolox-tiny detector needs its weights: pass --weights PATH "
+                    raise WeightsError("the yolox-tiny detector needs its weights: pass weights=PATH (--weights PATH) "
                                        "(yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth or Megvii's yolox_tiny.pth), "
                                        "or run `savgbench weights install yolox-tiny-mmdet`",
                                        path=cache_path("yolox-tiny-mmdet"), found="no file") from None
@@ -174,9 +182,9 @@ class PersonDetector:
     def boxes(self, path, frames_bgr=None) -> list:
         "Per-frame boxes (k, 5) of one clip."
         if self.name == "oracle":
-            return oracle_person_boxes(read_csv_rows(metadata_path_for(path, self.metadata_dir), (4, 5, 6),
-                                                     "label CSV (the oracle detector reads the clip's labels; "
-                                                     "--metadata-dir says where they are)"))
+            labels = metadata_path_for(path, self.metadata_dir)
+            if not labels.is_file(): raise MetadataError(f"label CSV not found: {ORACLE_LABELS}", path=labels)
+            return oracle_person_boxes(read_csv_rows(labels, (4, 5, 6), "label CSV"))
         if frames_bgr is None: frames_bgr = read_frames_bgr(path)
         if self.name == "hog": return hog_person_boxes(frames_bgr, self.hog)
         from savgbench.detect.yolox import detect_persons
