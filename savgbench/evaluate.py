@@ -313,7 +313,7 @@ def _align_clips(gen_dir, checked: bool, progress: bool) -> list:
     from savgbench.detect import list_videos as clips_of
     from savgbench.io import check_clips
     paths = clips_of(gen_dir)
-    return paths if checked else check_clips(paths, progress=progress, hint="convert them, or leave them out")[0]
+    return paths if checked else check_clips(paths, progress=progress)[0]
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
                      offline: bool = True, progress: bool = True, checked: bool = False, seld_dir=None,

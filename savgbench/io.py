@@ -23,8 +23,8 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
 
 # %% auto #0
 __all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS',
-           'VIDEO_EXTS', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo', 'Clip',
-           'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio',
+           'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo',
+           'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio',
            'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
            'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
            'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
@@ -501,8 +501,10 @@ def find_videos(folder) -> list[Path]:
     return out
 
 # %% ../nbs/01_io.ipynb #342718c9
+CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"
+
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
-                hint: str = "convert them, or leave them out") -> tuple[list[Path], dict[str, str]]:
+                hint: str = f"{CONVERT}, or leave them out") -> tuple[list[Path], dict[str, str]]:
     """Check every clip against the SAVGBench format (`clip_problems`: the container and the audio are read, not the
     frames). `paths`: clips, or one folder (searched with its subfolders, as `evaluate` does), clip or list file.
     Returns (the good clips, {path: all that is wrong} for the others). Unless `skip_bad`, a bad clip raises

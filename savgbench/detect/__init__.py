@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem, clip_hashes, stale_rows, record_clips)
-from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos
+from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT
 
 # %% auto #0
 __all__ = ['DETECTORS', 'ORACLE_LABELS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows',
@@ -274,7 +274,7 @@ def clips_to_score(paths, args, prog: str) -> tuple[list, dict]:
     named on stderr)."""
     import sys
     if args.any_format: return [Path(p) for p in paths], {}
-    good, bad = check_clips(paths, skip_bad=args.skip_bad, hint="convert them, give --skip-bad to go on with the others, "
+    good, bad = check_clips(paths, skip_bad=args.skip_bad, hint=f"{CONVERT}, give --skip-bad to go on with the others, "
                             "or --any-format to take them as they are")
     for why in bad.values(): print(f"{prog}: left out: {why}", file=sys.stderr)
     if not good: raise ClipFormatError("none of the clips is in the SAVGBench format", found=f"{len(bad)} other clips")
