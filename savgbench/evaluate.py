@@ -505,6 +505,10 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         short = [e.audio_seconds for e in es if e.error is None and e.audio_seconds < CLIP.seconds - 0.5 / CLIP.sample_rate]
         if short: res["warnings"].append(f"{s} set: {len(short)} clip(s) hold less than {CLIP.seconds:g} s of audio "
                                          f"(the shortest {min(short):.3f} s); their missing end is read as silence")
+        long = [e.audio_seconds for e in es if e.error is None and e.audio_seconds > CLIP.seconds + 0.5 / CLIP.sample_rate]
+        if long: res["warnings"].append(f"{s} set: {len(long)} clip(s) hold more than {CLIP.seconds:g} s of audio "
+                                        f"(the longest {max(long):.3f} s); the alignment metrics read all of it, as the "
+                                        "reference does (cut it to 5 s to score the 5 s the picture shows)")
     # 2. items (of FVD, KVD and FAD; there is no reference set without them)
     if reference_dir is not None:
         nw = lambda es: [0 if e.error else len(window_frames(e.n_frames, e.fps, P)) for e in es]

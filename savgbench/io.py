@@ -24,8 +24,8 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
 # %% auto #0
 __all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS',
            'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo',
-           'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_audio',
-           'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
+           'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_video_bgr',
+           'read_audio', 'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
            'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
            'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
            'find_videos', 'check_clips', 'check_clips_cli']
@@ -292,6 +292,23 @@ def read_clip_video(path) -> np.ndarray:
     _, video, _ = _decode(path, audio=False, skip_audio=True)
     if video is None: raise ClipFormatError("no video frames could be decoded", path=path)
     return video
+
+def read_video_bgr(path) -> tuple[list, float]:
+    """All frames of a video as uint8 BGR (H, W, 3) arrays, as OpenCV's reader gives them (the reference reads frames
+    with OpenCV) but the same bytes on every machine, and its frame rate."""
+    path = Path(path)
+    if not path.is_file(): raise ClipFormatError("video not found", path=path)
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video: raise ClipFormatError("no video stream", path=path)
+            vs = c.streams.video[0]
+            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+            fps = float(rate) if rate else 0.0
+            frames = [frame_to_array(f, "bgr24") for f in c.decode(vs)]
+    except av.error.FFmpegError as e: raise ClipFormatError(f"cannot decode the video (truncated or corrupt?): {e}", path=path) from None
+    if not frames: raise ClipFormatError("no video frames could be decoded", path=path)
+    if not fps > 0: raise ClipFormatError("no frame rate", path=path, found=fps)
+    return frames, fps
 
 def read_audio(path) -> tuple[np.ndarray, int]:
     "Decode the audio of a media file (mp4, wav, ...) as float32 (C,N) and return it with its sample rate."

@@ -16,12 +16,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..core import ClipFormatError, SAVGBenchError, atomic_path
+from ..io import read_video_bgr
 
 # %% auto #0
 __all__ = ['FARNEBACK', 'ONSET_SR', 'ONSET_HOP', 'PEAK_PICK', 'flow_magnitude', 'plain_opencv', 'flow_trajectory',
            'local_max_times', 'onset_audio', 'onset_times', 'peak_iou', 'FileAlign', 'TemporalAlignResult',
-           'temporal_align_arrays', 'read_video_bgr', 'read_video_cv2', 'temporal_align_file', 'mean_score',
-           'temporal_av_align', 'temporal_align_cli']
+           'temporal_align_arrays', 'read_video_cv2', 'temporal_align_file', 'mean_score', 'temporal_av_align',
+           'temporal_align_cli']
 
 # %% ../../nbs/33_temporal_align.ipynb #692b00fc
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
@@ -113,22 +114,6 @@ def temporal_align_arrays(frames_bgr, fps: float, audio, sample_rate: int, name:
     ap = onset_times(onset_audio(audio, sample_rate))
     return FileAlign(name, peak_iou(ap, vp, fps), ap.tolist(), vp.tolist(), fps)
 
-def read_video_bgr(path) -> tuple:
-    "All frames (BGR) and the frame rate of a video, as OpenCV gives them but the same bytes on every machine."
-    import av
-    from savgbench.io import frame_to_array
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video: raise ClipFormatError("no video stream", path=path)
-            vs = c.streams.video[0]
-            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-            fps = float(rate) if rate else 0.0
-            frames = [frame_to_array(f, "bgr24") for f in c.decode(vs)]
-    except av.error.FFmpegError as e: raise ClipFormatError(f"cannot decode the video: {e}", path=path) from None
-    if len(frames) < 2: raise ClipFormatError("fewer than 2 video frames", path=path, found=len(frames))
-    if not fps > 0: raise ClipFormatError("no frame rate", path=path, found=fps)
-    return frames, fps
-
 def read_video_cv2(path) -> tuple:
     "All frames (BGR) and the frame rate of a video, read with OpenCV like the reference (bytes vary by CPU)."
     cap = cv2.VideoCapture(str(path))
@@ -149,6 +134,7 @@ def temporal_align_file(path) -> FileAlign:
     path = Path(path)
     if not path.is_file(): raise ClipFormatError("video not found", path=path)
     frames, fps = read_video_bgr(path)
+    if len(frames) < 2: raise ClipFormatError("fewer than 2 video frames", path=path, found=len(frames))
     audio = read_clip_audio_int16(path, sample_rate=None)
     return temporal_align_arrays(frames, fps, audio, probe_clip(path).sample_rate, path.stem)
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem, clip_hashes, stale_rows, record_clips)
-from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT
+from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT, read_video_bgr
 
 # %% auto #0
 __all__ = ['DETECTORS', 'ORACLE_LABELS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows',
@@ -53,25 +53,15 @@ def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
 
 # %% ../../nbs/31_detect.ipynb #589b66dd
 def read_frames_bgr(path, n_frames: int = CLIP.n_frames, fps: float = CLIP.fps, size: int = CLIP.size) -> np.ndarray:
-    "All frames of an mp4 as uint8 BGR (T,H,W,3), read with OpenCV; checks frame count, fps and size."
-    path = Path(path)
-    if not path.is_file(): raise ClipFormatError("video not found", path=path)
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened(): raise ClipFormatError("cannot open the video", path=path)
-        got_fps = cap.get(cv2.CAP_PROP_FPS)
-        frames = []
-        while True:
-            ok, f = cap.read()
-            if not ok: break
-            frames.append(f)
-    finally: cap.release()
-    if not frames: raise ClipFormatError("no video frames could be decoded", path=path)
+    """All frames of an mp4 as uint8 BGR (T,H,W,3), as OpenCV reads them but the same bytes on every machine
+    (`io.read_video_bgr`); checks frame count, fps and size."""
+    frames, got_fps = read_video_bgr(path)
     if abs(got_fps - fps) > 1e-3: raise ClipFormatError("wrong frame rate", path=path, found=got_fps, expected=fps)
     v = np.stack(frames)
     if len(v) != n_frames: raise ClipFormatError("wrong number of frames", path=path, found=len(v), expected=n_frames)
     if v.shape[1:3] != (size, size):
-        raise ClipFormatError("wrong frame size", path=path, found=v.shape[1:3], expected=(size, size))
+        raise ClipFormatError("wrong frame size (width x height)", path=path, found=f"{v.shape[2]}x{v.shape[1]}",
+                              expected=f"{size}x{size}")
     return v
 
 # %% ../../nbs/31_detect.ipynb #8422cc16
@@ -265,9 +255,10 @@ def add_clip_check_options(ap):
     "`--skip-bad` and `--any-format`: the clip-format options of the commands that score clips (`clips_to_score`)."
     ap.add_argument("--skip-bad", action="store_true", help="go on with the clips in the SAVGBench format and name the "
                     "others (by default any other clip stops the command before any work, as in `evaluate`)")
-    ap.add_argument("--any-format", action="store_true", help="check no clip's format: take clips of any size, frame "
-                    "rate, sample rate and length as they are, as the reference scripts do (the numbers are then not "
-                    "SAVGBench scores)")
+    ap.add_argument("--any-format", action="store_true", help="check no clip's format beforehand: take clips as they "
+                    "are, as the reference scripts do (the numbers are then not SAVGBench scores); temporal-align takes "
+                    "any video, seld any stereo audio (resampled to 16 kHz), while detect and spatial-align still need "
+                    "256x256 frames at 4 fps, 20 of them (x is measured in the clip's 256 px)")
 
 def clips_to_score(paths, args, prog: str) -> tuple[list, dict]:
     """The clips a command goes on with under its `add_clip_check_options` arguments, and the bad ones left out (each
