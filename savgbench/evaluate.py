@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
-from .io import VIDEO_EXTS, find_videos
+from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -129,7 +129,7 @@ def read_audio_44k(path, rate: int = 44100) -> np.ndarray:
     import av
     chunks = []
     try:
-        with av.open(str(path)) as c:
+        with av.open(str(path)) as c, ffmpeg_plain_code():     # the AAC decoder's and the resampler's code: every CPU's
             if not c.streams.audio: raise AudioFormatError("no audio stream", path=path)
             rs = av.AudioResampler(format="s16", layout="stereo", rate=rate)
             for fr in c.decode(c.streams.audio[0]):
@@ -450,6 +450,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     warnings."""
     from savgbench.metrics.stats import FeatureStats, frechet_distance_from_stats, kernel_distance
     P, weights = get_protocol(protocol), dict(weights or {})
+    from savgbench.detect import DETECTORS
+    if detector not in DETECTORS:               # refused before any work, not after FVD/KVD/FAD have run
+        raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
     if set(weights) - set(EVALUATE_WEIGHTS):
         raise WeightsError("weights that evaluate does not read", found=sorted(set(weights) - set(EVALUATE_WEIGHTS)),
                            expected=", ".join(EVALUATE_WEIGHTS))

@@ -34,17 +34,26 @@ __all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'STARSS_COLUMNS', 'CLIP_MET
 _avutil_lib, _cpu_lock = [], threading.RLock()
 
 def _avutil():
-    "The libavutil PyAV runs on (the one loaded in this process), or None where it cannot be found."
+    """The libavutil PyAV runs on, or None where it cannot be found (then said once). Asked through PyAV's own
+    extension module, whose dependencies the loader searches (Linux, macOS), so OpenCV's FFmpeg copy is never taken;
+    else PyAV's bundled libraries are searched (Windows' DLLs)."""
     if not _avutil_lib:
         import ctypes
         lib = None
-        try:                                            # Linux: the copy already loaded (PyAV's bundled one, or the system's)
-            maps = Path("/proc/self/maps").read_text().split() if Path("/proc/self/maps").exists() else []
-            found = sorted({m for m in maps if "libavutil" in Path(m).name})
-            if not found: found = sorted(str(p) for p in Path(av.__file__).parent.parent.glob("av*/libavutil*"))
-            lib = ctypes.CDLL(found[0]) if found else None
-            if lib is not None: lib.av_get_cpu_flags.restype = ctypes.c_int
-        except OSError: lib = None
+        try:
+            core = ctypes.CDLL(av._core.__file__)
+            if hasattr(core, "av_force_cpu_flags"): lib = core
+        except (OSError, AttributeError): pass
+        if lib is None:
+            site = Path(av.__file__).parent
+            for pattern in ("../av.libs/libavutil*", ".dylibs/libavutil*", "../av.libs/avutil-*.dll", "avutil-*.dll"):
+                for p in sorted(site.glob(pattern)):
+                    try: lib = ctypes.CDLL(str(p)); break
+                    except OSError: pass
+                if lib is not None: break
+        if lib is not None: lib.av_get_cpu_flags.restype = ctypes.c_int
+        else: warnings.warn("FFmpeg's libavutil was not found: AAC audio is coded with this CPU's SIMD code, and may "
+                            "differ in its last bit from machine to machine", stacklevel=3)
         _avutil_lib.append(lib)
     return _avutil_lib[0]
 
@@ -106,7 +115,7 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
     T, H, W, _ = video.shape
     rate = Fraction(fps).limit_denominator(1001)
     layout = "stereo" if audio.shape[0] == 2 else "mono"
-    with atomic_path(path) as tmp_path, ffmpeg_plain_code():
+    with atomic_path(path) as tmp_path:
         with av.open(str(tmp_path), "w", format="mp4") as out:
             vs = out.add_stream("libx264", rate=rate)
             vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
@@ -117,6 +126,8 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
             else:
                 as_ = out.add_stream("pcm_s16le", rate=sample_rate); fmt = "s16"
             as_.layout = layout
+            with ffmpeg_plain_code():                   # codecs choose their code when opened: only that is held
+                vs.codec_context.open(); as_.codec_context.open()
             for i in range(T):
                 frame = array_to_frame(video[i]); frame.pts = i
                 for pkt in vs.encode(frame): out.mux(pkt)
@@ -151,6 +162,7 @@ class ClipInfo:
     audio_start: float | None = None  # presentation time (s) of the first decoded audio
     video_codec: str | None = None
     audio_codec: str | None = None
+    rotation: int = 0               # the display matrix's rotation of the first frame (degrees); SAVGBench clips have none
     @property
     def video_seconds(self): return self.n_frames / self.fps if self.fps else 0.0
     @property
@@ -210,6 +222,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
             for frame in c.decode(*streams):
                 if isinstance(frame, av.VideoFrame):
                     info.n_frames += 1
+                    if info.n_frames == 1: info.rotation = int(getattr(frame, "rotation", 0) or 0)
                     if frame.pts is not None: times.append(float(frame.pts * frame.time_base))
                     if video: frames.append(frame_to_array(frame))
                 else:  # audio is decoded unless skipped: its length is only known by decoding
@@ -260,6 +273,7 @@ def clip_problems(path, spec: ClipSpec = CLIP, tol_s: float = 0.08,
         bad("audio and video do not start together", f"video at {t[0]:.3f} s, audio at {info.audio_start:.3f} s",
             "the same start (within half a frame)")
     if info.n_frames != spec.n_frames: bad("wrong number of video frames", info.n_frames, spec.n_frames)
+    if info.rotation: bad("the video carries a rotation (display matrix)", f"{info.rotation}°", "0° (re-encode it upright)")
     if (info.width, info.height) != (spec.size, spec.size):
         bad("wrong frame size (width x height)", f"{info.width}x{info.height}", f"{spec.size}x{spec.size}")
     if info.sample_rate != spec.sample_rate:
@@ -293,9 +307,13 @@ def read_clip_video(path) -> np.ndarray:
     if video is None: raise ClipFormatError("no video frames could be decoded", path=path)
     return video
 
+def _rotated(path, degrees) -> ClipFormatError:
+    return ClipFormatError("the video carries a rotation (display matrix), which OpenCV would apply and this reader "
+                           "does not", path=path, found=f"{degrees}°", expected="0° (re-encode it upright)")
+
 def read_video_bgr(path) -> tuple[list, float]:
-    """All frames of a video as uint8 BGR (H, W, 3) arrays, as OpenCV's reader gives them (the reference reads frames
-    with OpenCV) but the same bytes on every machine, and its frame rate."""
+    """All frames of a video as uint8 BGR (H, W, 3) arrays and its frame rate: the frames OpenCV's reader gives (the
+    reference reads frames with OpenCV) within 3 levels, but the same bytes on every machine. Audio is not decoded."""
     path = Path(path)
     if not path.is_file(): raise ClipFormatError("video not found", path=path)
     try:
@@ -304,7 +322,10 @@ def read_video_bgr(path) -> tuple[list, float]:
             vs = c.streams.video[0]
             rate = vs.average_rate or vs.guessed_rate or vs.base_rate
             fps = float(rate) if rate else 0.0
-            frames = [frame_to_array(f, "bgr24") for f in c.decode(vs)]
+            frames = []
+            for f in c.decode(vs):
+                if getattr(f, "rotation", 0): raise _rotated(path, f.rotation)
+                frames.append(frame_to_array(f, "bgr24"))
     except av.error.FFmpegError as e: raise ClipFormatError(f"cannot decode the video (truncated or corrupt?): {e}", path=path) from None
     if not frames: raise ClipFormatError("no video frames could be decoded", path=path)
     if not fps > 0: raise ClipFormatError("no frame rate", path=path, found=fps)

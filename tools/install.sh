@@ -16,3 +16,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "torch==2.13.0" ${idx:+--index-url "$idx"}
 fi
 .venv/bin/python -m pip install -q -e ".[dev]"
+# librosa compiles its numba functions on first use and caches them in its package folder. Two processes compiling
+# them at once (nbdev-test's workers, two runs side by side) can leave a cache that makes every later process crash
+# (a segfault in librosa's peak_pick). Compile them here once, in one process (about 20 s the first time).
+.venv/bin/python -c "
+import numpy as np
+from savgbench.align.temporal import onset_audio, onset_times
+onset_times(onset_audio(np.random.default_rng(0).standard_normal((2, 16000)) * 0.1, 16000))"

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/temporal_align.html.md"""
 
 # %% ../../nbs/33_temporal_align.ipynb #ca0b0a4f
 from __future__ import annotations
-import argparse, json
+import argparse, json, threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +33,19 @@ def flow_magnitude(prev_bgr: np.ndarray, cur_bgr: np.ndarray) -> float:
     flow = cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK)
     return cv2.mean(cv2.magnitude(flow[..., 0], flow[..., 1]))[0]
 
+_opencv_lock = threading.RLock()
+
 @contextmanager
 def plain_opencv():
-    "Run OpenCV's plain code, not the SIMD code it picks for this CPU (whose rounding differs from CPU to CPU)."
-    was = cv2.useOptimized()
-    cv2.setUseOptimized(False)
-    try: yield
-    finally: cv2.setUseOptimized(was)
+    """Run OpenCV's plain code, not the SIMD code it picks for this CPU (whose rounding differs from CPU to CPU). The
+    setting is OpenCV's, for the whole process: other threads' OpenCV calls meanwhile run the plain code too (same
+    results, maybe slower). Afterwards OpenCV's settings are as they were, IPP's and OpenCL's included."""
+    with _opencv_lock:
+        was = cv2.useOptimized(), cv2.ipp.useIPP(), cv2.ocl.useOpenCL()
+        cv2.setUseOptimized(False)
+        try: yield
+        finally:
+            cv2.setUseOptimized(was[0]); cv2.ipp.setUseIPP(was[1]); cv2.ocl.setUseOpenCL(was[2])
 
 def flow_trajectory(frames_bgr) -> np.ndarray:
     "[m_1, m_1, m_2, …, m_{n−1}]: one flow magnitude per frame, the first one duplicated (the same on every CPU)."

@@ -231,8 +231,8 @@ def _listed(line: str, list_file: Path) -> Path:
     return q
 
 def list_videos(video_dir) -> list:
-    """The clips to read: the video files under a folder (`io.find_videos`: subfolders included, any case of `.mp4`,
-    `.avi`, `.gif`, as `evaluate` finds them), the paths listed in a text file (the reference's list file; see
+    """The clips to read: the video files under a folder (`io.find_videos`: subfolders included, any case of the
+    `io.VIDEO_EXTS`, as `evaluate` finds them), the paths listed in a text file (the reference's list file; see
     `_listed` for relative paths), or one video file."""
     p = Path(video_dir)
     if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"): return [p]
