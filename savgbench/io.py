@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/io.html.md"""
 
 # %% ../nbs/01_io.ipynb #5e5e16f9
 from __future__ import annotations
-import math, os, re, threading, warnings
+import functools, math, os, re, threading, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,40 +22,37 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path)
 
 # %% auto #0
-__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS',
-           'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo',
-           'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_video_bgr',
-           'read_audio', 'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
-           'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
-           'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
-           'find_videos', 'check_clips', 'check_clips_cli']
+__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS',
+           'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame',
+           'write_clip', 'ClipInfo', 'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip',
+           'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16', 'read_foa', 'write_foa',
+           'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata', 'read_clip_metadata',
+           'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv', 'format_detections_csv',
+           'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos', 'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
-_avutil_lib, _cpu_lock = [], threading.RLock()
+_cpu_lock = threading.RLock()
 
+@functools.cache
 def _avutil():
     """The libavutil PyAV runs on, or None where it cannot be found (then said once). Asked through PyAV's own
     extension module, whose dependencies the loader searches (Linux, macOS), so OpenCV's FFmpeg copy is never taken;
     else PyAV's bundled libraries are searched (Windows' DLLs)."""
-    if not _avutil_lib:
-        import ctypes
-        lib = None
-        try:
-            core = ctypes.CDLL(av._core.__file__)
-            if hasattr(core, "av_force_cpu_flags"): lib = core
-        except (OSError, AttributeError): pass
-        if lib is None:
-            site = Path(av.__file__).parent
-            for pattern in ("../av.libs/libavutil*", ".dylibs/libavutil*", "../av.libs/avutil-*.dll", "avutil-*.dll"):
-                for p in sorted(site.glob(pattern)):
-                    try: lib = ctypes.CDLL(str(p)); break
-                    except OSError: pass
-                if lib is not None: break
-        if lib is not None: lib.av_get_cpu_flags.restype = ctypes.c_int
-        else: warnings.warn("FFmpeg's libavutil was not found: AAC audio is coded with this CPU's SIMD code, and may "
-                            "differ in its last bit from machine to machine", stacklevel=3)
-        _avutil_lib.append(lib)
-    return _avutil_lib[0]
+    import ctypes
+    try:
+        core = ctypes.CDLL(av._core.__file__)
+        if hasattr(core, "av_force_cpu_flags"): core.av_get_cpu_flags.restype = ctypes.c_int; return core
+    except (OSError, AttributeError): pass
+    site = Path(av.__file__).parent
+    for pattern in ("../av.libs/libavutil*", ".dylibs/libavutil*", "../av.libs/avutil-*.dll", "avutil-*.dll"):
+        for p in sorted(site.glob(pattern)):
+            try: lib = ctypes.CDLL(str(p))
+            except OSError: continue
+            lib.av_get_cpu_flags.restype = ctypes.c_int
+            return lib
+    warnings.warn("FFmpeg's libavutil was not found: AAC audio is coded with this CPU's SIMD code, and may differ in "
+                  "its last bit from machine to machine", stacklevel=3)
+    return None
 
 @contextmanager
 def ffmpeg_plain_code():
@@ -197,6 +194,11 @@ def _audio_target_len(stream):
         return int(round(float(stream.duration * stream.time_base) * stream.rate))
     return None
 
+def _video_fps(vs) -> float | None:
+    "A video stream's frame rate: its average, else FFmpeg's guess, else its base rate (None: none of them)."
+    rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+    return float(rate) if rate else None
+
 def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip_audio=False):
     """Decode a file's first video and audio streams: (info, frames or None, audio (C,N) or None).
     `skip_audio` leaves the audio stream undecoded (the info then has no audio length or start)."""
@@ -207,8 +209,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
         vs = c.streams.video[0] if c.streams.video else None
         as_ = c.streams.audio[0] if c.streams.audio else None
         if vs is not None:
-            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-            info.fps = float(rate) if rate else None
+            info.fps = _video_fps(vs)
             info.width, info.height, info.video_codec = vs.codec_context.width, vs.codec_context.height, vs.codec_context.name
         if as_ is not None:
             info.sample_rate, info.channels, info.audio_codec = as_.rate, as_.channels, as_.codec_context.name
@@ -251,6 +252,8 @@ def probe_clip(path) -> ClipInfo:
     return _decode(path, video=False, audio=False)[0]
 
 # %% ../nbs/01_io.ipynb #da8a238b
+ROTATED = "the video carries a rotation (display matrix)"
+
 def clip_problems(path, spec: ClipSpec = CLIP, tol_s: float = 0.08,
                   check_audio_values: bool = True) -> tuple[ClipInfo, list[ClipFormatError]]:
     """The clip's `ClipInfo` and everything that keeps it from being a SAVGBench clip, in `validate_clip`'s order (a
@@ -273,7 +276,7 @@ def clip_problems(path, spec: ClipSpec = CLIP, tol_s: float = 0.08,
         bad("audio and video do not start together", f"video at {t[0]:.3f} s, audio at {info.audio_start:.3f} s",
             "the same start (within half a frame)")
     if info.n_frames != spec.n_frames: bad("wrong number of video frames", info.n_frames, spec.n_frames)
-    if info.rotation: bad("the video carries a rotation (display matrix)", f"{info.rotation}°", "0° (re-encode it upright)")
+    if info.rotation: bad(ROTATED, f"{info.rotation}°", "0° (re-encode it upright)")
     if (info.width, info.height) != (spec.size, spec.size):
         bad("wrong frame size (width x height)", f"{info.width}x{info.height}", f"{spec.size}x{spec.size}")
     if info.sample_rate != spec.sample_rate:
@@ -308,8 +311,8 @@ def read_clip_video(path) -> np.ndarray:
     return video
 
 def _rotated(path, degrees) -> ClipFormatError:
-    return ClipFormatError("the video carries a rotation (display matrix), which OpenCV would apply and this reader "
-                           "does not", path=path, found=f"{degrees}°", expected="0° (re-encode it upright)")
+    return ClipFormatError(f"{ROTATED}, which OpenCV would apply and this reader does not", path=path,
+                           found=f"{degrees}°", expected="0° (re-encode it upright)")
 
 def read_video_bgr(path) -> tuple[list, float]:
     """All frames of a video as uint8 BGR (H, W, 3) arrays and its frame rate: the frames OpenCV's reader gives (the
@@ -317,11 +320,10 @@ def read_video_bgr(path) -> tuple[list, float]:
     path = Path(path)
     if not path.is_file(): raise ClipFormatError("video not found", path=path)
     try:
-        with av.open(str(path)) as c:
+        with av.open(str(path)) as c, ffmpeg_plain_code():
             if not c.streams.video: raise ClipFormatError("no video stream", path=path)
             vs = c.streams.video[0]
-            rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-            fps = float(rate) if rate else 0.0
+            fps = _video_fps(vs) or 0.0
             frames = []
             for f in c.decode(vs):
                 if getattr(f, "rotation", 0): raise _rotated(path, f.rotation)

@@ -161,7 +161,7 @@ class AlignmentViewer:
         named with the ways to make them."""
         from savgbench.io import read_clip
         out, paths = [], list_videos(video_dir)
-        shown, rest = paths[:limit], paths[len(paths[:limit]):]
+        shown, rest = (paths, []) if limit is None else (paths[:limit], paths[limit:])
         if rest:
             print(f"AlignmentViewer: {len(shown)} of {len(paths)} clips loaded; {len(rest)} not shown (the first: "
                   f"{rest[0].stem}): from_dirs(..., limit=None) loads all, limit=N the first N")
