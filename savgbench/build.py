@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
                             settings_record, output_path_problem, process_pool)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
-                          read_clip_metadata, validate_clip)
+                          read_clip_metadata, validate_clip, MEDIA_RULE)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
 from .convert import foa_to_stereo, highpass, resample_24k_to_16k, project_labels, PerspectiveView
 
@@ -320,7 +320,8 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                            path=starss_root)
     out.mkdir(parents=True, exist_ok=True)
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
-    settings_record(out / f"build_settings_{split}.json", dict(split=split, curation=asdict(cfg), audio_codec=audio_codec),
+    settings_record(out / f"build_settings_{split}.json",           # (media: how frames and sound are converted)
+                    dict(split=split, curation=asdict(cfg), audio_codec=audio_codec, media=MEDIA_RULE),
                     len(list(vdir.glob("*.mp4"))) if vdir.is_dir() else 0,
                     remedy=f"build into another folder, or delete its video_{split}/ and metadata_{split}/ first")
     sources = out / f"build_sources_{split}.json"      # what each recording's clips were made from

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
-from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code
+from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -242,7 +242,7 @@ def extract_i3d(model, entries, batches, protocol, cache: FeatureCache, model_id
     "{item: logits} for every item of `batches` (this process computes its shard; all shards are gathered)."
     pk = _proto_key(protocol, ("windows", "window_fps", "window_frames", "pixel_round_trip"))
     items = list(dict.fromkeys(it for b in batches for it in b))
-    key = lambda it: f"i3d|{model_id}|{pk}|{entries[it[0]].sha256}|{it[1]}"
+    key = lambda it: f"i3d|{model_id}|{pk}|{MEDIA_RULE}|{entries[it[0]].sha256}|{it[1]}"
     mine = _shard(items, rank, world)
     found, todo = [], []
     for it in mine:
@@ -271,7 +271,7 @@ def extract_audioclip(model, entries, batches, protocol, cache: FeatureCache, mo
                                "audioclip_batch_stats", "audioclip_int16_input", "batch_size"))
     ik = lambda it: f"{entries[it[0]].sha256}|{it[1]}"
     units = batches if protocol.audioclip_batch_stats else [[it] for it in dict.fromkeys(i for b in batches for i in b)]
-    ukey = lambda u: f"audioclip|{model_id}|{pk}|" + ";".join(ik(it) for it in u)
+    ukey = lambda u: f"audioclip|{model_id}|{pk}|{MEDIA_RULE}|" + ";".join(ik(it) for it in u)
     found, todo = [], []
     for u in _shard(units, rank, world):
         v = cache.get(ukey(u))
@@ -475,7 +475,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                reference_dir=None if reference_dir is None else os.path.abspath(reference_dir), metrics={},
                skipped={}, weights={},
                n={}, timings_s=timings, failures=[], warnings=[], environment=dict(
-                   python=platform.python_version(), torch=torch.__version__, device=str(dev), processes=world))
+                   python=platform.python_version(), torch=torch.__version__, device=str(dev), processes=world,
+                   media=MEDIA_RULE))                             # how the clips were decoded (io.MEDIA_RULE)
     # 1. scan and validate
     t0 = time.perf_counter()
     gen = scan_clips(gen_dir, "gen", progress and rank == 0)

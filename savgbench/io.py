@@ -22,11 +22,11 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path)
 
 # %% auto #0
-__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS',
-           'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame',
-           'write_clip', 'ClipInfo', 'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip',
-           'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16', 'read_foa', 'write_foa',
-           'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata', 'read_clip_metadata',
+__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS',
+           'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array',
+           'array_to_frame', 'write_clip', 'ClipInfo', 'Clip', 'probe_clip', 'clip_problems', 'validate_clip',
+           'read_clip', 'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16', 'read_foa',
+           'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata', 'read_clip_metadata',
            'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv', 'format_detections_csv',
            'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos', 'check_clips', 'check_clips_cli']
 
@@ -77,6 +77,12 @@ def array_to_frame(rgb: np.ndarray) -> av.VideoFrame:
     "A uint8 RGB (H, W, 3) array as a yuv420p frame to encode, the same bytes on every machine."
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(
         format="yuv420p", interpolation=SWS_BILINEAR | SWS_EXACT)
+
+# How media become numbers here, named in the records of whatever is made from decoded or encoded media (a build's
+# and a sampling folder's settings, the SELD and detection rows folders, the feature cache's keys), so that outputs
+# made another way (an earlier savgbench converted pixels with this CPU's SIMD code: 1-2 levels apart) are never
+# mixed in. Change it whenever decoded or encoded numbers change.
+MEDIA_RULE = "exact-1 (swscale accurate_rnd+bitexact; FFmpeg and OpenCV C code)"
 
 # %% ../nbs/01_io.ipynb #aac80095
 def _check_video_array(video, what="video"):

@@ -155,13 +155,14 @@ def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
 def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, sampler: str = 'dpm_solver++',
                   steps: int | None = None, precision: str = 'fp32', audio_codec: str = 'aac', sr_steps: int = 25,
                   sr_T: int | None = None) -> dict:
-    """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`) and
-    whether they are compiled (which changes the numbers by float rounding)."""
+    """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`),
+    whether they are compiled (which changes the numbers by float rounding) and how frames are encoded (`MEDIA_RULE`)."""
+    from savgbench.io import MEDIA_RULE
     s = dict(model_sha256=state_dict_sha256(model), seed=seed, batch_size=batch_size, sampler=sampler,
              steps=(steps or STEPS_2M) if sampler == 'dpm_solver++_2m' else None, precision=precision,
              compiled=hasattr(model, '_orig_mod'), audio_codec=audio_codec,
              sr_model_sha256=state_dict_sha256(sr_model) if sr_model is not None else None,
-             upscale='super-resolution' if sr_model is not None else 'bicubic')
+             upscale='super-resolution' if sr_model is not None else 'bicubic', media=MEDIA_RULE)
     if sr_model is not None: s.update(sr_steps=sr_steps, sr_T=sr_T or sr_model.cfg.diffusion_steps, sr_input='raw')
     return s
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem, clip_hashes, stale_rows, record_clips)
-from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT, read_video_bgr
+from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT, read_video_bgr, MEDIA_RULE
 
 # %% auto #0
 __all__ = ['DETECTORS', 'ORACLE_LABELS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows',
@@ -197,10 +197,12 @@ class PersonDetector:
         return out
 
 def detector_source(det) -> dict:
-    "What a detector's boxes are made with (for `savgbench_rows.json`): its name and, for YOLOX, its weights' sha256."
-    w, md = getattr(det, "weights", None), getattr(det, "metadata_dir", None)
-    return {"detector": getattr(det, "name", type(det).__name__), **(weights_source("weights", w) if w else {}),
-            **({"metadata_dir": str(Path(md).resolve())} if md else {})}
+    """What a detector's boxes are made with (for `savgbench_rows.json`): its name; for YOLOX, its weights' sha256; for
+    a detector that looks at the frames, how they were decoded (`io.MEDIA_RULE`: boxes found on frames decoded another
+    way are made again, not mixed in)."""
+    name, w, md = getattr(det, "name", type(det).__name__), getattr(det, "weights", None), getattr(det, "metadata_dir", None)
+    return {"detector": name, **(weights_source("weights", w) if w else {}),
+            **({"metadata_dir": str(Path(md).resolve())} if md else {}), **({} if name == "oracle" else {"media": MEDIA_RULE})}
 
 YOLOX_FILES = ("yolox-tiny-mmdet", "yolox-tiny-megvii")    # the registry's YOLOX-tiny checkpoints (either layout)
 

@@ -127,10 +127,11 @@ def write_seld_csv(rows: pd.DataFrame, path) -> Path:
 
 def seld_rows_source(checkpoint, reference_quirk: bool = True, model=None) -> dict:
     """What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file (None: the in-memory `model`, by
-    its weights' `state_dict_sha256`), and the window rule when not the reference's."""
+    its weights' `state_dict_sha256`), the window rule when not the reference's, and how the audio was decoded
+    (`io.MEDIA_RULE`)."""
     made = (weights_source("seld_checkpoint", checkpoint) if checkpoint is not None else
             {"seld_model": f"in memory ({type(model).__name__})", "sha256": state_dict_sha256(model)})
-    return {**made, **({} if reference_quirk else {"reference_quirk": False})}
+    return {**made, **({} if reference_quirk else {"reference_quirk": False}), "media": io.MEDIA_RULE}
 
 def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=None, batch_size: int = 40, device=None,
                reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64,
