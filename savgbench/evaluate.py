@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
-from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE
+from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -151,6 +151,7 @@ class ClipEntry:
     fps: float = 0.0
     audio_seconds: float = 0.0
     error: str | None = None
+    bars_level: float | None = None     # how light the first frame's letterbox bars are (`io.bars_level`; 0: black)
 
 def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]:
     "List, hash and validate the clips of a folder (failures are recorded, not raised)."
@@ -161,7 +162,7 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
         try:
             e.sha256 = file_sha256(p)
             info = validate_clip(p)
-            e.n_frames, e.fps, e.audio_seconds = info.n_frames, info.fps, info.audio_seconds
+            e.n_frames, e.fps, e.audio_seconds, e.bars_level = info.n_frames, info.fps, info.audio_seconds, info.bars_level
         except (SAVGBenchError, OSError) as ex: e.error = str(ex)
         out.append(e)
     return out
@@ -513,6 +514,15 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         if long: res["warnings"].append(f"{s} set: {len(long)} clip(s) hold more than {CLIP.seconds:g} s of audio "
                                         f"(the longest {max(long):.3f} s); the alignment metrics read all of it, as the "
                                         "reference does (cut it to 5 s to score the 5 s the picture shows)")
+    if reference_dir is not None and {"fvd", "kvd"} & set(metrics):   # a full-frame picture against letterboxed clips
+        light = lambda es: [e.bars_level for e in es if e.error is None and (e.bars_level or 0) > BARS_BLACK]
+        lg, lr = light(gen), light(ref)
+        if lg and 2 * len(lr) < res["n"]["ref_clips"]:
+            res["warnings"].append(f"generated set: {len(lg)} of {res['n']['gen_clips']} clip(s) show no black bars (the "
+                                   f"{CLIP.pad_top} px above and below the picture reach a mean level of {max(lg):.0f} "
+                                   f"of 255 in their first frame), unlike the reference clips, a {CLIP.picture_w}x"
+                                   f"{CLIP.picture_h} picture between black bars; FVD and KVD count the difference "
+                                   "(letterbox the picture: the README's 'Scoring your own generator')")
     # 2. items (of FVD, KVD and FAD; there is no reference set without them)
     if reference_dir is not None:
         nw = lambda es: [0 if e.error else len(window_frames(e.n_frames, e.fps, P)) for e in es]
@@ -594,6 +604,7 @@ def _write_per_clip(path, entries, align_rows: dict):
     rows = []
     for e in entries:
         row = dict(set=e.set, path=str(e.path), sha256=e.sha256, ok=e.error is None, n_frames=e.n_frames, fps=e.fps,
+                   bars_level=e.bars_level,
                    error=e.error or "")
         if e.set == "gen": row.update(align_rows.get(e.path.stem, {}))
         rows.append(row)

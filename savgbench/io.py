@@ -22,13 +22,14 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path)
 
 # %% auto #0
-__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS',
+__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'BARS_BLACK', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS',
            'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array',
-           'array_to_frame', 'write_clip', 'ClipInfo', 'Clip', 'probe_clip', 'clip_problems', 'validate_clip',
-           'read_clip', 'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16', 'read_foa',
-           'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata', 'read_clip_metadata',
-           'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv', 'format_detections_csv',
-           'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos', 'check_clips', 'check_clips_cli']
+           'array_to_frame', 'write_clip', 'ClipInfo', 'bars_level', 'Clip', 'probe_clip', 'clip_problems',
+           'validate_clip', 'read_clip', 'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16',
+           'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
+           'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
+           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos',
+           'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 _cpu_lock = threading.RLock()
@@ -166,10 +167,22 @@ class ClipInfo:
     video_codec: str | None = None
     audio_codec: str | None = None
     rotation: int = 0               # the display matrix's rotation of the first frame (degrees); SAVGBench clips have none
+    bars_level: float | None = None # how light the first frame's letterbox bars are (`bars_level`); None: another size
     @property
     def video_seconds(self): return self.n_frames / self.fps if self.fps else 0.0
     @property
     def audio_seconds(self): return self.n_samples / self.sample_rate if self.sample_rate else 0.0
+
+BARS_BLACK = 24.0                   # letterbox bars are black when their mean level (of 255) is at most this
+
+def bars_level(frame, spec: ClipSpec = CLIP, margin: int = 8) -> float | None:
+    """The mean level (0-255, over the three colours) of the lighter of a frame's two letterbox bars: the `spec.pad_top`
+    rows above and below the picture, less the `margin` rows beside it, into which h264 blurs the picture's edge. About
+    0 for a SAVGBench clip (at most `BARS_BLACK`); None for a frame that is not `spec.size` pixels square."""
+    f = np.asarray(frame)
+    n = spec.pad_top - margin
+    if f.ndim != 3 or f.shape[:2] != (spec.size, spec.size) or n <= 0: return None
+    return float(max(f[:n].mean(), f[spec.size - n:].mean()))
 
 @dataclass
 class Clip:
@@ -229,9 +242,11 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
             for frame in c.decode(*streams):
                 if isinstance(frame, av.VideoFrame):
                     info.n_frames += 1
-                    if info.n_frames == 1: info.rotation = int(getattr(frame, "rotation", 0) or 0)
+                    rgb = frame_to_array(frame) if video or info.n_frames == 1 else None
+                    if info.n_frames == 1:
+                        info.rotation, info.bars_level = int(getattr(frame, "rotation", 0) or 0), bars_level(rgb)
                     if frame.pts is not None: times.append(float(frame.pts * frame.time_base))
-                    if video: frames.append(frame_to_array(frame))
+                    if video: frames.append(rgb)
                 else:  # audio is decoded unless skipped: its length is only known by decoding
                     if info.audio_start is None and frame.pts is not None: info.audio_start = float(frame.pts * frame.time_base)
                     for g in resampler.resample(frame): chunks.append(g.to_ndarray())
@@ -550,20 +565,25 @@ def find_videos(folder) -> list[Path]:
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"
 
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
-                hint: str = f"{CONVERT}, or leave them out") -> tuple[list[Path], dict[str, str]]:
+                hint: str = f"{CONVERT}, or leave them out", unbarred: list | None = None) -> tuple[list[Path], dict[str, str]]:
     """Check every clip against the SAVGBench format (`clip_problems`: the container and the audio are read, not the
     frames). `paths`: clips, or one folder (searched with its subfolders, as `evaluate` does), clip or list file.
     Returns (the good clips, {path: all that is wrong} for the others). Unless `skip_bad`, a bad clip raises
-    `ClipFormatError` naming up to five of them, then `hint`."""
+    `ClipFormatError` naming up to five of them, then `hint`. A list `unbarred` gets (path, `bars_level`) for each
+    good clip whose first frame has no black letterbox bars (a format FVD/KVD count against, not a bad clip)."""
     from tqdm.auto import tqdm
     if isinstance(paths, (str, Path)):                  # one name, not a sequence of one-letter ones
         from savgbench.detect import list_videos
         paths = find_videos(paths) if Path(paths).is_dir() else list_videos(paths)
     paths, good, bad = [Path(p) for p in paths], [], {}
     for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=not progress or len(paths) < 20):
-        try: _, problems = clip_problems(p, spec)
+        try: info, problems = clip_problems(p, spec)
         except SAVGBenchError as e: problems = [e]
-        if not problems: good.append(p); continue
+        if not problems:
+            good.append(p)
+            if unbarred is not None and info.bars_level is not None and info.bars_level > BARS_BLACK:
+                unbarred.append((p, info.bars_level))
+            continue
         bad[str(p)] = "; also ".join([str(problems[0])] + [str(ClipFormatError(e.msg, found=e.found, expected=e.expected))
                                                          for e in problems[1:]])       # every problem, not the first alone
     if bad and not skip_bad:
@@ -586,8 +606,13 @@ def check_clips_cli(argv=None) -> int:
     a = ap.parse_args(argv)
     paths = [p for c in a.clips for p in (find_videos(c) if Path(c).is_dir() else list_videos(c))]   # as `evaluate`
     if not paths: raise SAVGBenchError("no clips found", path=" ".join(a.clips), expected=f"video files ({', '.join(VIDEO_EXTS)})")
-    good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet)
+    good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet, unbarred=(light := []))
     for why in bad.values(): print(why)
     print(f"{len(good)} of {len(paths)} clips are SAVGBench clips"
           + (f"; {len(bad)} {'is' if len(bad) == 1 else 'are'} not" if bad else ""))
+    if light: print(f"note: {len(light)} of them {'shows' if len(light) == 1 else 'show'} no black bars: the {CLIP.pad_top} px above and below the picture "
+                    f"reach a mean level of {max(l for _, l in light):.0f} of 255 in their first frame (SAVGBench clips: "
+                    f"about 0). The reference clips are a {CLIP.picture_w}x{CLIP.picture_h} picture between black bars, and "
+                    "FVD/KVD count the difference; letterbox the picture (the README's 'Scoring your own generator'): "
+                    + ", ".join(p.name for p, _ in light[:5]) + (", ..." if len(light) > 5 else ""))
     return 1 if bad else 0
