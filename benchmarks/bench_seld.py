@@ -16,7 +16,7 @@ def timed(f):
 def main(n=16, reference_size=False, device="cpu"):
     rng = np.random.default_rng(0)
     clips = [(rng.standard_normal((2, 80000)) * 0.1).astype(np.float32) for _ in range(n)]
-    model = (SELDNet("reference").eval() if reference_size else load_seld_model()).to(device)
+    model = (SELDNet("reference").eval() if reference_size else load_seld_model("demo")).to(device)
     name = "reference size (random weights)" if reference_size else "built-in demo (small)"
     print(f"SELD network on {device}: {name}, {sum(p.numel() for p in model.parameters()):,} parameters, torch threads {torch.get_num_threads()}")
     predict_seld(clips[:2], model, batch_size=40); predict_seld(clips[:1], model, batch_size=8)   # warm-up

@@ -41,7 +41,7 @@ def dry(a, rng):
 
 def main(n=8, coincident=False):
     rng = np.random.default_rng(7)
-    model = load_seld_model()
+    model = load_seld_model("demo")
     dmax, stats, dx = [], {p: [] for p in PHASES}, []
     for _ in range(n):
         a, _ = synthetic_scene(rng, 5.0, p_empty=0.0)

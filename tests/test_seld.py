@@ -94,7 +94,7 @@ def test_non_finite_audio_raises(bad):
 def test_silence_gives_zero_features_and_no_rows_with_the_demo_model():
     z = np.zeros((2, 80000), np.float32)
     assert clip_features(z)[0].abs().max() == 0
-    assert len(predict_seld([z], load_seld_model())[0]) == 0
+    assert len(predict_seld([z], load_seld_model("demo"))[0]) == 0
 
 def test_bad_wav_file_reports_the_path(tmp_path):
     sf.write(tmp_path / "m.wav", np.zeros(80000, np.int16), 16000, subtype="PCM_16")
@@ -190,7 +190,7 @@ def test_mp4_clip_is_read_as_int16_and_predicted(tmp_path):
     from savgbench.seld.infer import seld_files
     x = read_seld_audio(tmp_path / "video_dev" / "c.mp4")
     assert x.shape == (2, 80000) and np.abs(x * 32768 - np.round(x * 32768)).max() == 0     # 16-bit values
-    table, failures = seld_files([tmp_path / "video_dev" / "c.mp4"], tmp_path / "pred", progress=False)
+    table, failures = seld_files([tmp_path / "video_dev" / "c.mp4"], tmp_path / "pred", checkpoint="demo", progress=False)
     assert not failures and (table.cls == 0).sum() >= 40
     assert np.corrcoef(table.frame, table.x)[0, 1] > 0.8                                   # left to right
 

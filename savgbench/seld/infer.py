@@ -42,12 +42,13 @@ def seld_checkpoint_path(checkpoint=None) -> Path:
     except WeightsError as e:
         if checkpoint is not None: raise
         raise WeightsError(f"{e}; or use the built-in demo SELD model, not comparable with the paper "
-                           "(--checkpoint demo / --seld-checkpoint demo)") from None
+                           "(--checkpoint demo / --seld-checkpoint demo; checkpoint='demo' in Python)") from None
 
 def load_seld_model(checkpoint=None, device=None) -> SELDNet:
-    "A `SELDNet` in eval mode from `checkpoint` (default: the built-in demo model) on `device`."
-    demo = checkpoint is None or str(checkpoint) == "demo"
-    path = demo_checkpoint() if demo else Path(checkpoint)
+    """A `SELDNet` in eval mode from `checkpoint` on `device`: a path, `'demo'` (the built-in demo model), or None (the
+    official file, `seld_checkpoint_path`)."""
+    demo = checkpoint is not None and str(checkpoint) == "demo"
+    path = seld_checkpoint_path(checkpoint)
     if demo and not path.is_file(): raise WeightsError("the built-in demo SELD model is missing from the package", path)
     return SELDNet.from_checkpoint(path).to(device or "cpu").eval()
 
@@ -137,13 +138,13 @@ def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=Non
                reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64,
                source: dict | None = None):
     """Predict SELD rows for clip files; write one CSV per clip to `out_dir`; return (rows with a clip column, failures).
-    The model: `model`, else `checkpoint` (a path or 'demo'; None: the built-in demo model, as `load_seld_model`). With
+    The model: `model`, else `checkpoint` (a path, 'demo', or None: the official file, as `load_seld_model`). With
     `out_dir`, its `savgbench_rows.json` records what made the rows (`source`; by default the checkpoint file, or an
     in-memory model's `state_dict_sha256`) and a folder holding another model's rows is refused, so `evaluate` and
     `spatial-align` can tell whose rows they read. CSVs of unknown origin already in the folder are kept, and then no
     record is written (said on stderr)."""
     if model is None:
-        ck = demo_checkpoint() if checkpoint is None or str(checkpoint) == "demo" else Path(checkpoint)
+        ck = seld_checkpoint_path(checkpoint)
         model = load_seld_model(ck, device)
     else: ck = checkpoint if checkpoint is not None and str(checkpoint) != "demo" else None
     paths = [Path(p) for p in paths]
