@@ -94,7 +94,10 @@ def stereo_clip_audio(foa, view_deg: float, sample_rate: int = STARSS_FOA_SR, cu
                       gain_db: float = 38.0, order: int = 2):
     """FOA at 24 kHz (4, N) → (stereo at 16 kHz (2, ceil(2N/3)) float32, peak): rotate to `view_deg`, `L/R = W ± Y'`,
     high-pass (Butterworth of `order`) at `cutoff_hz` (None: `foa` is already filtered), gain. `peak` is the
-    largest absolute sample after the gain, before resampling (the reference's clipping rule compares it with 0.9999)."""
+    largest absolute sample after the gain, before resampling (the reference's clipping rule compares it with 0.9999).
+    This filters and resamples `foa` on its own: given a 5 s slice, its first ~100 ms (the filter starting from rest)
+    and last few ms differ from the dataset's clips, which `build.window_audio` cuts from the whole recording
+    filtered and resampled at once (and also drops when the 16 kHz audio exceeds 0.9999)."""
     if sample_rate != STARSS_FOA_SR:
         raise AudioFormatError("FOA audio must be at the STARSS23 rate", found=sample_rate, expected=STARSS_FOA_SR)
     st = foa_to_stereo(foa, view_deg)
