@@ -959,3 +959,19 @@ def test_the_command_and_generate_clips_go_on_with_each_others_folders(tmp_path)
     assert (tmp_path / 'a' / 'sample_00001.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00001.mp4').read_bytes()
     with pytest.raises(SAVGBenchError, match='model_sha256'):
         py(tmp_path / 'a', 3, model=CoupledUNet(MMDiffusionConfig.tiny()))
+
+
+def test_a_run_extended_with_another_save_every_keeps_the_earlier_runs_checkpoints(tmp_path, capsys):
+    """A 4-step run saved at 2 and 4; extended to 20 steps with --save-every 10 and stopped by Ctrl-C at step 6, its
+    checkpoints 2 and 4 stay (they were on its grid, and keep_checkpoints is 2); once step 10 is saved, 6 goes."""
+    from dataclasses import replace
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    first = TrainConfig(preset='tiny', batch_size=2, max_steps=4, mixed_precision='no', save_every=2, log_every=2)
+    train_joint(SyntheticClips(4), tmp_path / 'run', first, progress=False)
+    assert _ckpt_steps(tmp_path / 'run') == [2, 4]
+    longer = TrainConfig(preset='tiny', batch_size=2, max_steps=20, mixed_precision='no', save_every=10, log_every=2)
+    with pytest.raises(KeyboardInterrupt):        # item 0 is read to check sizes, then 2 per step from step 5: read 4 is in step 6
+        train_joint(_CtrlCAt(SyntheticClips(4), at=4), tmp_path / 'run', longer, progress=False)
+    assert _ckpt_steps(tmp_path / 'run') == [2, 4, 6]
+    train_joint(SyntheticClips(4), tmp_path / 'run', replace(longer, max_steps=10), progress=False)
+    assert _ckpt_steps(tmp_path / 'run') == [4, 10]
