@@ -293,7 +293,7 @@ def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_o
     assert sample_cli(['--checkpoint', str(tmp_path / 'run' / 'checkpoint_2.pt'), *common, '--out', str(tmp_path / 'b')]) == 0
     assert (tmp_path / 'a' / 'sample_00000.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00000.mp4').read_bytes()
     train_joint(SyntheticClips(2), tmp_path / 'run', TrainConfig(**{**vars(cfg), 'max_steps': 3}), progress=False)
-    with pytest.raises(SAVGBenchError, match="stands for the run's newest checkpoint, which may have changed"):
+    with pytest.raises(SAVGBenchError, match="stands for the run's newest checkpoint, which is not the one those clips"):
         sample_cli(['--checkpoint', str(tmp_path / 'run'), *common, '--out', str(tmp_path / 'a')])
     assert export_weights_cli([str(tmp_path / 'run'), str(tmp_path / 'plain.pt'), '--plain']) == 0
     assert 'at step 3' in capsys.readouterr().out
@@ -975,3 +975,22 @@ def test_a_run_extended_with_another_save_every_keeps_the_earlier_runs_checkpoin
     assert _ckpt_steps(tmp_path / 'run') == [2, 4, 6]
     train_joint(SyntheticClips(4), tmp_path / 'run', replace(longer, max_steps=10), progress=False)
     assert _ckpt_steps(tmp_path / 'run') == [4, 10]
+
+
+def test_a_run_folder_is_blamed_only_when_its_newest_checkpoint_made_the_difference(tmp_path):
+    "Other settings, or an --out that is a file, are refused without a note about the run's newest checkpoint."
+    from savgbench.baselines.sample import sample_cli
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    from savgbench.core import SAVGBenchError
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1, mixed_precision='no', save_every=1)
+    train_joint(SyntheticClips(2), tmp_path / 'run', cfg, progress=False)
+    common = ['--checkpoint', str(tmp_path / 'run'), '--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m',
+              '--steps', '1', '--device', 'cpu', '--writers', '0']
+    assert sample_cli([*common, '--out', str(tmp_path / 'a')]) == 0
+    with pytest.raises(SAVGBenchError, match='seed: 1010 -> 7') as e:
+        sample_cli([*common, '--out', str(tmp_path / 'a'), '--seed', '7'])
+    assert 'newest checkpoint' not in str(e.value)
+    (tmp_path / 'file').touch()
+    with pytest.raises(SAVGBenchError, match='a file stands where a folder is needed') as e:
+        sample_cli([*common, '--out', str(tmp_path / 'file')])
+    assert 'newest checkpoint' not in str(e.value)
