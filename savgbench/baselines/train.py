@@ -748,6 +748,12 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
                           resume=resume, progress=progress, model_kind='sr', held=held)
 
 # %% ../../nbs/53_train_joint.ipynb #404426df
+def _cpu_cost(sr: bool) -> str:
+    "What a paper-size training step asks of a CPU, for the model a command trains."
+    if sr: return ("the 311 M-parameter SR U-Net's weights, gradients, AdamW state and EMA alone take 6.2 GB, before the "
+                   "activations of its batches of 256x256 frames")
+    return "a step of batch 4 needs over 24 GB of memory"
+
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -759,8 +765,8 @@ def _train_parser(prog, sr=False):
                    help="model size: 'paper' (" + ('311.0' if sr else '133.7') + " M parameters; a GPU) or 'tiny' (a CPU "
                         "try of the pipeline: " + ("16x16 -> 64x64 frames" if sr else "4 frames of 16x16 and 1024 audio "
                         "samples, cut and resampled from the clips") + "; its samples are not SAVGBench clips worth scoring)")
-    p.add_argument('--allow-cpu', action='store_true', help="train the paper preset without a GPU (a step of batch 4 needs "
-                   "over 24 GB of memory there, and far more time; by default it is refused)")
+    p.add_argument('--allow-cpu', action='store_true', help=f"train the paper preset without a GPU (on a CPU {_cpu_cost(sr)}, "
+                   "and a step takes far more time; by default it is refused)")
     p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000,
                    help="training steps in all (a resumed run may be given more); the paper's model: " + ('120k' if sr else '330k'))
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
@@ -829,8 +835,8 @@ def _parse_train(prog, argv, sr=False):
     except SAVGBenchError as e: p.error(str(e))
     if why := output_path_problem(a.out): p.error(f"--out {a.out} {why}; it names the run folder")
     if a.preset == 'paper' and not a.allow_cpu and not _gpu_available():
-        p.error("the paper preset needs a GPU, and none is visible (on a CPU a step of batch 4 takes over 24 GB of "
-                "memory): give --preset tiny to try the pipeline on this machine, or --allow-cpu")
+        p.error(f"the paper preset needs a GPU, and none is visible (on a CPU {_cpu_cost(sr)}): give --preset tiny to "
+                "try the pipeline on this machine, or --allow-cpu")
     try: return a, _cfg_from(a, sr=sr)
     except ValueError as e:
         from dataclasses import fields
