@@ -994,3 +994,16 @@ def test_a_run_folder_is_blamed_only_when_its_newest_checkpoint_made_the_differe
     with pytest.raises(SAVGBenchError, match='a file stands where a folder is needed') as e:
         sample_cli([*common, '--out', str(tmp_path / 'file')])
     assert 'newest checkpoint' not in str(e.value)
+
+
+@pytest.mark.parametrize('sampler,steps,bar', [('dpm_solver++', None, 'dpm-solver++ (adaptive)'),
+                                                ('dpm_solver++_2m', 2, 'dpm-solver++')])
+def test_sampling_shows_the_denoising_steps_of_a_batch(tmp_path, capsys, sampler, steps, bar):
+    "Each batch's denoising loop has its own bar (ddpm's 1000 steps took 30 s per tiny batch with none), gone when done."
+    from savgbench.baselines.sample import generate_clips
+    net = CoupledUNet(MMDiffusionConfig.tiny()).eval()
+    generate_clips(net, None, tmp_path / 'a', num=1, batch_size=1, sampler=sampler, steps=steps, writers=0)
+    err = capsys.readouterr().err
+    assert f'{bar}:' in err and 'sampling (process 0)' in err, err
+    generate_clips(net, None, tmp_path / 'b', num=1, batch_size=1, sampler=sampler, steps=steps, writers=0, progress=False)
+    assert capsys.readouterr().err == ''

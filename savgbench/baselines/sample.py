@@ -243,7 +243,8 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
                 idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
                 paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
                 if all(p.exists() for p in paths): pending.extend(paths); continue
-                x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision)
+                x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision,
+                                      progress=progress)
                 video = x['video']
                 if sr_model is not None:
                     with _autocast(video.device, precision):
