@@ -293,7 +293,7 @@ def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_o
     assert sample_cli(['--checkpoint', str(tmp_path / 'run' / 'checkpoint_2.pt'), *common, '--out', str(tmp_path / 'b')]) == 0
     assert (tmp_path / 'a' / 'sample_00000.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00000.mp4').read_bytes()
     train_joint(SyntheticClips(2), tmp_path / 'run', TrainConfig(**{**vars(cfg), 'max_steps': 3}), progress=False)
-    with pytest.raises(SAVGBenchError, match="stands for the run's newest checkpoint, which may have changed"):
+    with pytest.raises(SAVGBenchError, match="stands for the run's newest checkpoint, which is not the one those clips"):
         sample_cli(['--checkpoint', str(tmp_path / 'run'), *common, '--out', str(tmp_path / 'a')])
     assert export_weights_cli([str(tmp_path / 'run'), str(tmp_path / 'plain.pt'), '--plain']) == 0
     assert 'at step 3' in capsys.readouterr().out
@@ -959,3 +959,51 @@ def test_the_command_and_generate_clips_go_on_with_each_others_folders(tmp_path)
     assert (tmp_path / 'a' / 'sample_00001.mp4').read_bytes() == (tmp_path / 'b' / 'sample_00001.mp4').read_bytes()
     with pytest.raises(SAVGBenchError, match='model_sha256'):
         py(tmp_path / 'a', 3, model=CoupledUNet(MMDiffusionConfig.tiny()))
+
+
+def test_a_run_extended_with_another_save_every_keeps_the_earlier_runs_checkpoints(tmp_path, capsys):
+    """A 4-step run saved at 2 and 4; extended to 20 steps with --save-every 10 and stopped by Ctrl-C at step 6, its
+    checkpoints 2 and 4 stay (they were on its grid, and keep_checkpoints is 2); once step 10 is saved, 6 goes."""
+    from dataclasses import replace
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    first = TrainConfig(preset='tiny', batch_size=2, max_steps=4, mixed_precision='no', save_every=2, log_every=2)
+    train_joint(SyntheticClips(4), tmp_path / 'run', first, progress=False)
+    assert _ckpt_steps(tmp_path / 'run') == [2, 4]
+    longer = TrainConfig(preset='tiny', batch_size=2, max_steps=20, mixed_precision='no', save_every=10, log_every=2)
+    with pytest.raises(KeyboardInterrupt):        # item 0 is read to check sizes, then 2 per step from step 5: read 4 is in step 6
+        train_joint(_CtrlCAt(SyntheticClips(4), at=4), tmp_path / 'run', longer, progress=False)
+    assert _ckpt_steps(tmp_path / 'run') == [2, 4, 6]
+    train_joint(SyntheticClips(4), tmp_path / 'run', replace(longer, max_steps=10), progress=False)
+    assert _ckpt_steps(tmp_path / 'run') == [4, 10]
+
+
+def test_a_run_folder_is_blamed_only_when_its_newest_checkpoint_made_the_difference(tmp_path):
+    "Other settings, or an --out that is a file, are refused without a note about the run's newest checkpoint."
+    from savgbench.baselines.sample import sample_cli
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    from savgbench.core import SAVGBenchError
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=1, mixed_precision='no', save_every=1)
+    train_joint(SyntheticClips(2), tmp_path / 'run', cfg, progress=False)
+    common = ['--checkpoint', str(tmp_path / 'run'), '--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m',
+              '--steps', '1', '--device', 'cpu', '--writers', '0']
+    assert sample_cli([*common, '--out', str(tmp_path / 'a')]) == 0
+    with pytest.raises(SAVGBenchError, match='seed: 1010 -> 7') as e:
+        sample_cli([*common, '--out', str(tmp_path / 'a'), '--seed', '7'])
+    assert 'newest checkpoint' not in str(e.value)
+    (tmp_path / 'file').touch()
+    with pytest.raises(SAVGBenchError, match='a file stands where a folder is needed') as e:
+        sample_cli([*common, '--out', str(tmp_path / 'file')])
+    assert 'newest checkpoint' not in str(e.value)
+
+
+@pytest.mark.parametrize('sampler,steps,bar', [('dpm_solver++', None, 'dpm-solver++ (adaptive)'),
+                                                ('dpm_solver++_2m', 2, 'dpm-solver++')])
+def test_sampling_shows_the_denoising_steps_of_a_batch(tmp_path, capsys, sampler, steps, bar):
+    "Each batch's denoising loop has its own bar (ddpm's 1000 steps took 30 s per tiny batch with none), gone when done."
+    from savgbench.baselines.sample import generate_clips
+    net = CoupledUNet(MMDiffusionConfig.tiny()).eval()
+    generate_clips(net, None, tmp_path / 'a', num=1, batch_size=1, sampler=sampler, steps=steps, writers=0)
+    err = capsys.readouterr().err
+    assert f'{bar}:' in err and 'sampling (process 0)' in err, err
+    generate_clips(net, None, tmp_path / 'b', num=1, batch_size=1, sampler=sampler, steps=steps, writers=0, progress=False)
+    assert capsys.readouterr().err == ''

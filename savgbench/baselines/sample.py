@@ -244,7 +244,8 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
                 idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
                 paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
                 if all(p.exists() for p in paths): pending.extend(paths); continue
-                x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision)
+                x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision,
+                                      progress=progress)
                 video = x['video']
                 if sr_model is not None:
                     with _autocast(video.device, precision):
@@ -312,6 +313,11 @@ def _settings(a, precision: str, model, sr=None) -> dict:
             'compiled': a.compile != 'none', 'checkpoint_sha256': sha256_file(a.checkpoint),
             'sr_checkpoint_sha256': sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None}
 
+def _recorded_settings(out_dir) -> dict:
+    "The settings `out_dir/sampling.json` holds; empty where there is none or it cannot be read."
+    try: return json.loads((Path(out_dir) / 'sampling.json').read_text()).get('settings', {})
+    except (OSError, ValueError, AttributeError): return {}
+
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
@@ -355,10 +361,10 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
-    from_runs = []
+    from_runs = []                                      # (the option as given, its key in sampling.json)
     for opt in ('checkpoint', 'sr_checkpoint'):         # a run folder: its newest checkpoint, named
         if (d := getattr(a, opt)) is not None and Path(d).is_dir():
-            from_runs.append(f"--{opt.replace('_', '-')} {d}")
+            from_runs.append((f"--{opt.replace('_', '-')} {d}", f'{opt}_sha256'))
             setattr(a, opt, newest_checkpoint(d))
             main_print(f"savgbench sample: --{opt.replace('_', '-')} {d}: its newest checkpoint, {getattr(a, opt)}", file=sys.stderr)
     a.checkpoint = locate_weights(a.checkpoint, (OFFICIAL['joint'],))      # a missing file: one error, before any work
@@ -389,11 +395,13 @@ def sample_cli(argv=None) -> int:
         if model.cfg.video_size[-1] != sr.cfg.small_size:
             p.error(f"the joint model makes {model.cfg.video_size[-1]}x{model.cfg.video_size[-1]} frames but the SR model "
                     f"upsamples {sr.cfg.small_size}x{sr.cfg.small_size} ones")
-    try: sample_manifest(a.out, _settings(a, precision, model, sr), write=state.is_main_process)
-    except SAVGBenchError as e:
-        if not from_runs: raise
-        raise SAVGBenchError(f"{e} ({' and '.join(from_runs)} stands for the run's newest checkpoint, which may have "
-                             "changed since those clips were made)") from None
+    settings = _settings(a, precision, model, sr)
+    try: sample_manifest(a.out, settings, write=state.is_main_process)
+    except SAVGBenchError as e:     # a run folder whose newest checkpoint is not the one the clips there came from
+        moved = [o for o, key in from_runs if _recorded_settings(a.out).get(key) not in (None, settings[key])]
+        if not moved: raise
+        raise SAVGBenchError(f"{e} ({' and '.join(moved)} {'stands' if len(moved) == 1 else 'stand'} for the run's "
+                             "newest checkpoint, which is not the one those clips were made with)") from None
     if sr is None and state.is_main_process:
         s = model.cfg.video_size[-1]
         print(f"savgbench sample: no --sr-checkpoint, so the {s}x{s} frames are upsampled bicubically to "

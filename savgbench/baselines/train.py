@@ -275,15 +275,28 @@ def newest_checkpoint(path) -> Path:
     if not found: raise SAVGBenchError("a folder without checkpoint_N.pt files: give a checkpoint file, or a run folder", path=p)
     return found[-1]
 
-def _prune_checkpoints(out_dir: Path, cfg) -> None:
+def _prune_checkpoints(out_dir: Path, cfg, kept=()) -> None:
     """Keep the newest `cfg.keep_checkpoints` checkpoints of the `save_every` grid (the last step counts as one), and
-    one off the grid (a Ctrl-C's) only while it is the newest: interrupts must not push out the ones to go back to."""
+    one off the grid (a Ctrl-C's) only while it is the newest: interrupts must not push out the ones to go back to.
+    `kept`: steps of checkpoints an earlier run saved on its own grid (`_earlier_grid`), which count as the grid's too,
+    so a run resumed with another --save-every or --steps does not delete them as if they were a Ctrl-C's."""
     found = [(int(p.stem.split('_')[1]), p) for p in _checkpoints(out_dir)]
-    grid = [p for s, p in found if s % cfg.save_every == 0 or s == cfg.max_steps]
+    grid = [p for s, p in found if s % cfg.save_every == 0 or s == cfg.max_steps or s in kept]
     for p in grid[:-cfg.keep_checkpoints]: p.unlink()
     for _, p in found[:-1]:
         if p not in grid: p.unlink()
 
+def _earlier_grid(ckpts: list[Path], train_config: dict) -> set[int]:
+    """The steps of a run folder's checkpoints (`ckpts`, oldest first) that its earlier runs saved on their grids: all
+    but the newest (pruning leaves a Ctrl-C's only while it is the newest), and the newest one, which this run resumes
+    from, if it lies on the grid of the run that saved it (`train_config`, as its checkpoint records it)."""
+    steps = [int(p.stem.split('_')[1]) for p in ckpts]
+    if not steps: return set()
+    every, last = train_config.get('save_every'), train_config.get('max_steps')
+    on_grid = (isinstance(every, int) and every > 0 and steps[-1] % every == 0) or steps[-1] == last
+    return set(steps[:-1]) | ({steps[-1]} if on_grid else set())
+
+# %% ../../nbs/53_train_joint.ipynb #4aab9c36
 def _data_source(dataset) -> dict:
     "What a run trains on, as its checkpoints record it: the clip folder (or the dataset's class) and the item count."
     root = getattr(dataset, 'root', None)
@@ -478,7 +491,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
                    file=sys.stderr)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
-    step, history, ck = 0, [], None
+    step, history, ck, kept = 0, [], None, set()
     ckpts = _checkpoints(out_dir) if resume and err is None else []
     if not resume and err is None and acc.is_main_process and _run_files(out_dir):
         aside = _set_aside(out_dir)
@@ -515,6 +528,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
                       f"({now['items']} items)")
             ema.load_state_dict(ck['ema'])
             step, history = ck['step'], list(ck['history'])
+            kept = _earlier_grid(ckpts, ck.get('train_config') or {})
         except SAVGBenchError as e: err = e       # raised once every process has said whether it could resume
     check_same_step(acc, step, out_dir, error=err)      # every process resumes from the same checkpoint, or none does
     if step >= cfg.max_steps:
@@ -541,7 +555,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
               'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg),
               'data': _data_source(dataset)}
         save_torch(ck, out_dir / f'checkpoint_{step}.pt')
-        _prune_checkpoints(out_dir, cfg)
+        _prune_checkpoints(out_dir, cfg, kept)
 
     pending, terms = [], None       # per-step records stay on the device: one transfer per log row, not per step
 
@@ -616,7 +630,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
     if progress: _ema_note(len(history), cfg.ema_rate)
     return history
 
-# %% ../../nbs/53_train_joint.ipynb #c4c81683
+# %% ../../nbs/53_train_joint.ipynb #a5c382aa
 def joint_loss_fn(diffusion: GaussianDiffusion):
     "The reference objective for the coupled U-Net: one t per sample, independent noise per modality, summed MSEs."
     def loss_fn(model, batch, gen):
@@ -672,7 +686,7 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
                           data, cfg, out_dir, augment=augment, resume=resume, progress=progress, model_kind='joint',
                           held=held)
 
-# %% ../../nbs/53_train_joint.ipynb #b7694ac3
+# %% ../../nbs/53_train_joint.ipynb #f50c17a9
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
     import cv2
@@ -733,7 +747,13 @@ def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig 
         return train_loop(model, sr_loss_fn(GaussianDiffusion(cfg.diffusion_steps)), data, cfg, out_dir, augment=augment,
                           resume=resume, progress=progress, model_kind='sr', held=held)
 
-# %% ../../nbs/53_train_joint.ipynb #f50c17a9
+# %% ../../nbs/53_train_joint.ipynb #404426df
+def _cpu_cost(sr: bool) -> str:
+    "What a paper-size training step asks of a CPU, for the model a command trains."
+    if sr: return ("the 311 M-parameter SR U-Net's weights, gradients, AdamW state and EMA alone take 6.2 GB, before the "
+                   "activations of its batches of 256x256 frames")
+    return "a step of batch 4 needs over 24 GB of memory"
+
 def _train_parser(prog, sr=False):
     p = argparse.ArgumentParser(prog=prog, description=("Train the 64->256 super-resolution U-Net on SAVGBench frames." if sr
                                 else "Train the Stereo MM-Diffusion joint baseline on SAVGBench clips."),
@@ -745,8 +765,8 @@ def _train_parser(prog, sr=False):
                    help="model size: 'paper' (" + ('311.0' if sr else '133.7') + " M parameters; a GPU) or 'tiny' (a CPU "
                         "try of the pipeline: " + ("16x16 -> 64x64 frames" if sr else "4 frames of 16x16 and 1024 audio "
                         "samples, cut and resampled from the clips") + "; its samples are not SAVGBench clips worth scoring)")
-    p.add_argument('--allow-cpu', action='store_true', help="train the paper preset without a GPU (a step of batch 4 needs "
-                   "over 24 GB of memory there, and far more time; by default it is refused)")
+    p.add_argument('--allow-cpu', action='store_true', help=f"train the paper preset without a GPU (on a CPU {_cpu_cost(sr)}, "
+                   "and a step takes far more time; by default it is refused)")
     p.add_argument('--steps', type=at_least(1), default=330_000 if not sr else 120_000,
                    help="training steps in all (a resumed run may be given more); the paper's model: " + ('120k' if sr else '330k'))
     p.add_argument('--batch-size', type=at_least(1), default=4 if not sr else 6, help='per process')
@@ -815,8 +835,8 @@ def _parse_train(prog, argv, sr=False):
     except SAVGBenchError as e: p.error(str(e))
     if why := output_path_problem(a.out): p.error(f"--out {a.out} {why}; it names the run folder")
     if a.preset == 'paper' and not a.allow_cpu and not _gpu_available():
-        p.error("the paper preset needs a GPU, and none is visible (on a CPU a step of batch 4 takes over 24 GB of "
-                "memory): give --preset tiny to try the pipeline on this machine, or --allow-cpu")
+        p.error(f"the paper preset needs a GPU, and none is visible (on a CPU {_cpu_cost(sr)}): give --preset tiny to "
+                "try the pipeline on this machine, or --allow-cpu")
     try: return a, _cfg_from(a, sr=sr)
     except ValueError as e:
         from dataclasses import fields
@@ -855,7 +875,7 @@ def train_sr_cli(argv=None) -> int:
     _report(hist, a.out)
     return 0
 
-# %% ../../nbs/53_train_joint.ipynb #404426df
+# %% ../../nbs/53_train_joint.ipynb #863168cb
 def export_weights(checkpoint, out, weights: str = 'ema', plain: bool = False) -> dict:
     """Write the `weights` ('ema', what sampling uses, or 'model', the raw ones) of a savgbench training checkpoint to
     `out` without the optimizer state; `plain` writes a bare state_dict. Returns what was written (kind, step, sizes, sha256)."""
