@@ -255,7 +255,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         except (json.JSONDecodeError, AttributeError): old = {}
         diff = settings_diff(old, settings, keys)
         if diff and outputs:
-            raise SAVGBenchError(f"already holds {outputs} outputs made with other settings ({'; '.join(diff)}); {remedy}",
+            raise SAVGBenchError(f"already holds {outputs} output{'s' * (outputs != 1)} made with other settings ({'; '.join(diff)}); {remedy}",
                                  path=path.parent)
     if write:
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")

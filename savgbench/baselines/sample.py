@@ -415,6 +415,6 @@ def sample_cli(argv=None) -> int:
                            progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark,
                            sr_frames_per_batch=a.sr_frames_per_batch, record=False)   # (checked above)
     old = len(set(files) & before)
-    print(f"process {state.process_index}: {len(files)} clips in {a.out} ({len(files) - old} sampled now, {old} already "
+    print(f"process {state.process_index}: {len(files)} clip{'s' * (len(files) != 1)} in {a.out} ({len(files) - old} sampled now, {old} already "
           f"there; {time.time() - t0:.1f} s)")
     return 0
