@@ -389,6 +389,21 @@ def test_loader_rejects_wrong_checkpoint_kind(tmp_path):
         load_joint_model(tmp_path / 'y.pt')
 
 
+def test_a_bare_state_dict_of_the_other_model_is_named_as_such(tmp_path):
+    "Plain weights (the official files' format, export-weights --plain) given as the other model's say whose they are."
+    from savgbench.baselines.sample import load_joint_model, load_sr_model
+    torch.save(SuperResUNet(SRConfig.tiny()).state_dict(), tmp_path / 'sr.pt')
+    torch.save(CoupledUNet(MMDiffusionConfig.tiny()).state_dict(), tmp_path / 'joint.pt')
+    with pytest.raises(WeightsError, match=r'not a joint-model checkpoint: these are the weights of a super-resolution '
+                                           r'U-Net \(no audio layers\): give them as --sr-checkpoint'):
+        load_joint_model(tmp_path / 'sr.pt', preset='tiny')
+    with pytest.raises(WeightsError, match=r'not an SR checkpoint: these are the weights of the joint model'):
+        load_sr_model(tmp_path / 'joint.pt', preset='tiny')
+    assert load_sr_model(tmp_path / 'sr.pt', preset='tiny').cfg.small_size == 16      # each in its place: loaded
+    with pytest.raises(WeightsError, match="wrong preset"):                             # another preset: the old hint
+        load_sr_model(tmp_path / 'sr.pt', preset='paper')
+
+
 def test_compiled_models_sample_what_eager_models_sample():
     "One graph each (fullgraph): the compiled joint and SR models, through both samplers, give the eager results."
     from savgbench.baselines.sample import sample_joint, compile_model

@@ -36,6 +36,13 @@ _KINDS = {'joint': (MMDiffusionConfig, CoupledUNet, load_joint_weights, 'a joint
           'sr': (SRConfig, SuperResUNet, load_sr_weights, 'an SR')}
 OFFICIAL = {'joint': 'mmdiffusion-savg-joint', 'sr': 'mmdiffusion-savg-sr'}     # registry names of the released files
 
+def _plain_kind(sd) -> str | None:
+    "Which model a bare state_dict is of, by its names: 'joint' (it has audio layers), 'sr' (an image U-Net's), or None."
+    keys = [k for k in sd if isinstance(k, str)] if isinstance(sd, dict) else []
+    if any('audio' in k for k in keys): return 'joint'
+    if 'input_blocks.0.0.weight' in keys and 'out.2.weight' in keys: return 'sr'
+    return None
+
 def _load_model(path, kind: str, preset: str, device, model_cls=None):
     cfg_cls, net_cls, load_weights, what = _KINDS[kind]
     net_cls = model_cls or net_cls
@@ -54,6 +61,11 @@ def _load_model(path, kind: str, preset: str, device, model_cls=None):
     try: load_weights(model, ck)
     except WeightsError as e:
         plain = not (isinstance(ck, dict) and 'model_config' in ck)
+        if plain and _plain_kind(ck) not in (None, kind):       # the other model's weights, given in its place
+            sr = kind == 'joint'
+            raise WeightsError(f"not {what} checkpoint: these are the weights of " + ("a super-resolution U-Net (no "
+                               "audio layers): give them as --sr-checkpoint (load_sr_model)" if sr else "the joint model "
+                               "(audio layers): give them as --checkpoint (load_joint_model)"), path=path) from None
         hint = (f"; a plain state_dict does not say its configuration, and the {preset!r} preset's does not fit: give "
                 f"the one it was trained with ({'--preset' if kind == 'joint' else '--sr-preset'} "
                 f"{' / '.join(PRESETS if kind == 'joint' else SR_PRESETS)})") if plain and 'shapes differ' in str(e) else ""
