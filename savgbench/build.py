@@ -210,10 +210,42 @@ def _worker_init():
     import cv2
     cv2.setNumThreads(1)
 
-def _remove_clips(out, split: str, recording: str) -> None:
-    "Remove every clip (mp4 and label CSV) of `recording` from a split's folders."
+def _remove_clips(out, split: str, recording: str) -> int:
+    "Remove every clip (mp4 and label CSV) of `recording` from a split's folders; return how many mp4s there were."
+    n = 0
     for sub, ext in ((f"video_{split}", "mp4"), (f"metadata_{split}", "csv")):
-        for p in (Path(out) / sub).glob(f"{recording}_deg*_start*.{ext}"): p.unlink()
+        for p in (Path(out) / sub).glob(f"{recording}_deg*_start*.{ext}"): p.unlink(); n += ext == "mp4"
+    return n
+
+_TMP_RE = re.compile(r"^\.fold\d+_room\d+_mix\d+_deg\d+_start\d+\.[^.]+\.(mp4|csv)$")   # `atomic_path`'s temporary names
+
+def _clips_in(vdir: Path) -> list[Path]:
+    "The clips of a split's video folder: its mp4 files, not the hidden ones (a temporary file of a write cut off)."
+    return sorted(p for p in vdir.glob("*.mp4") if not p.name.startswith(".")) if vdir.is_dir() else []
+
+def _remove_temporaries(out, split: str) -> int:
+    """Remove the temporary files a build killed mid-write (SIGKILL, a power cut) left in a split's folders
+    (`.NAME.XXXXXXXX.mp4`, `.NAME.XXXXXXXX.csv`); return how many. Safe only while this build holds the split's lock."""
+    n = 0
+    for sub in (f"video_{split}", f"metadata_{split}"):
+        for p in (Path(out) / sub).glob(".*"):
+            if _TMP_RE.match(p.name) and p.is_file(): p.unlink(); n += 1
+    return n
+
+def _lock_build(out: Path, split: str):
+    """Hold a split of the output folder for this build: an exclusive lock (`flock`) on `OUT/.build_SPLIT.lock`, released
+    when the returned file is closed or the process ends, however it ends. A second build of the same split into the
+    same folder is refused. None where the system or filesystem has no such locks."""
+    try: import errno, fcntl
+    except ImportError: return None
+    f = open(out / f".build_{split}.lock", "a+")
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.close()
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES): return None    # e.g. a network filesystem
+        raise DatasetError(f"another build is writing the {split} split of this folder; let it finish, or stop it (a "
+                           "build resumes where it stopped), or build into another folder", out) from None
+    return f
 
 def _head_tail(path: Path, n: int = 1 << 20) -> list:
     "[size, sha256 of the first and last `n` bytes]: a media file's identity without reading its gigabytes."
@@ -234,8 +266,8 @@ def source_fingerprint(rec: Recording) -> dict:
                 video=media(rec.video))
 
 def _run_one(args):
-    rec, out, split, cfg, codec, skip, verify = args
-    try: return build_recording(rec, out, split, cfg, codec, verify=verify)
+    rec, out, split, cfg, codec, skip, verify, progress = args
+    try: return build_recording(rec, out, split, cfg, codec, progress=progress, verify=verify)
     except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
         if not skip: raise
         _remove_clips(out, split, rec.name)                    # clips written before it failed: the dataset has all or none
@@ -303,7 +335,10 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     `build_sources_SPLIT.json` records what each recording's clips were made from (`source_fingerprint`): a recording
     whose label CSV, FOA wav or video changed since is built again from scratch. Clips in the folder that this build
     does not make are named in the report (`clips_not_in_this_build`), not deleted. A recording that lacks its FOA wav
-    or label CSV stops the build before any work (with `skip_errors`, it is listed as failed).
+    or label CSV stops the build before any work (with `skip_errors`, it is listed as failed), and so does a split none
+    of whose recordings has its video (video_dev/ not unpacked). One build at a time writes a split of `out` (a second
+    is refused); the temporary files of a build killed mid-write are removed. With `workers` = 1 and `progress`, a
+    second bar counts the clips of the recording being built.
     With `workers` > 1 the recordings are built in worker processes started afresh (spawn): a plain script that calls
     this must do so under `if __name__ == "__main__":`, as for any Python multiprocessing (a notebook need not)."""
     cfg = cfg or (DEV_CURATION if split == "dev" else EVAL_CURATION)
@@ -313,29 +348,41 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     if why := output_path_problem(out):
         raise DatasetError(f"the output folder {why}", out, expected="a folder, or a path that does not exist yet")
     recs = find_recordings(starss_root, split)
+    if not any(r.video for r in recs):                   # no clip can be made: not a build of 0 clips that exits 0
+        vd = Path(starss_root) / "video_dev"
+        raise DatasetError(f"none of the {len(recs)} {split} recordings has its 360° video" +
+                           ("" if vd.is_dir() else ": video_dev/ is missing (video_dev.zip not unpacked?)"), path=vd,
+                           expected=f"video_dev/{SPLIT_SUBSETS[split]}/NAME.mp4 beside each foa_dev/.../NAME.wav")
     if (incomplete := [r for r in recs if r.missing()]) and not skip_errors:
         raise DatasetError(f"{len(incomplete)} of {len(recs)} recordings lack a file every clip needs (a partly unpacked "
                            "download?): " + "; ".join(f"{r.name} has no {' and no '.join(r.missing())}" for r in incomplete[:5])
                            + ("; ..." if len(incomplete) > 5 else "") + "; skip_errors (--skip-errors) builds the others",
                            path=starss_root)
     out.mkdir(parents=True, exist_ok=True)
+    lock = _lock_build(out, split)                                  # held until this function returns
+    try: return _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify)
+    finally:
+        if lock is not None: lock.close()
+
+def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify):
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
+    _remove_temporaries(out, split)                                 # of a build killed mid-write
     settings_record(out / f"build_settings_{split}.json",           # (media: how frames and sound are converted)
                     dict(split=split, curation=asdict(cfg), audio_codec=audio_codec, media=MEDIA_RULE),
-                    len(list(vdir.glob("*.mp4"))) if vdir.is_dir() else 0,
+                    len(_clips_in(vdir)),
                     remedy=f"build into another folder, or delete its video_{split}/ and metadata_{split}/ first")
     sources = out / f"build_sources_{split}.json"      # what each recording's clips were made from
     try: known = json.loads(sources.read_text()) if sources.is_file() else {}
     except ValueError: known = {}                       # damaged: the clips are taken as they are, and it is rewritten
     now = {r.name: source_fingerprint(r) for r in recs}
     changed = sorted(n for n in now if n in known and known[n] != now[n])
-    for n in changed: _remove_clips(out, split, n)     # edited labels or replaced media: none of its old clips stays
+    had = {n for n in changed if _remove_clips(out, split, n)}   # edited labels or replaced media: no old clip stays
     def record(fingerprints):
         with atomic_path(sources) as t: t.write_text(json.dumps(fingerprints, indent=0, sort_keys=True) + "\n")
     known.update(now)   # recorded before any clip is written: a build stopped part-way leaves no clip it does not describe
     record(known)
     t0 = time.perf_counter()
-    jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify) for r in recs]
+    jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify, progress and workers <= 1) for r in recs]
     reports = []
     if workers <= 1:
         for j in tqdm(jobs, desc=f"build {split}", unit="rec", disable=not progress):
@@ -352,9 +399,9 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     rep = summarize_build(reports, split, cfg, time.perf_counter() - t0)
     made = {c for r in reports for c in r.get("clips", ())}
     gone = {r["recording"] for r in reports if "failed" in r or r.get("no_video")}
-    rep.update(rebuilt_changed_sources=[n for n in changed if n not in gone],
-               removed_changed_sources=[n for n in changed if n in gone],
-               clips_not_in_this_build=sorted(p.stem for p in vdir.glob("*.mp4") if p.stem not in made) if vdir.is_dir() else [])
+    rep.update(rebuilt_changed_sources=[n for n in changed if n in had and n not in gone],   # (a recording that had no
+               removed_changed_sources=[n for n in changed if n in had and n in gone],     # clips was not rebuilt)
+               clips_not_in_this_build=[p.stem for p in _clips_in(vdir) if p.stem not in made])
     with atomic_path(out / f"build_report_{split}.json") as t: t.write_text(json.dumps(rep, indent=1))
     if verbose: print(format_build_report(rep))
     return rep

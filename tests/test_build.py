@@ -140,9 +140,24 @@ def test_files_not_named_like_recordings_are_named_in_a_warning(recording_factor
 
 def test_recording_without_video_is_reported(recording_factory, tmp_path):
     root = recording_factory(talker(range(70)))
-    (root/"video_dev/dev-train-synth/fold3_room01_mix001.mp4").unlink()
+    recording_factory(talker(range(70)), name="fold3_room01_mix002")
+    (root/"video_dev/dev-train-synth/fold3_room01_mix001.mp4").unlink()      # as STARSS23's fold3_room21_mix001..012
     rep = build(root, tmp_path/"out")
-    assert rep["recordings_without_video"] == ["fold3_room01_mix001"] and rep["clips"] == 0
+    assert rep["recordings_without_video"] == ["fold3_room01_mix001"] and rep["clips"] == 5
+
+def test_split_without_any_video_is_an_error(recording_factory, tmp_path):
+    root = recording_factory(talker(range(70)))
+    (root/"video_dev/dev-train-synth/fold3_room01_mix001.mp4").unlink()
+    with pytest.raises(DatasetError, match="none of the 1 dev recordings has its 360° video"): build(root, tmp_path/"out")
+    import shutil; shutil.rmtree(root/"video_dev")                           # video_dev.zip not unpacked
+    with pytest.raises(DatasetError, match="video_dev/ is missing"): build(root, tmp_path/"out")
+    assert not (tmp_path/"out").exists()
+
+def test_one_worker_shows_the_clips_of_the_recording_being_built(recording_factory, tmp_path, capsys):
+    root = recording_factory(talker(range(70)))
+    build_dataset(root, tmp_path/"out", cfg=FRONT, verbose=False)              # progress on, one worker
+    err = capsys.readouterr().err
+    assert "build dev" in err and "fold3_room01_mix001: 100%" in err and "5/5" in err, err
 
 def test_empty_metadata_is_an_error(recording_factory, tmp_path):
     root = recording_factory(talker(range(70)))
