@@ -620,7 +620,8 @@ def synth_starss_cli(argv=None) -> int:
     p = argparse.ArgumentParser(prog="savgbench synth-starss",
                                 description="Write synthetic STARSS23-format recordings (foa_dev, metadata_dev, video_dev).")
     p.add_argument("out", help="output folder (the STARSS23 root to build the dataset from)")
-    p.add_argument("--recordings", type=at_least(1), default=4, help="number of recordings (default 4; the last N//4 are the test split)")
+    p.add_argument("--recordings", type=at_least(1), default=4, help="number of recordings (default 4); the last max(1, N//4) form the test split "
+                   "(dev-test-synth: what build-dataset --split eval builds), none when N is 1")
     p.add_argument("--seconds", type=float, default=30.0, help="duration of each recording in seconds (default 30, >= 5)")
     p.add_argument("--seed", type=at_least(0), default=0, help="random seed, >= 0 (same seed, same bytes)")
     p.add_argument("--sources", choices=("procedural", "auto"), default="procedural",
@@ -632,11 +633,12 @@ def synth_starss_cli(argv=None) -> int:
     except ValueError: raise SynthError("bad --video-size", found=a.video_size, expected="WIDTHxHEIGHT, e.g. 960x480") from None
     recs = synth_starss(a.out, a.recordings, a.seconds, a.seed, (w, h), a.sources, room=not a.no_room)
     n_rows = sum(len(r["labels"]) for r in recs)
-    print(f"wrote {len(recs)} recordings ({sum(r['split'] == 'dev-test-synth' for r in recs)} test) of {a.seconds:g} s "
-          f"with {n_rows} label rows under {a.out}")
+    n_test = sum(r['split'] == 'dev-test-synth' for r in recs)
+    print(f"wrote {len(recs)} recording{'s' * (len(recs) != 1)} ({n_test} test) of {a.seconds:g} s with {n_rows} label "
+          f"rows under {a.out}" + ("" if n_test else "; no test recording, so no eval split to build (--recordings >= 2)"))
     return 0
 
-# %% ../nbs/12_synth.ipynb #d7d9809d
+# %% ../nbs/12_synth.ipynb #ca26c156
 V_FOV_DEG = v_fov_deg()                      # 67.673 deg: the vertical field of view of the 256x144 picture
 
 def label_rule_views(labels: np.ndarray, n_frames: int, clip: int = 50, step: int = 5, deg_step: int = 10,
@@ -651,7 +653,7 @@ def label_rule_views(labels: np.ndarray, n_frames: int, clip: int = 50, step: in
         kept += [(s, d) for d in range(0, 360, deg_step) if azimuth_to_pixel(w[:, 3], w[:, 4], d, half_degree_offset=True)[2].all()]
     return kept
 
-# %% ../nbs/12_synth.ipynb #0c20d4f8
+# %% ../nbs/12_synth.ipynb #8c48f497
 HOG_SETTINGS = dict(upscale=2, winStride=(8, 8), padding=(16, 16), scale=1.05, hitThreshold=0.0)
 
 def hog_people(view: np.ndarray, upscale: int = 2, **kw) -> np.ndarray:
