@@ -17,8 +17,8 @@ from torch import nn
 from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
-                            read_checkpoint, main_print, check_same_step, StepEndInterrupt, ignore_stop_signals,
-                            new_accelerator, save_torch)
+                            read_checkpoint, main_print, output_path_problem, check_same_step, StepEndInterrupt,
+                            ignore_stop_signals, new_accelerator, save_torch)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -27,7 +27,7 @@ from .model import SELDNet, SELDConfig, SELD_PRESETS
 __all__ = ['FOCAL_PX', 'SCHEDULES', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
            'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo', 'SceneCrops', 'MixedCrops',
            'default_clip_pattern', 'clip_label_path', 'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate',
-           'reestimate_bn', 'train_seld', 'train_seld_cli']
+           'reestimate_bn', 'swa_note', 'train_seld', 'train_seld_cli']
 
 # %% ../../nbs/23_seld_train.ipynb #c6481124
 FOCAL_PX = 127.5 / math.tan(math.radians(50.0))     # 106.985: pixels per unit tan for the 100° wide, 256 px view
@@ -307,10 +307,17 @@ def clip_label_path(clip, data_dir) -> Path:
 def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = True) -> ClipCrops:
     "Clips under `data_dir` matching `pattern` (default: `default_clip_pattern`) and their metadata CSVs, decoded as the reference does."
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DatasetError("dataset folder not found" if not data_dir.exists() else "not a folder: give the dataset folder",
+                           data_dir, expected="a folder with video_*/NAME.mp4 and metadata_*/NAME.csv")
     pattern = pattern or default_clip_pattern(data_dir)
     paths = sorted(data_dir.glob(pattern))
-    if not paths: raise DatasetError("no clips found", data_dir, found=0,
-                                     expected=f"files matching {pattern!r} (--glob '*.mp4' takes a flat folder of clips)")
+    if not paths:
+        flat = next(data_dir.glob("*.mp4"), None) is not None
+        raise DatasetError("no clips found" + (f": this folder holds the clips themselves; give the dataset folder above it "
+                                               f"({data_dir.resolve().parent}, whose metadata_*/ holds their labels), or "
+                                               "--glob '*.mp4'" if flat else ""), data_dir, found=0,
+                           expected=f"files matching {pattern!r} (--glob '*.mp4' takes a flat folder of clips)")
     audios, rows = [], []
     for p in tqdm(paths, desc="loading clips", disable=not progress):
         meta = clip_label_path(p, data_dir)
@@ -403,6 +410,27 @@ def _crops_source(source) -> dict:
     if hasattr(source, "sources"): d["parts"] = [_crops_source(s) for s in source.sources]
     return d
 
+def _steps_hint(old: dict, new: dict) -> str:
+    "Why a run whose --steps changed is refused: `savgbench train-seld --steps N` sets pseudo_epoch = max(1, N // 40)."
+    pe = old.get("pseudo_epoch")
+    if not isinstance(pe, int) or pe == new.get("pseudo_epoch"): return ""
+    lo, hi = (1, 79) if pe == 1 else (40 * pe, 40 * pe + 39)
+    return (f". In `savgbench train-seld`, --steps N sets pseudo_epoch to max(1, N // 40) (the recipe's 40 pseudo-epochs "
+            f"fit into N steps): this run resumes with a --steps from {lo} to {hi}; to train for longer, start again")
+
+def swa_note(tc: TrainConfig) -> str | None:
+    """What to tell a run of `tc` that ends before its first SWA snapshot (at the end of pseudo-epoch swa_after + 1), so
+    that its final model is the last step's weights, without weight averaging or batch-norm re-estimation; else None."""
+    first = (tc.swa_after + 1) * tc.pseudo_epoch
+    if tc.steps >= first: return None
+    s = TrainConfig.scaled(tc.steps)
+    fix = (f"TrainConfig.scaled({tc.steps}) fits the whole recipe into {tc.steps} steps, as `savgbench train-seld` does"
+           if s.steps >= (s.swa_after + 1) * s.pseudo_epoch and (tc.pseudo_epoch, tc.swa_after) != (s.pseudo_epoch, s.swa_after)
+           else f"the recipe needs at least {(tc.swa_after + 1)} steps for it (--steps {tc.swa_after + 1} or more)")
+    return (f"note: {tc.steps} steps end before the recipe's weight averaging (SWA: its first snapshot is at step {first}, the "
+            f"end of pseudo-epoch swa_after + 1 = {tc.swa_after + 1} of {tc.pseudo_epoch} steps) and its batch-norm "
+            f"re-estimation, so the final model is the last step's weights; {fix}")
+
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
                bn_source=None) -> Path:
@@ -412,11 +440,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`)."""
     from torch.optim.swa_utils import AveragedModel
     tc = tc or TrainConfig()
-    if progress and tc.steps <= tc.swa_after * tc.pseudo_epoch:     # TrainConfig(steps=N) keeps the full-length schedule
-        main_print(f"note: {tc.steps} steps end before the recipe's weight averaging (SWA, from step "
-                   f"{tc.swa_after * tc.pseudo_epoch} = swa_after {tc.swa_after} x pseudo_epoch {tc.pseudo_epoch}) and "
-                   f"its batch-norm re-estimation; TrainConfig.scaled({tc.steps}) fits the whole recipe into {tc.steps} "
-                   "steps, as `savgbench train-seld` does", file=sys.stderr)
+    if progress and (note := swa_note(tc)): main_print(note, file=sys.stderr)
     cfg = SELDConfig.preset(model_config) if isinstance(model_config, str) else model_config
     acc = accelerator or new_accelerator()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -436,7 +460,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
             old, new = ck.get("train_config", {}), asdict(tc)
             diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
             if diff: raise DatasetError(f"last.pt was trained with other settings ({'; '.join(diff)}); resume with the same "
-                                        "settings, or start again (--no-resume / resume=False)", last)
+                                        "settings, or start again (--no-resume / resume=False)" + _steps_hint(old, new), last)
             was, now = ck.get("data"), _crops_source(source)
             if was is not None and was != now and acc.is_main_process:    # another crop source: allowed, but said
                 print(f"note: last.pt was trained on {was}; now {now}")
@@ -540,7 +564,8 @@ def train_seld_cli(argv=None) -> int:
                          "(0.2·lr throughout, the reference's default without --val)")
     ap.add_argument("--seed", type=at_least(0), default=0, help="seed of initialisation and crops (default 0)")
     ap.add_argument("--save-every", type=at_least(1), default=None,
-                    help="steps between checkpoints (RUN_DIR/last.pt; default 1000)")
+                    help="steps between checkpoints (RUN_DIR/last.pt; default 1000 with the default --steps, else a "
+                         "tenth of --steps)")
     ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
     ap.add_argument("--workers", type=at_least(0), default=0, help="DataLoader processes drawing crops (0: in the training process)")
     ap.add_argument("--bn-batches", type=at_least(1), default=10,
@@ -554,6 +579,7 @@ def train_seld_cli(argv=None) -> int:
     if not 0 < a.lr < math.inf: ap.error(f"--lr must be positive, not {a.lr}")
     if not 5 <= a.scene_seconds < math.inf: ap.error(f"--scene-seconds must be at least 5 (one clip), not {a.scene_seconds}")
     if a.glob is not None and a.data_dir is None: ap.error("--glob needs DATA_DIR")
+    if why := output_path_problem(a.out): ap.error(f"--out {a.out}: the run folder {why}")   # before minutes of loading
     cfg = SELDConfig.preset(a.preset)
     if a.phase: cfg = replace(cfg, phase=a.phase)
     kw = dict(batch_size=a.batch_size, lr=a.lr, seed=a.seed, schedule=a.schedule)
