@@ -127,6 +127,11 @@ def evaluate_seld(preds: dict, refs: dict, class_map: dict | None = SELD_CLASS, 
 def evaluate_seld_dir(pred_dir, metadata_dir, doa_threshold: float = 40.0) -> dict:
     "Scores of the SELD CSVs in `pred_dir` against the clip metadata CSVs under `metadata_dir`."
     pred_dir, metadata_dir = Path(pred_dir), Path(metadata_dir)
+    for d, what in ((pred_dir, "prediction"), (metadata_dir, "metadata")):
+        if not d.is_dir(): raise DatasetError(f"{what} folder not found" if not d.exists() else f"the {what} folder is a file", d)
+    if pred_dir.name.startswith("metadata_") and not metadata_dir.name.startswith("metadata_"):
+        raise DatasetError("a dataset's label folder given as the predictions: the SELD rows' folder comes first, then the "
+                           f"metadata folder (eval-seld SELD_DIR {pred_dir})", pred_dir)
     preds = {p.stem: read_seld_rows(p) for p in sorted(pred_dir.glob("*.csv"))}
     if not preds: raise DatasetError("no prediction CSVs", pred_dir, found=0)
     refs = {p.stem: read_label_csv(p) for p in sorted(metadata_dir.rglob("*.csv"))}
