@@ -233,14 +233,16 @@ def check_same_step(accelerator, step: int, run_dir, error: Exception | None = N
 # %% ../nbs/00_core.ipynb #fc4e5633
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
     """`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts;
-    where both values are dicts, the keys inside that differ (`'curation.gain_db: 38.0 -> 30.0'`)."""
+    where both values are dicts, the keys inside that differ (`'curation.gain_db: 38.0 -> 30.0'`). A key the old
+    record lacks (an earlier savgbench did not record it) reads `(not recorded)`, one the new settings lack `(none)`;
+    a missing key equals None."""
     out = []
     for k in (new if keys is None else keys):
         a, b = old.get(k), new.get(k)
         if a == b: continue
         if isinstance(a, dict) and isinstance(b, dict):
             out += [f"{k}.{d}" for d in settings_diff(a, b, list(dict.fromkeys([*b, *a])))]
-        else: out.append(f"{k}: {a!r} -> {b!r}")
+        else: out.append(f"{k}: {repr(a) if k in old else '(not recorded)'} -> {repr(b) if k in new else '(none)'}")
     return out
 
 def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
