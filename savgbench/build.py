@@ -172,25 +172,26 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
             need[video.frame_index(t)].append((name, k))
     views_cache, buffers, filled = {}, {}, Counter()
     bar = tqdm(total=len(todo), desc=rec.name, disable=not progress, leave=False)
-    for idx, frame in video.iter_frames(need):
-        converted = {}
-        for name, k in need[idx]:
-            deg = todo[name]["deg"]
-            if deg not in converted:
-                if deg not in views_cache:
-                    views_cache[deg] = PerspectiveView(frame.shape[:2], deg)
-                converted[deg] = views_cache[deg](frame)
-            if name not in buffers:
-                buffers[name] = np.zeros((n_out, CLIP.size, CLIP.size, 3), np.uint8)
-            buffers[name][k] = converted[deg]
-            filled[name] += 1
-            if filled[name] == n_out:
-                c = todo[name]
-                cols = [x for x in ("frame", "cls", "x", "y", "azi_rot", "ele_rot") if x in c["rows"]]
-                write_clip_metadata(mdir / f"{name}.csv", c["rows"][cols])
-                write_clip(vdir / f"{name}.mp4", buffers.pop(name), c["audio"], audio_codec=audio_codec)
-                report["kept"] += 1; _count(report, c["rows"]); report["clips"].append(name); bar.update()
-    bar.close()
+    try:
+        for idx, frame in video.iter_frames(need):
+            converted = {}
+            for name, k in need[idx]:
+                deg = todo[name]["deg"]
+                if deg not in converted:
+                    if deg not in views_cache:
+                        views_cache[deg] = PerspectiveView(frame.shape[:2], deg)
+                    converted[deg] = views_cache[deg](frame)
+                if name not in buffers:
+                    buffers[name] = np.zeros((n_out, CLIP.size, CLIP.size, 3), np.uint8)
+                buffers[name][k] = converted[deg]
+                filled[name] += 1
+                if filled[name] == n_out:
+                    c = todo[name]
+                    cols = [x for x in ("frame", "cls", "x", "y", "azi_rot", "ele_rot") if x in c["rows"]]
+                    write_clip_metadata(mdir / f"{name}.csv", c["rows"][cols])
+                    write_clip(vdir / f"{name}.mp4", buffers.pop(name), c["audio"], audio_codec=audio_codec)
+                    report["kept"] += 1; _count(report, c["rows"]); report["clips"].append(name); bar.update()
+    finally: bar.close()                                         # (a failed clip too)
     if buffers: raise DatasetError("video frames missing for some clips", path=rec.video, found=len(buffers))
     return _finish(report, t0)
 
@@ -232,20 +233,24 @@ def _remove_temporaries(out, split: str) -> int:
             if _TMP_RE.match(p.name) and p.is_file(): p.unlink(); n += 1
     return n
 
-def _lock_build(out: Path, split: str):
-    """Hold a split of the output folder for this build: an exclusive lock (`flock`) on `OUT/.build_SPLIT.lock`, released
-    when the returned file is closed or the process ends, however it ends. A second build of the same split into the
-    same folder is refused. None where the system or filesystem has no such locks."""
+def _lock_build(out: Path, split: str) -> int | None:
+    """Hold a split of the output folder for this build: an exclusive lock (`flock`) on the split's video folder itself
+    (`OUT/video_SPLIT`, made here), so no lock file is left behind. It is released when the returned descriptor is
+    closed (`os.close`) or the process ends, however it ends. A second build of the same split into the same folder is
+    refused. None where the system or filesystem has no such locks."""
     try: import errno, fcntl
     except ImportError: return None
-    f = open(out / f".build_{split}.lock", "a+")
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    vdir = out / f"video_{split}"
+    vdir.mkdir(parents=True, exist_ok=True)
+    try: fd = os.open(vdir, os.O_RDONLY)
+    except OSError: return None
+    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-        f.close()
+        os.close(fd)
         if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES): return None    # e.g. a network filesystem
         raise DatasetError(f"another build is writing the {split} split of this folder; let it finish, or stop it (a "
                            "build resumes where it stopped), or build into another folder", out) from None
-    return f
+    return fd
 
 def _head_tail(path: Path, n: int = 1 << 20) -> list:
     "[size, sha256 of the first and last `n` bytes]: a media file's identity without reading its gigabytes."
@@ -360,13 +365,15 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                            path=starss_root)
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock_build(out, split)                                  # held until this function returns
-    try: return _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify)
+    try: return _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors,
+                              verify, locked=lock is not None)
     finally:
-        if lock is not None: lock.close()
+        if lock is not None: os.close(lock)
 
-def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify):
+def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify,
+                  locked=True):
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
-    _remove_temporaries(out, split)                                 # of a build killed mid-write
+    if locked: _remove_temporaries(out, split)                      # of a build killed mid-write (not another's)
     settings_record(out / f"build_settings_{split}.json",           # (media: how frames and sound are converted)
                     dict(split=split, curation=asdict(cfg), audio_codec=audio_codec, media=MEDIA_RULE),
                     len(_clips_in(vdir)),

@@ -6,19 +6,20 @@ Docs: https://savgbench.github.io/savgbench/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #363df9d8
 from __future__ import annotations
-import argparse, json, os, sys, tempfile, contextlib
+import argparse, importlib, json, os, sys, tempfile, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
-           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'ClipSpec',
-           'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError', 'DatasetError', 'WeightsError',
-           'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256', 'output_path_problem', 'at_least',
-           'DefaultsHelpFormatter', 'resolve_device', 'is_main_process', 'main_print', 'new_accelerator',
-           'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips',
-           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt']
+           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'LIBROSA_LOCK',
+           'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError',
+           'DatasetError', 'WeightsError', 'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256',
+           'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
+           'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint',
+           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
+           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
+           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -475,3 +476,44 @@ class StepEndInterrupt:
             import torch
             s = int(_all_max(torch.tensor([s], dtype=torch.int32, device=accelerator.device)).item())
         if s: raise StopRequested(s)
+
+# %% ../nbs/00_core.ipynb #40e0549c
+LIBROSA_LOCK = "savgbench-librosa-numba.lock"        # in the temporary folder
+LIBROSA_MODULES = ("librosa.util.utils", "librosa.core.audio", "librosa.core.pitch", "librosa.core.spectrum",
+                   "librosa.filters", "librosa.onset")   # the ones savgbench's calls import
+_librosa_done: set = set()
+
+@contextlib.contextmanager
+def machine_lock(name: str):
+    """An exclusive lock that every process of this machine shares: `flock` on the file `name` in the temporary
+    folder, made readable and writable for every user. Where the system, the folder or its permissions allow no lock,
+    the block runs without one."""
+    p, fd = Path(tempfile.gettempdir()) / name, None
+    try: fd = os.open(p, os.O_RDONLY)                             # (flock needs no write access)
+    except OSError:
+        try: fd = os.open(p, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError: pass
+    if fd is not None:
+        with contextlib.suppress(OSError): os.fchmod(fd, 0o666)   # (the umask's bits; only its owner can)
+    try:
+        if fd is not None:
+            try:
+                import fcntl
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except (ImportError, OSError): pass                    # no flock here (Windows, some network folders)
+        yield
+    finally:
+        if fd is not None: os.close(fd)                            # (releases the lock)
+
+def librosa_ready(step: str = "import", warm=None):
+    """`librosa`, with its numba functions compiled or loaded from their cache under `machine_lock`: once per process,
+    the modules whose vectorized functions compile when they are imported (`LIBROSA_MODULES`) are imported, and once
+    per process and `step`, `warm(librosa)` runs (a call that compiles the functions the caller needs). Later calls
+    return at once."""
+    import librosa
+    if step in _librosa_done: return librosa
+    with machine_lock(LIBROSA_LOCK):
+        for m in LIBROSA_MODULES: importlib.import_module(m)
+        if warm is not None: warm(librosa)
+        _librosa_done.add(step)
+    return librosa

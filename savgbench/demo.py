@@ -10,6 +10,7 @@ import argparse, json, os, shutil, time
 from pathlib import Path
 
 from .core import SAVGBenchError, at_least, atomic_path
+from .io import MEDIA_RULE
 from .build import build_dataset
 from .synth import synth_starss, synth_names, check_seconds, SynthError, MIN_SECONDS
 
@@ -19,8 +20,9 @@ __all__ = ['MIN_RECORDINGS', 'MIN_EVAL', 'STAGES', 'SETTINGS_FILE', 'KVD_NOTE', 
 
 # %% ../nbs/80_demo.ipynb #f65ba424
 MIN_RECORDINGS, MIN_EVAL = 2, 2
-STAGES = {"starss": ("recordings", "seconds", "seed"), "savgbench": ("recordings", "seconds", "seed"),
-          "eval": ("recordings", "seconds", "seed", "n_eval")}   # the settings that determine each folder's files
+STAGES = {"starss": ("recordings", "seconds", "seed"), "savgbench": ("recordings", "seconds", "seed", "media"),
+          "eval": ("recordings", "seconds", "seed", "n_eval", "media")}   # the settings that determine each folder's files
+# (media: how clips are converted, `io.MEDIA_RULE`; a folder an earlier savgbench made differs by 1-2 levels)
 SETTINGS_FILE = "demo_settings.json"
 
 def seconds_arg(s) -> float:
@@ -54,12 +56,13 @@ def check_settings(out, settings: dict, stages=tuple(STAGES)) -> dict:
         want, d = {k: settings[k] for k in STAGES[st]}, out / st
         if d.is_dir() and any(d.iterdir()):
             had = rec.get(st)
-            bad = {k: ("not recorded" if had is None else had.get(k), v) for k, v in want.items()
+            bad = {k: ("not recorded" if had is None or k not in had else had[k], v) for k, v in want.items()
                    if had is None or had.get(k) != v}
             if bad: diff.update(bad); redo.append(str(d))
         new[st] = want
     if diff:
-        said = "; ".join(f"--{k.replace('_', '-')}: {a} there, {b} now" for k, (a, b) in diff.items())
+        name = lambda k: "the clips' conversion (io.MEDIA_RULE)" if k == "media" else f"--{k.replace('_', '-')}"
+        said = "; ".join(f"{name(k)}: {a} there, {b} now" for k, (a, b) in diff.items())
         raise SAVGBenchError(f"holds demo output made with other settings ({said}); use another output folder, "
                              f"or delete {' '.join(redo)} to make them again", path=out)
     return new
@@ -109,7 +112,7 @@ def run_demo(out="demo_out", recordings: int = 4, seconds: float = 20.0, seed: i
     with other settings); return a summary dict (also saved as `OUT/demo_summary.json`)."""
     check_args(recordings, seconds, seed, n_eval, workers)
     out, seconds = Path(out), float(seconds)
-    settings = dict(recordings=recordings, seconds=seconds, seed=seed, n_eval=n_eval)
+    settings = dict(recordings=recordings, seconds=seconds, seed=seed, n_eval=n_eval, media=MEDIA_RULE)
     rec = check_settings(out, settings, ("starss", "savgbench") + ("eval",) * evaluate_clips)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / SETTINGS_FILE) as f: f.write_text(json.dumps(rec, indent=1))

@@ -366,8 +366,8 @@ def read_clip_audio_int16(path, sample_rate: int | None = CLIP.sample_rate) -> n
     if audio is None: raise AudioFormatError("no audio stream", path=path)
     x = audio.astype(np.float32) / 32768.0
     if sample_rate is not None and info.sample_rate != sample_rate:
-        import librosa
-        x = librosa.resample(x, orig_sr=info.sample_rate, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
+        from savgbench.core import librosa_ready       # (its numba functions compiled under a machine-wide lock)
+        x = librosa_ready().resample(x, orig_sr=info.sample_rate, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
     return x
 
 # %% ../nbs/01_io.ipynb #ef8464a4

@@ -1009,6 +1009,16 @@ def test_a_run_folder_is_blamed_only_when_its_newest_checkpoint_made_the_differe
     with pytest.raises(SAVGBenchError, match='a file stands where a folder is needed') as e:
         sample_cli([*common, '--out', str(tmp_path / 'file')])
     assert 'newest checkpoint' not in str(e.value)
+    from dataclasses import replace
+    train_joint(SyntheticClips(2), tmp_path / 'run', replace(cfg, max_steps=2), progress=False)   # a newer checkpoint
+    with pytest.raises(SAVGBenchError, match='stands for the run.s newest checkpoint'):
+        sample_cli([*common, '--out', str(tmp_path / 'a')])
+    # a folder begun by generate_clips names its model by the weights alone: the note comes all the same
+    from savgbench.baselines.sample import generate_clips, load_joint_model
+    generate_clips(load_joint_model(tmp_path / 'run' / 'checkpoint_1.pt', preset='tiny'), None, tmp_path / 'g', num=1,
+                   batch_size=1, sampler='dpm_solver++_2m', steps=1, writers=0, progress=False)
+    with pytest.raises(SAVGBenchError, match='stands for the run.s newest checkpoint'):
+        sample_cli([*common, '--out', str(tmp_path / 'g')])
 
 
 @pytest.mark.parametrize('sampler,steps,bar', [('dpm_solver++', None, 'dpm-solver++ (adaptive)'),

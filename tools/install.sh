@@ -18,9 +18,9 @@ fi
 .venv/bin/python -m pip install -q -e ".[dev]"
 # librosa compiles its numba functions on first use and caches them in its package folder. Two processes compiling
 # them at once (nbdev-test's workers, two runs side by side) can leave a cache that makes every later process crash
-# (a segfault in librosa's peak_pick). savgbench's onset detection takes a lock shared by all processes for its first
-# call (nbs/33_temporal_align.ipynb); compiling them here once, in one process (about 20 s the first time), also spares
-# the test workers that wait.
+# (a segfault in librosa's peak_pick). savgbench compiles them under a lock shared by all processes
+# (core.librosa_ready, nbs/00_core.ipynb); compiling them here once (about 20 s the first time) also spares the test
+# workers the wait.
 .venv/bin/python -c "
 import numpy as np
 from savgbench.align.temporal import onset_audio, onset_times

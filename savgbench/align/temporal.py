@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/temporal_align.html.md"""
 
 # %% ../../nbs/33_temporal_align.ipynb #ca0b0a4f
 from __future__ import annotations
-import argparse, json, tempfile, threading
+import argparse, json, threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..core import ClipFormatError, SAVGBenchError, atomic_path
+from ..core import ClipFormatError, SAVGBenchError, atomic_path, librosa_ready
 from ..io import read_video_bgr
 
 # %% auto #0
-__all__ = ['FARNEBACK', 'ONSET_SR', 'ONSET_HOP', 'PEAK_PICK', 'NUMBA_LOCK', 'flow_magnitude', 'plain_opencv', 'flow_trajectory',
+__all__ = ['FARNEBACK', 'ONSET_SR', 'ONSET_HOP', 'PEAK_PICK', 'flow_magnitude', 'plain_opencv', 'flow_trajectory',
            'local_max_times', 'onset_audio', 'onset_times', 'peak_iou', 'FileAlign', 'TemporalAlignResult',
            'temporal_align_arrays', 'read_video_cv2', 'temporal_align_file', 'mean_score', 'temporal_av_align',
            'temporal_align_cli']
@@ -66,43 +66,26 @@ PEAK_PICK = dict(pre_max=1, post_max=1, pre_avg=4, post_avg=5, wait=1, delta=0.0
 
 def onset_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     "Audio as `librosa.load` gives it by default: mono (channel mean, before resampling) at 22050 Hz (soxr_hq)."
-    import librosa
+    librosa = librosa_ready()
     y = np.asarray(audio, np.float32)
     if y.ndim == 2: y = y.mean(0)
     if sample_rate != ONSET_SR: y = librosa.resample(y, orig_sr=sample_rate, target_sr=ONSET_SR, res_type="soxr_hq")
     return y.astype(np.float32)
 
-_librosa_compiled = False
-NUMBA_LOCK = "savgbench-librosa-numba.lock"      # in the temporary folder
+def _onset_frames(librosa, y, sr):
+    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=ONSET_HOP)
+    return librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=ONSET_HOP, backtrack=False, normalize=True,
+                                      **PEAK_PICK)
 
-@contextmanager
-def _first_compile():
-    """librosa compiles its numba functions on first use and caches them beside its code. Two processes compiling them
-    at once (two first runs side by side, `accelerate launch`, test workers) can leave a cache that crashes every later
-    process (a segfault in `peak_pick`). A process's first onset detection therefore holds a lock that all processes of
-    the machine share (POSIX `flock`; none where that is missing or the file cannot be opened)."""
-    global _librosa_compiled
-    if _librosa_compiled: yield; return
-    f = None
-    try:
-        import fcntl
-        f = open(Path(tempfile.gettempdir()) / NUMBA_LOCK, "a")
-    except (ImportError, OSError): pass
-    if f is None: yield; return
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-    _librosa_compiled = True
+def _warm_onsets(librosa):
+    "Onset detection on a second of noise: compiles (or loads) every numba function `onset_times` uses."
+    _onset_frames(librosa, np.random.default_rng(0).standard_normal(ONSET_SR).astype(np.float32) * 0.1, ONSET_SR)
 
 def onset_times(y: np.ndarray, sr: int = ONSET_SR) -> np.ndarray:
-    "Onset times (s) of mono audio at `sr`, with librosa's default onset envelope and peak picking."
-    import librosa
-    with _first_compile():
-        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=ONSET_HOP)
-        frames = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=ONSET_HOP, backtrack=False,
-                                            normalize=True, **PEAK_PICK)
-    return librosa.frames_to_time(frames, sr=sr, hop_length=ONSET_HOP)
+    """Onset times (s) of mono audio at `sr`, with librosa's default onset envelope and peak picking (a process's first
+    call compiles librosa's functions under `core.librosa_ready`'s machine-wide lock)."""
+    librosa = librosa_ready("onsets", _warm_onsets)
+    return librosa.frames_to_time(_onset_frames(librosa, y, sr), sr=sr, hop_length=ONSET_HOP)
 
 # %% ../../nbs/33_temporal_align.ipynb #4b45cde6
 def peak_iou(audio_peaks, video_peaks, fps: float):

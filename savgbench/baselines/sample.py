@@ -410,7 +410,8 @@ def sample_cli(argv=None) -> int:
     settings = _settings(a, precision, model, sr)
     try: sample_manifest(a.out, settings, write=state.is_main_process)
     except SAVGBenchError as e:     # a run folder whose newest checkpoint is not the one the clips there came from
-        moved = [o for o, key in from_runs if _recorded_settings(a.out).get(key) not in (None, settings[key])]
+        rec = _recorded_settings(a.out)             # named by its file, or (a folder begun by generate_clips) its weights
+        moved = [o for o, key in from_runs if any(rec.get(k) not in (None, settings[k]) for k in (key, dict(_MODEL_KEYS)[key]))]
         if not moved: raise
         raise SAVGBenchError(f"{e} ({' and '.join(moved)} {'stands' if len(moved) == 1 else 'stand'} for the run's "
                              "newest checkpoint, which is not the one those clips were made with)") from None

@@ -49,8 +49,8 @@ def check_stereo(audio, sample_rate: int = SR, path=None, resample: bool = False
     if sample_rate != SR:
         if not resample:
             raise AudioFormatError("wrong sample rate (resample=True converts it)", path, found=sample_rate, expected=SR)
-        import librosa
-        a = librosa.resample(a, orig_sr=sample_rate, target_sr=SR, res_type="soxr_hq", axis=-1)
+        from savgbench.core import librosa_ready       # (its numba functions compiled under a machine-wide lock)
+        a = librosa_ready().resample(a, orig_sr=sample_rate, target_sr=SR, res_type="soxr_hq", axis=-1)
     if a.shape[1] < min_samples:
         raise AudioFormatError("audio too short for one SELD window", path, found=a.shape[1], expected=f">= {min_samples} samples")
     return a

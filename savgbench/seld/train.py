@@ -423,13 +423,16 @@ def swa_note(tc: TrainConfig) -> str | None:
     that its final model is the last step's weights, without weight averaging or batch-norm re-estimation; else None."""
     first = (tc.swa_after + 1) * tc.pseudo_epoch
     if tc.steps >= first: return None
-    s = TrainConfig.scaled(tc.steps)
-    fix = (f"TrainConfig.scaled({tc.steps}) fits the whole recipe into {tc.steps} steps, as `savgbench train-seld` does"
-           if s.steps >= (s.swa_after + 1) * s.pseudo_epoch and (tc.pseudo_epoch, tc.swa_after) != (s.pseudo_epoch, s.swa_after)
-           else f"the recipe needs at least {(tc.swa_after + 1)} steps for it (--steps {tc.swa_after + 1} or more)")
+    s, n = TrainConfig.scaled(tc.steps), tc.swa_after + 1
+    scaled = (tc.pseudo_epoch, tc.swa_after) == (s.pseudo_epoch, s.swa_after)       # (as `savgbench train-seld` makes it)
+    if not scaled and s.steps >= (s.swa_after + 1) * s.pseudo_epoch:
+        fix = f"TrainConfig.scaled({tc.steps}) fits the whole recipe into {tc.steps} steps, as `savgbench train-seld` does"
+    elif scaled: fix = f"the recipe needs at least {n} steps for it (--steps {n} or more)"
+    else: fix = f"the recipe needs at least {n} steps for it: TrainConfig.scaled(N) with N >= {n} (--steps {n} or more)"
+    pe = f"{tc.pseudo_epoch} step" + "s" * (tc.pseudo_epoch != 1)
     return (f"note: {tc.steps} steps end before the recipe's weight averaging (SWA: its first snapshot is at step {first}, the "
-            f"end of pseudo-epoch swa_after + 1 = {tc.swa_after + 1} of {tc.pseudo_epoch} steps) and its batch-norm "
-            f"re-estimation, so the final model is the last step's weights; {fix}")
+            f"end of pseudo-epoch swa_after + 1 = {n} of {pe}) and its batch-norm re-estimation, so the final model is "
+            f"the last step's weights; {fix}")
 
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
