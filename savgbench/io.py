@@ -460,7 +460,7 @@ def _read_csv(path, columns, n_allowed, allow_empty, int_cols, what):
     if df.isna().any().any():                           # a short row: name it (line numbers count from 1)
         rows = np.nonzero(df.isna().any(axis=1).to_numpy())[0]
         raise MetadataError(f"missing values in {len(rows)} row(s) of {what} CSV (the first on line {rows[0] + 1})",
-                            path=path, found=int(df.isna().sum().sum()), expected=0)
+                            path=path, found=f"{int(df.isna().sum().sum())} empty cell(s)", expected="a value in every cell")
     if not np.isfinite(df.to_numpy(dtype=float)).all():
         raise MetadataError(f"infinite values in {what} CSV", path=path)
     for c in int_cols:
@@ -486,7 +486,7 @@ def read_starss_metadata(path) -> pd.DataFrame:
     df = _read_csv(path, STARSS_COLUMNS, (5, 6), False, STARSS_COLUMNS, "STARSS23 metadata")
     for col, lo, hi in (("cls", 0, len(STARSS_CLASSES) - 1), ("azimuth", -180, 180), ("elevation", -90, 90)):
         bad = np.flatnonzero((df[col] < lo) | (df[col] > hi))
-        if len(bad): raise MetadataError(f"{col} out of range in row {bad[0] + 1} of the STARSS23 metadata ({len(bad)} rows)",
+        if len(bad): raise MetadataError(f"{col} out of range in row {bad[0] + 1} of the STARSS23 metadata ({len(bad)} row{'s' * (len(bad) != 1)})",
                                          path=path, found=int(df[col].iloc[bad[0]]), expected=f"{lo}..{hi}")
     return df
 
