@@ -42,13 +42,15 @@ def read_csv_rows(path, ncols, what: str = "CSV") -> np.ndarray:
         raise MetadataError(f"{what} has the wrong number of columns", path=path, found=df.shape[1],
                             expected=" or ".join(map(str, allowed)))
     try: a = df.to_numpy(dtype=np.float64)
-    except (ValueError, TypeError):
-        raise MetadataError(f"{what} has non-numeric values (a header line?)", path=path,
-                            found=df.iloc[0].tolist(), expected="numbers only, no header") from None
+    except (ValueError, TypeError):                     # name the first line with a value that is not a number
+        num = df.apply(lambda c: pd.to_numeric(c, errors="coerce"))
+        r = int(np.argwhere((num.isna() & df.notna()).to_numpy())[0, 0])
+        raise MetadataError(f"{what} has non-numeric values on line {r + 1}" + (" (a header line?)" if r == 0 else ""),
+                            path=path, found=",".join(map(str, df.iloc[r].tolist())), expected="numbers only, no header") from None
     if not np.isfinite(a).all():
         r = int(np.argwhere(~np.isfinite(a))[0, 0])
         raise MetadataError(f"{what} has a missing or non-finite value on line {r + 1}", path=path,
-                            found=df.iloc[r].tolist())
+                            found=",".join(map(str, df.iloc[r].tolist())))
     return a
 
 # %% ../../nbs/31_detect.ipynb #589b66dd
