@@ -363,9 +363,19 @@ def ignore_stop_signals(*_):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    "End this worker once its parent is gone: killed by SIGKILL (the OOM killer, a batch system), it could not stop it."
+    import time
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent: os._exit(1)            # (reparented; what it was writing is a temporary file)
+
 def _pool_worker_init(initializer=None, initargs=()):
     ignore_ctrl_c()                                                       # the main process handles Ctrl-C
     signal.signal(signal.SIGTERM, _stop_worker)
+    if os.name == "posix":
+        import threading
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="exit-with-parent").start()
     if initializer is not None: initializer(*initargs)
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-import subprocess, sys
+import contextlib, subprocess, sys
+from pathlib import Path
 from savgbench.cli import main, COMMANDS
 
 def test_unknown_command_is_rejected(capsys):
@@ -80,3 +81,37 @@ def test_process_pool_stops_running_and_queued_jobs_and_leaves_no_temporary_file
     from concurrent.futures import wait
     wait(futs, timeout=20)           # the executor's own thread marks the stopped jobs' futures, a moment later
     assert all(f.done() for f in futs)                       # none is left hanging
+
+
+def _running(pid: int) -> bool:
+    "Whether a process runs (a zombie, which a container's init may never reap, does not)."
+    try: return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError: return False
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_worker_whose_parent_is_killed_stops(tmp_path):
+    "SIGKILL of the main process (the OOM killer, a batch system) cannot be passed on: its workers end by themselves."
+    import os, signal, time
+    script = (f"import sys, time; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from test_cli import _slow_write\n"
+              "from savgbench.core import process_pool\n"
+              "if __name__ == '__main__':\n"
+              "    with process_pool(1) as ex:\n"
+              f"        ex.submit(_slow_write, {str(tmp_path / 'out.txt')!r})\n"
+              "        while not ex._processes: time.sleep(0.05)\n"
+              "        print(*ex._processes, flush=True); time.sleep(120)\n")
+    (tmp_path / "main.py").write_text(script)
+    p = subprocess.Popen([sys.executable, str(tmp_path / "main.py")], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(p.stdout.readline())
+        t0 = time.monotonic()
+        while not list(tmp_path.glob(".out*")) and time.monotonic() - t0 < 60: time.sleep(0.05)
+        assert _running(worker) and list(tmp_path.glob(".out*"))     # the worker is writing
+        p.kill(); p.wait()
+        t1 = time.monotonic()
+        while _running(worker) and time.monotonic() - t1 < 20: time.sleep(0.1)
+        assert not _running(worker)                                   # gone within a second, not after its minute
+    finally:
+        if p.poll() is None: p.kill()
+        with contextlib.suppress(ProcessLookupError, NameError):
+            if _running(worker): os.kill(worker, signal.SIGKILL)
