@@ -41,7 +41,9 @@ def test_summary_describes_the_files(built):
     s = json.loads((built / "demo_summary.json").read_text())
     assert s["clips"]["dev"] == len(list((built / "savgbench/video_dev").glob("*.mp4"))) > 0
     assert s["clips"]["eval"] == len(list((built / "savgbench/video_eval").glob("*.mp4"))) > 0
-    assert s["settings"] == {st: dict(recordings=2, seconds=5.0, seed=0) for st in ("starss", "savgbench")}
+    from savgbench.io import MEDIA_RULE                  # the clips' folder also records how they were converted
+    assert s["settings"] == {"starss": dict(recordings=2, seconds=5.0, seed=0),
+                             "savgbench": dict(recordings=2, seconds=5.0, seed=0, media=MEDIA_RULE)}
     assert len(list((built / "starss/foa_dev").rglob("*.wav"))) == 2
 
 def test_same_settings_resume_other_settings_refused(out, capsys):
