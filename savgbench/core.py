@@ -378,15 +378,33 @@ def _pool_worker_init(initializer=None, initargs=()):
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="exit-with-parent").start()
     if initializer is not None: initializer(*initargs)
 
+def _pool_class():
+    from concurrent.futures import ProcessPoolExecutor
+    import weakref
+    class _Pool(ProcessPoolExecutor):
+        "Keeps its futures (weakly), to wake whoever waits on one cancelled when the pool stops on an exception."
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw); self._futures = weakref.WeakSet()
+        def submit(self, *a, **kw):                      # `map` submits through it too
+            f = super().submit(*a, **kw); self._futures.add(f); return f
+        def _wake_cancelled(self):
+            """`shutdown(cancel_futures=True)` cancels the queued jobs' futures without telling `wait`/`as_completed`,
+            which then wait for them until their timeout (for ever without one). Called once the executor's thread
+            has ended, so nothing else changes them any more."""
+            for f in list(self._futures):
+                if f.cancelled():
+                    with contextlib.suppress(RuntimeError): f.set_running_or_notify_cancel()
+    return _Pool
+
 @contextlib.contextmanager
 def process_pool(workers: int, initializer=None, initargs=()):
     """A `ProcessPoolExecutor` of `workers` spawned processes. If the `with` block ends with an exception (Ctrl-C
     included), jobs not started are cancelled and running workers stopped, instead of the executor's wait for every
-    queued job. `initializer(*initargs)` runs in each worker, as in `ProcessPoolExecutor`."""
+    queued job; every future is then done, and `concurrent.futures.wait` on them returns at once.
+    `initializer(*initargs)` runs in each worker, as in `ProcessPoolExecutor`."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init,
-                             initargs=(initializer, tuple(initargs)))
+    ex = _pool_class()(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_pool_worker_init,
+                       initargs=(initializer, tuple(initargs)))
     try: yield ex
     except BaseException:
         procs = list((getattr(ex, "_processes", None) or {}).values())
@@ -397,6 +415,7 @@ def process_pool(workers: int, initializer=None, initargs=()):
             p.join(5)
             if p.is_alive(): p.kill(); p.join()     # a worker that does not stop on SIGTERM
         ex.shutdown(wait=True)          # the executor's thread sees the stopped workers and releases its queues
+        ex._wake_cancelled()
         raise
     ex.shutdown(wait=True)
 

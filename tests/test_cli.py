@@ -85,8 +85,10 @@ def test_process_pool_stops_running_and_queued_jobs_and_leaves_no_temporary_file
     assert time.monotonic() - t0 < 30                        # not the two minutes the jobs would take
     assert list(tmp_path.iterdir()) == []                    # no temporary file, no output
     from concurrent.futures import wait
-    wait(futs, timeout=20)           # the executor's own thread marks the stopped jobs' futures, a moment later
-    assert all(f.done() for f in futs)                       # none is left hanging
+    t1 = time.monotonic()
+    _, pending = wait(futs, timeout=20)  # the executor's own thread marks the stopped jobs' futures, a moment later
+    assert not pending and all(f.done() for f in futs)       # none is left hanging
+    assert time.monotonic() - t1 < 10    # (a queued job's future cancelled by `shutdown` is done, but woke no `wait`)
 
 
 def _running(pid: int) -> bool:
