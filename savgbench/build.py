@@ -424,7 +424,8 @@ def build_dataset_cli(argv=None) -> int:
                    help="dev: dev-train-* recordings, eval: dev-test-* recordings (default: dev)")
     p.add_argument("--workers", type=at_least(1), default=1, help="parallel worker processes, >= 1 (default: 1)")
     p.add_argument("--start-step", type=at_least(1), help="label frames between window starts (dev 5, eval 50)")
-    p.add_argument("--view-step", type=at_least(1), help="degrees between view angles (dev 10, eval 20)")
+    p.add_argument("--view-step", type=at_least(1, 360), help="degrees between view angles, 1 to 360 (dev 10, eval 20; "
+                   "360: one view per window)")
     p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac",
                    help="the clips' audio: AAC, as SAVGBench ships (default), or lossless 16-bit PCM")
     p.add_argument("--skip-errors", action="store_true",

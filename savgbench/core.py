@@ -143,14 +143,15 @@ def output_path_problem(path, folder: bool = True) -> str | None:
     return None if next(q for q in p.parents if q.exists()).is_dir() else "lies inside a file"
 
 # %% ../nbs/00_core.ipynb #0289e662
-def at_least(lo: int):
-    "An argparse `type` accepting integers >= `lo`."
+def at_least(lo: int, hi: int | None = None):
+    "An argparse `type` accepting integers >= `lo` (and <= `hi` when given)."
     def integer(s: str) -> int:
         try: v = int(s)
         except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+        if hi is not None and not lo <= v <= hi: raise argparse.ArgumentTypeError(f"must be {lo} to {hi}, not {v}")
         if v < lo: raise argparse.ArgumentTypeError(f"must be at least {lo}, not {v}")
         return v
-    integer.__name__ = f"integer >= {lo}"
+    integer.__name__ = f"integer >= {lo}" if hi is None else f"integer {lo}..{hi}"
     return integer
 
 # %% ../nbs/00_core.ipynb #5d3de60f

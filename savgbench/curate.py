@@ -47,9 +47,13 @@ class CurationConfig:
             raise SAVGBenchError("min_active_frames cannot exceed window_frames",
                                  found=self.min_active_frames, expected=f"<= {self.window_frames}")
         if self.first_start < 0: raise SAVGBenchError("curation setting first_start cannot be negative", found=self.first_start)
-        if not 0 <= self.first_view_deg < min(360, self.view_step_deg):   # each view once, named deg0 ... deg359
-            raise SAVGBenchError("curation setting first_view_deg must lie in [0, view_step_deg) (and below 360)",
-                                 found=self.first_view_deg, expected=f"0 <= first_view_deg < {min(360, self.view_step_deg)}")
+        # 360 gives one view per window; a larger step would build the same clips under other recorded settings
+        if self.view_step_deg > 360:
+            raise SAVGBenchError("curation setting view_step_deg must be at most 360 (360: one view per window)",
+                                 found=self.view_step_deg, expected="1 ... 360")
+        if not 0 <= self.first_view_deg < self.view_step_deg:              # each view once, named deg0 ... deg359
+            raise SAVGBenchError("curation setting first_view_deg must lie in [0, view_step_deg)",
+                                 found=self.first_view_deg, expected=f"0 <= first_view_deg < {self.view_step_deg}")
         if self.highpass_hz is not None and not 0 < self.highpass_hz < 12_000:
             raise SAVGBenchError("curation setting highpass_hz must lie between 0 and the FOA audio's Nyquist frequency "
                                  "(12 kHz), or be None for no high-pass", found=self.highpass_hz)

@@ -177,10 +177,13 @@ def test_cli_parallel_matches_serial(recording_factory, tmp_path):
     assert a == sorted(p.name for p in (tmp_path/"b/video_dev").glob("*.mp4")) and len(a) == 10
     for n in a: assert (tmp_path/"a/video_dev"/n).read_bytes() == (tmp_path/"b/video_dev"/n).read_bytes()
 
-@pytest.mark.parametrize("bad", [["--workers", "-1"], ["--workers", "0"], ["--start-step", "0"], ["--view-step", "-5"]])
-def test_cli_refuses_bad_counts(tmp_path, capsys, bad):
+@pytest.mark.parametrize("bad, why", [(["--workers", "-1"], "must be at least 1"), (["--workers", "0"], "must be at least 1"),
+                                      (["--start-step", "0"], "must be at least 1"),
+                                      (["--view-step", "-5"], "must be 1 to 360, not -5"),
+                                      (["--view-step", "361"], "must be 1 to 360, not 361")])
+def test_cli_refuses_bad_counts(tmp_path, capsys, bad, why):
     with pytest.raises(SystemExit) as e: build_dataset_cli([str(tmp_path / "starss"), str(tmp_path / "out")] + bad)
-    assert e.value.code == 2 and f"argument {bad[0]}: must be at least 1" in capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {bad[0]}: {why}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 def test_output_that_is_a_file(recording_factory, tmp_path):
