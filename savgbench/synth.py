@@ -588,30 +588,42 @@ def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
     if sources not in ("procedural", "auto"):
         raise SynthError("unknown sources option", found=sources, expected=("procedural", "auto"))
 
+def _video_frames(path) -> int:
+    "The frame count an mp4's header gives."
+    import av
+    with av.open(str(path)) as c: return c.streams.video[0].frames
+
 def synth_recording(out, split: str, name: str, seconds: float, seed: int, index: int, video_size=(960, 480),
-                    sources: str = "procedural", room: bool = True, progress: bool = False) -> dict:
-    "Make and write one recording (wav, csv, mp4) under `out`; returns its paths, events and labels."
+                    sources: str = "procedural", room: bool = True, progress: bool = False, reuse: bool = False) -> dict:
+    """Make and write one recording (wav, csv, mp4) under `out`; returns its paths, events and labels. `reuse`: when
+    its three files are there (each is written whole or not at all, the mp4 last), keep them (`reused` is True) and
+    only recompute the scene, for callers that know they were made with the same arguments."""
     out = Path(out); ss = np.random.SeedSequence(seed, spawn_key=(index,))
     scene_rng, audio_rng, video_rng = (np.random.default_rng(s) for s in ss.spawn(3))
     events = make_scene(seconds, scene_rng); labels = scene_labels(events)
     paths = dict(wav=out / "foa_dev" / split / f"{name}.wav", csv=out / "metadata_dev" / split / f"{name}.csv",
                  mp4=out / "video_dev" / split / f"{name}.mp4")
+    if reuse and all(p.is_file() for p in paths.values()):
+        return dict(split=split, name=name, paths=paths, events=events, labels=labels,
+                    video_frames=_video_frames(paths["mp4"]), reused=True)
     write_foa_wav(paths["wav"], render_foa(events, seconds, audio_rng, room=room, sources=sources))
     write_labels_csv(paths["csv"], labels)
     with atomic_path(paths["mp4"]) as tmp:
         n_video = render_video(tmp, events, seconds, tuple(video_size), video_rng, seed=seed, progress=progress)
-    return dict(split=split, name=name, paths=paths, events=events, labels=labels, video_frames=n_video)
+    return dict(split=split, name=name, paths=paths, events=events, labels=labels, video_frames=n_video, reused=False)
 
 def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, video_size=(960, 480),
                  sources: str = "procedural", room: bool = True, progress: bool = True) -> list[dict]:
-    "Write `recordings` synthetic STARSS23-format recordings of `seconds` under `out`; same arguments, same bytes."
+    """Write `recordings` synthetic STARSS23-format recordings of `seconds` under `out`; same arguments, same bytes. A
+    second run with the same settings keeps the recordings already written (an interrupted run goes on); one with
+    other settings is refused."""
     _check_args(recordings, seconds, video_size, sources, seed, out)
     done = len(list(Path(out).glob("foa_dev/*/*.wav"))) if Path(out).is_dir() else 0
     Path(out).mkdir(parents=True, exist_ok=True)       # a folder of recordings made otherwise is refused, not mixed
     settings_record(Path(out) / "synth_settings.json", dict(recordings=recordings, seconds=float(seconds), seed=seed,
                     video_size=list(video_size), sources=sources, room=room), done,
                     remedy="write into another folder, or delete this one first")
-    return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room)
+    return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room, reuse=True)
             for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings", disable=not progress))]
 
 # %% ../nbs/12_synth.ipynb #48ebfb9d
@@ -634,8 +646,11 @@ def synth_starss_cli(argv=None) -> int:
     recs = synth_starss(a.out, a.recordings, a.seconds, a.seed, (w, h), a.sources, room=not a.no_room)
     n_rows = sum(len(r["labels"]) for r in recs)
     n_test = sum(r['split'] == 'dev-test-synth' for r in recs)
-    print(f"wrote {len(recs)} recording{'s' * (len(recs) != 1)} ({n_test} test) of {a.seconds:g} s with {n_rows} label "
-          f"rows under {a.out}" + ("" if n_test else "; no test recording, so no eval split to build (--recordings >= 2)"))
+    kept = sum(r["reused"] for r in recs)
+    print(f"{'' if kept else 'wrote '}{len(recs)} recording{'s' * (len(recs) != 1)} ({n_test} test) of {a.seconds:g} s "
+          f"with {n_rows} label rows under {a.out}" + (f" ({len(recs) - kept} written, {kept} already there and kept)"
+                                                        if kept else "")
+          + ("" if n_test else "; no test recording, so no eval split to build (--recordings >= 2)"))
     return 0
 
 # %% ../nbs/12_synth.ipynb #ca26c156
