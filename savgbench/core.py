@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #363df9d8
 from __future__ import annotations
-import argparse, importlib, json, os, sys, tempfile, contextlib
+import argparse, contextlib, functools, importlib, json, os, sys, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -379,8 +379,11 @@ def _pool_worker_init(initializer=None, initargs=()):
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="exit-with-parent").start()
     if initializer is not None: initializer(*initargs)
 
+@functools.cache
 def _pool_class():
+    "The executor class of `process_pool` (made on first use: importing concurrent.futures.process costs time)."
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures._base import CANCELLED
     import weakref
     class _Pool(ProcessPoolExecutor):
         "Keeps its futures (weakly), to wake whoever waits on one cancelled when the pool stops on an exception."
@@ -391,9 +394,9 @@ def _pool_class():
         def _wake_cancelled(self):
             """`shutdown(cancel_futures=True)` cancels the queued jobs' futures without telling `wait`/`as_completed`,
             which then wait for them until their timeout (for ever without one). Called once the executor's thread
-            has ended, so nothing else changes them any more."""
+            has ended, so nothing else changes them any more; a future cancelled and already notified is left alone."""
             for f in list(self._futures):
-                if f.cancelled():
+                if f._state == CANCELLED:
                     with contextlib.suppress(RuntimeError): f.set_running_or_notify_cancel()
     return _Pool
 
@@ -409,13 +412,14 @@ def process_pool(workers: int, initializer=None, initargs=()):
     try: yield ex
     except BaseException:
         procs = list((getattr(ex, "_processes", None) or {}).values())
+        manager = getattr(ex, "_executor_manager_thread", None)    # `shutdown` forgets it, so keep it to join it
         ex.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             if p.is_alive(): p.terminate()
         for p in procs:
             p.join(5)
             if p.is_alive(): p.kill(); p.join()     # a worker that does not stop on SIGTERM
-        ex.shutdown(wait=True)          # the executor's thread sees the stopped workers and releases its queues
+        if manager is not None: manager.join(30)    # it sees the stopped workers, ends their jobs' futures and its queues
         ex._wake_cancelled()
         raise
     ex.shutdown(wait=True)
