@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
-                            settings_record, output_path_problem, process_pool)
+                            settings_record, output_path_problem, process_pool, lock_folder)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
                           read_clip_metadata, validate_clip, MEDIA_RULE)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
@@ -238,19 +238,10 @@ def _lock_build(out: Path, split: str) -> int | None:
     (`OUT/video_SPLIT`, made here), so no lock file is left behind. It is released when the returned descriptor is
     closed (`os.close`) or the process ends, however it ends. A second build of the same split into the same folder is
     refused. None where the system or filesystem has no such locks."""
-    try: import errno, fcntl
-    except ImportError: return None
     vdir = out / f"video_{split}"
     vdir.mkdir(parents=True, exist_ok=True)
-    try: fd = os.open(vdir, os.O_RDONLY)
-    except OSError: return None
-    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        os.close(fd)
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES): return None    # e.g. a network filesystem
-        raise DatasetError(f"another build is writing the {split} split of this folder; let it finish, or stop it (a "
-                           "build resumes where it stopped), or build into another folder", out) from None
-    return fd
+    return lock_folder(vdir, DatasetError(f"another build is writing the {split} split of this folder; let it finish, or "
+                                          "stop it (a build resumes where it stopped), or build into another folder", out))
 
 def _head_tail(path: Path, n: int = 1 << 20) -> list:
     "[size, sha256 of the first and last `n` bytes]: a media file's identity without reading its gigabytes."

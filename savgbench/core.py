@@ -19,7 +19,7 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint',
            'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
            'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
-           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready']
+           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -551,3 +551,20 @@ def librosa_ready(step: str = "import", warm=None):
         if warm is not None: warm(librosa)
         _librosa_done.add(step)
     return librosa
+
+# %% ../nbs/00_core.ipynb #778d22ae
+def lock_folder(folder, busy: Exception) -> int | None:
+    """Hold `folder` (an existing folder) for this process: a non-blocking exclusive `flock` on the folder itself, so
+    no lock file is left behind. Released when the returned descriptor is closed (`os.close`) or the process ends,
+    however it ends. Raises `busy` if another process holds it; None where the system or filesystem has no such locks
+    (then nothing is held)."""
+    try: import errno, fcntl
+    except ImportError: return None
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return None
+    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES): return None    # e.g. a network filesystem
+        raise busy from None
+    return fd

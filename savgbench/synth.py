@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/synth.html.md"""
 
 # %% ../nbs/12_synth.ipynb #8579e749
 from __future__ import annotations
-import argparse, math, shutil, subprocess, tempfile, struct
+import argparse, math, os, re, shutil, subprocess, tempfile, struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +16,7 @@ from scipy import signal as sps
 from tqdm.auto import tqdm
 
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
-                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem)
+                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem, lock_folder)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 from .io import frame_to_array
 
@@ -26,9 +26,9 @@ __all__ = ['SYNTH_SR', 'SYNTH_VIDEO_FPS', 'PERSON_CLASSES', 'DISTRACTOR_CLASSES'
            'HOG_SETTINGS', 'SynthError', 'encode_foa', 'speech_like', 'melody', 'instrument_like', 'distractor',
            'have_espeak', 'have_fluidsynth', 'espeak_speech', 'write_midi', 'fluidsynth_instrument', 'source_signal',
            'SceneEvent', 'make_scene', 'scene_labels', 'render_foa', 'to_pcm16', 'room_background', 'person_sprite',
-           'object_sprite', 'sprite_patch', 'paste', 'render_video', 'synth_names', 'write_labels_csv', 'write_foa_wav',
-           'check_seconds', 'synth_recording', 'synth_starss', 'synth_starss_cli', 'label_rule_views', 'hog_people',
-           'read_video_frames', 'hog_detection_rate']
+           'object_sprite', 'sprite_patch', 'paste', 'video_frame_count', 'render_video', 'synth_names',
+           'write_labels_csv', 'write_foa_wav', 'check_seconds', 'synth_recording', 'synth_starss', 'synth_starss_cli',
+           'label_rule_views', 'hog_people', 'read_video_frames', 'hog_detection_rate']
 
 # %% ../nbs/12_synth.ipynb #443d0e1b
 SYNTH_SR = STARSS_FOA_SR                    # FOA sample rate (24 kHz, like STARSS23)
@@ -511,12 +511,16 @@ def _visuals(events, seed):
             out[i] = (object_sprite(ev.cls), 6.0 if ev.cls == 3 else 14.0, 1.0)
     return out
 
+def video_frame_count(seconds: float) -> int:
+    "The frames of a recording's 29.97 fps video: enough to cover `seconds`."
+    return math.ceil(seconds * SYNTH_VIDEO_FPS - 1e-9)
+
 def render_video(path, events: list[SceneEvent], seconds: float, size=(960, 480), rng=None, seed: int = 0,
                  progress: bool = False) -> int:
     "Write the equirectangular mp4 (h264, yuv420p, 29.97 fps, one thread: same input, same bytes); returns the frame count."
     import av, cv2
     w, h = size; bg = room_background(size, rng)
-    n = math.ceil(seconds * SYNTH_VIDEO_FPS - 1e-9)
+    n = video_frame_count(seconds)
     visuals = _visuals(events, seed); static = {}
     with av.open(str(path), "w", format="mp4") as c:
         st = c.add_stream("libx264", rate=SYNTH_VIDEO_FPS)
@@ -547,10 +551,12 @@ def synth_names(recordings: int) -> list[tuple[str, str]]:
     return ([("dev-train-synth", f"fold3_room01_mix{i + 1:03d}") for i in range(n_train)] +
             [("dev-test-synth", f"fold4_room02_mix{i + 1:03d}") for i in range(n_test)])
 
+def _labels_text(labels: np.ndarray) -> str:
+    return "".join(",".join(str(int(v)) for v in r) + "\n" for r in labels)
+
 def write_labels_csv(path, labels: np.ndarray):
     "Write STARSS23 label rows (no header, integers) atomically."
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("".join(",".join(str(int(v)) for v in r) + "\n" for r in labels))
+    with atomic_path(path) as tmp: Path(tmp).write_text(_labels_text(labels))
 
 def write_foa_wav(path, foa: np.ndarray, sr: int = SYNTH_SR):
     "Write FOA (4, N) float as a 4-channel PCM_16 wav atomically."
@@ -588,24 +594,43 @@ def _check_args(recordings, seconds, video_size, sources, seed=0, out=None):
     if sources not in ("procedural", "auto"):
         raise SynthError("unknown sources option", found=sources, expected=("procedural", "auto"))
 
-def _video_frames(path) -> int:
-    "The frame count an mp4's header gives."
-    import av
-    with av.open(str(path)) as c: return c.streams.video[0].frames
+def _recording_whole(paths: dict, seconds: float, labels: np.ndarray) -> bool:
+    """Whether a recording's files are whole, as a run with the same arguments writes them: the wav's channels, rate and
+    length, the labels to the byte, and the frame count in the mp4's header. A file cut short (a power cut between the
+    write and the disk) or damaged makes it False."""
+    import av, soundfile as sf
+    try:
+        info = sf.info(str(paths["wav"]))
+        if (info.channels, info.samplerate, info.frames) != (4, SYNTH_SR, int(round(seconds * SYNTH_SR))): return False
+        if Path(paths["csv"]).read_text() != _labels_text(labels): return False
+        with av.open(str(paths["mp4"])) as c: n = c.streams.video[0].frames
+        return n == video_frame_count(seconds)
+    except Exception: return False           # (unreadable: made again)
+
+_TMP_RE = re.compile(r"^\.fold\d+_room\d+_mix\d+\.[^.]+\.(wav|csv|mp4)$")     # `atomic_path`'s temporary names
+
+def _remove_temporaries(out) -> int:
+    """Remove the temporary files a run killed mid-write (SIGKILL, a power cut) left; return how many. Safe only while
+    this run holds the folder (`lock_folder`)."""
+    n = 0
+    for kind in ("foa_dev", "metadata_dev", "video_dev"):
+        for p in Path(out).glob(f"{kind}/*/.*"):
+            if _TMP_RE.match(p.name) and p.is_file(): p.unlink(); n += 1
+    return n
 
 def synth_recording(out, split: str, name: str, seconds: float, seed: int, index: int, video_size=(960, 480),
                     sources: str = "procedural", room: bool = True, progress: bool = False, reuse: bool = False) -> dict:
     """Make and write one recording (wav, csv, mp4) under `out`; returns its paths, events and labels. `reuse`: when
-    its three files are there (each is written whole or not at all, the mp4 last), keep them (`reused` is True) and
-    only recompute the scene, for callers that know they were made with the same arguments."""
+    its three files are there and whole (`_recording_whole`), keep them (`reused` is True) and only recompute the
+    scene, for callers that know they were made with the same arguments."""
     out = Path(out); ss = np.random.SeedSequence(seed, spawn_key=(index,))
     scene_rng, audio_rng, video_rng = (np.random.default_rng(s) for s in ss.spawn(3))
     events = make_scene(seconds, scene_rng); labels = scene_labels(events)
     paths = dict(wav=out / "foa_dev" / split / f"{name}.wav", csv=out / "metadata_dev" / split / f"{name}.csv",
                  mp4=out / "video_dev" / split / f"{name}.mp4")
-    if reuse and all(p.is_file() for p in paths.values()):
+    if reuse and _recording_whole(paths, seconds, labels):
         return dict(split=split, name=name, paths=paths, events=events, labels=labels,
-                    video_frames=_video_frames(paths["mp4"]), reused=True)
+                    video_frames=video_frame_count(seconds), reused=True)
     write_foa_wav(paths["wav"], render_foa(events, seconds, audio_rng, room=room, sources=sources))
     write_labels_csv(paths["csv"], labels)
     with atomic_path(paths["mp4"]) as tmp:
@@ -618,13 +643,21 @@ def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, v
     second run with the same settings keeps the recordings already written (an interrupted run goes on); one with
     other settings is refused."""
     _check_args(recordings, seconds, video_size, sources, seed, out)
-    done = len(list(Path(out).glob("foa_dev/*/*.wav"))) if Path(out).is_dir() else 0
-    Path(out).mkdir(parents=True, exist_ok=True)       # a folder of recordings made otherwise is refused, not mixed
-    settings_record(Path(out) / "synth_settings.json", dict(recordings=recordings, seconds=float(seconds), seed=seed,
-                    video_size=list(video_size), sources=sources, room=room), done,
-                    remedy="write into another folder, or delete this one first")
-    return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room, reuse=True)
-            for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings", disable=not progress))]
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(out, SynthError("another synth-starss run is writing into this folder; let it finish, or stop it "
+                                       "(a run goes on where it stopped), or write into another folder", out))
+    try:
+        if lock is not None: _remove_temporaries(out)     # of a run killed mid-write (not another's: it holds the lock)
+        done = len([p for p in out.glob("foa_dev/*/*.wav") if not p.name.startswith(".")])
+        record = out / "synth_settings.json"
+        checked = record.is_file()                        # recordings of an earlier savgbench that kept no record: made again
+        settings_record(record, dict(recordings=recordings, seconds=float(seconds), seed=seed, video_size=list(video_size),
+                        sources=sources, room=room), done, remedy="write into another folder, or delete this one first")
+        return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room, reuse=checked)
+                for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings",
+                                                       disable=not progress))]
+    finally:
+        if lock is not None: os.close(lock)
 
 # %% ../nbs/12_synth.ipynb #48ebfb9d
 def synth_starss_cli(argv=None) -> int:
