@@ -18,7 +18,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
-                            settings_record, output_path_problem, process_pool, lock_folder)
+                            settings_record, output_path_problem, process_pool, lock_folder,
+                            remove_temporaries)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
                           read_clip_metadata, validate_clip, MEDIA_RULE)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
@@ -218,20 +219,10 @@ def _remove_clips(out, split: str, recording: str) -> int:
         for p in (Path(out) / sub).glob(f"{recording}_deg*_start*.{ext}"): p.unlink(); n += ext == "mp4"
     return n
 
-_TMP_RE = re.compile(r"^\.fold\d+_room\d+_mix\d+_deg\d+_start\d+\.[^.]+\.(mp4|csv)$")   # `atomic_path`'s temporary names
 
 def _clips_in(vdir: Path) -> list[Path]:
     "The clips of a split's video folder: its mp4 files, not the hidden ones (a temporary file of a write cut off)."
     return sorted(p for p in vdir.glob("*.mp4") if not p.name.startswith(".")) if vdir.is_dir() else []
-
-def _remove_temporaries(out, split: str) -> int:
-    """Remove the temporary files a build killed mid-write (SIGKILL, a power cut) left in a split's folders
-    (`.NAME.XXXXXXXX.mp4`, `.NAME.XXXXXXXX.csv`); return how many. Safe only while this build holds the split's lock."""
-    n = 0
-    for sub in (f"video_{split}", f"metadata_{split}"):
-        for p in (Path(out) / sub).glob(".*"):
-            if _TMP_RE.match(p.name) and p.is_file(): p.unlink(); n += 1
-    return n
 
 def _lock_build(out: Path, split: str) -> int | None:
     """Hold a split of the output folder for this build: an exclusive lock (`flock`) on the split's video folder itself
@@ -364,7 +355,9 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
 def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify,
                   locked=True):
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
-    if locked: _remove_temporaries(out, split)                      # of a build killed mid-write (not another's)
+    if locked:                                                      # of a build killed mid-write (not another's)
+        remove_temporaries([out / f"video_{split}", out / f"metadata_{split}"], r"fold\d+_room\d+_mix\d+_deg\d+_start\d+",
+                           "mp4|csv")
     settings_record(out / f"build_settings_{split}.json",           # (media: how frames and sound are converted)
                     dict(split=split, curation=asdict(cfg), audio_codec=audio_codec, media=MEDIA_RULE),
                     len(_clips_in(vdir)),

@@ -19,7 +19,7 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint',
            'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
            'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
-           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder']
+           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -568,3 +568,15 @@ def lock_folder(folder, busy: Exception) -> int | None:
         if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES): return None    # e.g. a network filesystem
         raise busy from None
     return fd
+
+def remove_temporaries(folders, stem: str, exts: str) -> int:
+    """Remove the temporary files `atomic_path` left in `folders` when its process was killed mid-write (SIGKILL, a
+    power cut): hidden files `.STEM.XXXXXXXX.EXT` whose STEM matches the regex `stem` and EXT the regex `exts`; return
+    how many. Call it only while holding the folders (`lock_folder`), so that no running write loses its file."""
+    import re
+    rx = re.compile(rf"^\.(?:{stem})\.[^.]+\.(?:{exts})$")
+    n = 0
+    for d in folders:
+        for p in Path(d).glob(".*"):
+            if rx.match(p.name) and p.is_file(): p.unlink(); n += 1
+    return n

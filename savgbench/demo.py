@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import SAVGBenchError, at_least, atomic_path
 from .io import MEDIA_RULE
 from .build import build_dataset
-from .synth import synth_starss, synth_names, check_seconds, SynthError, MIN_SECONDS
+from .synth import synth_starss, check_seconds, SynthError, MIN_SECONDS
 
 # %% auto #0
 __all__ = ['MIN_RECORDINGS', 'MIN_EVAL', 'STAGES', 'SETTINGS_FILE', 'KVD_NOTE', 'seconds_arg', 'check_args', 'check_settings',
@@ -90,11 +90,6 @@ def _subset(src_video: Path, dst_root: Path, n: int) -> Path:
         if not (mdir / (p.stem + ".csv")).exists(): shutil.copy(meta / (p.stem + ".csv"), mdir / (p.stem + ".csv"))
     return vdir
 
-def _synth_done(starss: Path, recordings: int) -> bool:
-    "Whether every recording `synth_starss` writes for `recordings` is there."
-    return all((starss / f"{k}_dev/{split}/{name}.{ext}").is_file() for split, name in synth_names(recordings)
-               for k, ext in (("foa", "wav"), ("metadata", "csv"), ("video", "mp4")))
-
 def _fvd_weights(install: bool) -> tuple[dict, str | None]:
     "The I3D weights the demo can use: ({name: path}, None) or ({}, why not). `install`: fetch them if missing."
     from savgbench.weights import resolve, install as fetch
@@ -118,8 +113,7 @@ def run_demo(out="demo_out", recordings: int = 4, seconds: float = 20.0, seed: i
     with atomic_path(out / SETTINGS_FILE) as f: f.write_text(json.dumps(rec, indent=1))
     timings, t = {}, time.perf_counter()
     starss = out / "starss"
-    if not _synth_done(starss, recordings):
-        synth_starss(starss, recordings=recordings, seconds=seconds, seed=seed, progress=progress)
+    synth_starss(starss, recordings=recordings, seconds=seconds, seed=seed, progress=progress)   # keeps whole recordings
     timings["synth"] = time.perf_counter() - t
     reports = {}
     for split in ("dev", "eval"):

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/synth.html.md"""
 
 # %% ../nbs/12_synth.ipynb #8579e749
 from __future__ import annotations
-import argparse, math, os, re, shutil, subprocess, tempfile, struct
+import argparse, math, os, shutil, subprocess, tempfile, struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +16,8 @@ from scipy import signal as sps
 from tqdm.auto import tqdm
 
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
-                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem, lock_folder)
+                            H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem, lock_folder,
+                            remove_temporaries)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 from .io import frame_to_array
 
@@ -607,17 +608,6 @@ def _recording_whole(paths: dict, seconds: float, labels: np.ndarray) -> bool:
         return n == video_frame_count(seconds)
     except Exception: return False           # (unreadable: made again)
 
-_TMP_RE = re.compile(r"^\.fold\d+_room\d+_mix\d+\.[^.]+\.(wav|csv|mp4)$")     # `atomic_path`'s temporary names
-
-def _remove_temporaries(out) -> int:
-    """Remove the temporary files a run killed mid-write (SIGKILL, a power cut) left; return how many. Safe only while
-    this run holds the folder (`lock_folder`)."""
-    n = 0
-    for kind in ("foa_dev", "metadata_dev", "video_dev"):
-        for p in Path(out).glob(f"{kind}/*/.*"):
-            if _TMP_RE.match(p.name) and p.is_file(): p.unlink(); n += 1
-    return n
-
 def synth_recording(out, split: str, name: str, seconds: float, seed: int, index: int, video_size=(960, 480),
                     sources: str = "procedural", room: bool = True, progress: bool = False, reuse: bool = False) -> dict:
     """Make and write one recording (wav, csv, mp4) under `out`; returns its paths, events and labels. `reuse`: when
@@ -647,7 +637,9 @@ def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, v
     lock = lock_folder(out, SynthError("another synth-starss run is writing into this folder; let it finish, or stop it "
                                        "(a run goes on where it stopped), or write into another folder", out))
     try:
-        if lock is not None: _remove_temporaries(out)     # of a run killed mid-write (not another's: it holds the lock)
+        if lock is not None:                              # of a run killed mid-write (not another's: it holds the lock)
+            remove_temporaries([d for k in ("foa_dev", "metadata_dev", "video_dev") for d in out.glob(f"{k}/*")],
+                               r"fold\d+_room\d+_mix\d+", "wav|csv|mp4")
         done = len([p for p in out.glob("foa_dev/*/*.wav") if not p.name.startswith(".")])
         record = out / "synth_settings.json"
         checked = record.is_file()                        # recordings of an earlier savgbench that kept no record: made again
