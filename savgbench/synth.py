@@ -25,11 +25,11 @@ from .io import frame_to_array
 __all__ = ['SYNTH_SR', 'SYNTH_VIDEO_FPS', 'PERSON_CLASSES', 'DISTRACTOR_CLASSES', 'SAMPLES_PER_FRAME', 'TIMGM6MB', 'ROOM_SIZE',
            'MIC_POS', 'SPEED_OF_SOUND', 'FIGURE_HEIGHT_DEG', 'CAMERA_HEIGHT', 'MIN_SECONDS', 'MAX_SECONDS', 'V_FOV_DEG',
            'HOG_SETTINGS', 'SynthError', 'encode_foa', 'speech_like', 'melody', 'instrument_like', 'distractor',
-           'have_espeak', 'have_fluidsynth', 'espeak_speech', 'write_midi', 'fluidsynth_instrument', 'source_signal',
-           'SceneEvent', 'make_scene', 'scene_labels', 'render_foa', 'to_pcm16', 'room_background', 'person_sprite',
-           'object_sprite', 'sprite_patch', 'paste', 'video_frame_count', 'render_video', 'synth_names',
-           'write_labels_csv', 'write_foa_wav', 'check_seconds', 'synth_recording', 'synth_starss', 'synth_starss_cli',
-           'label_rule_views', 'hog_people', 'read_video_frames', 'hog_detection_rate']
+           'have_espeak', 'have_fluidsynth', 'auto_tools', 'espeak_speech', 'write_midi', 'fluidsynth_instrument',
+           'source_signal', 'SceneEvent', 'make_scene', 'scene_labels', 'render_foa', 'to_pcm16', 'room_background',
+           'person_sprite', 'object_sprite', 'sprite_patch', 'paste', 'video_frame_count', 'render_video',
+           'synth_names', 'write_labels_csv', 'write_foa_wav', 'check_seconds', 'synth_recording', 'synth_starss',
+           'synth_starss_cli', 'label_rule_views', 'hog_people', 'read_video_frames', 'hog_detection_rate']
 
 # %% ../nbs/12_synth.ipynb #443d0e1b
 SYNTH_SR = STARSS_FOA_SR                    # FOA sample rate (24 kHz, like STARSS23)
@@ -205,6 +205,22 @@ _WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sin
 
 def have_espeak() -> bool: return shutil.which("espeak-ng") is not None
 def have_fluidsynth() -> bool: return shutil.which("fluidsynth") is not None and TIMGM6MB.exists()
+
+def _tool_version(cmd: str) -> str:
+    "The version number `cmd --version` prints ('?' when it prints none)."
+    import re
+    try: out = subprocess.run([cmd, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError): return "?"
+    m = re.search(r"\d+(?:\.\d+)+", out)
+    return m.group(0) if m else "?"
+
+def auto_tools() -> dict:
+    """What `sources='auto'` uses on this machine: each external tool's version (and the soundfont's size), or None
+    where it is missing and the procedural source stands in. Recorded with a synth-starss run's settings, so a run
+    that would mix recordings made with other tools is refused."""
+    return {"espeak-ng": _tool_version("espeak-ng") if have_espeak() else None,
+            "fluidsynth": f"{_tool_version('fluidsynth')}, {TIMGM6MB.name} {TIMGM6MB.stat().st_size} bytes"
+                          if have_fluidsynth() else None}
 
 def _read_mono(path, sr=SYNTH_SR):
     import soundfile as sf
@@ -643,8 +659,10 @@ def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, v
         done = len([p for p in out.glob("foa_dev/*/*.wav") if not p.name.startswith(".")])
         record = out / "synth_settings.json"
         checked = record.is_file()                        # recordings of an earlier savgbench that kept no record: made again
-        settings_record(record, dict(recordings=recordings, seconds=float(seconds), seed=seed, video_size=list(video_size),
-                        sources=sources, room=room), done, remedy="write into another folder, or delete this one first")
+        settings = dict(recordings=recordings, seconds=float(seconds), seed=seed, video_size=list(video_size),
+                        sources=sources, room=room)
+        if sources == "auto": settings["tools"] = auto_tools()      # (their output depends on their versions)
+        settings_record(record, settings, done, remedy="write into another folder, or delete this one first")
         return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room, reuse=checked)
                 for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings",
                                                        disable=not progress))]
