@@ -483,6 +483,18 @@ def test_resuming_with_other_training_settings_is_refused(tmp_path):
     assert len(hist) == 2                                              # a longer run with other intervals resumes
 
 
+def test_gradient_checkpointing_may_be_turned_on_when_resuming(tmp_path):
+    "It recomputes the same activations with the same random state (dropout, shifts): the same weights, so not refused."
+    from savgbench.baselines.train import train_joint, TrainConfig, SyntheticClips
+    cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=2, mixed_precision='no', save_every=1)
+    train_joint(SyntheticClips(3), tmp_path / 'a', cfg, progress=False)
+    (tmp_path / 'b').mkdir(); shutil.copy(tmp_path / 'a' / 'checkpoint_1.pt', tmp_path / 'b')
+    train_joint(SyntheticClips(3), tmp_path / 'b', TrainConfig(**{**vars(cfg), 'gradient_checkpointing': True}), progress=False)
+    a, b = (torch.load(tmp_path / r / 'checkpoint_2.pt', weights_only=False) for r in 'ab')
+    assert a['history'] == b['history'] and b['train_config']['gradient_checkpointing']
+    for k in a['model']: assert torch.equal(a['model'][k], b['model'][k]), k
+
+
 def _tiny_dataset(root, n=2):
     from savgbench.io import write_clip
     rng = np.random.default_rng(0)
@@ -569,6 +581,18 @@ def test_bad_clips_are_found_before_training_starts(tmp_path, capsys):
     assert not list((tmp_path / 'run').glob('checkpoint_*.pt'))
     assert main(['train-joint', str(data), '--out', str(tmp_path / 'run'), *_COMMON, '--skip-bad']) == 0
     assert 'skipping 1 bad clip(s) of 3' in capsys.readouterr().out
+
+
+def test_weights_do_not_depend_on_the_number_of_data_loader_workers(tmp_path):
+    "Resized frames came out permuted in memory in the main process but contiguous from workers: other rounding."
+    from savgbench.baselines.train import train_joint, TrainConfig
+    data = _tiny_dataset(tmp_path, n=3)
+    runs = {}
+    for nw in (0, 2):
+        cfg = TrainConfig(preset='tiny', batch_size=2, max_steps=2, mixed_precision='no', save_every=2, seed=3, num_workers=nw)
+        train_joint(data, tmp_path / f'run{nw}', cfg, progress=False)
+        runs[nw] = torch.load(tmp_path / f'run{nw}' / 'checkpoint_2.pt', weights_only=False)['model']
+    assert [k for k in runs[0] if not torch.equal(runs[0][k], runs[2][k])] == []
 
 
 def test_resuming_on_other_data_says_so(tmp_path, capsys):

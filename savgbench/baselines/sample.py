@@ -23,9 +23,9 @@ from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, ne
 from .train import fit_length, cudnn_autotune, newest_checkpoint
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'load_joint_model', 'load_sr_model',
-           'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings', 'sample_manifest', 'generate_clips',
-           'channel_levels', 'plot_clips', 'sample_cli']
+__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'SEEDING', 'load_joint_model', 'load_sr_model',
+           'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings', 'sample_manifest', 'batch_seeds',
+           'generate_clips', 'channel_levels', 'plot_clips', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -128,7 +128,7 @@ def sample_joint(model: CoupledUNet, batch_size: int, seed: int = 0, sampler: st
         raise ValueError(f"steps={steps} applies to sampler 'dpm_solver++_2m' only: {sampler!r} chooses its own steps")
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
     with torch.random.fork_rng(devices=[]), eval_mode(model):
-        torch.manual_seed(seed + (1 << 40))     # cross-attention shifts: a stream no batch's noise generator (seed + b) shares
+        torch.manual_seed(seed + (1 << 40))     # cross-attention shifts: a stream of their own (batch seeds are hashed)
         return _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion or GaussianDiffusion(1000), progress)
 
 def _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion, progress):
@@ -170,7 +170,7 @@ def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, s
     """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`),
     whether they are compiled (which changes the numbers by float rounding) and how frames are encoded (`MEDIA_RULE`)."""
     from savgbench.io import MEDIA_RULE
-    s = dict(model_sha256=state_dict_sha256(model), seed=seed, batch_size=batch_size, sampler=sampler,
+    s = dict(model_sha256=state_dict_sha256(model), seed=seed, seeding=SEEDING, batch_size=batch_size, sampler=sampler,
              steps=(steps or STEPS_2M) if sampler == 'dpm_solver++_2m' else None, precision=precision,
              compiled=hasattr(model, '_orig_mod'), audio_codec=audio_codec,
              sr_model_sha256=state_dict_sha256(sr_model) if sr_model is not None else None,
@@ -208,6 +208,16 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
                            remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
 
 # %% ../../nbs/54_sample.ipynb #1f3165b9
+SEEDING = 'SeedSequence([seed, batch])'                # how batch seeds are made (recorded with a folder's settings)
+
+def batch_seeds(seed: int, b: int) -> tuple[int, int]:
+    """The seeds of batch `b` of a run seeded `seed`: (joint sampling, super-resolution noise), hashed from both numbers
+    with numpy's `SeedSequence`, so runs with other seeds share no batch, whichever their difference."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the seed must be a non-negative integer, not {seed!r}")
+    joint, sr = np.random.SeedSequence([int(seed), int(b)]).generate_state(2, np.uint64) >> np.uint64(1)   # < 2**63
+    return int(joint), int(sr)
+
 def _write_one(path, video, audio, audio_codec, validate):
     from savgbench.io import write_clip, validate_clip
     write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
@@ -231,6 +241,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
+    batch_seeds(seed, 0)                                # a bad seed: refused before any work
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
     if record is not False:
         record = record if isinstance(record, dict) else clip_settings(
@@ -256,13 +267,14 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
                 idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
                 paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
                 if all(p.exists() for p in paths): pending.extend(paths); continue
-                x, nfe = sample_joint(model, batch_size, seed=seed + b, sampler=sampler, steps=steps, precision=precision,
+                joint_seed, sr_seed = batch_seeds(seed, b)
+                x, nfe = sample_joint(model, batch_size, seed=joint_seed, sampler=sampler, steps=steps, precision=precision,
                                       progress=progress)
                 video = x['video']
                 if sr_model is not None:
                     with _autocast(video.device, precision):
                         video = super_resolve(sr_model, video, steps=sr_steps, T=sr_T, frames_per_batch=sr_frames_per_batch,
-                                              generator=torch.Generator().manual_seed(seed + b + 1_000_003),
+                                              generator=torch.Generator().manual_seed(sr_seed),
                                               progress=progress)
                 for j, p in enumerate(paths): put(p, *to_clip_arrays(video[j], x['audio'][j]))
             drain(0)
@@ -344,7 +356,7 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--out', required=True, default=argparse.SUPPRESS, help='folder for sample_XXXXX.mp4')
     p.add_argument('--num', type=at_least(1), default=96, help='clips to write (the benchmark scores 96)')
     p.add_argument('--batch-size', type=at_least(1), default=4, help='clips sampled together by each process')
-    p.add_argument('--seed', type=int, default=1010, help='batch b is drawn from seed + b, so the clips do not '
+    p.add_argument('--seed', type=at_least(0), default=1010, help='batch b is drawn from seeds hashed from (seed, b), so the clips do not '
                    'depend on the number of processes (they do on --batch-size)')
     p.add_argument('--sampler', default='dpm_solver++', choices=SAMPLERS,
                    help="dpm_solver++: order-2 adaptive, as the reference; dpm_solver++_2m: a fixed number of --steps; "

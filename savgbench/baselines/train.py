@@ -38,7 +38,7 @@ def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tenso
         out = torch.empty(v.shape, dtype=torch.float32); out.copy_(v)
         return out.div_(127.5).sub_(1).clamp_(-1, 1)        # (the clamp matters for input that is not uint8)
     v = F.interpolate(v.float(), size=(size, size), mode='bicubic', antialias=True, align_corners=False)
-    return (v / 127.5 - 1).clamp(-1, 1)
+    return (v / 127.5 - 1).clamp(-1, 1).contiguous()     # (interpolate keeps the permuted layout; see _train_loop)
 
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
     "Linearly resample the last axis to `n` samples (identity when it already has them)."
@@ -198,7 +198,7 @@ def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world
     "The dataset indices of process `rank` at `step`: epochs are seeded permutations, split across processes."
     per_epoch = n // (batch * world)
     if per_epoch == 0:   # fewer items than one global batch: sample with replacement
-        g = torch.Generator().manual_seed(step_seed(seed, step, rank) + 1)
+        g = torch.Generator().manual_seed(step_seed(seed, step, rank) + 3)   # (+1 draws the step's timesteps: not that)
         return torch.randint(0, n, (batch,), generator=g).tolist()
     epoch, pos = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_777 + epoch))
@@ -517,7 +517,8 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
                 first = (str(e).strip().splitlines() or [''])[0]
                 raise SAVGBenchError(f"{ckpts[-1]} holds weights that do not fit this run's model ({first}); resume "
                                      "with the same settings, start afresh (--no-resume) or use another run folder") from None
-            free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark', 'log_with'}
+            free = {'max_steps', 'save_every', 'log_every', 'keep_checkpoints', 'num_workers', 'cudnn_benchmark', 'log_with',
+                    'gradient_checkpointing'}     # (it recomputes the same activations, with the same random state)
             old, new = ck.get('train_config', {}), asdict(cfg)
             diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
             if diff: raise SAVGBenchError(f"{ckpts[-1]} was trained with other settings ({'; '.join(diff)}); resume with the "
@@ -599,7 +600,9 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
             gen = torch.Generator(device=dev).manual_seed(s + 1)            # timesteps, noise
             cpu_gen = torch.Generator().manual_seed(s + 2)                   # augmentation
             if augment is not None: batch = augment(batch, cpu_gen)
-            batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+            # contiguous: data-loader workers hand over contiguous batches, the main process what the dataset returns;
+            # convolutions on another layout round differently, so the weights would depend on --num-workers
+            batch = {k: v.contiguous().to(dev, non_blocking=True) for k, v in batch.items()}
             with acc.autocast():
                 out = loss_fn(model, batch, gen)
                 loss = out['loss'].mean()
