@@ -533,6 +533,13 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             if len(set(u)) < n and {"fvd", "kvd", "fad"} & set(metrics):      # the items feed these metrics only
                 res["warnings"].append(f"{s} set: {len(set(u))} distinct items fill the protocol's {n} (too few "
                                        f"clips, so items repeat, as the reference does)")
+        few = [f"the {s} set {len(u)}" for s, u in (("generated", gu), ("reference", ru)) if len(u) < 2]
+        if few and {"fvd", "kvd", "fad"} & set(metrics):  # a covariance and the unbiased MMD² need 2: said before any feature
+            how = "one item per clip" if P.n_items is None and P.windows == "native" else f"{P.n_items or 'all'} windows"
+            why = (f"FVD, KVD and FAD need at least 2 items per set, and protocol {P.name} ({how}) gives "
+                   f"{' and '.join(few)} (too few clips)")
+            res["skipped"].update({m: why for m in ("fvd", "kvd", "fad") if m in metrics})
+            metrics = tuple(m for m in metrics if m not in ("fvd", "kvd", "fad"))
     cache = FeatureCache((Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None)
     # 3. FVD / KVD
     if {"fvd", "kvd"} & set(metrics):
