@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
-from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK
+from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -389,7 +389,8 @@ def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool 
         print(f"{len(res['failures'])} bad clip(s)" + (f", {more} more not shown" if more > 0 else "")
               + (f"; all are listed under 'failures' in {out}" if out else "")
               + ("" if skip_bad else "; no metric is computed while there are any ("
-                 + ("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips)"), file=sys.stderr)
+                 + (("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips)" if res["n"].get("gen_clips")
+                    else "none of the generated clips is valid: " + CONVERT + ")")), file=sys.stderr)
 
 def format_row(result: dict, label: str | None = None) -> str:
     "A Table-1-style row: FVD↓ KVD↓ FAD↓ Spatial AV-Align↑ Temporal AV-Align↑ ('—' where skipped)."
@@ -500,8 +501,12 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     if res["failures"] and not skip_bad:
         res["skipped"] = {m: "bad clips (listed under failures); skip_bad scores the others" for m in metrics}
         return finish()
-    if res["n"]["gen_clips"] == 0 or (reference_dir is not None and res["n"]["ref_clips"] == 0):
-        raise DatasetError("no valid clips to evaluate", path=gen_dir if res["n"]["gen_clips"] == 0 else reference_dir)
+    for s, es, d in (("generated", gen, gen_dir), ("reference", ref, reference_dir)):
+        if d is None or any(e.error is None for e in es): continue
+        if not es: raise DatasetError(f"no clips in the {s} folder", path=d,       # nothing found, or every clip bad: why
+                                      expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)}), subfolders included")
+        raise DatasetError(f"no valid clips to evaluate: all {len(es)} clip(s) of the {s} folder are bad: "
+                           + "; ".join(e.error for e in es[:3]) + ("; ..." if len(es) > 3 else "") + f"; {CONVERT}", path=d)
     names = Counter(e.path.stem for e in gen if e.error is None)
     if max(names.values()) > 1:                                  # per-clip alignment results are keyed by name
         raise DatasetError("clip names occur more than once in the folder's subfolders", path=gen_dir,
