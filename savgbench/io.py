@@ -206,6 +206,8 @@ def _open(path, what="media file"):
     except (av.error.FFmpegError, ValueError, OSError) as e:
         msg = re.sub(r"\[Errno -?\d+\] ", "", str(e)).replace(f": '{path}'", "")
         if "moov atom not found" in msg: msg += " (the file's index is missing: truncated?)"
+        elif isinstance(e, av.error.InvalidDataError):   # an mp4 cut before its index (written last) reads so
+            msg += " (a file cut short, as a write stopped before its end leaves it, or not a video file)"
         raise ClipFormatError(f"cannot open {what}: {msg}", path=path) from e
 
 def _audio_target_len(stream):

@@ -27,7 +27,8 @@ def test_good_clip_validates(good):
 def test_truncated_mp4(good, tmp_path):
     bad = tmp_path/"trunc.mp4"; data = good.read_bytes()
     bad.write_bytes(data[:len(data)//2])
-    with pytest.raises(ClipFormatError, match="trunc.mp4"): validate_clip(bad)
+    with pytest.raises(ClipFormatError, match="trunc.mp4") as e: validate_clip(bad)
+    assert "cut short" in str(e.value), e.value            # said, not only FFmpeg's 'Invalid data found'
 
 def test_garbage_and_empty_files(tmp_path):
     (tmp_path/"garbage.mp4").write_bytes(b"not an mp4 at all" * 50)
