@@ -160,6 +160,7 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
     for p in tqdm(list_videos(folder), desc=f"scan {set_name}", disable=not progress, leave=False):
         e = ClipEntry(p, set_name)
         try:
+            if not p.exists(): validate_clip(p)          # raises, naming what is missing (a link's target)
             e.sha256 = file_sha256(p)
             info = validate_clip(p)
             e.n_frames, e.fps, e.audio_seconds, e.bars_level = info.n_frames, info.fps, info.audio_seconds, info.bars_level
