@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
-from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK
+from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -160,6 +160,7 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
     for p in tqdm(list_videos(folder), desc=f"scan {set_name}", disable=not progress, leave=False):
         e = ClipEntry(p, set_name)
         try:
+            if not p.exists(): validate_clip(p)          # raises, naming what is missing (a link's target)
             e.sha256 = file_sha256(p)
             info = validate_clip(p)
             e.n_frames, e.fps, e.audio_seconds, e.bars_level = info.n_frames, info.fps, info.audio_seconds, info.bars_level
@@ -389,7 +390,8 @@ def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool 
         print(f"{len(res['failures'])} bad clip(s)" + (f", {more} more not shown" if more > 0 else "")
               + (f"; all are listed under 'failures' in {out}" if out else "")
               + ("" if skip_bad else "; no metric is computed while there are any ("
-                 + ("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips)"), file=sys.stderr)
+                 + (("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips)" if res["n"].get("gen_clips")
+                    else "none of the generated clips is valid: " + CONVERT + ")")), file=sys.stderr)
 
 def format_row(result: dict, label: str | None = None) -> str:
     "A Table-1-style row: FVD↓ KVD↓ FAD↓ Spatial AV-Align↑ Temporal AV-Align↑ ('—' where skipped)."
@@ -500,8 +502,12 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     if res["failures"] and not skip_bad:
         res["skipped"] = {m: "bad clips (listed under failures); skip_bad scores the others" for m in metrics}
         return finish()
-    if res["n"]["gen_clips"] == 0 or (reference_dir is not None and res["n"]["ref_clips"] == 0):
-        raise DatasetError("no valid clips to evaluate", path=gen_dir if res["n"]["gen_clips"] == 0 else reference_dir)
+    for s, es, d in (("generated", gen, gen_dir), ("reference", ref, reference_dir)):
+        if d is None or any(e.error is None for e in es): continue
+        if not es: raise DatasetError(f"no clips in the {s} folder", path=d,       # nothing found, or every clip bad: why
+                                      expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)}), subfolders included")
+        raise DatasetError(f"no valid clips to evaluate: all {len(es)} clip(s) of the {s} folder are bad: "
+                           + "; ".join(e.error for e in es[:3]) + ("; ..." if len(es) > 3 else "") + f"; {CONVERT}", path=d)
     names = Counter(e.path.stem for e in gen if e.error is None)
     if max(names.values()) > 1:                                  # per-clip alignment results are keyed by name
         raise DatasetError("clip names occur more than once in the folder's subfolders", path=gen_dir,
@@ -533,6 +539,13 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             if len(set(u)) < n and {"fvd", "kvd", "fad"} & set(metrics):      # the items feed these metrics only
                 res["warnings"].append(f"{s} set: {len(set(u))} distinct items fill the protocol's {n} (too few "
                                        f"clips, so items repeat, as the reference does)")
+        few = [f"the {s} set {len(u)}" for s, u in (("generated", gu), ("reference", ru)) if len(u) < 2]
+        if few and {"fvd", "kvd", "fad"} & set(metrics):  # a covariance and the unbiased MMD² need 2: said before any feature
+            how = "one item per clip" if P.n_items is None and P.windows == "native" else f"{P.n_items or 'all'} windows"
+            why = (f"FVD, KVD and FAD need at least 2 items per set, and protocol {P.name} ({how}) gives "
+                   f"{' and '.join(few)} (too few clips)")
+            res["skipped"].update({m: why for m in ("fvd", "kvd", "fad") if m in metrics})
+            metrics = tuple(m for m in metrics if m not in ("fvd", "kvd", "fad"))
     cache = FeatureCache((Path(cache_dir) if cache_dir else default_cache_dir()) if use_cache else None)
     # 3. FVD / KVD
     if {"fvd", "kvd"} & set(metrics):

@@ -200,12 +200,17 @@ class Clip:
 
 def _open(path, what="media file"):
     path = Path(path)
-    if not path.exists(): raise ClipFormatError(f"{what} does not exist", path=path)
+    if not path.exists():
+        if path.is_symlink(): raise ClipFormatError(f"{what} is a link to a file that does not exist", path=path,
+                                                    found=os.readlink(path))
+        raise ClipFormatError(f"{what} does not exist", path=path)
     if path.stat().st_size == 0: raise ClipFormatError(f"{what} is empty (0 bytes)", path=path)
     try: return av.open(str(path))
     except (av.error.FFmpegError, ValueError, OSError) as e:
         msg = re.sub(r"\[Errno -?\d+\] ", "", str(e)).replace(f": '{path}'", "")
         if "moov atom not found" in msg: msg += " (the file's index is missing: truncated?)"
+        elif isinstance(e, av.error.InvalidDataError):   # an mp4 cut before its index (written last) reads so
+            msg += " (a file cut short, as a write stopped before its end leaves it, or not a video file)"
         raise ClipFormatError(f"cannot open {what}: {msg}", path=path) from e
 
 def _audio_target_len(stream):
@@ -557,7 +562,8 @@ def find_videos(folder) -> list[Path]:
     out = []
     for p in sorted(Path(folder).iterdir(), key=lambda p: p.name):
         if p.name.startswith("."): continue
-        if p.is_file() and "." in p.name and p.name.rsplit(".", 1)[-1].lower() in VIDEO_EXTS: out.append(p)
+        if (p.is_file() or p.is_symlink() and not p.exists()) and "." in p.name and p.name.rsplit(".", 1)[-1].lower() in VIDEO_EXTS:
+            out.append(p)                               # a link to a missing file too: reported as a bad clip, not left out
         elif p.is_dir(): out.extend(find_videos(p))
     return out
 

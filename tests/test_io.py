@@ -27,7 +27,17 @@ def test_good_clip_validates(good):
 def test_truncated_mp4(good, tmp_path):
     bad = tmp_path/"trunc.mp4"; data = good.read_bytes()
     bad.write_bytes(data[:len(data)//2])
-    with pytest.raises(ClipFormatError, match="trunc.mp4"): validate_clip(bad)
+    with pytest.raises(ClipFormatError, match="trunc.mp4") as e: validate_clip(bad)
+    assert "cut short" in str(e.value), e.value            # said, not only FFmpeg's 'Invalid data found'
+
+def test_dangling_link_is_a_bad_clip(good, tmp_path):
+    from savgbench.io import find_videos, check_clips
+    (tmp_path/"a.mp4").symlink_to(good); (tmp_path/"b.mp4").symlink_to(tmp_path/"gone.mp4")
+    assert [p.name for p in find_videos(tmp_path)] == ["a.mp4", "b.mp4"]      # not left out without a word
+    ok, bad = check_clips(tmp_path, skip_bad=True, progress=False)
+    assert [p.name for p in ok] == ["a.mp4"] and "link to a file that does not exist" in bad[str(tmp_path/"b.mp4")]
+    from savgbench.evaluate import scan_clips                # evaluate lists it among the failures, saying so
+    assert [e.error is not None and "link to a file that does not exist" in e.error for e in scan_clips(tmp_path, "gen")] == [False, True]
 
 def test_garbage_and_empty_files(tmp_path):
     (tmp_path/"garbage.mp4").write_bytes(b"not an mp4 at all" * 50)

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem, clip_hashes, stale_rows, record_clips)
-from ..io import format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT, read_video_bgr, MEDIA_RULE
+from ..io import (format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT, read_video_bgr,
+                          MEDIA_RULE, VIDEO_EXTS)
 
 # %% auto #0
 __all__ = ['DETECTORS', 'ORACLE_LABELS', 'YOLOX_FILES', 'read_csv_rows', 'read_frames_bgr', 'boxes_to_rows',
@@ -239,11 +240,12 @@ def list_videos(video_dir) -> list:
     `io.VIDEO_EXTS`, as `evaluate` finds them), the paths listed in a text file (the reference's list file; see
     `_listed` for relative paths), or one video file."""
     p = Path(video_dir)
-    if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"): return [p]
+    if p.is_file() and p.suffix[1:].lower() in VIDEO_EXTS: return [p]       # one clip: any container a folder's clips have
     if p.is_file():
         try: text = p.read_text()
         except UnicodeDecodeError:
-            raise DatasetError("not a folder of clips, a text list of clips or an mp4", path=p) from None
+            raise DatasetError("not a folder of clips, a text list of clips or a video file", path=p,
+                               expected=f"a folder, a list file or a clip ({', '.join('.' + e for e in VIDEO_EXTS)})") from None
         out = [_listed(l.strip(), p) for l in text.splitlines() if l.strip()]
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
     else: out = find_videos(p)
