@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _timing import sync, timeit    # benchmarks/ is the script's folder, first on sys.path
 from savgbench.baselines.mmdiffusion import MMDiffusionConfig, CoupledUNet, CrossAttentionBlock, count_parameters
 from savgbench.baselines.superres import SRConfig, SuperResUNet, super_resolve
-from savgbench.baselines.sample import sample_joint, compile_model, to_clip_arrays
+from savgbench.baselines.sample import sample_joint, compile_model, to_clip_arrays, batch_seeds
 
 ANCHORS_H200 = {'joint_forward_s': 0.257, 'sr_clip_s': 5.10, 'gen96_s': 10.4 * 60}
 T0 = time.time()
@@ -251,10 +251,11 @@ def main(argv=None):
         n_batches = math.ceil(a.clips / B)
         sync(dev); t0 = time.perf_counter(); nfes = []
         for b in range(n_batches):
-            xs, nfe = sample_joint(cm, B, seed=1010 + b, sampler='dpm_solver++', precision=prec); nfes.append(nfe)
+            joint_seed, sr_seed = batch_seeds(1010, b)
+            xs, nfe = sample_joint(cm, B, seed=joint_seed, sampler='dpm_solver++', precision=prec); nfes.append(nfe)
             with bf16():
                 video = super_resolve(cs, xs['video'], steps=25 if a.gpu else 3,
-                                      generator=torch.Generator().manual_seed(1010 + b + 1_000_003))
+                                      generator=torch.Generator().manual_seed(sr_seed))
             for j in range(B): to_clip_arrays(video[j], xs['audio'][j])
         sync(dev); dt = time.perf_counter() - t0
         per = dt / (n_batches * B)

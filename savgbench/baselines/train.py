@@ -780,7 +780,8 @@ def _train_parser(prog, sr=False):
                         "keeps its own); fp16 adds a loss scaler, on a GPU only; sample's spelling is accepted too "
                         "(--precision fp32 = no)")
     p.add_argument('--gradient-checkpointing', action='store_true',
-                   help='recompute activations in the backward pass: less memory, slower steps')
+                   help='recompute activations in the backward pass: less memory, slower steps, the same '
+                   'weights (a run may be resumed with it, or without it, after running out of memory)')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
     p.add_argument('--seed', type=int, default=0, help='seeds the initial weights, batches, timesteps, noise and augmentation')
