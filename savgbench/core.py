@@ -259,8 +259,10 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         except (json.JSONDecodeError, AttributeError): old = {}
         diff = settings_diff(old, settings, keys)
         if diff and outputs:
-            raise SAVGBenchError(f"already holds {outputs} output{'s' * (outputs != 1)} made with other settings ({'; '.join(diff)}); {remedy}",
-                                 path=path.parent)
+            older = (" ('(not recorded)': an earlier savgbench made them and did not record that setting, so it may "
+                     "have made them another way; that version can finish them)") if any("(not recorded)" in d for d in diff) else ""
+            raise SAVGBenchError(f"already holds {outputs} output{'s' * (outputs != 1)} made with other settings "
+                                 f"({'; '.join(diff)}){older}; {remedy}", path=path.parent)
     if write:
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings

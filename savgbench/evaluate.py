@@ -387,11 +387,18 @@ def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool 
     if res["failures"]:
         for f in res["failures"][:10]: print(f"bad clip ({f['set']}): {f['error']}", file=sys.stderr)
         more = len(res["failures"]) - 10
+        n, none = res["n"], []                           # a set with no valid clip: skipping the bad ones cannot help
+        if not n.get("gen_clips"):
+            none.append(f"none of the generated clips is valid: {CONVERT}" if n.get("gen_failed") else
+                        "the generated folder holds no clips")
+        if not n.get("ref_clips") and n.get("ref_failed"):
+            none.append("none of the reference clips is valid (the reference set is a SAVGBench split as build-dataset "
+                        "writes it)")
         print(f"{len(res['failures'])} bad clip(s)" + (f", {more} more not shown" if more > 0 else "")
               + (f"; all are listed under 'failures' in {out}" if out else "")
               + ("" if skip_bad else "; no metric is computed while there are any ("
-                 + (("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips)" if res["n"].get("gen_clips")
-                    else "none of the generated clips is valid: " + CONVERT + ")")), file=sys.stderr)
+                 + ("; ".join(none) if none else ("--skip-bad" if cli else "skip_bad=True") + " scores the valid clips")
+                 + ")"), file=sys.stderr)
 
 def format_row(result: dict, label: str | None = None) -> str:
     "A Table-1-style row: FVD↓ KVD↓ FAD↓ Spatial AV-Align↑ Temporal AV-Align↑ ('—' where skipped)."
@@ -507,7 +514,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         if not es: raise DatasetError(f"no clips in the {s} folder", path=d,       # nothing found, or every clip bad: why
                                       expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)}), subfolders included")
         raise DatasetError(f"no valid clips to evaluate: all {len(es)} clip(s) of the {s} folder are bad: "
-                           + "; ".join(e.error for e in es[:3]) + ("; ..." if len(es) > 3 else "") + f"; {CONVERT}", path=d)
+                           + "; ".join(e.error for e in es[:3]) + ("; ..." if len(es) > 3 else "") + "; " +
+                           (CONVERT if s == "generated" else "the reference set is a SAVGBench split as build-dataset "
+                            "writes it"), path=d)
     names = Counter(e.path.stem for e in gen if e.error is None)
     if max(names.values()) > 1:                                  # per-clip alignment results are keyed by name
         raise DatasetError("clip names occur more than once in the folder's subfolders", path=gen_dir,

@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/io.html.md"""
 
 # %% ../nbs/01_io.ipynb #5e5e16f9
 from __future__ import annotations
-import functools, math, os, re, threading, warnings
+import errno, functools, math, os, re, threading, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -198,11 +198,17 @@ class Clip:
         return (f"Clip({self.name!r}, video={tuple(self.video.shape)} @ {self.fps:g} fps, "
                 f"audio={tuple(self.audio.shape)} @ {self.sample_rate} Hz)")
 
+def _broken_link(path) -> str:
+    "What is wrong with a symbolic link whose target cannot be reached."
+    try: os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP: return "a link that loops (too many levels of symbolic links)"
+    return "a link to a file that does not exist"
+
 def _open(path, what="media file"):
     path = Path(path)
     if not path.exists():
-        if path.is_symlink(): raise ClipFormatError(f"{what} is a link to a file that does not exist", path=path,
-                                                    found=os.readlink(path))
+        if path.is_symlink(): raise ClipFormatError(f"{what} is {_broken_link(path)}", path=path, found=os.readlink(path))
         raise ClipFormatError(f"{what} does not exist", path=path)
     if path.stat().st_size == 0: raise ClipFormatError(f"{what} is empty (0 bytes)", path=path)
     try: return av.open(str(path))
@@ -555,16 +561,16 @@ def list_clips(folder) -> list[Path]:
 
 VIDEO_EXTS = ("mp4", "avi", "gif", "mov", "m4v", "mkv", "webm")   # the reference's three, and the common containers
 
-def find_videos(folder) -> list[Path]:
+def find_videos(folder, _up: tuple = ()) -> list[Path]:
     """The video files (`VIDEO_EXTS`, any case) under `folder` and its subfolders, each folder's entries sorted by name
     (the reference's order), as every command that scores clips finds them. Hidden entries (a name starting with '.',
-    such as a write in progress) are not clips."""
-    out = []
+    such as a write in progress) are not clips. A link to a folder above it (a loop) is not walked again."""
+    out, up = [], (*_up, os.path.realpath(folder))
     for p in sorted(Path(folder).iterdir(), key=lambda p: p.name):
         if p.name.startswith("."): continue
         if (p.is_file() or p.is_symlink() and not p.exists()) and "." in p.name and p.name.rsplit(".", 1)[-1].lower() in VIDEO_EXTS:
             out.append(p)                               # a link to a missing file too: reported as a bad clip, not left out
-        elif p.is_dir(): out.extend(find_videos(p))
+        elif p.is_dir() and os.path.realpath(p) not in up: out.extend(find_videos(p, up))
     return out
 
 # %% ../nbs/01_io.ipynb #342718c9

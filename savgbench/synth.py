@@ -206,12 +206,15 @@ _WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sin
 def have_espeak() -> bool: return shutil.which("espeak-ng") is not None
 def have_fluidsynth() -> bool: return shutil.which("fluidsynth") is not None and TIMGM6MB.exists()
 
-def _tool_version(cmd: str) -> str:
-    "The version number `cmd --version` prints ('?' when it prints none)."
+def _tool_version(cmd: str, timeout: float = 30) -> str:
+    "The version number `cmd --version` prints, on either stream ('?' when it prints none, or cannot be run)."
     import re
-    try: out = subprocess.run([cmd, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError): return "?"
-    m = re.search(r"\d+(?:\.\d+)+", out)
+    try: r = subprocess.run([cmd, "--version"], capture_output=True, text=True, errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired:       # (recording '?' would refuse every later run once it answers)
+        raise SynthError(f"`{cmd} --version` did not answer within {timeout:g} s; fix or uninstall {cmd}, or use "
+                         "--sources procedural") from None
+    except (OSError, subprocess.SubprocessError, ValueError): return "?"
+    m = re.search(r"\d+(?:\.\d+)+", r.stdout + "\n" + r.stderr)
     return m.group(0) if m else "?"
 
 def auto_tools() -> dict:

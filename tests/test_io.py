@@ -38,6 +38,17 @@ def test_dangling_link_is_a_bad_clip(good, tmp_path):
     assert [p.name for p in ok] == ["a.mp4"] and "link to a file that does not exist" in bad[str(tmp_path/"b.mp4")]
     from savgbench.evaluate import scan_clips                # evaluate lists it among the failures, saying so
     assert [e.error is not None and "link to a file that does not exist" in e.error for e in scan_clips(tmp_path, "gen")] == [False, True]
+    from savgbench.detect import list_videos                 # the link itself as the argument
+    with pytest.raises(SAVGBenchError, match="a link to a file or folder that cannot be reached"): list_videos(tmp_path/"b.mp4")
+
+def test_links_that_loop(good, tmp_path):
+    "A link to itself is named as a loop; a link to a folder above it is not walked again (it listed each clip 40 times)."
+    from savgbench.io import find_videos, check_clips
+    (tmp_path/"a.mp4").symlink_to(good); (tmp_path/"loop.mp4").symlink_to(tmp_path/"loop.mp4")
+    (tmp_path/"sub").mkdir(); (tmp_path/"sub"/"up").symlink_to(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in find_videos(tmp_path)] == ["a.mp4", "loop.mp4"]
+    ok, bad = check_clips(tmp_path, skip_bad=True, progress=False)
+    assert [p.name for p in ok] == ["a.mp4"] and "a link that loops" in bad[str(tmp_path/"loop.mp4")], bad
 
 def test_garbage_and_empty_files(tmp_path):
     (tmp_path/"garbage.mp4").write_bytes(b"not an mp4 at all" * 50)

@@ -241,7 +241,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
-    batch_seeds(seed, 0)                                # a bad seed: refused before any work
+    batch_seeds(seed, 0); seed = int(seed)              # a bad seed: refused before any work (a numpy one: a JSON int)
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
     if record is not False:
         record = record if isinstance(record, dict) else clip_settings(

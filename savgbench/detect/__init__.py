@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/detect.html.md"""
 
 # %% ../../nbs/31_detect.ipynb #2ee261cd
 from __future__ import annotations
-import argparse
+import argparse, os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,6 +247,8 @@ def list_videos(video_dir) -> list:
             raise DatasetError("not a folder of clips, a text list of clips or a video file", path=p,
                                expected=f"a folder, a list file or a clip ({', '.join('.' + e for e in VIDEO_EXTS)})") from None
         out = [_listed(l.strip(), p) for l in text.splitlines() if l.strip()]
+    elif p.is_symlink() and not p.exists():          # (a clip given as the argument, or a folder, behind a broken link)
+        raise DatasetError("a link to a file or folder that cannot be reached", path=p, found=os.readlink(p))
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
     else: out = find_videos(p)
     if not out: raise DatasetError("no clips to read", path=p, expected="*.mp4 files (or a list file naming them)")
