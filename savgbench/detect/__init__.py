@@ -164,6 +164,8 @@ class PersonDetector:
                 from savgbench.weights import cache_path
                 try: weights = cached_yolox()[1]
                 except WeightsError:
+                    from savgbench.weights import weights_path
+                    if weights_path("yolox-tiny-mmdet").is_file(): raise    # there, but damaged: cached_yolox's error
                     raise WeightsError("the yolox-tiny detector needs its weights: pass weights=PATH (--weights PATH) "
                                        "(yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth or Megvii's yolox_tiny.pth), "
                                        "or run `savgbench weights install yolox-tiny-mmdet`",
@@ -211,10 +213,12 @@ YOLOX_FILES = ("yolox-tiny-mmdet", "yolox-tiny-megvii")    # the registry's YOLO
 
 def cached_yolox() -> tuple[str, Path]:
     """(registry name, path) of the YOLOX-tiny file the weights cache holds: mmdet's (the reference's), else Megvii's;
-    the WeightsError for mmdet's when neither is there."""
-    from savgbench.weights import resolve
+    the WeightsError for mmdet's when neither is there, or when mmdet's is there but fails its hash (a damaged file of
+    the reference's detector is reported, not silently replaced by the other network's file)."""
+    from savgbench.weights import resolve, weights_path
     try: return "yolox-tiny-mmdet", resolve("yolox-tiny-mmdet")
     except WeightsError as e:
+        if weights_path("yolox-tiny-mmdet").is_file(): raise
         try: return "yolox-tiny-megvii", resolve("yolox-tiny-megvii")
         except WeightsError: raise e from None
 
