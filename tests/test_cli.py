@@ -139,3 +139,13 @@ def test_a_worker_whose_parent_is_killed_stops(tmp_path):
         if p.poll() is None: p.kill()
         with contextlib.suppress(ProcessLookupError, NameError):
             if _running(worker): os.kill(worker, signal.SIGKILL)
+
+
+def test_a_reader_that_leaves_the_pipe_early_is_not_an_error(tmp_path):
+    "`savgbench weights list | head -1`: no 'Broken pipe' error; the status of a program that SIGPIPE stopped (141)."
+    import os
+    p = subprocess.Popen([sys.executable, "-m", "savgbench", "weights", "list"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env={**os.environ, "SAVGBENCH_HOME": str(tmp_path)})
+    p.stdout.close()                                    # the reader is gone before the first line is written
+    err = p.stderr.read().decode(); p.wait(timeout=60)
+    assert (p.returncode, err) == (141, ""), (p.returncode, err)

