@@ -96,10 +96,27 @@ def _stop_on_sigterm():
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-def _stdout_is_pipe() -> bool:
-    import stat
-    try: return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+def _stdout_gone() -> bool:
+    "Whether stdout is a pipe whose reader has left (poll reports an error at its end), not some other broken pipe."
+    import select, stat
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode): return False
+        p = select.poll(); p.register(fd, select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in p.poll(0))
     except (OSError, ValueError, AttributeError): return False      # (replaced by a test's capture, or closed)
+
+def _reader_left(program: bool) -> int:
+    "`savgbench ... | head`: the reader has what it wanted; end quietly, with the status of a program SIGPIPE stopped."
+    if program: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at the exit
+    return 141
+
+def _say(text: str, program: bool) -> int:
+    "Print `text` to stdout (help, version): 0, or `_reader_left`'s status."
+    try: print(text); sys.stdout.flush(); return 0
+    except BrokenPipeError:
+        if _stdout_gone(): return _reader_left(program)
+        raise
 
 def main(argv=None) -> int:
     """Entry point of the `savgbench` command. Ctrl-C prints one line; the process then ends by SIGINT as the program
@@ -110,10 +127,9 @@ def main(argv=None) -> int:
     if argv[:1] == ["help"] and len(argv) > 1 and argv[1] in COMMANDS: argv = [argv[1], "--help"]   # `savgbench help seld`
     if not argv:                                        # a usage error, so that `savgbench $EMPTY` in a script fails
         print(_usage(), file=sys.stderr); return 2
-    if argv[0] in ("-h", "--help", "help"):
-        print(_usage()); return 0
+    if argv[0] in ("-h", "--help", "help"): return _say(_usage(), program)
     if argv[0] in ("-V", "--version"):
-        from savgbench import __version__; print(__version__); return 0
+        from savgbench import __version__; return _say(__version__, program)
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"savgbench: unknown command {name!r}\n\n{_usage()}", file=sys.stderr); return 2
@@ -132,10 +148,8 @@ def main(argv=None) -> int:
     except SAVGBenchError as e:
         _end_progress_bars(); print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
     except BrokenPipeError as e:                        # `savgbench weights list | head`: the reader has what it wanted
-        if not _stdout_is_pipe():
-            _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
-        if program: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at the exit
-        return 141                                      # as a program that SIGPIPE stopped, silently
+        if _stdout_gone(): return _reader_left(program)
+        _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1   # another pipe
     except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
         _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt as e:                      # Ctrl-C, or a loop's SIGTERM: one line (from one process of a launch)

