@@ -167,12 +167,12 @@ def verify_file(name: str, path=None) -> str:
     w, p = spec(name), weights_path(name, path)
     if not p.is_file(): raise WeightsError(f"weights {name!r} not found", path=p, found="no file", expected=w.filename)
     h = sha256_file(p)
-    if w.sha256 and h != w.sha256:
-        raise WeightsError(f"weights {name!r} have the wrong sha256 (corrupt or a different file)", path=p,
-                           found=h, expected=w.sha256)
-    if not w.sha256 and w.sha256_prefix and not h.startswith(w.sha256_prefix):
-        raise WeightsError(f"weights {name!r} have the wrong sha256 (corrupt or a different file)", path=p,
-                           found=h, expected=w.sha256_prefix + "…")
+    if (w.sha256 and h != w.sha256) or (not w.sha256 and w.sha256_prefix and not h.startswith(w.sha256_prefix)):
+        n = p.stat().st_size                            # the size says more than the hash: empty, or cut short
+        why = ("an empty file" if n == 0 else f"{n:,} bytes of {w.size:,}: cut short" if w.size and n < w.size else
+               f"{n:,} bytes, not {w.size:,}: a different file" if w.size and n != w.size else "corrupt or a different file")
+        raise WeightsError(f"weights {name!r} have the wrong sha256 ({why})", path=p, found=h,
+                           expected=w.sha256 or w.sha256_prefix + "…")
     return h
 
 def resolve_all(names, paths: dict | None = None, offline: bool = True) -> dict:
