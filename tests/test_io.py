@@ -50,6 +50,34 @@ def test_links_that_loop(good, tmp_path):
     ok, bad = check_clips(tmp_path, skip_bad=True, progress=False)
     assert [p.name for p in ok] == ["a.mp4"] and "a link that loops" in bad[str(tmp_path/"loop.mp4")], bad
 
+def _write_avi(path, video, audio, vcodec, acodec, options=None):
+    "An AVI as other tools write them (h264 with B-frames and PCM; mpeg4 and MP3), through PyAV."
+    import av
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(vcodec, rate=4); v.width, v.height, v.pix_fmt = 256, 256, "yuv420p"
+        if options: v.options = options
+        a = c.add_stream(acodec, rate=16000); a.layout = "stereo"
+        for f in video:
+            for p in v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")): c.mux(p)
+        for p in v.encode(): c.mux(p)
+        pcm = (audio.T * 32767).astype(np.int16)
+        for s in range(0, len(pcm), 1024):
+            fr = av.AudioFrame.from_ndarray(pcm[s:s + 1024].reshape(1, -1), format="s16", layout="stereo")
+            fr.sample_rate, fr.pts = 16000, s
+            for p in a.encode(fr): c.mux(p)
+        for p in a.encode(): c.mux(p)
+    return path
+
+@pytest.mark.parametrize("vcodec,acodec,options", [("libx264", "pcm_s16le", {"bf": "2"}), ("mpeg4", "libmp3lame", None)])
+def test_avi_frames_are_timed_by_their_index(tmp_path, vcodec, acodec, options):
+    "AVI has no presentation times: FFmpeg's guesses (a B-frame delay, a gap) made such clips 'not evenly spaced'."
+    p = _write_avi(tmp_path / "c.avi", _video(), _audio(), vcodec, acodec, options)
+    info = validate_clip(p)
+    assert info.n_frames == 20 and np.allclose(np.diff(info.frame_times), 0.25) and info.frame_times[0] == 0
+    src, v = _video().astype(float), read_clip(p).video.astype(float)   # and the frames come in their order
+    nearest = [int(np.argmin(np.abs(src - f).mean(axis=(1, 2, 3)))) for f in v]
+    assert nearest == list(range(20)), nearest
+
 def test_garbage_and_empty_files(tmp_path):
     (tmp_path/"garbage.mp4").write_bytes(b"not an mp4 at all" * 50)
     (tmp_path/"empty.mp4").write_bytes(b"")
