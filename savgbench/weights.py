@@ -322,14 +322,16 @@ def _checked_download(name: str, tmp: Path, source: str) -> None:
                            path=source, found=e.found, expected=e.expected) from None
 
 def _remove_stale_installs(home: Path, age_s: float = 3600) -> list[Path]:
-    """Remove the working folders (`.install-*`) of installs killed midway (SIGKILL, a power cut) that nothing has
-    touched for `age_s` (an install running now, here or on another machine sharing the cache, is younger). Returns
-    those removed."""
+    """Remove the working folders (`.install-*`) of installs killed midway (SIGKILL, a power cut) in which nothing has
+    been written for `age_s`: neither the folder nor a file in it (a download in progress, here or on another machine
+    sharing the cache, writes its file all along). Returns those removed."""
     import time
     gone, now = [], time.time()
     for d in Path(home).glob(".install-*"):
         try:
-            if d.is_dir() and now - d.stat().st_mtime > age_s: shutil.rmtree(d); gone.append(d)
+            if d.is_symlink() or not d.is_dir(): continue   # (not one of ours)
+            if now - max([d.stat().st_mtime] + [f.stat().st_mtime for f in d.iterdir()]) > age_s:
+                shutil.rmtree(d); gone.append(d)
         except OSError: pass                            # (one being removed by another install: theirs to finish)
     return gone
 
