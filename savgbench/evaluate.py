@@ -775,10 +775,10 @@ def evaluate_cli(argv=None) -> int:
     device = resolve_device(a.device) if a.device else None
     if a.metrics is not None:           # named metrics must all run: a missing network file is said before any work
         missing = weights_problems(metrics, w, a.seld_checkpoint, a.detector)
-        from savgbench.core import main_print            # (once for a launch's processes)
-        for m, why in missing.items(): main_print(f"savgbench evaluate: {m} cannot be computed: {why}", file=sys.stderr)
+        # (said by every process of a launch: each may see another weights cache, on another machine)
+        for m, why in missing.items(): print(f"savgbench evaluate: {m} cannot be computed: {why}", file=sys.stderr)
         if missing:
-            main_print("savgbench evaluate: nothing was computed (without --metrics, the metrics that can run here are "
+            print("savgbench evaluate: nothing was computed (without --metrics, the metrics that can run here are "
                   "computed and the others skipped with the reason)", file=sys.stderr)
             return 1
     res = evaluate(a.gen_dir, a.reference, a.protocol, out=a.out, per_clip=a.per_clip, skip_bad=a.skip_bad,

@@ -265,9 +265,11 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
                 for g in resampler.resample(None): chunks.append(g.to_ndarray())
         except (av.error.FFmpegError, ValueError) as e:
             raise ClipFormatError(f"cannot decode {what} (truncated or corrupt?): {e}", path=path) from e
-        # AVI keeps no presentation times: FFmpeg derives them from the decoding order, which B-frames delay and some
-        # encoders leave gaps in. Its frames are shown one every 1/fps by design, so their times are their indices.
-        if c.format.name == "avi" and info.fps: times = [i / info.fps for i in range(info.n_frames)]
+        # AVI keeps no presentation times: FFmpeg derives them from the decoding order, which B-frames delay. Its frames
+        # are shown one every 1/fps, so their times are their indices, unless the file has more frame slots than frames
+        # (an empty slot repeats the frame before it: a dropped frame, which FFmpeg's times show as a gap)
+        if c.format.name == "avi" and info.fps and vs.frames == info.n_frames:
+            times = [i / info.fps for i in range(info.n_frames)]
         info.frame_times = tuple(times)
         target = _audio_target_len(as_) if as_ is not None else None
     wav = None
