@@ -350,6 +350,11 @@ def _i3d_choice(weights: dict) -> tuple:
     if "i3d-pretrained-400" in weights: return weights["i3d-pretrained-400"], "pt"
     return None, "auto"
 
+def _spatial_weights(weights: dict, seld_checkpoint=None) -> tuple:
+    "(SELD checkpoint, YOLOX-tiny registry name, its path or None) that `weights` and `seld_checkpoint` name."
+    yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
+    return seld_checkpoint or weights.get("seld-stereo-swa"), yolox, weights.get(yolox)
+
 def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detector_weights_name):
     "({'seld': (name, path), 'yolox-tiny': (name, path)}, None) for Spatial AV-Align, or (None, why one is missing)."
     from savgbench.weights import resolve
@@ -387,8 +392,8 @@ def weights_problems(metrics, weights: dict | None = None, seld_checkpoint=None,
         try: resolve("audioclip-full", weights.get("audioclip-full"), offline=offline)
         except WeightsError as e: out["fad"] = _unusable("AudioCLIP weights", e)
     if "spatial" in metrics:
-        yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
-        _, why = _spatial_files(seld_checkpoint or weights.get("seld-stereo-swa"), detector, weights.get(yolox), offline, yolox)
+        seld, yolox, yolox_path = _spatial_weights(weights, seld_checkpoint)
+        _, why = _spatial_files(seld, detector, yolox_path, offline, yolox)
         if why: out["spatial"] = why
     return out
 
@@ -653,10 +658,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         with tempfile.TemporaryDirectory(prefix="savgbench_eval_") as td:
             gen_list = Path(td) / "gen_clips.txt"
             gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
-            yolox = "yolox-tiny-megvii" if "yolox-tiny-megvii" in weights else "yolox-tiny-mmdet"
-            _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint or weights.get("seld-stereo-swa"),
-                       detector, weights.get(yolox), offline, progress=progress, detector_weights_name=yolox,
-                       rows_dirs=(seld_dir, det_dir))
+            seld, yolox, yolox_path = _spatial_weights(weights, seld_checkpoint)
+            _alignment(res, timings, align_rows, gen_list, metrics, seld, detector, yolox_path, offline,
+                       progress=progress, detector_weights_name=yolox, rows_dirs=(seld_dir, det_dir))
     return finish()
 
 def _write_per_clip(path, entries, align_rows: dict):

@@ -163,9 +163,8 @@ class PersonDetector:
             if weights is None:                            # the weights cache, as `evaluate` and `weights install` use
                 from savgbench.weights import cache_path
                 try: weights = cached_yolox()[1]
-                except WeightsError:
-                    from savgbench.weights import weights_path
-                    if weights_path("yolox-tiny-mmdet").is_file(): raise    # there, but damaged: cached_yolox's error
+                except WeightsError as e:
+                    if e.found != "no file": raise          # there, but damaged: cached_yolox's error says so
                     raise WeightsError("the yolox-tiny detector needs its weights: pass weights=PATH (--weights PATH) "
                                        "(yolox_tiny_8x8_300e_coco_20211124_171234-b4047906.pth or Megvii's yolox_tiny.pth), "
                                        "or run `savgbench weights install yolox-tiny-mmdet`",
