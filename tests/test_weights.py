@@ -156,3 +156,29 @@ def test_names_paths_and_locate(tmp_path, monkeypatch, capsys):
     assert W.weights_home() == tmp_path / "rel"                     # recorded paths stay right from any folder
     assert W.weights_cli(["locate", "audioclip-full"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "rel" / "AudioCLIP-Full-Training.pt")
+
+
+def test_a_download_in_progress_writes_only_in_a_working_folder_that_a_later_install_removes(home, monkeypatch):
+    # An install killed midway (SIGKILL, a power cut) leaves what it was writing. That must be a `.install-*` working
+    # folder, which a later install removes once it has gone untouched for an hour, not a hidden file beside the cache's.
+    seen = []
+    def slow(h):
+        h.send_response(200); h.send_header("Content-Length", "4"); h.end_headers()
+        h.wfile.write(b"PK"); h.wfile.flush(); time.sleep(0.3)
+        seen.extend((p.name, p.is_dir(), [q.name for q in p.iterdir()] if p.is_dir() else None) for p in home.iterdir())
+        h.wfile.write(b"PK")
+    base, srv = _serve(slow)
+    try:
+        w = W.spec("guided-diffusion-64-256-upsampler")
+        monkeypatch.setitem(W.REGISTRY, w.name, dataclasses.replace(w, url=f"{base}/{w.filename}"))
+        with pytest.raises(WeightsError):             # 4 bytes are no checkpoint: the check refuses them
+            W.install(w.name)
+    finally: srv.shutdown()
+    assert len(seen) == 1 and seen[0][0].startswith(".install-") and seen[0][1] and seen[0][2] == [w.filename], seen
+    assert list(home.iterdir()) == []
+    left = home / seen[0][0]; left.mkdir(); (left / w.filename).write_bytes(b"PK")     # what a killed install leaves
+    for p in (left / w.filename, left): os.utime(p, (time.time() - 7200,) * 2)
+    monkeypatch.setitem(W.REGISTRY, w.name, dataclasses.replace(w, url=(home.parent / "absent.pt").as_uri()))
+    with pytest.raises(WeightsError, match="could not download"):
+        W.install(w.name)
+    assert not left.exists()
