@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem)
-from .io import VIDEO_EXTS, find_videos, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
+from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -554,7 +554,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         return finish()
     for s, es, d in (("generated", gen, gen_dir), ("reference", ref, reference_dir)):
         if d is None or any(e.error is None for e in es): continue
-        if not es: raise DatasetError(f"no clips in the {s} folder", path=d,       # nothing found, or every clip bad: why
+        if not es: raise DatasetError(f"no clips in the {s} folder", path=d, found=folder_contents(d),   # nothing found,
                                       expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)}), subfolders included")
         raise DatasetError(f"no valid clips to evaluate: all {len(es)} clip(s) of the {s} folder are bad: "
                            + "; ".join(e.error for e in es[:3]) + ("; ..." if len(es) > 3 else "") + "; " +

@@ -29,7 +29,7 @@ __all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'BARS_BLACK',
            'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
            'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
            'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos',
-           'check_clips', 'check_clips_cli']
+           'folder_contents', 'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 _cpu_lock = threading.RLock()
@@ -578,6 +578,24 @@ def find_videos(folder, _up: tuple = ()) -> list[Path]:
         elif p.is_dir() and os.path.realpath(p) not in up: out.extend(find_videos(p, up))
     return out
 
+def folder_contents(folder, limit: int = 100_000) -> str:
+    """What a folder in which `find_videos` found no clips holds, said in the error that reports it: the counts of its
+    files by extension (subfolders included; up to `limit` files are looked at), those with hidden names apart."""
+    from collections import Counter
+    kinds, hidden, n = Counter(), 0, 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in files:
+            if f.startswith("."): hidden += 1
+            else: kinds["." + f.rsplit(".", 1)[-1].lower() if "." in f.strip(".") else "(no extension)"] += 1
+            n += 1
+        if n >= limit: break
+    if not n: return "no files"
+    top = sorted(kinds.items(), key=lambda kc: (-kc[1], kc[0]))          # the most common first, then by name
+    out = ", ".join(f"{c} {k}" for k, c in top[:6]) + (", ..." if len(top) > 6 else "")
+    if hidden: out += ("; " if out else "") + f"{hidden} hidden (name starting with '.')"
+    return f"{'over ' if n >= limit else ''}{n} file(s), none a clip: {out}"
+
 # %% ../nbs/01_io.ipynb #342718c9
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"
 
@@ -622,7 +640,10 @@ def check_clips_cli(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
     paths = [p for c in a.clips for p in (find_videos(c) if Path(c).is_dir() else list_videos(c))]   # as `evaluate`
-    if not paths: raise SAVGBenchError("no clips found", path=" ".join(a.clips), expected=f"video files ({', '.join(VIDEO_EXTS)})")
+    if not paths:
+        held = "; ".join(f"{c}: " * (len(a.clips) > 1) + folder_contents(c) for c in a.clips if Path(c).is_dir())
+        raise SAVGBenchError("no clips found", path=" ".join(a.clips), found=held or None,
+                             expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)})")
     good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet, unbarred=(light := []))
     for why in bad.values(): print(why)
     print(f"{len(good)} of {len(paths)} clips are SAVGBench clips"

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
                             output_path_problem, clip_hashes, stale_rows, record_clips)
-from ..io import (format_detections_csv, write_detections_csv, check_clips, find_videos, CONVERT, read_video_bgr,
+from ..io import (format_detections_csv, write_detections_csv, check_clips, find_videos, folder_contents, CONVERT, read_video_bgr,
                           MEDIA_RULE, VIDEO_EXTS)
 
 # %% auto #0
@@ -254,7 +254,8 @@ def list_videos(video_dir) -> list:
         raise DatasetError("a link to a file or folder that cannot be reached", path=p, found=os.readlink(p))
     elif not p.is_dir(): raise SAVGBenchError("video folder not found", path=p)
     else: out = find_videos(p)
-    if not out: raise DatasetError("no clips to read", path=p, expected="*.mp4 files (or a list file naming them)")
+    if not out: raise DatasetError("no clips to read", path=p, found=folder_contents(p) if p.is_dir() else "an empty list",
+                                   expected=f"video files ({', '.join('.' + e for e in VIDEO_EXTS)}), or a list file naming them")
     stems = [q.stem for q in out]
     if len(set(stems)) < len(stems):                   # per-clip CSVs are NAME.csv: one clip would overwrite another's
         rep = sorted({s for s in stems if stems.count(s) > 1})
