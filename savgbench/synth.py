@@ -681,7 +681,7 @@ def synth_starss_cli(argv=None) -> int:
     p.add_argument("--recordings", type=at_least(1), default=4, help="number of recordings (default 4); the last max(1, N//4) form the test split "
                    "(dev-test-synth: what build-dataset --split eval builds), none when N is 1")
     p.add_argument("--seconds", type=float, default=30.0, help="duration of each recording in seconds (default 30, >= 5)")
-    p.add_argument("--seed", type=at_least(0), default=0, help="random seed, >= 0 (same seed, same bytes)")
+    p.add_argument("--seed", type=at_least(0), default=0, help="random seed, >= 0 (default 0; same seed, same bytes)")
     p.add_argument("--sources", choices=("procedural", "auto"), default="procedural",
                    help="'procedural' (default) or 'auto': espeak-ng / fluidsynth when installed")
     p.add_argument("--no-room", action="store_true", help="no room reflections or reverberation")

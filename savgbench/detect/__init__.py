@@ -315,7 +315,7 @@ def detect_cli(argv=None) -> int:
     ap.add_argument("--metadata-dir", help="label CSVs for the oracle detector (default: the video folder's "
                                            "'video'→'metadata' sibling)")
     ap.add_argument("--device", help="torch device for yolox-tiny (default: cuda when present)")
-    ap.add_argument("--batch-size", type=at_least(1), default=64, help="frames per network batch")
+    ap.add_argument("--batch-size", type=at_least(1), default=64, help="frames per network batch (default 64)")
     add_clip_check_options(ap)
     a = ap.parse_args(argv)
     if a.weights and a.detector != "yolox-tiny": ap.error(f"--weights is for --detector yolox-tiny, not {a.detector}")

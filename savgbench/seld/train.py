@@ -553,7 +553,8 @@ def train_seld_cli(argv=None) -> int:
     ap.add_argument("--scene-seed", type=at_least(0), default=1000,
                     help="seed of the synthetic recordings (default 1000; the demo's data uses 0 and its held-out check 1)")
     ap.add_argument("--synthetic-share", type=float, default=0.0,
-                    help="share of each batch drawn from the SELD generator's scenes when training on DATA_DIR or --scenes")
+                    help="share of each batch drawn from the SELD generator's scenes when training on DATA_DIR or --scenes "
+                    "(0 to below 1; default 0: none)")
     ap.add_argument("--glob", default=None, metavar="PATTERN",
                     help="clips to train on, relative to DATA_DIR (default: video_dev/**/*.mp4, the dev split, in a built "
                          "dataset; video_*/**/*.mp4 in other folders)")
@@ -570,7 +571,7 @@ def train_seld_cli(argv=None) -> int:
                     help="steps between checkpoints (RUN_DIR/last.pt; default 1000 with the default --steps, else a "
                          "tenth of --steps)")
     ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
-    ap.add_argument("--workers", type=at_least(0), default=0, help="DataLoader processes drawing crops (0: in the training process)")
+    ap.add_argument("--workers", type=at_least(0), default=0, help="DataLoader processes drawing crops (default 0: in the training process)")
     ap.add_argument("--bn-batches", type=at_least(1), default=10,
                     help="batches to re-estimate the SWA model's batch-norm statistics on (default 10; from DATA_DIR or "
                          "--scenes only, without the --synthetic-share part)")
