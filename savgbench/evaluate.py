@@ -732,7 +732,7 @@ def evaluate_cli(argv=None) -> int:
     "`savgbench evaluate GEN_DIR --reference REF_DIR [--protocol v1|v2] --out results.json [--per-clip per_clip.csv] [--skip-bad]`"
     ap = argparse.ArgumentParser(prog="savgbench evaluate",
                                  description="FVD, KVD, FAD, Spatial and Temporal AV-Align of a folder of generated clips.")
-    ap.add_argument("gen_dir", help="folder of generated clips (mp4, searched recursively)")
+    ap.add_argument("gen_dir", help="folder of generated clips (mp4, avi, gif, mov, m4v, mkv or webm files; subfolders included)")
     ap.add_argument("--reference", help="folder of real clips to compare with (the benchmark: video_eval/ of `savgbench "
                     "build-dataset ... --split eval`); needed for FVD, KVD and FAD, not for --metrics spatial,temporal")
     ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="v1",
