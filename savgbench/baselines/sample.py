@@ -298,7 +298,9 @@ def channel_levels(audio: np.ndarray, sample_rate: int = CLIP.sample_rate, windo
 def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, spec=CLIP):
     """A contact sheet of SAVGBench clips (paths, or one folder): per row, `frames` evenly spaced frames and the left
     (blue) / right (orange) channel levels, on one dB scale for all rows (at least 20 dB tall), so that the gap
-    between the channels reads the same in every row. At most `max_clips` rows. Returns the figure."""
+    between the channels reads the same in every row. At most `max_clips` rows. `crop` leaves out the letterbox bars
+    of `spec.size`-square frames; frames of another size are shown whole, their size beside the clip's name.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     from savgbench.io import read_clip, list_clips
     if isinstance(clips, (str, Path)):
@@ -314,11 +316,13 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
     for row, path in zip(axes, clips):
         clip = read_clip(path, validate=False)     # one decode; a viewer shows off-spec clips too
         ks = np.linspace(0, len(clip.video) - 1, frames).round().astype(int)
-        for ax, k in zip(row, ks):
-            img = clip.video[k][spec.pad_top:spec.pad_top + spec.picture_h] if crop else clip.video[k]
+        h, w = clip.video.shape[1:3]; square = (h, w) == (spec.size, spec.size)   # the bars are where SAVGBench puts
+        for ax, k in zip(row, ks):                                               # them only in its frame size
+            img = clip.video[k][spec.pad_top:spec.pad_top + spec.picture_h] if crop and square else clip.video[k]
             ax.imshow(img); ax.set_xticks([]); ax.set_yticks([])
             ax.set_title(f"{k / spec.fps:.2f} s", fontsize=7, pad=2)
-        row[0].set_ylabel(path.stem, fontsize=7, rotation=0, ha='right', va='center')
+        row[0].set_ylabel(path.stem + ("" if square else f"\n({w}x{h} frames)"), fontsize=7, rotation=0, ha='right',
+                          va='center')
         t, lv = channel_levels(clip.audio, spec.sample_rate); levels.append(lv)
         ax = row[-1]
         for c, (name, colour) in enumerate(zip(('L', 'R'), ('tab:blue', 'tab:orange'))):
