@@ -307,7 +307,7 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
         if Path(clips).is_dir(): clips = list_clips(clips)
         elif Path(clips).is_file(): clips = [clips]
         else: raise SAVGBenchError("no such clip or folder", path=clips)
-    clips = [Path(c) for c in clips][:max_clips]
+    clips = [Path(c) for c in clips]; n_all = len(clips); clips = clips[:max_clips]
     if not clips: raise SAVGBenchError("no clips to show")
     if frames < 1: raise ValueError(f"frames must be at least 1, not {frames}")
     fig, axes = plt.subplots(len(clips), frames + 1, figsize=(1.9 * frames + 3.2, 1.35 * len(clips) + 0.4),
@@ -332,6 +332,8 @@ def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, sp
     lo = min(lo, hi - 20)                                                     # gap as tall as a 20 dB one
     for ax in axes[:, -1]: ax.set_ylim(lo - 2, hi + 2)
     axes[0, -1].legend(fontsize=6, loc='lower right', ncol=2); axes[-1, -1].set_xlabel('s', fontsize=7)
+    if n_all > len(clips):                          # a folder of 96 samples must not pass for its first 8
+        fig.suptitle(f"the first {len(clips)} of {n_all} clips (max_clips={max_clips})", fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
 
