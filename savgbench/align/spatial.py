@@ -44,6 +44,11 @@ def match_seld_rows(seld: np.ndarray, det: np.ndarray, path=None, n_od_frames: i
     "TP flag of each SELD row (n, 3) against detection rows (m, 6), by the reference's rule."
     seld = np.asarray(seld, np.float64).reshape(-1, 3)
     det = np.asarray(det, np.float64).reshape(-1, 6)
+    for what, a in (("SELD", seld), ("detection", det)):    # NaN compares false: a NaN x was an FN, said nowhere
+        if not np.isfinite(a).all():
+            i = int(np.argwhere(~np.isfinite(a))[0, 0])
+            raise MetadataError(f"{what} row {i + 1} has a missing or non-finite value", path=path, found=a[i].tolist(),
+                                expected="finite numbers")
     if len(seld) == 0 or len(det) == 0: return np.zeros(len(seld), bool)
     f, x = np.trunc(seld[:, 0]).astype(np.int64), np.trunc(seld[:, 2])
     fo = seld_to_od_frame(f, n_od_frames)

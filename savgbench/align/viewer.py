@@ -56,6 +56,8 @@ class ClipAlignment:
 
 def draw_frame(ca: ClipAlignment, k: int, boxes: bool = True, bands: bool = True) -> np.ndarray:
     "Video frame k (RGB) with person boxes of frame k and the bands of SELD rows centred on it."
+    if not 0 <= k < CLIP.n_frames:      # -1 showed the last picture, with no box or band of its own, as '-0.25 s'
+        raise IndexError(f"{ca.name}: frame {k} is not in the clip (expected 0..{CLIP.n_frames - 1} at {CLIP.fps} fps)")
     img = (ca.video[k] if ca.video is not None else np.zeros((CLIP.size, CLIP.size, 3), np.uint8)).copy()
     if bands and len(ca.seld):
         over = img.copy()

@@ -297,32 +297,43 @@ def channel_levels(audio: np.ndarray, sample_rate: int = CLIP.sample_rate, windo
 
 def plot_clips(clips, frames: int = 6, max_clips: int = 8, crop: bool = True, spec=CLIP):
     """A contact sheet of SAVGBench clips (paths, or one folder): per row, `frames` evenly spaced frames and the left
-    (blue) / right (orange) channel levels. At most `max_clips` rows. Returns the figure."""
+    (blue) / right (orange) channel levels, on one dB scale for all rows (at least 20 dB tall), so that the gap
+    between the channels reads the same in every row. At most `max_clips` rows. `crop` leaves out the letterbox bars
+    of `spec.size`-square frames; frames of another size are shown whole, their size beside the clip's name.
+    Returns the figure."""
     import matplotlib.pyplot as plt
     from savgbench.io import read_clip, list_clips
     if isinstance(clips, (str, Path)):
         if Path(clips).is_dir(): clips = list_clips(clips)
         elif Path(clips).is_file(): clips = [clips]
         else: raise SAVGBenchError("no such clip or folder", path=clips)
-    clips = [Path(c) for c in clips][:max_clips]
+    clips = [Path(c) for c in clips]; n_all = len(clips); clips = clips[:max_clips]
     if not clips: raise SAVGBenchError("no clips to show")
     if frames < 1: raise ValueError(f"frames must be at least 1, not {frames}")
     fig, axes = plt.subplots(len(clips), frames + 1, figsize=(1.9 * frames + 3.2, 1.35 * len(clips) + 0.4),
                              gridspec_kw={'width_ratios': [1] * frames + [1.7]}, squeeze=False)
+    levels = []
     for row, path in zip(axes, clips):
         clip = read_clip(path, validate=False)     # one decode; a viewer shows off-spec clips too
         ks = np.linspace(0, len(clip.video) - 1, frames).round().astype(int)
-        for ax, k in zip(row, ks):
-            img = clip.video[k][spec.pad_top:spec.pad_top + spec.picture_h] if crop else clip.video[k]
+        h, w = clip.video.shape[1:3]; square = (h, w) == (spec.size, spec.size)   # the bars are where SAVGBench puts
+        for ax, k in zip(row, ks):                                               # them only in its frame size
+            img = clip.video[k][spec.pad_top:spec.pad_top + spec.picture_h] if crop and square else clip.video[k]
             ax.imshow(img); ax.set_xticks([]); ax.set_yticks([])
             ax.set_title(f"{k / spec.fps:.2f} s", fontsize=7, pad=2)
-        row[0].set_ylabel(path.stem, fontsize=7, rotation=0, ha='right', va='center')
-        t, lv = channel_levels(clip.audio, spec.sample_rate)
+        row[0].set_ylabel(path.stem + ("" if square else f"\n({w}x{h} frames)"), fontsize=7, rotation=0, ha='right',
+                          va='center')
+        t, lv = channel_levels(clip.audio, spec.sample_rate); levels.append(lv)
         ax = row[-1]
         for c, (name, colour) in enumerate(zip(('L', 'R'), ('tab:blue', 'tab:orange'))):
             if c < len(lv): ax.plot(t, lv[c], color=colour, lw=1, label=name)
         ax.set_xlim(0, spec.seconds); ax.tick_params(labelsize=6); ax.set_ylabel('dB', fontsize=7)
+    lo, hi = min(lv.min() for lv in levels), max(lv.max() for lv in levels)   # one scale: each row's own made a 1 dB
+    lo = min(lo, hi - 20)                                                     # gap as tall as a 20 dB one
+    for ax in axes[:, -1]: ax.set_ylim(lo - 2, hi + 2)
     axes[0, -1].legend(fontsize=6, loc='lower right', ncol=2); axes[-1, -1].set_xlabel('s', fontsize=7)
+    if n_all > len(clips):                          # a folder of 96 samples must not pass for its first 8
+        fig.suptitle(f"the first {len(clips)} of {n_all} clips (max_clips={max_clips})", fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
 

@@ -432,9 +432,11 @@ def plot_train_log(run, axes=None, title: str | None = None):
     else: fig = axes[0].figure
     terms = [c for c in log.columns if c.startswith('loss_') and not re.fullmatch(r'loss_q\d', c)]
     mk = '.' if len(log) <= 50 else None          # a short log (a row or two) still shows its points
-    for c in ['loss', *terms]:
-        axes[0].plot(log['step'], log[c], label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1, marker=mk)
-    for i in range(4): axes[1].plot(log['step'], log[f'loss_q{i}'], label=f'q{i}', color=plt.cm.viridis(i / 3), marker=mk)
+    def line(ax, c, **kw):                        # the rows that have the value: a window without a sample in a
+        ok = log[c].notna()                       # quarter (NaN) broke the line, and a point between two went unseen
+        ax.plot(log['step'][ok], log[c][ok], marker=mk, **kw)
+    for c in ['loss', *terms]: line(axes[0], c, label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1)
+    for i in range(4): line(axes[1], f'loss_q{i}', label=f'q{i}', color=plt.cm.viridis(i / 3))
     for ax, what in zip(axes, ('loss and its terms', 'loss by timestep quarter')):
         ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(what, fontsize=9); ax.legend(fontsize=8)
     if title: fig.suptitle(title, fontsize=10)
