@@ -742,7 +742,8 @@ def evaluate_cli(argv=None) -> int:
     ap.add_argument("--skip-bad", action="store_true", help="evaluate the valid clips even if some are bad (still listed)")
     ap.add_argument("--metrics", default=None, help=f"comma-separated subset of {','.join(METRICS)}; each one named must be "
                     "computed or the exit status is 1 (default: all that can run here, the others skipped with the reason)")
-    ap.add_argument("--cache-dir", help="feature cache (default: $SAVGBENCH_HOME/features)")
+    ap.add_argument("--cache-dir", help="feature cache (default: features/ in the weights cache folder: "
+                    "$SAVGBENCH_HOME, else $XDG_CACHE_HOME/savgbench, else ~/.cache/savgbench)")
     ap.add_argument("--no-cache", action="store_true", help="compute every feature afresh and store none")
     ap.add_argument("--weights", action="append", default=[], metavar="[NAME=]PATH", help="a network file instead of "
                     "the weights cache's (repeatable); NAME, one of " + ", ".join(EVALUATE_WEIGHTS) + " (see `savgbench "
