@@ -22,7 +22,7 @@ from ..detect import read_detection_rows, list_videos
 
 # %% auto #0
 __all__ = ['TP_COLOR', 'FN_COLOR', 'BOX_COLOR', 'CLASS_MARKERS', 'ClipAlignment', 'draw_frame', 'plot_clip_alignment',
-           'missing_rows', 'AlignmentViewer']
+           'missing_rows', 'rows_made_by', 'AlignmentViewer']
 
 # %% ../../nbs/34_viewer.ipynb #5c715bdc
 TP_COLOR, FN_COLOR, BOX_COLOR = (0.10, 0.65, 0.25), (0.85, 0.15, 0.15), (0.15, 0.45, 0.95)
@@ -73,8 +73,9 @@ def draw_frame(ca: ClipAlignment, k: int, boxes: bool = True, bands: bool = True
                           tuple(int(255 * v) for v in BOX_COLOR), 2)
     return img
 
-def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize=(13, 6)):
-    "A figure: a strip of frames with boxes and bands, and the x-track (SELD rows, TP/FN, and boxes over time)."
+def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize=(13, 6), rows_from: str | None = None):
+    """A figure: a strip of frames with boxes and bands, and the x-track (SELD rows, TP/FN, and boxes over time).
+    `rows_from` (a line under the title) says what made the rows, as `rows_made_by` does."""
     fig = plt.figure(figsize=figsize)
     gs = fig.add_gridspec(2, len(frames), height_ratios=[1, 1.3])
     for i, k in enumerate(frames):
@@ -110,7 +111,7 @@ def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize
     ax.legend([h[i] for i in order], [l[i] for i in order], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     s = "undefined" if ca.score is None else f"{ca.score:.3f}"
     fig.suptitle(f"{ca.name}: clip score {s} ({int(ca.tp.sum())} TP / {len(ca.tp)} rows; "
-                 "Spatial AV-Align pools the rows of all clips)")
+                 "Spatial AV-Align pools the rows of all clips)" + (f"\n{rows_from}" if rows_from else ""))
     fig.tight_layout()
     return fig
 
@@ -141,9 +142,24 @@ def missing_rows(paths, video_dir, seld_dir, det_dir) -> None:
                 f"detector=..., seld_dir={str(seld_dir)!r}, det_dir={str(det_dir)!r}) (it keeps them there), or with "
                 f"`savgbench {cmd} {video_dir} --out {folder}`", path=folder)
 
+def _source_name(src: dict | None) -> str:
+    "A rows source (`core.read_rows_source`) in a few words: the model file or detector, not its hash."
+    if src is None: return "not recorded"
+    name = src.get("seld_checkpoint") or src.get("seld_model") or src.get("detector") or "?"
+    return name + (f" ({src['weights']})" if src.get("weights") else "") + \
+        (" (its own window rule, not the reference's)" if src.get("reference_quirk") is False else "")
+
+def rows_made_by(seld_dir, det_dir) -> str:
+    """What made the SELD and detection rows of two CSV folders, as their `savgbench_rows.json` records it (rows of
+    another model or detector score differently: the figures say whose they are)."""
+    from savgbench.core import read_rows_source
+    return (f"SELD rows: {_source_name(read_rows_source(seld_dir, 'SELD'))}; "
+            f"person boxes: {_source_name(read_rows_source(det_dir, 'detection'))}")
+
 class AlignmentViewer:
-    "Browse clips: frames with boxes and SELD bands, audio, TP/FN rows. Static figures outside a live kernel."
-    def __init__(self, clips, interactive: bool | None = None):
+    """Browse clips: frames with boxes and SELD bands, audio, TP/FN rows. Static figures outside a live kernel.
+    `rows_from`: what made the rows, shown with every clip (`from_dirs` reads it from the folders)."""
+    def __init__(self, clips, interactive: bool | None = None, rows_from: str | None = None):
         clips = list(clips)
         if not clips: raise ValueError("no clips to show")
         names = [c.name for c in clips]
@@ -154,6 +170,7 @@ class AlignmentViewer:
         self.interactive = _live_kernel() if interactive is None else interactive
         self.current = next(iter(self.clips))
         self.not_loaded = []                                  # clips of the folder that `from_dirs` left out (`limit`)
+        self.rows_from = rows_from
 
     @classmethod
     def from_dirs(cls, video_dir, seld_dir, det_dir, limit: int | None = 50, **kw):
@@ -167,13 +184,14 @@ class AlignmentViewer:
         if rest:
             print(f"AlignmentViewer: {len(shown)} of {len(paths)} clips loaded; {len(rest)} not shown (the first: "
                   f"{rest[0].stem}): from_dirs(..., limit=None) loads all, limit=N the first N")
+        made = rows_made_by(seld_dir, det_dir)             # (which also refuses the two folders given the other way round)
         refuse_stale_rows(shown, SELD=seld_dir, detection=det_dir)
         missing_rows(shown, video_dir, seld_dir=seld_dir, det_dir=det_dir)
         for p in shown:
             c = read_clip(p)
             out.append(ClipAlignment(p.stem, c.video, read_seld_rows(Path(seld_dir) / f"{p.stem}.csv"),
                                      read_detection_rows(Path(det_dir) / f"{p.stem}.csv"), c.audio, c.sample_rate))
-        v = cls(out, **kw)
+        v = cls(out, **{"rows_from": made, **kw})
         v.not_loaded = [p.stem for p in rest]
         return v
 
@@ -184,13 +202,13 @@ class AlignmentViewer:
         if name not in self.clips:
             shown = ", ".join(list(self.clips)[:5]) + (", ..." if len(self.clips) > 5 else "")
             raise KeyError(f"no clip named {name!r} in this viewer (it holds {len(self.clips)}: {shown})")
-        fig = plot_clip_alignment(self.clips[name])
+        fig = plot_clip_alignment(self.clips[name], rows_from=self.rows_from)
         plt.close(fig)
         return fig
 
     def widget(self):
         "The ipywidgets interface."
-        import ipywidgets as W
+        import html, ipywidgets as W
         pick = W.Dropdown(options=list(self.clips), value=self.current, description="clip")
         frame = W.IntSlider(0, 0, CLIP.n_frames - 1, description="frame")
         play = W.Play(value=0, min=0, max=CLIP.n_frames - 1, interval=int(1000 / CLIP.fps))
@@ -208,10 +226,11 @@ class AlignmentViewer:
             audio.value = _wav_bytes(ca.audio, ca.sample_rate) if ca.audio is not None else b""   # never the last clip's
             audio.layout.display = None if ca.audio is not None else "none"
             s = "undefined" if ca.score is None else f"{ca.score:.3f}"
-            info.value = f"<b>{ca.name}</b>: score {s}, {int(ca.tp.sum())} TP, {int((~ca.tp).sum())} FN"
+            info.value = f"<b>{ca.name}</b>: score {s}, {int(ca.tp.sum())} TP, {int((~ca.tp).sum())} FN" + \
+                (f"<br><small>{html.escape(self.rows_from)}</small>" if self.rows_from else "")
             rows.value = ca.rows_table().to_html(index=False)                  # its box scrolls: every row
             track.clear_output(wait=True)
-            with track: plot_clip_alignment(ca, figsize=(11, 5)); plt.show()
+            with track: plot_clip_alignment(ca, figsize=(11, 5), rows_from=self.rows_from); plt.show()
             render_frame()
 
         pick.observe(render_clip, "value")
@@ -223,4 +242,4 @@ class AlignmentViewer:
     def _ipython_display_(self):
         from IPython.display import display
         if self.interactive: display(self.widget())
-        else: plot_clip_alignment(self.clips[self.current]); plt.show()   # (the inline backend draws it once)
+        else: plot_clip_alignment(self.clips[self.current], rows_from=self.rows_from); plt.show()   # (the inline backend draws it once)
