@@ -92,7 +92,11 @@ def main(argv=None):
                sr_mode=sr_mode, backend=backend or 'inductor', cudnn_benchmark=not a.no_cudnn_benchmark)
     log(f"# bench_sampling on {card} (torch {torch.__version__}), {RES['preset']} sizes, batch {B}, "
         f"compile mode {a.mode!r} (SR {sr_mode!r}), backend {RES['backend']}, cudnn.benchmark {not a.no_cudnn_benchmark}")
-    bf16 = lambda: torch.autocast(dev.type, dtype=torch.bfloat16)
+    # bf16 on a GPU, as sampling runs there; fp32 on a CPU, where bf16 convolutions without native support run ~45x
+    # slower (the tiny SR forward: 33 s against 0.73 s on this project's 2-core CPU) and the smoke test would take an hour
+    PREC = 'bf16' if a.gpu else 'fp32'
+    bf16 = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.gpu)
+    lowp = lambda: torch.autocast(dev.type, dtype=torch.bfloat16)     # the accuracy check's bf16, on any device
     st = {}
 
     def unit_heads(m, convs):
@@ -115,10 +119,10 @@ def main(argv=None):
             return f
         peak(dev, True)
         RES['joint_eager_s'] = timeit(fwd(m), dev, 3, 2 * R); RES['joint_eager_peak_gb'] = peak(dev)
-        log(f"joint forward, eager bf16, batch {B}: {RES['joint_eager_s'] * 1e3:.1f} ms (peak {RES['joint_eager_peak_gb']:.1f} GB)")
+        log(f"joint forward, eager {PREC}, batch {B}: {RES['joint_eager_s'] * 1e3:.1f} ms (peak {RES['joint_eager_peak_gb']:.1f} GB)")
         m.use_channels_last(True)
         RES['joint_eager_cl_s'] = timeit(fwd(m), dev, 3, 2 * R)
-        log(f"joint forward, eager bf16, channels-last video: {RES['joint_eager_cl_s'] * 1e3:.1f} ms")
+        log(f"joint forward, eager {PREC}, channels-last video: {RES['joint_eager_cl_s'] * 1e3:.1f} ms")
         cl = RES['joint_eager_cl_s'] < RES['joint_eager_s']
         m.use_channels_last(cl)
         if dev.type == 'cuda':
@@ -145,7 +149,7 @@ def main(argv=None):
             log(f"joint compile + first call ({var}): {RES[f'joint_compile{key}_s']:.1f} s")
             peak(dev, True)
             RES[f'joint_compiled{key}_s'] = tc = timeit(fwd(cm), dev, 3, 4 * R); RES[f'joint_compiled{key}_peak_gb'] = peak(dev)
-            log(f"joint forward, compiled bf16 ({a.mode}, {var}), batch {B}: {tc * 1e3:.1f} ms "
+            log(f"joint forward, compiled {PREC} ({a.mode}, {var}), batch {B}: {tc * 1e3:.1f} ms "
                 f"(peak {RES[f'joint_compiled{key}_peak_gb']:.1f} GB); {min(RES['joint_eager_s'], RES['joint_eager_cl_s']) / tc:.2f}x eager")
             if best is None or tc < best[0]: best = (tc, var, cm, RES[f'joint_compile{key}_s'])
             else: del cm, mc
@@ -165,7 +169,7 @@ def main(argv=None):
     # --- one batch of the reference sampler, eager and compiled ---------------------------------------------------
     def sampling():
         m, cm = st['joint'], st.get('cjoint')
-        prec = 'bf16'
+        prec = PREC
         for name, model in (('eager', m), ('compiled', cm)):
             if model is None: continue
             sync(dev); t0 = time.perf_counter()
@@ -183,9 +187,9 @@ def main(argv=None):
             if isinstance(blk, CrossAttentionBlock): blk.shift = 1 if blk.window_shift else None
         with torch.no_grad():
             ref = m(v, au, t)                                                   # fp32 eager
-            with bf16(): e16 = m(v, au, t)
+            with lowp(): e16 = m(v, au, t)
             cm = compile_model(m, 'default' if a.gpu else a.mode, backend)
-            with bf16(): c16 = cm(v, au, t)
+            with lowp(): c16 = cm(v, au, t)
         rel = lambda x, y: ((x.float() - y).norm() / y.norm().clamp(min=1e-12)).item()
         for i, k in enumerate(('video', 'audio')):
             RES[f'accuracy_{k}_eager_bf16'] = rel(e16[i], ref[i]); RES[f'accuracy_{k}_compiled_bf16'] = rel(c16[i], ref[i])
@@ -210,11 +214,11 @@ def main(argv=None):
                 with torch.no_grad(), bf16(): return model(x, tt, lo.flatten(0, 1))
             return f
         RES['sr_eager_s'] = timeit(fwd(sr), dev, 2, R)
-        log(f"SR forward, eager bf16, {B} clips ({B * Fr} frames): {RES['sr_eager_s'] * 1e3:.1f} ms")
+        log(f"SR forward, eager {PREC}, {B} clips ({B * Fr} frames): {RES['sr_eager_s'] * 1e3:.1f} ms")
         if dev.type == 'cuda':
             sr = sr.to(memory_format=torch.channels_last)
             RES['sr_eager_cl_s'] = timeit(fwd(sr), dev, 2, R)
-            log(f"SR forward, eager bf16 + channels-last: {RES['sr_eager_cl_s'] * 1e3:.1f} ms")
+            log(f"SR forward, eager {PREC} + channels-last: {RES['sr_eager_cl_s'] * 1e3:.1f} ms")
             if RES['sr_eager_cl_s'] >= RES['sr_eager_s']: sr = sr.to(memory_format=torch.contiguous_format)
         eager_best = min(RES['sr_eager_s'], RES.get('sr_eager_cl_s', 1e9))
         flops = 1.263e12 * B * Fr if a.gpu else float('nan')
@@ -225,7 +229,7 @@ def main(argv=None):
         log(f"SR compile + first call: {RES['sr_compile_s']:.1f} s")
         peak(dev, True)
         RES['sr_compiled_s'] = timeit(fwd(cs), dev, 2, 2 * R); RES['sr_compiled_peak_gb'] = peak(dev)
-        log(f"SR forward, compiled bf16 ({sr_mode}), {B * Fr} frames: {RES['sr_compiled_s'] * 1e3:.1f} ms "
+        log(f"SR forward, compiled {PREC} ({sr_mode}), {B * Fr} frames: {RES['sr_compiled_s'] * 1e3:.1f} ms "
             f"({flops / RES['sr_compiled_s'] / 1e12:.0f} TFLOP/s, peak {RES['sr_compiled_peak_gb']:.1f} GB); "
             f"{eager_best / RES['sr_compiled_s']:.2f}x eager")
         if a.profile_compiled and dev.type == 'cuda':
@@ -247,7 +251,7 @@ def main(argv=None):
     # --- end to end: joint batches + SR, as generate_clips does them (mp4 writing left out) --------------------------
     def end_to_end():
         cm, cs = st['cjoint'], st['csr']
-        prec = 'bf16'
+        prec = PREC
         n_batches = math.ceil(a.clips / B)
         sync(dev); t0 = time.perf_counter(); nfes = []
         for b in range(n_batches):
