@@ -207,8 +207,8 @@ def main(argv=None):
     if a.gpu:
         res['sr_forward_s'] = timeit(srf(True, False), dev, 2, R)
         log(f"SR forward, bf16, one clip: {res['sr_forward_s'] * 1e3:.1f} ms")
-    else:                   # bf16 convolutions without native CPU support: ~45x slower (33 s against 0.73 s a forward
-        res['sr_forward_s'] = res['sr_forward_fp32_s']     # of the tiny SR on 2 cores), so the CPU smoke test runs fp32
+    else:   # bf16 convolutions without native CPU support run ~45x slower (the tiny SR: 33 s against 0.73 s a forward
+            # on 2 cores), so the CPU smoke test runs the SR model in fp32
         log("SR forward, bf16: not timed on a CPU (about 45x slower than fp32 there); fp32 below")
     cl = False
     if dev.type == 'cuda':
@@ -218,6 +218,7 @@ def main(argv=None):
         cl = res['sr_forward_cl_s'] < res['sr_forward_s']
         if not cl: sr = sr.to(memory_format=torch.contiguous_format)
     steps = 25 if a.gpu else 4
+    res['sr_loop_precision'] = 'bf16' if a.gpu else 'fp32'
     def sr_clip(n_clips):
         def f():
             with autocast(dev, a.gpu):

@@ -95,7 +95,8 @@ def main(argv=None):
     # bf16 on a GPU, as sampling runs there; fp32 on a CPU, where bf16 convolutions without native support run ~45x
     # slower (the tiny SR forward: 33 s against 0.73 s on this project's 2-core CPU) and the smoke test would take an hour
     PREC = 'bf16' if a.gpu else 'fp32'
-    bf16 = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.gpu)
+    RES['precision'] = PREC
+    amp = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.gpu)   # PREC's autocast
     lowp = lambda: torch.autocast(dev.type, dtype=torch.bfloat16)     # the accuracy check's bf16, on any device
     st = {}
 
@@ -115,7 +116,7 @@ def main(argv=None):
         t = torch.full((B,), 500, device=dev, dtype=torch.long)
         def fwd(model):
             def f():
-                with torch.no_grad(), bf16(): return model(v, au, t)
+                with torch.no_grad(), amp(): return model(v, au, t)
             return f
         peak(dev, True)
         RES['joint_eager_s'] = timeit(fwd(m), dev, 3, 2 * R); RES['joint_eager_peak_gb'] = peak(dev)
@@ -211,7 +212,7 @@ def main(argv=None):
         tt = torch.full((B * Fr,), 500, device=dev)
         def fwd(model):
             def f():
-                with torch.no_grad(), bf16(): return model(x, tt, lo.flatten(0, 1))
+                with torch.no_grad(), amp(): return model(x, tt, lo.flatten(0, 1))
             return f
         RES['sr_eager_s'] = timeit(fwd(sr), dev, 2, R)
         log(f"SR forward, eager {PREC}, {B} clips ({B * Fr} frames): {RES['sr_eager_s'] * 1e3:.1f} ms")
@@ -242,7 +243,7 @@ def main(argv=None):
             if a.log: Path(a.log).with_suffix('.sr_profile.txt').write_text(table)
         steps = 25 if a.gpu else 3
         def loop():
-            with bf16(): return super_resolve(cs, lo, steps=steps, generator=torch.Generator().manual_seed(0))
+            with amp(): return super_resolve(cs, lo, steps=steps, generator=torch.Generator().manual_seed(0))
         RES['sr_steps'] = steps
         RES['sr_loop_compiled_s'] = timeit(loop, dev, 1, 2)
         RES['sr_clip_compiled_s'] = RES['sr_loop_compiled_s'] / B
@@ -257,7 +258,7 @@ def main(argv=None):
         for b in range(n_batches):
             joint_seed, sr_seed = batch_seeds(1010, b)
             xs, nfe = sample_joint(cm, B, seed=joint_seed, sampler='dpm_solver++', precision=prec); nfes.append(nfe)
-            with bf16():
+            with amp():
                 video = super_resolve(cs, xs['video'], steps=25 if a.gpu else 3,
                                       generator=torch.Generator().manual_seed(sr_seed))
             for j in range(B): to_clip_arrays(video[j], xs['audio'][j])

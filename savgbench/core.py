@@ -283,8 +283,9 @@ def read_rows_source(folder, what: str | None = None) -> dict | None:
     "What made the `what` CSVs of `folder`, as recorded by savgbench (None: nothing recorded)."
     p = Path(folder) / ROWS_SOURCE_FILE
     if not p.is_file(): return None
-    try: rec = json.loads(p.read_text()); rec["source"]
-    except (ValueError, KeyError, TypeError):
+    try: rec = json.loads(p.read_text()); ok = isinstance(rec, dict) and isinstance(rec["source"], dict)
+    except (ValueError, KeyError, TypeError): ok = False
+    if not ok:
         raise SAVGBenchError("damaged record of what made this folder's CSVs; delete it (or the folder)", path=p) from None
     if what is not None and rec.get("what") != what:
         raise SAVGBenchError(f"this folder holds {rec.get('what')} rows, not {what} rows", path=folder)

@@ -579,22 +579,27 @@ def find_videos(folder, _up: tuple = ()) -> list[Path]:
     return out
 
 def folder_contents(folder, limit: int = 100_000) -> str:
-    """What a folder in which `find_videos` found no clips holds, said in the error that reports it: the counts of its
-    files by extension (subfolders included; up to `limit` files are looked at), those with hidden names apart."""
+    """What a folder in which `find_videos` found no clips holds, said in the error that reports it: its files counted
+    by extension, searched as `find_videos` searches (subfolders, and links to folders, included), and the hidden
+    entries it leaves out (files or folders whose name starts with '.') apart. At most `limit` entries are counted."""
     from collections import Counter
-    kinds, hidden, n = Counter(), 0, 0
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in files:
-            if f.startswith("."): hidden += 1
-            else: kinds["." + f.rsplit(".", 1)[-1].lower() if "." in f.strip(".") else "(no extension)"] += 1
-            n += 1
-        if n >= limit: break
+    kinds, hidden, n, todo, seen = Counter(), 0, 0, [str(folder)], set()
+    while todo and n < limit:
+        d = todo.pop()
+        if os.path.realpath(d) in seen: continue        # (a folder reached twice, or a loop of links)
+        seen.add(os.path.realpath(d))
+        try: entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError: continue
+        for e in entries:
+            if n >= limit: break
+            if e.name.startswith("."): hidden += 1; n += 1
+            elif e.is_dir(): todo.append(e.path)
+            else: kinds["." + e.name.rsplit(".", 1)[-1].lower() if "." in e.name else "without extension"] += 1; n += 1
     if not n: return "no files"
     top = sorted(kinds.items(), key=lambda kc: (-kc[1], kc[0]))          # the most common first, then by name
     out = ", ".join(f"{c} {k}" for k, c in top[:6]) + (", ..." if len(top) > 6 else "")
-    if hidden: out += ("; " if out else "") + f"{hidden} hidden (name starting with '.')"
-    return f"{'over ' if n >= limit else ''}{n} file(s), none a clip: {out}"
+    if hidden: out += ("; " if out else "") + f"{hidden} hidden, the name starting with '.'"
+    return f"{'at least ' if n >= limit else ''}{n} file(s), none a clip ({out})"
 
 # %% ../nbs/01_io.ipynb #342718c9
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"

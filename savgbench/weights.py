@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/weights.html.md"""
 
 # %% ../nbs/02_weights.ipynb #6874fd00
 from __future__ import annotations
-import argparse, hashlib, io, json, os, re, shutil, sys, tarfile, tempfile, urllib.parse, urllib.request
+import argparse, glob, hashlib, io, json, os, re, shutil, sys, tarfile, tempfile, urllib.parse, urllib.request
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from .core import WeightsError
@@ -324,7 +324,8 @@ def _checked_download(name: str, tmp: Path, source: str) -> None:
 def _remove_stale_installs(home: Path, age_s: float = 3600) -> list[Path]:
     """Remove the working folders (`.install-*`) of installs killed midway (SIGKILL, a power cut) in which nothing has
     been written for `age_s`: neither the folder nor a file in it (a download in progress, here or on another machine
-    sharing the cache, writes its file all along). Returns those removed."""
+    sharing the cache, writes its file all along). Also the hidden `.NAME.XXXXXXXX.EXT` files that earlier versions
+    downloaded a registry file NAME.EXT into, under the same rule. Returns those removed."""
     import time
     gone, now = [], time.time()
     for d in Path(home).glob(".install-*"):
@@ -333,6 +334,13 @@ def _remove_stale_installs(home: Path, age_s: float = 3600) -> list[Path]:
             if now - max([d.stat().st_mtime] + [f.stat().st_mtime for f in d.iterdir()]) > age_s:
                 shutil.rmtree(d); gone.append(d)
         except OSError: pass                            # (one being removed by another install: theirs to finish)
+    for fn in sorted({w.filename for w in REGISTRY.values()}):
+        stem, ext = Path(fn).stem, Path(fn).suffix
+        for f in Path(home).glob(f".{glob.escape(stem)}.*{glob.escape(ext)}"):
+            try:
+                if re.fullmatch(rf"\.{re.escape(stem)}\.[A-Za-z0-9_]{{8}}{re.escape(ext)}", f.name) and f.is_file() \
+                        and not f.is_symlink() and now - f.stat().st_mtime > age_s: f.unlink(); gone.append(f)
+            except OSError: pass
     return gone
 
 def install(name: str, force: bool = False) -> Path:
@@ -350,6 +358,8 @@ def install(name: str, force: bool = False) -> Path:
     home = dest.parent
     if home.exists() and not home.is_dir():
         raise WeightsError("the weights cache folder is a file: set SAVGBENCH_HOME to a folder", path=home)
+    if dest.is_dir():                                   # found before the download, not after it
+        raise WeightsError("a folder stands where the weights file goes: remove it", path=dest)
     try: home.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WeightsError(f"cannot make the weights cache folder ({e.strerror or e}): set SAVGBENCH_HOME to a folder "

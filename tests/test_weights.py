@@ -182,3 +182,17 @@ def test_a_download_in_progress_writes_only_in_a_working_folder_that_a_later_ins
     with pytest.raises(WeightsError, match="could not download"):
         W.install(w.name)
     assert not left.exists()
+
+
+def test_a_folder_where_the_file_goes_is_refused_before_any_download(home, monkeypatch):
+    asked = []
+    def serve(h): asked.append(1); h.send_response(200); h.send_header("Content-Length", "2"); h.end_headers(); h.wfile.write(b"PK")
+    base, srv = _serve(serve)
+    try:
+        w = W.spec("guided-diffusion-64-256-upsampler")
+        monkeypatch.setitem(W.REGISTRY, w.name, dataclasses.replace(w, url=f"{base}/{w.filename}"))
+        (home / w.filename).mkdir(parents=True)
+        with pytest.raises(WeightsError, match="a folder stands where the weights file goes"):
+            W.install(w.name)
+    finally: srv.shutdown()
+    assert asked == [] and sorted(p.name for p in home.iterdir()) == [w.filename]

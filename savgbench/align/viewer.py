@@ -76,6 +76,9 @@ def draw_frame(ca: ClipAlignment, k: int, boxes: bool = True, bands: bool = True
 def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize=(13, 6), rows_from: str | None = None):
     """A figure: a strip of frames with boxes and bands, and the x-track (SELD rows, TP/FN, and boxes over time).
     `rows_from` (a line under the title) says what made the rows, as `rows_made_by` does."""
+    for k in frames:                                    # before the figure: no half-drawn one is left behind
+        if not 0 <= k < CLIP.n_frames:
+            raise IndexError(f"{ca.name}: frame {k} is not in the clip (expected 0..{CLIP.n_frames - 1} at {CLIP.fps} fps)")
     fig = plt.figure(figsize=figsize)
     gs = fig.add_gridspec(2, len(frames), height_ratios=[1, 1.3])
     for i, k in enumerate(frames):
