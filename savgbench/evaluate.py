@@ -364,7 +364,11 @@ def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detecto
             seld = demo_checkpoint()
         except ImportError as e: return None, f"the built-in demo SELD model is not available ({e})"
     else:
-        try: seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
+        try:
+            if seld_checkpoint is not None and Path(seld_checkpoint).is_dir():   # a train-seld run folder: its seld_final.pt
+                from savgbench.seld.infer import seld_checkpoint_path
+                seld_checkpoint = seld_checkpoint_path(seld_checkpoint)
+            seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
         except WeightsError as e:
             return None, (_unusable("SELD checkpoint", e) + "; seld_checkpoint='demo' (--seld-checkpoint demo) uses "
                           "the built-in demo model")
@@ -749,8 +753,9 @@ def evaluate_cli(argv=None) -> int:
                     "the weights cache's (repeatable); NAME, one of " + ", ".join(EVALUATE_WEIGHTS) + " (see `savgbench "
                     "weights list`), may be left out when the file has its official name")
     ap.add_argument("--seld-checkpoint", help="SELD checkpoint for Spatial AV-Align (default: the official "
-                                              "params_swa_..._0040000.pth from the weights cache; 'demo': the built-in "
-                                              "demo model, not the benchmark's network)")
+                                              "params_swa_..._0040000.pth from the weights cache; a train-seld run "
+                                              "folder: its seld_final.pt; 'demo': the built-in demo model, not the "
+                                              "benchmark's network)")
     ap.add_argument("--detector", default="yolox-tiny", choices=("yolox-tiny", "hog", "oracle"),
                     help="person detector for Spatial AV-Align (default: yolox-tiny, the benchmark's; oracle: boxes around "
                          "the label points in metadata_*/)")

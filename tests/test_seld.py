@@ -307,3 +307,20 @@ def test_sigterm_to_train_seld_with_a_data_worker_saves_and_ends(tmp_path, kill_
     assert "stopped by SIGTERM" in err and "Traceback" not in err and "exited unexpectedly" not in err, err[-3000:]
     step = torch.load(run / "last.pt", weights_only=False)["step"]
     assert step >= 50 and f"at step {step}" in err, err[-3000:]
+
+
+def test_resuming_train_seld_with_another_network_names_what_differs_and_the_way_out(tmp_path):
+    """A run resumed with another --preset or --phase: the error names the settings that differ (not two whole config
+    dicts) and says how to go on (the same --preset/--phase, or --no-resume), as for the other training settings."""
+    from dataclasses import replace
+    from savgbench.core import SAVGBenchError
+    from savgbench.seld.model import SELDConfig
+    from savgbench.seld.train import ClipCrops, TrainConfig, synthetic_stereo_batch, train_seld
+    tc = TrainConfig.scaled(2, batch_size=2, bn_batches=1)
+    audios, labels = synthetic_stereo_batch(2, np.random.default_rng(0), 2.0)
+    train_seld(ClipCrops(audios, labels), tmp_path, "tiny", tc, progress=False)
+    with pytest.raises(SAVGBenchError) as e:
+        train_seld(ClipCrops(audios, labels), tmp_path, replace(SELDConfig.preset("tiny"), phase="robust"), tc, progress=False)
+    msg = str(e.value)
+    assert "last.pt: last.pt holds a network of another configuration (phase: 'reference' -> 'robust')" in msg, msg
+    assert "--preset" in msg and "--no-resume" in msg and "channels" not in msg, msg

@@ -298,8 +298,8 @@ def spatial_align_cli(argv=None) -> int:
     ap.add_argument("--seld-dir", help="SELD CSVs NAME.csv: frame(10 fps), class, x")
     ap.add_argument("--det-dir", help="detection CSVs NAME.csv: frame(4 fps), 0, x0, y0, x1, y1")
     ap.add_argument("--seld-checkpoint", "--checkpoint", help="SELD weights for computing missing SELD rows (default: the official "
-                    "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; 'demo': "
-                    "the built-in demo model)")
+                    "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; a train-seld "
+                    "run folder: its seld_final.pt; 'demo': the built-in demo model)")
     ap.add_argument("--detector", choices=("yolox-tiny", "hog", "oracle"), help="detector for missing boxes (default: "
                     "yolox-tiny, the benchmark's, when no --det-dir is given; with one, its CSVs alone)")
     ap.add_argument("--weights", metavar="[NAME=]PATH", help="YOLOX-tiny checkpoint for --detector yolox-tiny (as "

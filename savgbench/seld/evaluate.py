@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from ..core import CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path
+from ..core import (CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path,
+                            read_rows_source, ROWS_SOURCE_FILE)
 from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
@@ -132,11 +133,20 @@ def evaluate_seld_dir(pred_dir, metadata_dir, doa_threshold: float = 40.0) -> di
     if pred_dir.name.startswith("metadata_") and not metadata_dir.name.startswith("metadata_"):
         raise DatasetError("a dataset's label folder given as the predictions: the SELD rows' folder comes first, then the "
                            f"metadata folder (eval-seld SELD_DIR {pred_dir})", pred_dir)
+    made_by = read_rows_source(pred_dir, "SELD")     # what `savgbench seld` recorded (refuses a detection folder)
     preds = {p.stem: read_seld_rows(p) for p in sorted(pred_dir.glob("*.csv"))}
     if not preds: raise DatasetError("no prediction CSVs", pred_dir, found=0)
     refs = {p.stem: read_label_csv(p) for p in sorted(metadata_dir.rglob("*.csv"))}
     if not refs: raise DatasetError("no metadata CSVs", metadata_dir, found=0)
-    return evaluate_seld(preds, refs, doa_threshold=doa_threshold)
+    if no_ref := sorted(set(preds) - set(refs)):      # rows of other clips (another split, another dataset)
+        raise MetadataError(f"{len(no_ref)} of {len(preds)} prediction CSVs of {pred_dir} have no label CSV of the same "
+                            f"name under this folder (first: {', '.join(no_ref[:3])}); give the metadata folder of the "
+                            "clips the rows were made from", metadata_dir, found=f"{len(refs)} label CSVs",
+                            expected="NAME.csv for every prediction NAME.csv")
+    out = evaluate_seld(preds, refs, doa_threshold=doa_threshold)
+    out.update(pred_dir=str(pred_dir), metadata_dir=str(metadata_dir), doa_threshold=float(doa_threshold),
+               rows_made_by=made_by)                # None: the folder records nothing (rows not made by `savgbench seld`)
+    return out
 
 def format_scores(s: dict) -> str:
     "The scores as the reference prints them (overall line, then class-wise lines)."
@@ -168,11 +178,14 @@ def eval_seld_cli(argv=None) -> int:
     ap.add_argument("pred_dir", help="SELD CSVs NAME.csv (frame at 10 fps, class, x), as `savgbench seld` writes them")
     ap.add_argument("metadata_dir", help="the clips' label CSVs, metadata_*/NAME.csv of a SAVGBench dataset")
     ap.add_argument("--doa-threshold", type=float, default=40.0, help="pixels, >= 0 (default 40)")
-    ap.add_argument("--json", "--out", default=None, help="also write the scores here as JSON (folders are created)")
+    ap.add_argument("--json", "--out", default=None, help="also write the scores here as JSON (folders are created), with the folders, the threshold and "
+                    "rows_made_by: the SELD model the rows folder records")
     a = ap.parse_args(argv)
     if not 0 <= a.doa_threshold < math.inf: ap.error(f"--doa-threshold must be a non-negative number of pixels, not {a.doa_threshold}")
     s = evaluate_seld_dir(a.pred_dir, a.metadata_dir, a.doa_threshold)
     print(format_scores(s))
+    src = s["rows_made_by"]
+    print("rows made by: " + (", ".join(f"{k} {v}" for k, v in src.items()) if src else f"not recorded (no {ROWS_SOURCE_FILE})"))
     if s["missing"]: print(f"({len(s['missing'])} reference clips have no prediction file and were left out)")
     if a.json:
         d = {k: v for k, v in s.items() if k != "per_class"}; d["per_class"] = s["per_class"].to_dict(orient="records")

@@ -22,8 +22,8 @@ from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_f
 from .model import SELDNet
 
 # %% auto #0
-__all__ = ['THRESHOLD', 'demo_checkpoint', 'seld_checkpoint_path', 'load_seld_model', 'windows_to_rows', 'predict_seld',
-           'write_seld_csv', 'seld_rows_source', 'seld_files', 'seld_dir', 'seld_cli']
+__all__ = ['THRESHOLD', 'SELD_FINAL', 'demo_checkpoint', 'seld_checkpoint_path', 'load_seld_model', 'windows_to_rows',
+           'predict_seld', 'write_seld_csv', 'seld_rows_source', 'seld_files', 'seld_dir', 'seld_cli']
 
 # %% ../../nbs/22_seld_infer.ipynb #aee5314b
 THRESHOLD = 0.2    # the reference's threshold_presence
@@ -32,11 +32,24 @@ def demo_checkpoint() -> Path:
     "Path of the built-in demo SELD checkpoint."
     return Path(str(resources.files("savgbench") / "assets" / "seld_demo.pt"))
 
+SELD_FINAL = "seld_final.pt"     # the trained model in a `savgbench train-seld` run folder (last.pt: its training state)
+
 def seld_checkpoint_path(checkpoint=None) -> Path:
-    "The SELD checkpoint a command uses: a path, `'demo'` (the built-in demo model), or None (the official file)."
+    """The SELD checkpoint a command uses: a path, a `savgbench train-seld` run folder (its final model, seld_final.pt),
+    `'demo'` (the built-in demo model), or None (the official file)."""
     if checkpoint is not None and str(checkpoint) == "demo": return demo_checkpoint()
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        run = Path(checkpoint)
+        if (run / SELD_FINAL).is_file(): return run / SELD_FINAL
+        started = (run / "last.pt").is_file()
+        raise WeightsError(("a train-seld run folder without its final model: the run has not finished (the same "
+                            "train-seld command finishes it; its last.pt holds the last step's weights, without weight "
+                            "averaging)") if started else "a folder, not a SELD checkpoint", path=run,
+                           found="last.pt" if started else "no " + SELD_FINAL,
+                           expected=f"a checkpoint file, a train-seld run folder with {SELD_FINAL}, or 'demo'")
     if checkpoint is not None and not Path(checkpoint).is_file():       # a file the user named: not the download hint
-        raise WeightsError("SELD checkpoint not found", path=checkpoint, expected="a file, or 'demo'")
+        raise WeightsError("SELD checkpoint not found", path=checkpoint,
+                           expected=f"a file, a train-seld run folder with {SELD_FINAL}, or 'demo'")
     from savgbench.weights import resolve
     try: return resolve("seld-stereo-swa", checkpoint)
     except WeightsError as e:
@@ -194,7 +207,7 @@ def seld_cli(argv=None) -> int:
     ap.add_argument("--out", required=True, help="folder for the per-clip CSVs (and savgbench_rows.json, what made them)")
     ap.add_argument("--checkpoint", "--seld-checkpoint", default=None, help="SELD checkpoint (default: the official "
                     "params_swa_20240912162834_0040000.pth from `savgbench weights path seld-stereo-swa`; "
-                    "'demo': the built-in demo model)")
+                    "a train-seld run folder: its seld_final.pt; 'demo': the built-in demo model)")
     ap.add_argument("--batch-size", type=at_least(1), default=40, help="windows per forward pass (5 per 5 s clip; default 40)")
     ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     ap.add_argument("--pattern", default="*.mp4", help="files of VIDEO_DIR to read instead of its mp4 clips, e.g. "

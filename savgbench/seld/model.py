@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/seld_model.html.md"""
 
 # %% ../../nbs/21_seld_model.ipynb #1c1b38c2
 from __future__ import annotations
-import dataclasses
+import dataclasses, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
@@ -128,6 +128,12 @@ def _load_checkpoint(path, trust: bool = False) -> dict:
 def _from_checkpoint(cls, path, config: SELDConfig | str | None = None, trust: bool = False) -> "SELDNet":
     "Build a `SELDNet` from a checkpoint file (`model_state_dict`, strict) and put it in eval mode."
     ck = _load_checkpoint(path, trust)
+    if isinstance(ck.get("swa_state_dict"), dict):      # `savgbench train-seld`'s RUN/last.pt: its state to resume from
+        steps = (ck.get("train_config") or {}).get("steps")
+        warnings.warn(f"{path}: a train-seld training state (last.pt, step {ck.get('step')} of {steps}): its model is the "
+                      "last step's weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; "
+                      "the trained model is seld_final.pt in the same run folder (the same train-seld command finishes "
+                      "a run that stopped)", stacklevel=3)   # (the caller, past no_grad)
     if config is None: config = SELDConfig.from_dict(ck["config"]) if isinstance(ck.get("config"), dict) else "reference"
     net = cls(config)
     sd = ck["model_state_dict"]

@@ -457,8 +457,9 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     if resume and last.is_file():
         try:
             ck = read_checkpoint(last, remedy="delete it, or start afresh with --no-resume")
-            if SELDConfig.from_dict(ck["config"]) != cfg: raise DatasetError("last.pt was trained with another config", last,
-                                                                             found=ck["config"], expected=asdict(cfg))
+            net_diff = settings_diff(asdict(SELDConfig.from_dict(ck["config"])), asdict(cfg))   # --preset, --phase
+            if net_diff: raise DatasetError(f"last.pt holds a network of another configuration ({'; '.join(net_diff)}); resume "
+                                            "with the same --preset and --phase, or start again (--no-resume / resume=False)", last)
             free = ("steps", "save_every", "bn_batches")                   # these may change between a run and its resume
             old, new = ck.get("train_config", {}), asdict(tc)
             diff = settings_diff(old, new, [k for k in old if k in new and k not in free])
@@ -545,7 +546,8 @@ def train_seld_cli(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="savgbench train-seld", description=train_seld_cli.__doc__)
     ap.add_argument("data_dir", nargs="?", help="dataset folder with video_*/NAME.mp4 and metadata_*/NAME.csv; of a built "
                     "dataset (video_dev/, video_eval/) only the dev split is used unless --glob says otherwise")
-    ap.add_argument("--out", required=True, help="run folder (last.pt, log.jsonl, seld_final.pt)")
+    ap.add_argument("--out", required=True, help="run folder: seld_final.pt, the trained model (the folder stands for it "
+                    "in seld, spatial-align and evaluate); last.pt, the state a run resumes from; log.jsonl, the losses")
     ap.add_argument("--synthetic", action="store_true", help="train on the SELD generator's synthetic stereo scenes")
     ap.add_argument("--scenes", type=at_least(1), default=None, metavar="N",
                     help="train on SAVGBench-style clips cut from N synthetic STARSS23 recordings made in memory (SceneCrops)")
