@@ -133,8 +133,9 @@ def test_strict_load_official_joint_state_dict(tmp_path):
     torch.save(sd, tmp_path / 'model330011.pt')            # the reference trainer saves a bare state_dict
     m = load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny()), tmp_path / 'model330011.pt', strict=True)
     for k, v in m.state_dict().items(): assert torch.equal(v, sd[k]), k
-    ddp = {'module.' + k: v for k, v in sd.items()}
-    load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny()), ddp)
+    ddp = {'module.' + k: v for k, v in sd.items()}                # saved from a DistributedDataParallel wrapper
+    m = load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny()), ddp)
+    for k, v in m.state_dict().items(): assert torch.equal(v, sd[k]), k
     with pytest.raises(WeightsError, match='shapes differ'):
         load_joint_weights(CoupledUNet(MMDiffusionConfig.tiny(model_channels=64)), sd)
 
@@ -364,7 +365,7 @@ def test_clip_audio_a_little_short_is_zero_padded_not_stretched(tmp_path, monkey
 
 
 
-def test_sampling_is_seeded_and_sharded_without_duplicates():
+def test_joint_sampling_is_seeded():
     from savgbench.baselines.sample import sample_joint
     net = CoupledUNet(MMDiffusionConfig.tiny())
     torch.nn.init.normal_(net.video_out[2].video_conv.weight, std=0.05)
@@ -374,6 +375,27 @@ def test_sampling_is_seeded_and_sharded_without_duplicates():
     b, _ = sample_joint(net, 1, seed=5, sampler='dpm_solver++_2m', steps=3)
     c, _ = sample_joint(net, 1, seed=6, sampler='dpm_solver++_2m', steps=3)
     assert torch.equal(a['video'], b['video']) and not torch.equal(a['video'], c['video'])
+
+
+def test_sharded_clip_generation_writes_each_clip_once_and_as_one_process_would(tmp_path):
+    "Two processes' shares (rank 0 and 1 of 2) hold every clip once, different clips, the bytes one process writes."
+    from savgbench.baselines.sample import generate_clips
+    torch.manual_seed(0)
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.nn.init.normal_(net.video_out[2].video_conv.weight, std=0.05)
+    torch.nn.init.normal_(net.audio_out[2].audio_conv.weight, std=0.05)
+    net.eval()
+    kw = dict(num=5, batch_size=2, sampler='dpm_solver++_2m', steps=1, writers=0, validate=False, progress=False,
+              audio_codec='pcm')
+    whole = generate_clips(net, None, tmp_path / 'one', **kw)
+    shares = [generate_clips(net, None, tmp_path / 'two', rank=r, world=2, **kw) for r in (0, 1)]
+    names = [[p.name for p in share] for share in shares]
+    # batches of 2 over 5 clips: batches 0 and 2 (clips 0, 1, 4) are rank 0's, batch 1 (clips 2, 3) rank 1's
+    assert names == [['sample_00000.mp4', 'sample_00001.mp4', 'sample_00004.mp4'], ['sample_00002.mp4', 'sample_00003.mp4']]
+    assert sorted(p.name for p in (tmp_path / 'two').glob('*.mp4')) == [p.name for p in whole]
+    for p in whole: assert (tmp_path / 'two' / p.name).read_bytes() == p.read_bytes(), p.name
+    contents = {p.read_bytes() for p in whole}
+    assert len(contents) == 5                                   # no clip repeats another (no batch seed reused)
 
 
 def test_loader_rejects_wrong_checkpoint_kind(tmp_path):
@@ -517,7 +539,7 @@ def test_sr_schedule_and_init_reach_the_checkpoint(tmp_path, capsys, monkeypatch
     assert train_sr_cli([str(data), '--out', str(tmp_path / 'sr1100'), *_COMMON, '--diffusion-steps', '1100']) == 0
     assert torch.load(tmp_path / 'sr1100' / 'checkpoint_2.pt', weights_only=False)['model_config']['diffusion_steps'] == 1100
     torch.save({'foo.weight': torch.zeros(3)}, tmp_path / 'garbage.pt')             # matches no weight of the model
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match='missing and 1 unexpected keys'):
         train_sr_cli([str(data), '--out', str(tmp_path / 'sr_garbage'), *_COMMON, '--init', str(tmp_path / 'garbage.pt')])
     monkeypatch.setenv('SAVGBENCH_HOME', str(tmp_path / 'cache')); monkeypatch.chdir(tmp_path)
     with pytest.raises(WeightsError, match='savgbench weights install guided-diffusion-64-256-upsampler'):   # said first,
