@@ -142,6 +142,27 @@ def test_launches_on_cpus_without_accelerate_use_cpu_share_the_work(tmp_path):
     assert sorted(p.name for p in (tmp_path / "clips").glob("*.mp4")) == [f"sample_0000{i}.mp4" for i in range(3)]
 
 
+def test_resuming_with_another_number_of_processes_says_the_batch_changes(tmp_path):
+    """A run trained by one process and resumed by a launch of two goes on, with a note that each step now takes
+    twice the clips (the batch size is per process); the checkpoints record how many processes wrote them."""
+    import numpy as np
+    from savgbench.io import write_clip
+    from savgbench.baselines.train import train_joint_cli, read_train_log
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"; data.mkdir()
+    for i in range(2):
+        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    common = [str(data), "--out", str(tmp_path / "run"), "--preset", "tiny", "--batch-size", "1", "--save-every", "1",
+              "--log-every", "1", "--mixed-precision", "no", "--num-workers", "0"]
+    assert train_joint_cli([*common, "--steps", "1"]) == 0
+    assert torch.load(tmp_path / "run" / "checkpoint_1.pt", weights_only=False)["processes"] == 1
+    r = launch(tmp_path, ["-m", "savgbench", "train-joint", *common, "--steps", "2"])
+    assert r.stdout.count("checkpoint_1.pt was trained by 1 process, now 2: each step now takes 2 x 1 clips") == 1, r.stdout
+    assert torch.load(tmp_path / "run" / "checkpoint_2.pt", weights_only=False)["processes"] == 2
+    assert read_train_log(tmp_path / "run")["step"].tolist() == [1, 2]
+
+
 def resume_in_two_processes(tmp_path, outs, lrs):
     """Train the tiny joint model 2 steps into `tmp_path/outs[0]` in this process, then resume it to step 4 in two
     launched processes, process k with run folder `tmp_path/outs[k]` and learning rate `lrs[k]`."""
