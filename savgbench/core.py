@@ -16,10 +16,11 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError',
            'DatasetError', 'WeightsError', 'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256',
            'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
-           'main_print', 'new_accelerator', 'check_same_step', 'settings_diff', 'settings_record', 'read_checkpoint',
-           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
-           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
-           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'main_print', 'launch_size', 'launch_state', 'new_accelerator', 'check_same_step', 'settings_diff',
+           'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source',
+           'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c',
+           'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready',
+           'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -199,6 +200,40 @@ def main_print(*args, **kwargs) -> None:
     "`print`, in the first process of a launch only."
     if is_main_process(): print(*args, **kwargs)
 
+def launch_size() -> int:
+    "How many processes the launcher started, from its environment (as `is_main_process` reads it); 1 outside a launch."
+    for rank, world in _RANK_VARS:
+        r, w = os.environ.get(rank, "").strip(), os.environ.get(world, "").strip()
+        if r and w.isdigit(): return max(int(w), 1)
+    return 1
+
+def _launch_needs_cpu() -> bool:
+    """Whether accelerate must be told to stay on the CPU for this process to join its launch: several processes
+    launched on a machine without a GPU (accelerate sets up a multi-process run there only with `cpu=True` or
+    ACCELERATE_USE_CPU=true), or ACCELERATE_USE_CPU=true, which an `Accelerator` obeys and a `PartialState` does not."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes", "y", "on"): return True
+    if launch_size() <= 1: return False
+    import torch
+    acc = getattr(torch, "accelerator", None)           # CUDA, XPU ... (torch >= 2.6); MPS runs no multi-process launch
+    if acc is not None and hasattr(acc, "current_accelerator"):
+        dev = acc.current_accelerator(check_available=True)
+        return dev is None or dev.type == "mps"
+    return not torch.cuda.is_available()
+
+def launch_state(cpu: bool = False):
+    """accelerate's `PartialState` (rank, world, device) for a command that shares its work among the processes of a
+    launch. Without a GPU, torchrun or `accelerate launch --multi_gpu` start processes that accelerate, unless told to
+    stay on the CPU, sets up as single runs: each would do the whole job and write every output (each clip sampled,
+    each checkpoint and log row written, once per process). Here they join as one run (torch.distributed with gloo);
+    a launch that accelerate still does not see as one is refused, naming the sizes."""
+    from accelerate import PartialState
+    state = PartialState(cpu=cpu or _launch_needs_cpu())
+    n = launch_size()
+    if n > 1 and state.num_processes != n:
+        raise SAVGBenchError("the launcher started several processes, but accelerate set this one up as one of another "
+                             "number (each would then do the whole job)", found=state.num_processes, expected=n)
+    return state
+
 def new_accelerator(**kw):
     """An `accelerate.Accelerator(**kw)`, also where this process made one before with another mixed precision (a
     notebook that trains twice, or trains the SELD model after the joint one): accelerate keeps one state per process
@@ -209,6 +244,8 @@ def new_accelerator(**kw):
     want = kw.get("mixed_precision") or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     old = AcceleratorState._shared_state
     if old and old.get("_mixed_precision", want) != want: AcceleratorState._reset_state()
+    if _launch_needs_cpu(): kw.setdefault("cpu", True)      # a launch on CPUs: its processes join as one run
+    launch_state(kw.get("cpu", False))
     return Accelerator(**kw)
 
 def check_same_step(accelerator, step: int, run_dir, error: Exception | None = None) -> None:

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
-                            resolve_device, output_path_problem)
+                            resolve_device, output_path_problem, launch_state)
 from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
 
 # %% auto #0
@@ -520,8 +520,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         raise SAVGBenchError("FVD, KVD and FAD compare the clips with a reference set: give one (reference_dir, "
                              "--reference), or score only metrics=('spatial', 'temporal')")
     try:
-        from accelerate import PartialState
-        state = PartialState(); rank, world = state.process_index, state.num_processes
+        state = launch_state(); rank, world = state.process_index, state.num_processes   # (on CPUs too: one run)
         dev = device or state.device
     except ImportError:
         rank, world, dev = 0, 1, device or ("cuda" if torch.cuda.is_available() else "cpu")

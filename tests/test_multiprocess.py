@@ -20,11 +20,17 @@ def _stop(procs):
         try: p.wait(60)
         except subprocess.TimeoutExpired: p.kill()
 
-def launch(tmp_path, args, nproc=2, check=True, timeout=600):
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc),
-           "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
-           "--dynamo_backend", "no", *args]
+def launch(tmp_path, args, nproc=2, check=True, timeout=600, use_cpu=True, torchrun=False):
+    """`accelerate launch --multi_gpu` of `args` in `nproc` processes (`torchrun`: torch's own launcher), with
+    ACCELERATE_USE_CPU=true unless `use_cpu` is false (as a user who does not know of it launches)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    if use_cpu: env["ACCELERATE_USE_CPU"] = "true"
+    else: env.pop("ACCELERATE_USE_CPU", None)
+    port = str(_free_port())
+    cmd = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port, *args]
+           if torchrun else
+           [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc),
+            "--num_machines", "1", "--main_process_port", port, "--mixed_precision", "no", "--dynamo_backend", "no", *args])
     p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try: out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -106,6 +112,55 @@ def test_sampling_in_two_processes_shares_the_batches(tmp_path):
     for c in clips: validate_clip(c)
     audio = [read_clip(c).audio for c in clips]
     assert not np.allclose(audio[0], audio[1]) and not np.allclose(audio[1], audio[2])   # no shard repeats another
+
+
+def test_launches_on_cpus_without_accelerate_use_cpu_share_the_work(tmp_path):
+    """torchrun, or `accelerate launch --multi_gpu` without ACCELERATE_USE_CPU=true, on a machine without a GPU:
+    accelerate alone would set each process up as a run of its own, so each trained the whole run into the same folder
+    (every log row and checkpoint written twice) and sampled every clip. They share the work as one run instead."""
+    import numpy as np
+    from savgbench.io import write_clip
+    from savgbench.baselines.train import read_train_log
+    if torch.cuda.is_available(): import pytest; pytest.skip("on a GPU machine accelerate sets the launch up itself")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"; data.mkdir()
+    for i in range(2):
+        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    run = tmp_path / "run"
+    r = launch(tmp_path, ["-m", "savgbench", "train-joint", str(data), "--out", str(run), "--preset", "tiny", "--steps", "2",
+                          "--batch-size", "1", "--save-every", "2", "--log-every", "1", "--mixed-precision", "no",
+                          "--num-workers", "0", "--ema-rate", "0.5"], use_cpu=False, torchrun=True)
+    assert r.stdout.count("step 2: loss") == 1, r.stdout                       # one run, not one per process
+    log = read_train_log(run)
+    assert log["step"].tolist() == [1, 2], log                                 # each row once, from both processes
+    assert (log["samples_per_s"] / (1 / log["s_per_step"]) > 1.99).all()       # 2 processes x batch 1 per step
+    r = launch(tmp_path, ["-m", "savgbench", "sample", "--checkpoint", str(run), "--num", "3", "--batch-size", "1",
+                          "--sampler", "dpm_solver++_2m", "--steps", "2", "--out", str(tmp_path / "clips")], use_cpu=False)
+    assert "process 0: 2 clips" in r.stdout and "process 1: 1 clip in" in r.stdout, r.stdout
+    assert r.stderr.count("no --sr-checkpoint") == 1, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "clips").glob("*.mp4")) == [f"sample_0000{i}.mp4" for i in range(3)]
+
+
+def test_resuming_with_another_number_of_processes_says_the_batch_changes(tmp_path):
+    """A run trained by one process and resumed by a launch of two goes on, with a note that each step now takes
+    twice the clips (the batch size is per process); the checkpoints record how many processes wrote them."""
+    import numpy as np
+    from savgbench.io import write_clip
+    from savgbench.baselines.train import train_joint_cli, read_train_log
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"; data.mkdir()
+    for i in range(2):
+        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
+    common = [str(data), "--out", str(tmp_path / "run"), "--preset", "tiny", "--batch-size", "1", "--save-every", "1",
+              "--log-every", "1", "--mixed-precision", "no", "--num-workers", "0"]
+    assert train_joint_cli([*common, "--steps", "1"]) == 0
+    assert torch.load(tmp_path / "run" / "checkpoint_1.pt", weights_only=False)["processes"] == 1
+    r = launch(tmp_path, ["-m", "savgbench", "train-joint", *common, "--steps", "2"])
+    assert r.stdout.count("checkpoint_1.pt was trained by 1 process, now 2: each step now takes 2 x 1 clips") == 1, r.stdout
+    assert torch.load(tmp_path / "run" / "checkpoint_2.pt", weights_only=False)["processes"] == 2
+    assert read_train_log(tmp_path / "run")["step"].tolist() == [1, 2]
 
 
 def resume_in_two_processes(tmp_path, outs, lrs):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
-                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode)
+                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode, launch_state)
 from ..weights import load_torch_file, locate_weights, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
@@ -414,8 +414,7 @@ def sample_cli(argv=None) -> int:
         for o in ('--sr-steps', '--sr-T', '--sr-frames-per-batch', '--sr-preset'):
             if said(o): main_print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
     asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
-    from accelerate import PartialState
-    state = PartialState(cpu=a.device == 'cpu')
+    state = launch_state(cpu=a.device == 'cpu')     # a launch without GPUs: its processes share the clips on the CPU
     dev = asked if asked is not None and asked.type != 'cpu' and state.num_processes == 1 else state.device
     precision = {'no': 'fp32'}.get(a.precision, a.precision) or ('bf16' if dev.type == 'cuda' else 'fp32')
     model = load_joint_model(a.checkpoint, a.preset, dev)

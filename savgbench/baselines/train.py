@@ -529,6 +529,11 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
             if was is not None and was != now and acc.is_main_process:     # moved or grown datasets are fine; say it
                 print(f"note: {ckpts[-1].name} was trained on {was['root']} ({was['items']} items); now {now['root']} "
                       f"({now['items']} items)")
+            if ck.get('processes', world) != world and acc.is_main_process:   # allowed (fewer GPUs left), but said
+                print(f"note: {ckpts[-1].name} was trained by {ck['processes']} process{'es' * (ck['processes'] != 1)}, "
+                      f"now {world}: each step now takes {world} x {cfg.batch_size} clips instead of {ck['processes']} x "
+                      f"{cfg.batch_size} at the same learning rate, and the run does not end as one never relaunched "
+                      f"would (the same number of processes keeps it; --batch-size is per process)")
             ema.load_state_dict(ck['ema'])
             step, history = ck['step'], list(ck['history'])
             kept = _earlier_grid(ckpts, ck.get('train_config') or {})
@@ -556,7 +561,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
         ck = {'model': raw.state_dict(), 'ema': ema.state_dict(raw), 'opt': opt.state_dict(), 'step': step,
               'history': history, 'scaler': acc.scaler.state_dict() if acc.scaler is not None else None,
               'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg),
-              'data': _data_source(dataset)}
+              'data': _data_source(dataset), 'processes': world}      # (the batch of a step: processes x batch_size)
         save_torch(ck, out_dir / f'checkpoint_{step}.pt')
         _prune_checkpoints(out_dir, cfg, kept)
 
