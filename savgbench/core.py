@@ -16,11 +16,11 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError',
            'DatasetError', 'WeightsError', 'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256',
            'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
-           'main_print', 'launch_size', 'launch_state', 'new_accelerator', 'check_same_step', 'settings_diff',
-           'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source', 'refuse_other_source',
-           'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c',
-           'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready',
-           'lock_folder', 'remove_temporaries']
+           'main_print', 'launch_size', 'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step',
+           'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips',
+           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock',
+           'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -207,32 +207,59 @@ def launch_size() -> int:
         if r and w.isdigit(): return max(int(w), 1)
     return 1
 
+def cpu_asked() -> bool:
+    "Whether ACCELERATE_USE_CPU asks for the CPU, read as accelerate reads a flag (y, yes, t, true, on, 1)."
+    return os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("y", "yes", "t", "true", "on", "1")
+
+def _gpu_for_launches() -> bool:
+    "Whether this machine has an accelerator that a multi-process launch runs on (CUDA, XPU ...; not Apple's MPS)."
+    import torch
+    acc = getattr(torch, "accelerator", None)           # torch >= 2.6; its current_accelerator takes no argument in 2.6
+    try:
+        if acc is not None and hasattr(acc, "is_available") and hasattr(acc, "current_accelerator"):
+            if not acc.is_available(): return False
+            dev = acc.current_accelerator()
+            return dev is not None and dev.type != "mps"
+    except (TypeError, RuntimeError): pass               # (an API of another torch: ask CUDA)
+    return torch.cuda.is_available()
+
 def _launch_needs_cpu() -> bool:
     """Whether accelerate must be told to stay on the CPU for this process to join its launch: several processes
     launched on a machine without a GPU (accelerate sets up a multi-process run there only with `cpu=True` or
     ACCELERATE_USE_CPU=true), or ACCELERATE_USE_CPU=true, which an `Accelerator` obeys and a `PartialState` does not."""
-    if os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes", "y", "on"): return True
-    if launch_size() <= 1: return False
-    import torch
-    acc = getattr(torch, "accelerator", None)           # CUDA, XPU ... (torch >= 2.6); MPS runs no multi-process launch
-    if acc is not None and hasattr(acc, "current_accelerator"):
-        dev = acc.current_accelerator(check_available=True)
-        return dev is None or dev.type == "mps"
-    return not torch.cuda.is_available()
+    if cpu_asked(): return True
+    return launch_size() > 1 and not _gpu_for_launches()
+
+_LAUNCHERS = "launch with torchrun or `accelerate launch --multi_gpu` (MPI launchers such as mpirun are not supported)"
+
+def _joined(state):
+    "`state` (a PartialState or an Accelerator), after checking that it spans every process the launcher started."
+    n = launch_size()
+    if n > 1 and state.num_processes != n:
+        raise SAVGBenchError(f"the launcher started {n} processes, but accelerate set this one up as a run of "
+                             f"{state.num_processes}, so each would do the whole job; {_LAUNCHERS}",
+                             found=state.num_processes, expected=n)
+    return state
+
+@contextlib.contextmanager
+def _rendezvous_errors():
+    "accelerate's error for a launch without a rendezvous address (MPI launchers set none), as a SAVGBenchError."
+    try: yield
+    except ValueError as e:
+        if "MASTER_ADDR" not in str(e): raise
+        raise SAVGBenchError(f"this launch gives its processes no address to meet at ({e}); {_LAUNCHERS}, which set "
+                             "MASTER_ADDR and MASTER_PORT") from None
 
 def launch_state(cpu: bool = False):
     """accelerate's `PartialState` (rank, world, device) for a command that shares its work among the processes of a
     launch. Without a GPU, torchrun or `accelerate launch --multi_gpu` start processes that accelerate, unless told to
     stay on the CPU, sets up as single runs: each would do the whole job and write every output (each clip sampled,
     each checkpoint and log row written, once per process). Here they join as one run (torch.distributed with gloo);
-    a launch that accelerate still does not see as one is refused, naming the sizes."""
+    a launch that accelerate still does not see as one is refused, naming the sizes. ACCELERATE_USE_CPU=true keeps a
+    command on the CPU, as it keeps accelerate's own `Accelerator` there."""
     from accelerate import PartialState
-    state = PartialState(cpu=cpu or _launch_needs_cpu())
-    n = launch_size()
-    if n > 1 and state.num_processes != n:
-        raise SAVGBenchError("the launcher started several processes, but accelerate set this one up as one of another "
-                             "number (each would then do the whole job)", found=state.num_processes, expected=n)
-    return state
+    with _rendezvous_errors(): state = PartialState(cpu=cpu or _launch_needs_cpu())
+    return _joined(state)
 
 def new_accelerator(**kw):
     """An `accelerate.Accelerator(**kw)`, also where this process made one before with another mixed precision (a
@@ -245,8 +272,8 @@ def new_accelerator(**kw):
     old = AcceleratorState._shared_state
     if old and old.get("_mixed_precision", want) != want: AcceleratorState._reset_state()
     if _launch_needs_cpu(): kw.setdefault("cpu", True)      # a launch on CPUs: its processes join as one run
-    launch_state(kw.get("cpu", False))
-    return Accelerator(**kw)
+    with _rendezvous_errors(): acc = Accelerator(**kw)     # (first: its kwargs_handlers reach the process group)
+    return _joined(acc)
 
 def check_same_step(accelerator, step: int, run_dir, error: Exception | None = None) -> None:
     """Under several processes, check that all of them resume from the same step. They would not if the run folder is

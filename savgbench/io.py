@@ -583,7 +583,7 @@ def folder_contents(folder, limit: int = 100_000) -> str:
     by extension, searched as `find_videos` searches (subfolders, and links to folders, included), and the hidden
     entries it leaves out (files or folders whose name starts with '.') apart. At most `limit` entries are counted."""
     from collections import Counter
-    kinds, hidden, n, todo, seen = Counter(), 0, 0, [str(folder)], set()
+    kinds, hidden, hidden_dirs, n, todo, seen = Counter(), 0, 0, 0, [str(folder)], set()
     while todo and n < limit:
         d = todo.pop()
         if os.path.realpath(d) in seen: continue        # (a folder reached twice, or a loop of links)
@@ -592,14 +592,16 @@ def folder_contents(folder, limit: int = 100_000) -> str:
         except OSError: continue
         for e in entries:
             if n >= limit: break
-            if e.name.startswith("."): hidden += 1; n += 1
+            if e.name.startswith("."): hidden += 1; hidden_dirs += e.is_dir(); n += 1
             elif e.is_dir(): todo.append(e.path)
-            else: kinds["." + e.name.rsplit(".", 1)[-1].lower() if "." in e.name else "without extension"] += 1; n += 1
+            else:
+                ext = e.name.rsplit(".", 1)[-1].lower() if "." in e.name else ""      # ('README.' has none either)
+                kinds["." + ext if ext else "without extension"] += 1; n += 1
     if not n: return "no files"
     top = sorted(kinds.items(), key=lambda kc: (-kc[1], kc[0]))          # the most common first, then by name
     out = ", ".join(f"{c} {k}" for k, c in top[:6]) + (", ..." if len(top) > 6 else "")
     if hidden: out += ("; " if out else "") + f"{hidden} hidden, the name starting with '.'"
-    return f"{'at least ' if n >= limit else ''}{n} file(s), none a clip ({out})"
+    return f"{'at least ' if n >= limit else ''}{n - hidden_dirs} file(s), none a clip ({out})"   # (hidden folders: above)
 
 # %% ../nbs/01_io.ipynb #342718c9
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"

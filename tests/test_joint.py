@@ -1078,3 +1078,26 @@ def test_sampling_shows_the_denoising_steps_of_a_batch(tmp_path, capsys, sampler
     assert f'{bar}:' in err and 'sampling (process 0)' in err, err
     generate_clips(net, None, tmp_path / 'b', num=1, batch_size=1, sampler=sampler, steps=steps, writers=0, progress=False)
     assert capsys.readouterr().err == ''
+
+
+def test_resuming_with_another_number_of_processes_says_the_batch_changes(tmp_path, capsys):
+    """Checkpoints record how many processes trained them. A run resumed by another number goes on (fewer GPUs left is
+    a reason to), with a note that each step now takes another number of clips (the batch size is per process)."""
+    from savgbench.baselines.train import train_joint_cli, read_train_log
+    from savgbench.core import save_torch
+    data, run = _tiny_dataset(tmp_path), tmp_path / 'run'
+    common = [str(data), '--out', str(run), '--preset', 'tiny', '--batch-size', '1', '--save-every', '1', '--log-every', '1',
+              '--mixed-precision', 'no', '--num-workers', '0']
+    assert train_joint_cli([*common, '--steps', '1']) == 0
+    ck = torch.load(run / 'checkpoint_1.pt', weights_only=False)
+    assert ck['processes'] == 1
+    save_torch({**ck, 'processes': 2}, run / 'checkpoint_1.pt')          # as a launch of two processes writes it
+    capsys.readouterr()
+    assert train_joint_cli([*common, '--steps', '2']) == 0
+    out = capsys.readouterr().out
+    assert out.count('checkpoint_1.pt was trained by 2 processes, now 1: each step now takes 1 x 1 clips instead of '
+                     '2 x 1') == 1, out
+    assert torch.load(run / 'checkpoint_2.pt', weights_only=False)['processes'] == 1
+    assert read_train_log(run)['step'].tolist() == [1, 2]
+    assert train_joint_cli([*common, '--steps', '3']) == 0                # the same number again: nothing to say
+    assert 'was trained by' not in capsys.readouterr().out

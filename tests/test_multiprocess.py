@@ -1,6 +1,8 @@
 """Several training processes on one CPU machine (torch.distributed with gloo), started the way they are on GPUs:
-`accelerate launch --multi_gpu --num_processes N ...`. Without GPUs accelerate needs ACCELERATE_USE_CPU=true to
-give each process its rank (`accelerate launch --cpu` starts one process only)."""
+`accelerate launch --multi_gpu --num_processes N ...` (`accelerate launch --cpu` starts one process only). Without GPUs
+accelerate alone sets each process up as a run of its own unless ACCELERATE_USE_CPU=true; savgbench's commands join
+them without it (`core.launch_state`), which the sampling, evaluate and two-machine tests check. Worker scripts that
+make their own `Accelerator` still set the variable."""
 import os, socket, subprocess, sys, textwrap
 from pathlib import Path
 import torch
@@ -102,9 +104,10 @@ def test_sampling_in_two_processes_shares_the_batches(tmp_path):
                    (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
     assert train_joint_cli([str(data), "--out", str(tmp_path / "joint"), "--preset", "tiny", "--steps", "1", "--batch-size", "2",
                             "--mixed-precision", "no", "--save-every", "1", "--num-workers", "0"]) == 0
+    # without ACCELERATE_USE_CPU, as a user launches: accelerate alone made each process sample every clip
     r = launch(tmp_path, ["-m", "savgbench.cli", "sample", "--checkpoint", str(tmp_path / "joint" / "checkpoint_1.pt"),
                             "--num", "3", "--batch-size", "1", "--sampler", "dpm_solver++_2m", "--steps", "3",
-                            "--device", "cpu", "--sr-steps", "5", "--out", str(tmp_path / "clips")])
+                            "--sr-steps", "5", "--out", str(tmp_path / "clips")], use_cpu=False)
     assert "process 0: 2 clips" in r.stdout and "process 1: 1 clip in" in r.stdout
     assert r.stderr.count("--sr-steps applies to super-resolution") == 1, r.stderr   # a usage note: once, not per process
     clips = sorted((tmp_path / "clips").glob("*.mp4"))
@@ -112,55 +115,11 @@ def test_sampling_in_two_processes_shares_the_batches(tmp_path):
     for c in clips: validate_clip(c)
     audio = [read_clip(c).audio for c in clips]
     assert not np.allclose(audio[0], audio[1]) and not np.allclose(audio[1], audio[2])   # no shard repeats another
-
-
-def test_launches_on_cpus_without_accelerate_use_cpu_share_the_work(tmp_path):
-    """torchrun, or `accelerate launch --multi_gpu` without ACCELERATE_USE_CPU=true, on a machine without a GPU:
-    accelerate alone would set each process up as a run of its own, so each trained the whole run into the same folder
-    (every log row and checkpoint written twice) and sampled every clip. They share the work as one run instead."""
-    import numpy as np
-    from savgbench.io import write_clip
-    from savgbench.baselines.train import read_train_log
-    if torch.cuda.is_available(): import pytest; pytest.skip("on a GPU machine accelerate sets the launch up itself")
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"; data.mkdir()
-    for i in range(2):
-        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
-                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
-    run = tmp_path / "run"
-    r = launch(tmp_path, ["-m", "savgbench", "train-joint", str(data), "--out", str(run), "--preset", "tiny", "--steps", "2",
-                          "--batch-size", "1", "--save-every", "2", "--log-every", "1", "--mixed-precision", "no",
-                          "--num-workers", "0", "--ema-rate", "0.5"], use_cpu=False, torchrun=True)
-    assert r.stdout.count("step 2: loss") == 1, r.stdout                       # one run, not one per process
-    log = read_train_log(run)
-    assert log["step"].tolist() == [1, 2], log                                 # each row once, from both processes
-    assert (log["samples_per_s"] / (1 / log["s_per_step"]) > 1.99).all()       # 2 processes x batch 1 per step
-    r = launch(tmp_path, ["-m", "savgbench", "sample", "--checkpoint", str(run), "--num", "3", "--batch-size", "1",
-                          "--sampler", "dpm_solver++_2m", "--steps", "2", "--out", str(tmp_path / "clips")], use_cpu=False)
-    assert "process 0: 2 clips" in r.stdout and "process 1: 1 clip in" in r.stdout, r.stdout
-    assert r.stderr.count("no --sr-checkpoint") == 1, r.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "clips").glob("*.mp4")) == [f"sample_0000{i}.mp4" for i in range(3)]
-
-
-def test_resuming_with_another_number_of_processes_says_the_batch_changes(tmp_path):
-    """A run trained by one process and resumed by a launch of two goes on, with a note that each step now takes
-    twice the clips (the batch size is per process); the checkpoints record how many processes wrote them."""
-    import numpy as np
-    from savgbench.io import write_clip
-    from savgbench.baselines.train import train_joint_cli, read_train_log
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data"; data.mkdir()
-    for i in range(2):
-        write_clip(data / f"clip{i}.mp4", rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
-                   (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32))
-    common = [str(data), "--out", str(tmp_path / "run"), "--preset", "tiny", "--batch-size", "1", "--save-every", "1",
-              "--log-every", "1", "--mixed-precision", "no", "--num-workers", "0"]
-    assert train_joint_cli([*common, "--steps", "1"]) == 0
-    assert torch.load(tmp_path / "run" / "checkpoint_1.pt", weights_only=False)["processes"] == 1
-    r = launch(tmp_path, ["-m", "savgbench", "train-joint", *common, "--steps", "2"])
-    assert r.stdout.count("checkpoint_1.pt was trained by 1 process, now 2: each step now takes 2 x 1 clips") == 1, r.stdout
-    assert torch.load(tmp_path / "run" / "checkpoint_2.pt", weights_only=False)["processes"] == 2
-    assert read_train_log(tmp_path / "run")["step"].tolist() == [1, 2]
+    import json                                          # evaluate under the same launch: one run, one result, one table
+    r = launch(tmp_path, ["-m", "savgbench.cli", "evaluate", str(tmp_path / "clips"), "--metrics", "temporal",
+                          "--out", str(tmp_path / "r.json")], use_cpu=False)
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["environment"]["processes"] == 2 and res["n"]["gen_clips"] == 3 and r.stdout.count("| method") == 1, (res, r.stdout)
 
 
 def resume_in_two_processes(tmp_path, outs, lrs):
@@ -212,7 +171,8 @@ def test_a_process_that_cannot_resume_stops_the_others(tmp_path):
 def launch_machines(tmp_path, args, machines=2):
     """One `accelerate launch` per simulated machine, one process each, all meeting at one rendezvous address as the
     nodes of a cluster do (`--num_machines N --machine_rank r`). Returns each launcher's (stdout, stderr)."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}     # (no ACCELERATE_USE_CPU: as users launch)
+    env.pop("ACCELERATE_USE_CPU", None)
     port = str(_free_port())
     procs = [subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                                str(machines), "--num_machines", str(machines), "--machine_rank", str(r),
@@ -248,8 +208,9 @@ def test_joint_training_cli_on_two_machines_resumes_on_both(tmp_path):
     assert sorted(p.name for p in run.glob("checkpoint_*.pt")) == ["checkpoint_2.pt", "checkpoint_4.pt"]
     log = read_train_log(run)
     assert log["step"].tolist() == [1, 2, 3, 4] and (log["samples_per_s"] > 0).all()
+    assert (log["samples_per_s"] * log["s_per_step"] > 1.99).all()          # a step takes a clip from each machine
     ck = torch.load(run / "checkpoint_4.pt", weights_only=False)
-    assert ck["step"] == 4 and len(ck["history"]) == 4
+    assert ck["step"] == 4 and len(ck["history"]) == 4 and ck["processes"] == 2
 
 
 def test_ctrl_c_to_a_launch_stops_every_process_at_one_saved_step(tmp_path):

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
-                            ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch)
+                            ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch,
+                            cpu_asked)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -858,7 +859,7 @@ def _parse_train(prog, argv, sr=False):
 
 def _gpu_available() -> bool:
     "Whether this process would train on an accelerator (CUDA, Intel XPU or Apple's MPS), as accelerate would pick it."
-    if os.environ.get('ACCELERATE_USE_CPU', '').lower() in ('1', 'true', 'yes'): return False
+    if cpu_asked(): return False                      # ACCELERATE_USE_CPU, read as accelerate reads it
     mps, xpu = getattr(torch.backends, 'mps', None), getattr(torch, 'xpu', None)
     return (torch.cuda.is_available() or bool(mps is not None and mps.is_available())
             or bool(xpu is not None and xpu.is_available()))

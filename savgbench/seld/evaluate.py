@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/seld_eval.html.md"""
 
 # %% ../../nbs/24_seld_eval.ipynb #3c9a85c9
 from __future__ import annotations
-import argparse, json, math, sys
+import argparse, json, math, os, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -144,7 +144,8 @@ def evaluate_seld_dir(pred_dir, metadata_dir, doa_threshold: float = 40.0) -> di
                             "clips the rows were made from", metadata_dir, found=f"{len(refs)} label CSVs",
                             expected="NAME.csv for every prediction NAME.csv")
     out = evaluate_seld(preds, refs, doa_threshold=doa_threshold)
-    out.update(pred_dir=str(pred_dir), metadata_dir=str(metadata_dir), doa_threshold=float(doa_threshold),
+    out.update(pred_dir=os.path.abspath(pred_dir), metadata_dir=os.path.abspath(metadata_dir),   # (as evaluate records its)
+               doa_threshold=float(doa_threshold),
                rows_made_by=made_by)                # None: the folder records nothing (rows not made by `savgbench seld`)
     return out
 
