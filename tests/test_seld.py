@@ -324,3 +324,20 @@ def test_resuming_train_seld_with_another_network_names_what_differs_and_the_way
     msg = str(e.value)
     assert "last.pt: last.pt holds a network of another configuration (phase: 'reference' -> 'robust')" in msg, msg
     assert "--preset" in msg and "--no-resume" in msg and "channels" not in msg, msg
+
+
+def test_resuming_train_seld_with_another_number_of_processes_says_the_batch_changes(tmp_path, capsys):
+    "last.pt keeps one random state per process that trained it; a resume by another number of processes says so."
+    import torch
+    from savgbench.core import save_torch
+    from savgbench.seld.train import ClipCrops, TrainConfig, synthetic_stereo_batch, train_seld
+    audios, labels = synthetic_stereo_batch(2, np.random.default_rng(0), 2.0)
+    train_seld(ClipCrops(audios, labels), tmp_path, "tiny", TrainConfig.scaled(2, batch_size=2, bn_batches=1), progress=False)
+    ck = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert len(ck["rng_state"]) == 1
+    save_torch({**ck, "rng_state": ck["rng_state"] * 2}, tmp_path / "last.pt")     # as two processes write it
+    capsys.readouterr()
+    train_seld(ClipCrops(audios, labels), tmp_path, "tiny", TrainConfig.scaled(3, batch_size=2, bn_batches=1), progress=False)
+    out = capsys.readouterr().out
+    assert out.count("note: last.pt was trained by 2 processes, now 1: each step now takes 1 x 2 crops instead of "
+                     "2 x 2") == 1, out
