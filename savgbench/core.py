@@ -17,10 +17,10 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'DatasetError', 'WeightsError', 'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256',
            'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
            'main_print', 'launch_size', 'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step',
-           'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips',
-           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock',
-           'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'world_change_note', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
+           'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows',
+           'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt',
+           'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -295,6 +295,14 @@ def check_same_step(accelerator, step: int, run_dir, error: Exception | None = N
         raise SAVGBenchError("the processes of this run found different checkpoints in the run folder (the step each "
                              "resumes from, by process: " + ", ".join(map(str, steps)) + "); put the run folder on a "
                              "filesystem that every machine shares", path=run_dir)
+
+def world_change_note(checkpoint: str, was: int, now: int, batch_size: int, items: str = "clips") -> str | None:
+    """The note a run resumed by another number of processes prints (None when it is the same number): the resume is
+    allowed (fewer GPUs left), but each step then takes another number of `items` at the same learning rate."""
+    if was == now: return None
+    return (f"note: {checkpoint} was trained by {was} process{'es' * (was != 1)}, now {now}: each step now takes {now} x "
+            f"{batch_size} {items} instead of {was} x {batch_size} at the same learning rate, and the run does not end as "
+            "one never relaunched would (the same number of processes keeps it; --batch-size is per process)")
 
 # %% ../nbs/00_core.ipynb #fc4e5633
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:

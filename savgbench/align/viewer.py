@@ -54,10 +54,14 @@ class ClipAlignment:
                                  x=self.seld[:, 2], od_frame=seld_to_od_frame(self.seld[:, 0].astype(int)),
                                  verdict=np.where(self.tp, "TP", "FN")))
 
+def _check_frame(ca: ClipAlignment, k: int) -> None:
+    "Refuse a frame index outside the clip (-1 showed the last picture, with no box or band of its own, as '-0.25 s')."
+    if not 0 <= k < CLIP.n_frames:
+        raise IndexError(f"{ca.name}: frame {k} is not in the clip (expected 0..{CLIP.n_frames - 1} at {CLIP.fps} fps)")
+
 def draw_frame(ca: ClipAlignment, k: int, boxes: bool = True, bands: bool = True) -> np.ndarray:
     "Video frame k (RGB) with person boxes of frame k and the bands of SELD rows centred on it."
-    if not 0 <= k < CLIP.n_frames:      # -1 showed the last picture, with no box or band of its own, as '-0.25 s'
-        raise IndexError(f"{ca.name}: frame {k} is not in the clip (expected 0..{CLIP.n_frames - 1} at {CLIP.fps} fps)")
+    _check_frame(ca, k)
     img = (ca.video[k] if ca.video is not None else np.zeros((CLIP.size, CLIP.size, 3), np.uint8)).copy()
     if bands and len(ca.seld):
         over = img.copy()
@@ -76,9 +80,7 @@ def draw_frame(ca: ClipAlignment, k: int, boxes: bool = True, bands: bool = True
 def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize=(13, 6), rows_from: str | None = None):
     """A figure: a strip of frames with boxes and bands, and the x-track (SELD rows, TP/FN, and boxes over time).
     `rows_from` (a line under the title) says what made the rows, as `rows_made_by` does."""
-    for k in frames:                                    # before the figure: no half-drawn one is left behind
-        if not 0 <= k < CLIP.n_frames:
-            raise IndexError(f"{ca.name}: frame {k} is not in the clip (expected 0..{CLIP.n_frames - 1} at {CLIP.fps} fps)")
+    for k in frames: _check_frame(ca, k)                # before the figure: no half-drawn one is left behind
     fig = plt.figure(figsize=figsize)
     gs = fig.add_gridspec(2, len(frames), height_ratios=[1, 1.3])
     for i, k in enumerate(frames):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
                             ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch,
-                            cpu_asked)
+                            cpu_asked, world_change_note)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -530,11 +530,8 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
             if was is not None and was != now and acc.is_main_process:     # moved or grown datasets are fine; say it
                 print(f"note: {ckpts[-1].name} was trained on {was['root']} ({was['items']} items); now {now['root']} "
                       f"({now['items']} items)")
-            if ck.get('processes', world) != world and acc.is_main_process:   # allowed (fewer GPUs left), but said
-                print(f"note: {ckpts[-1].name} was trained by {ck['processes']} process{'es' * (ck['processes'] != 1)}, "
-                      f"now {world}: each step now takes {world} x {cfg.batch_size} clips instead of {ck['processes']} x "
-                      f"{cfg.batch_size} at the same learning rate, and the run does not end as one never relaunched "
-                      f"would (the same number of processes keeps it; --batch-size is per process)")
+            note = world_change_note(ckpts[-1].name, ck.get('processes', world), world, cfg.batch_size)
+            if note and acc.is_main_process: print(note)
             ema.load_state_dict(ck['ema'])
             step, history = ck['step'], list(ck['history'])
             kept = _earlier_grid(ckpts, ck.get('train_config') or {})

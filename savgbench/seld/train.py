@@ -18,7 +18,7 @@ from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
                             read_checkpoint, main_print, output_path_problem, check_same_step, StepEndInterrupt,
-                            ignore_stop_signals, new_accelerator, save_torch)
+                            ignore_stop_signals, new_accelerator, save_torch, world_change_note)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -468,11 +468,8 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
             was, now = ck.get("data"), _crops_source(source)
             if was is not None and was != now and acc.is_main_process:    # another crop source: allowed, but said
                 print(f"note: last.pt was trained on {was}; now {now}")
-            n0, n = len(ck["rng_state"]), acc.num_processes            # (one random state per process that trained it)
-            if n0 != n and acc.is_main_process:                           # fewer GPUs left: allowed, but said
-                print(f"note: last.pt was trained by {n0} process{'es' * (n0 != 1)}, now {n}: each step now takes "
-                      f"{n} x {tc.batch_size} crops instead of {n0} x {tc.batch_size} at the same learning rate (the same "
-                      "number of processes keeps it; --batch-size is per process)")
+            note = world_change_note("last.pt", len(ck["rng_state"]), acc.num_processes, tc.batch_size, "crops")
+            if note and acc.is_main_process: print(note)         # (last.pt keeps one random state per process)
             net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
             swa.load_state_dict(ck["swa_state_dict"]); step = ck["step"]
             rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
