@@ -142,8 +142,30 @@ def test_int16_decode_is_quantised(good):
     assert np.array_equal(x * 32768, np.round(x * 32768))
 
 def test_int16_decode_resamples(tmp_path):
-    p = write_clip(tmp_path/"48k.mp4", _video(), _audio(n=240000), sample_rate=48000)
-    assert read_clip_audio_int16(p, sample_rate=16000).shape == (2, 80000)
+    "48 kHz audio comes back at 16 kHz band-limited, not decimated: a 10 kHz tone is removed, not folded onto 6 kHz."
+    t = np.arange(240000) / 48000
+    a = np.stack([0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 10000 * t)] * 2).astype(np.float32)
+    p = write_clip(tmp_path/"48k.mp4", _video(), a, sample_rate=48000)
+    def level(x, sr, f):                                  # amplitude of the tone at f Hz over the middle 4 s
+        seg = x[0, sr // 2:sr // 2 + 4 * sr]
+        return 2 * np.abs(np.fft.rfft(seg))[round(f * 4)] / len(seg)
+    x48 = read_clip_audio_int16(p, sample_rate=None)
+    assert x48.shape == (2, 240000) and level(x48, 48000, 10000) > 0.25      # the file does carry the 10 kHz tone
+    x = read_clip_audio_int16(p, sample_rate=16000)
+    assert x.shape == (2, 80000)
+    assert abs(level(x, 16000, 1000) - 0.3) < 0.02 and level(x, 16000, 6000) < 0.003
+    tone = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(8000, 72000) / 16000)
+    assert np.abs(x[:, 8000:72000] - tone).max() < 0.02                       # in time: no delay from the resampler
+
+def test_decoded_audio_is_not_shifted(tmp_path):
+    "Sample n decoded is sample n written (AAC's priming and padding removed), tested with noise: it matches one shift only."
+    noise = (0.1 * np.random.default_rng(0).standard_normal((2, 80000))).astype(np.float32)
+    p = write_clip(tmp_path/"noise.mp4", _video(), noise)
+    for got in (read_clip(p).audio, read_clip_audio_int16(p)):
+        assert got.shape == (2, 80000)
+        seg = got[0, 20000:60000]
+        shift = np.argmax([seg @ noise[0, 20000 + k:60000 + k] for k in range(-2048, 2049)]) - 2048
+        assert shift == 0, shift
 
 def test_foa_errors(tmp_path):
     with pytest.raises(AudioFormatError, match="does not exist"): read_foa(tmp_path/"none.wav")
