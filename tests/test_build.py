@@ -60,6 +60,12 @@ def test_rule_offscreen_and_behind_never_kept(recording_factory, tmp_path):
     assert sorted({int(n.split("_deg")[1][:3]) for n in kept}) == list(range(140, 231, 10)), kept
     assert len(kept) == 10 * 5 and rep["clips"] == 50
     assert rep["dropped"]["offscreen"] == (36 - 10) * 5 and sum(rep["dropped"].values()) == rep["dropped"]["offscreen"]
+    # the views turned to the back show the source where they put it: u_deg 140 sees it 40° to the right, 220 40° left
+    for deg, right in ((140, True), (220, False)):
+        clip = read_clip(tmp_path/f"out/video_dev/fold3_room01_mix001_deg{deg:03d}_start0000.mp4")
+        xs = np.nonzero(clip.video[0, 56:200].mean(-1) > 160)[1]
+        rms = np.sqrt((clip.audio**2).mean(1))
+        assert (xs.mean() > 127.5 + 50) == right and (rms[1] > 2 * rms[0]) == right and (rms[0] > 2 * rms[1]) != right
 
 def test_rule_overlap(recording_factory, tmp_path):
     rows = talker(range(70)) + talker(range(7, 8), az=-10, src=2)                 # a second talker in frame 7
