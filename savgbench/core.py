@@ -14,13 +14,13 @@ from pathlib import Path
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'LIBROSA_LOCK',
            'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError',
-           'DatasetError', 'WeightsError', 'atomic_path', 'save_torch', 'eval_mode', 'state_dict_sha256',
-           'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device', 'is_main_process',
-           'main_print', 'launch_size', 'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step',
-           'world_change_note', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
-           'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows',
-           'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt',
-           'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'DatasetError', 'WeightsError', 'TrainingStateWarning', 'atomic_path', 'save_torch', 'eval_mode',
+           'state_dict_sha256', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
+           'is_main_process', 'main_print', 'launch_size', 'cpu_asked', 'launch_state', 'new_accelerator',
+           'check_same_step', 'world_change_note', 'settings_diff', 'settings_record', 'read_checkpoint',
+           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
+           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
+           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class DatasetError(SAVGBenchError):
     "A dataset folder does not have the expected layout."
 class WeightsError(SAVGBenchError):
     "Network weights are missing, corrupt, or do not match the network."
+class TrainingStateWarning(UserWarning):
+    "A model was read from a training run's state to resume from, not from the model the run makes (its result differs)."
 
 # %% ../nbs/00_core.ipynb #577a9208
 _PENDING_TMP: set[str] = set()     # temporary files of open `atomic_path` blocks (a stopped worker removes them)

@@ -723,3 +723,27 @@ def test_oracle_without_labels_says_where_it_looked_and_how_each_caller_names_an
                  "use the hog or yolox-tiny detector"):
         assert said in why, (said, why)
     assert why.count("oracle detector") == 1 and "says where they are" not in why, why
+
+
+def test_evaluate_records_in_its_json_that_a_seld_training_state_was_scored(tmp_path, capsys):
+    """`savgbench evaluate --seld-checkpoint RUN/last.pt` scores the last step's weights, not the run's trained model:
+    the warning that says so is in the results JSON's `warnings` (and printed once, on stderr), not on stderr only."""
+    import json, torch
+    from dataclasses import asdict
+    from savgbench.evaluate import evaluate_cli
+    from savgbench.seld.model import SELDNet, SELDConfig
+    v = _clip_with_labels(tmp_path)
+    torch.manual_seed(0); net = SELDNet(SELDConfig.preset("tiny"))    # as train-seld writes last.pt: with its SWA state
+    run = tmp_path / "run"; run.mkdir()
+    torch.save({"model_state_dict": net.state_dict(), "config": asdict(net.config), "swa_state_dict": {}, "step": 30,
+                "train_config": {"steps": 40}}, run / "last.pt")
+    out = tmp_path / "r.json"
+    capsys.readouterr()
+    assert evaluate_cli([str(v), "--metrics", "spatial", "--seld-checkpoint", str(run / "last.pt"), "--detector",
+                         "oracle", "--out", str(out)]) == 0
+    said = [w for w in json.loads(out.read_text())["warnings"] if "training state" in w]
+    assert said == [f"Spatial AV-Align: {run / 'last.pt'}: a train-seld training state (last.pt, step 30 of 40): its model "
+                    "is the last step's weights, without the recipe's weight averaging (SWA) and batch-norm "
+                    "re-estimation; the trained model is seld_final.pt in the same run folder (the same train-seld "
+                    "command finishes a run that stopped)"], said
+    assert capsys.readouterr().err.count("a train-seld training state") == 1

@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 from ..core import CLIP, ClipFormatError, MetadataError, SELD_CLASS_NAMES
-from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE,
-                                     read_seld_rows, refuse_stale_rows, _other_clips)
+from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE, SELD_FPS,
+                                     read_seld_rows, refuse_stale_rows, _other_clips, _last_seld_frame)
 from ..detect import read_detection_rows, list_videos
 
 # %% auto #0
@@ -87,11 +87,14 @@ def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize
         ax = fig.add_subplot(gs[0, i]); ax.imshow(draw_frame(ca, k)[CLIP.pad_top - 8:CLIP.pad_top + CLIP.picture_h + 8])
         ax.set_title(f"frame {k} ({k / CLIP.fps:.2f} s)", fontsize=9); ax.axis("off")
     ax = fig.add_subplot(gs[1, :])
-    tol = OD_FRAME_TOLERANCE / CLIP.fps
+    last, end = CLIP.n_frames - 1, (_last_seld_frame(CLIP.n_frames) + 0.5) / SELD_FPS
+    def reach(k, d):                                    # the times of the SELD rows whose detector frame is within d of k;
+        a, b = (k - d - 0.5) / CLIP.fps, (k + d + 0.5) / CLIP.fps    # the last frame's run on to `end`: the rule clamps
+        return a, (max(b, end) if k + d >= last else b)              # the rows after it (SELD frames 49-51) onto it
     for r in ca.det:                                    # frame k: rows rounding to k, and (lighter) rows within ±1 frame
-        t0 = (r[0] - 0.5) / CLIP.fps
-        ax.add_patch(Rectangle((t0 - tol, r[2]), 1 / CLIP.fps + 2 * tol, r[4] - r[2], color=BOX_COLOR, alpha=0.08, lw=0))
-        ax.add_patch(Rectangle((t0, r[2]), 1 / CLIP.fps, r[4] - r[2], color=BOX_COLOR, alpha=0.25, lw=0))
+        for d, alpha in ((OD_FRAME_TOLERANCE, 0.08), (0, 0.25)):
+            a, b = reach(r[0], d)
+            ax.add_patch(Rectangle((a, r[2]), b - a, r[4] - r[2], color=BOX_COLOR, alpha=alpha, lw=0))
     t, cls = ca.seld[:, 0] / 10, ca.seld[:, 1].astype(int)
     for ok, col, lab in ((True, TP_COLOR, "TP"), (False, FN_COLOR, "FN")):
         m = ca.tp == ok
@@ -107,7 +110,7 @@ def plot_clip_alignment(ca: ClipAlignment, frames=(0, 4, 8, 12, 16, 19), figsize
     xs = np.trunc(ca.seld[:, 2]) if len(ca.seld) else np.zeros(0)
     lo, hi = min([0, *(xs - AZI_THRESH_PX - 5)]), max([CLIP.size, *(xs + AZI_THRESH_PX + 5)])   # rows off the picture stay visible
     for edge in (0, CLIP.size): ax.axhline(edge, color="0.6", lw=0.8, ls=":")
-    ax.set(xlim=(-0.4, CLIP.seconds + 0.1), ylim=(hi, lo), xlabel="time (s)", ylabel="x (px, left at top)")
+    ax.set(xlim=(-0.4, end + 0.05), ylim=(hi, lo), xlabel="time (s)", ylabel="x (px, left at top)")
     notes = ["no person boxes in this clip"] * (not len(ca.det)) + \
             ["no SELD rows: the clip adds nothing to the score"] * (not len(ca.seld))
     if notes: ax.set_title("; ".join(notes), loc="left", fontsize=9, color="0.4")   # above the data, never over it

@@ -426,7 +426,9 @@ def read_train_log(run) -> 'pd.DataFrame':
 
 def plot_train_log(run, axes=None, title: str | None = None):
     """The losses of a run against the step (log scale): the total and each term (joint: video and audio MSE), and
-    beside them the loss in each quarter of the timesteps (q0: t < T/4, the least noise). Returns the figure."""
+    beside them the loss in each quarter of the timesteps (q0: t < T/4, the least noise). A log without some of these
+    columns (of an older version, or made by hand) gets the curves it has, and a word where a panel has none. Returns
+    the figure."""
     import matplotlib.pyplot as plt
     log = read_train_log(run)
     if axes is None: fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharex=True)
@@ -436,10 +438,14 @@ def plot_train_log(run, axes=None, title: str | None = None):
     def line(ax, c, **kw):                        # the rows that have the value: a window without a sample in a
         ok = log[c].notna()                       # quarter (NaN) broke the line, and a point between two went unseen
         ax.plot(log['step'][ok], log[c][ok], marker=mk, **kw)
-    for c in ['loss', *terms]: line(axes[0], c, label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1)
-    for i in range(4): line(axes[1], f'loss_q{i}', label=f'q{i}', color=plt.cm.viridis(i / 3))
+    for c in [c for c in ('loss', *terms) if c in log]:
+        line(axes[0], c, label=c.removeprefix('loss_'), lw=2 if c == 'loss' else 1)
+    for i in range(4):
+        if f'loss_q{i}' in log: line(axes[1], f'loss_q{i}', label=f'q{i}', color=plt.cm.viridis(i / 3))
     for ax, what in zip(axes, ('loss and its terms', 'loss by timestep quarter')):
-        ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(what, fontsize=9); ax.legend(fontsize=8)
+        ax.set_yscale('log'); ax.set_xlabel('step'); ax.set_title(what, fontsize=9)
+        if ax.lines: ax.legend(fontsize=8)
+        else: ax.text(0.5, 0.5, 'not in this log', transform=ax.transAxes, ha='center', va='center', color='0.5')
     if title: fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -136,7 +136,14 @@ def evaluate_seld_dir(pred_dir, metadata_dir, doa_threshold: float = 40.0) -> di
     made_by = read_rows_source(pred_dir, "SELD")     # what `savgbench seld` recorded (refuses a detection folder)
     preds = {p.stem: read_seld_rows(p) for p in sorted(pred_dir.glob("*.csv"))}
     if not preds: raise DatasetError("no prediction CSVs", pred_dir, found=0)
-    refs = {p.stem: read_label_csv(p) for p in sorted(metadata_dir.rglob("*.csv"))}
+    found = {}                                        # predictions are matched by name: two labels of one name refused
+    for p in sorted(metadata_dir.rglob("*.csv")):
+        if p.stem in found:
+            raise MetadataError(f"two label CSVs named {p.name} under this folder, {found[p.stem]} and {p}: predictions "
+                                "are matched to labels by name alone, so either could be scored; give the metadata folder "
+                                "of one split (metadata_*), or move one away", metadata_dir)
+        found[p.stem] = p
+    refs = {n: read_label_csv(p) for n, p in found.items()}
     if not refs: raise DatasetError("no metadata CSVs", metadata_dir, found=0)
     if no_ref := sorted(set(preds) - set(refs)):      # rows of other clips (another split, another dataset)
         raise MetadataError(f"{len(no_ref)} of {len(preds)} prediction CSVs of {pred_dir} have no label CSV of the same "

@@ -11,7 +11,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from torch import nn
-from ..core import WeightsError
+from ..core import WeightsError, TrainingStateWarning
 from ..weights import load_torch_file
 
 # %% auto #0
@@ -133,7 +133,7 @@ def _from_checkpoint(cls, path, config: SELDConfig | str | None = None, trust: b
         warnings.warn(f"{path}: a train-seld training state (last.pt, step {ck.get('step')} of {steps}): its model is the "
                       "last step's weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; "
                       "the trained model is seld_final.pt in the same run folder (the same train-seld command finishes "
-                      "a run that stopped)", stacklevel=3)   # (the caller, past no_grad)
+                      "a run that stopped)", TrainingStateWarning, stacklevel=3)   # (the caller, past no_grad)
     if config is None: config = SELDConfig.from_dict(ck["config"]) if isinstance(ck.get("config"), dict) else "reference"
     net = cls(config)
     sd = ck["model_state_dict"]

@@ -18,7 +18,7 @@ from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
                             read_checkpoint, main_print, output_path_problem, check_same_step, StepEndInterrupt,
-                            ignore_stop_signals, new_accelerator, save_torch, world_change_note)
+                            ignore_stop_signals, new_accelerator, save_torch, world_change_note, atomic_path)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -304,6 +304,20 @@ def clip_label_path(clip, data_dir) -> Path:
     folders = [s.replace("audio", "metadata").replace("video", "metadata") for s in rel.parts[:-1]]
     return (base.joinpath(*folders) / clip.name).with_suffix(".csv")
 
+def _flat_folder_hint(data_dir: Path, clip: Path) -> str:
+    """Why a folder of clips themselves (`clip` one of them) found none, and what would read them with their labels:
+    the dataset folder above it (where its default pattern finds them and a metadata_* folder their labels), --glob
+    '*.mp4' (where the labels lie as that reads them), or, where neither does, the label file that is missing."""
+    data_dir = data_dir.resolve(); clip, parent = clip.resolve(), data_dir.parent
+    try: up = clip in parent.glob(default_clip_pattern(parent)) and clip_label_path(clip, parent).is_file()
+    except DatasetError: up = False
+    here = clip_label_path(clip, data_dir)                  # what --glob '*.mp4' reads
+    ways = ([f"give the dataset folder above it ({parent}, whose {clip_label_path(clip, parent).parent.name}/ holds "
+             "their labels)"] if up else []) + (["--glob '*.mp4'"] if here.is_file() else [])
+    if ways: return ": this folder holds the clips themselves; " + ", or ".join(ways)
+    return (f": this folder holds the clips themselves, and no label CSV is found for them ({clip.name}'s would be "
+            f"{here}); give a dataset folder with video_*/NAME.mp4 and metadata_*/NAME.csv")
+
 def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = True) -> ClipCrops:
     "Clips under `data_dir` matching `pattern` (default: `default_clip_pattern`) and their metadata CSVs, decoded as the reference does."
     data_dir = Path(data_dir)
@@ -313,10 +327,8 @@ def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = Tru
     pattern = pattern or default_clip_pattern(data_dir)
     paths = sorted(data_dir.glob(pattern))
     if not paths:
-        flat = next(data_dir.glob("*.mp4"), None) is not None
-        raise DatasetError("no clips found" + (f": this folder holds the clips themselves; give the dataset folder above it "
-                                               f"({data_dir.resolve().parent}, whose metadata_*/ holds their labels), or "
-                                               "--glob '*.mp4'" if flat else ""), data_dir, found=0,
+        clip = next(data_dir.glob("*.mp4"), None)
+        raise DatasetError("no clips found" + (_flat_folder_hint(data_dir, clip) if clip else ""), data_dir, found=0,
                            expected=f"files matching {pattern!r} (--glob '*.mp4' takes a flat folder of clips)")
     audios, rows = [], []
     for p in tqdm(paths, desc="loading clips", disable=not progress):
@@ -434,6 +446,19 @@ def swa_note(tc: TrainConfig) -> str | None:
             f"end of pseudo-epoch swa_after + 1 = {n} of {pe}) and its batch-norm re-estimation, so the final model is "
             f"the last step's weights; {fix}")
 
+def _restart_log(path: Path, step: int) -> float | None:
+    """Keep the rows of a run's log.jsonl up to `step`, the last.pt it resumes from (later ones, and a line cut short,
+    are of the interrupted run after it; a run from step 0 keeps none). Returns the last kept row's seconds (or None),
+    the training time of a last.pt that does not record it (older versions)."""
+    kept = []
+    for line in path.read_text().splitlines() if step and path.is_file() else []:
+        try: rec = json.loads(line)
+        except ValueError: continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= step: kept.append(rec)
+    if kept or path.exists():
+        with atomic_path(path) as tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept[-1].get("seconds") if kept else None
+
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
                bn_source=None) -> Path:
@@ -453,7 +478,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     swa = AveragedModel(net)
     rng = np.random.default_rng([tc.seed, acc.process_index])
     step, last = 0, out / "last.pt"
-    err = None
+    err, elapsed = None, None                           # elapsed: the training seconds last.pt records
     if resume and last.is_file():
         try:
             ck = read_checkpoint(last, remedy="delete it, or start afresh with --no-resume")
@@ -471,7 +496,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
             note = world_change_note("last.pt", len(ck["rng_state"]), acc.num_processes, tc.batch_size, "crops")
             if note and acc.is_main_process: print(note)         # (last.pt keeps one random state per process)
             net.load_state_dict(ck["model_state_dict"]); opt.load_state_dict(ck["optimizer_state_dict"])
-            swa.load_state_dict(ck["swa_state_dict"]); step = ck["step"]
+            swa.load_state_dict(ck["swa_state_dict"]); step, elapsed = ck["step"], ck.get("seconds")
             rng.bit_generator.state = ck["rng_state"][acc.process_index] if acc.process_index < len(ck["rng_state"]) else rng.bit_generator.state
             torch.set_rng_state(ck["torch_rng_state"])
             if ck.get("cuda_rng_state") is not None and torch.cuda.is_available():
@@ -482,6 +507,8 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     net, opt = acc.prepare(net, opt)
     swa.to(acc.device)
     net.train()
+    logged = _restart_log(out / "log.jsonl", step) if acc.is_main_process else None
+    if elapsed is None: elapsed = logged or 0.0
     log = open(out / "log.jsonl", "a")
     bar = tqdm(total=tc.steps, initial=step, desc="train-seld", disable=not (progress and acc.is_main_process))
     t0 = time.time()
@@ -496,7 +523,8 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                         "swa_state_dict": swa.state_dict(), "step": step, "rng_state": states,
                         "torch_rng_state": torch.get_rng_state(),
                         "cuda_rng_state": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                        "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source)}, last)
+                        "config": asdict(cfg), "train_config": asdict(tc), "data": _crops_source(source),
+                        "seconds": elapsed + time.time() - t0}, last)     # (so a resumed run's log goes on counting)
 
     stop = StepEndInterrupt()           # Ctrl-C, SIGTERM: finish the step (all processes the same), save last.pt, stop
     try:
@@ -515,7 +543,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
                 if step % tc.pseudo_epoch == 0 and step // tc.pseudo_epoch > tc.swa_after:
                     swa.update_parameters(acc.unwrap_model(net))
                 if acc.is_main_process and (step % log_every == 0 or step == tc.steps):
-                    rec = dict(step=step, loss=loss.item(), bce=bce.item(), mse=mse.item(), lr=lr, seconds=round(time.time() - t0, 1))
+                    rec = dict(step=step, loss=loss.item(), bce=bce.item(), mse=mse.item(), lr=lr, seconds=round(elapsed + time.time() - t0, 1))
                     log.write(json.dumps(rec) + "\n"); log.flush(); bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 saving = step % tc.save_every == 0 or step == tc.steps
                 if saving: save()
@@ -542,7 +570,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     acc.wait_for_everyone()
     return final_path
 
-# %% ../../nbs/23_seld_train.ipynb #d5d9ffa1
+# %% ../../nbs/23_seld_train.ipynb #b25424b1
 def train_seld_cli(argv=None) -> int:
     "`savgbench train-seld`: train a SELD network (reference recipe) on a dataset folder or on synthetic scenes."
     ap = argparse.ArgumentParser(prog="savgbench train-seld", description=train_seld_cli.__doc__)
