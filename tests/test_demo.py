@@ -48,9 +48,11 @@ def test_summary_describes_the_files(built):
 
 def test_same_settings_resume_other_settings_refused(out, capsys):
     media = lambda: {k: v for k, v in digests(out).items() if not k.endswith(".json")}   # reports hold timings
-    before = media()
+    stamps = lambda: {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.suffix != ".json"}
+    before, written = media(), stamps()
     run_demo(out, evaluate_clips=False, **SMALL)
     assert media() == before and len(before) == 2 * 3 + 2 * 15
+    assert stamps() == written              # resumed: no file made again (the same bytes written anew would pass above)
     summary = (out / "demo_summary.json").read_text()
     with pytest.raises(SAVGBenchError, match=r"--recordings: 2 there, 8 now; --seconds: 5.0 there, 6.0 now; --seed: 0 there, 5 now"):
         run_demo(out, evaluate_clips=False, **{**SMALL, "recordings": 8, "seconds": 6, "seed": 5})

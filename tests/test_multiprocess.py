@@ -90,6 +90,16 @@ def test_seld_training_cli_in_two_processes(tmp_path):
     assert ck["rng_state"][0] != ck["rng_state"][1]
     from savgbench.seld.model import SELDNet
     SELDNet.from_checkpoint(tmp_path / "seld" / "seld_final.pt")
+    # one model trained by both: process 0 draws the crops and dropout masks that one process alone draws, so its
+    # weights would be those of the same command run alone (here, in one thread as each launched process) if its
+    # gradients were not averaged with process 1's
+    from savgbench.seld.train import train_seld_cli
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try: assert train_seld_cli(["--synthetic", "--preset", "tiny", "--steps", "4", "--batch-size", "2", "--out", str(tmp_path / "alone")]) == 0
+    finally: torch.set_num_threads(threads)
+    alone = torch.load(tmp_path / "alone" / "last.pt", weights_only=False)["model_state_dict"]
+    moved = [k for k, v in alone.items() if v.is_floating_point() and (v - ck["model_state_dict"][k]).abs().max() > 1e-5]
+    assert len(moved) > 10, moved
 
 
 def test_sampling_in_two_processes_shares_the_batches(tmp_path):

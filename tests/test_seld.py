@@ -1,5 +1,5 @@
 "Stereo SELD: checkpoint compatibility, bad audio, batching invariance, feature differential checks, metrics, CLIs."
-import pickle
+import math, pickle
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, soundfile as sf
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -63,6 +63,65 @@ def test_official_state_dict_loads_strictly_and_runs(tmp_path, extras):
     with torch.no_grad(): sed, doa = net(torch.rand(2, 3, 257, 128))
     assert sed.shape == doa.shape == (2, 1, 2, 128) and torch.isfinite(sed).all() and torch.isfinite(doa).all()
 
+# --- the forward pass against an independent functional version of spec §2.6 -------------------------------------------
+def spec_forward(sd, x, cfg):
+    """SED logits and x outputs (N, 1, C, 128) of feature windows `x` (N, 3, 257, 128), written from spec §2.6 with
+    plain functional operations on the state_dict `sd` (eval mode: no dropout, batch norm with running statistics)."""
+    import torch.nn.functional as F
+    sd = {k: v.double() for k, v in sd.items()}
+    def bn(h, p): return ((h - sd[p + ".running_mean"][:, None, None]) / torch.sqrt(sd[p + ".running_var"][:, None, None] + 1e-5)
+                          * sd[p + ".weight"][:, None, None] + sd[p + ".bias"][:, None, None])
+    def block(h, branch, i, pool):
+        p = f"{branch}_conv_block{i}.0.double_conv"
+        h = F.relu(bn(F.conv2d(h, sd[p + ".0.weight"], padding=1), p + ".1"))
+        h = F.relu(bn(F.conv2d(h, sd[p + ".3.weight"], padding=1), p + ".4"))
+        return F.avg_pool2d(h, pool)
+    x = x.double().transpose(2, 3)                                   # (N, C, T, F)
+    sed, doa = x[:, :2], x
+    for i, pool in zip((1, 2, 3, 4), ((2, 2), (2, 2), (1, 2), (1, 2))):
+        sed, doa = block(sed, "sed", i, pool), block(doa, "doa", i, pool)
+        if i < 4:
+            S = sd[f"stitch{i}"][None, :, :, :, None, None]
+            sed = S[:, :, 0, 0] * sed + S[:, :, 0, 1] * doa
+            doa = S[:, :, 1, 0] * sed + S[:, :, 1, 1] * doa        # with the updated sed
+    def layer_norm(h, p): return F.layer_norm(h, h.shape[-1:], sd[p + ".weight"], sd[p + ".bias"], 1e-5)
+    outs = []
+    for branch, h in (("sed", sed), ("doa", doa)):
+        h = h.mean(dim=3).transpose(1, 2)                            # (N, T=32, d_model)
+        N, T, D = h.shape
+        for l in range(cfg.n_layers):
+            p = f"{branch}_trans_track1.layers.{l}"
+            q, k, v = (h @ sd[p + ".self_attn.in_proj_weight"].T + sd[p + ".self_attn.in_proj_bias"]).split(D, -1)
+            heads = lambda z: z.reshape(N, T, cfg.n_heads, D // cfg.n_heads).transpose(1, 2)
+            att = torch.softmax(heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(D // cfg.n_heads), -1) @ heads(v)
+            att = att.transpose(1, 2).reshape(N, T, D) @ sd[p + ".self_attn.out_proj.weight"].T + sd[p + ".self_attn.out_proj.bias"]
+            h = layer_norm(h + att, p + ".norm1")                    # post-norm
+            ff = F.relu(h @ sd[p + ".linear1.weight"].T + sd[p + ".linear1.bias"]) @ sd[p + ".linear2.weight"].T + sd[p + ".linear2.bias"]
+            h = layer_norm(h + ff, p + ".norm2")
+        y = h @ sd[f"fc_{branch}_track1.weight"].T + sd[f"fc_{branch}_track1.bias"]     # (N, 32, C)
+        outs.append(y.repeat_interleave(4, dim=1).transpose(1, 2)[:, None])            # (N, 1, C, 128)
+    return outs
+
+def test_forward_matches_the_spec_written_out():
+    "Two transformer layers, random batch-norm statistics and cross-stitch weights: every output within float32 rounding."
+    from savgbench.seld.model import SELDConfig
+    cfg = SELDConfig(channels=(4, 8, 8), d_model=16, d_ff=32, n_heads=2, n_layers=2)
+    torch.manual_seed(0)
+    net = SELDNet(cfg)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if name.endswith("running_mean"): t.normal_(0, 0.1)
+            elif name.endswith("running_var"): t.uniform_(0.5, 2.0)
+            elif name.endswith("stitch1") or name.endswith("stitch2") or name.endswith("stitch3"): t.uniform_(-1, 1)
+    net.eval()
+    x = torch.rand(3, 3, 257, 128) * torch.tensor([1.0, 0.5, 6.0])[:, None, None]
+    with torch.no_grad(): sed, doa = net(x)
+    ref_sed, ref_doa = spec_forward(net.state_dict(), x, cfg)
+    for got, want in ((sed, ref_sed), (doa, ref_doa)):
+        assert got.shape == want.shape == (3, 1, 2, 128)
+        assert (got.double() - want).abs().max() <= 1e-5, (got.double() - want).abs().max()       # (float32: ~3e-7)
+    assert (ref_sed[..., 0] - ref_sed[..., 4]).abs().max() > 1e-3          # (the outputs vary over time: a real check)
+
 @pytest.mark.parametrize("edit", ["missing", "extra", "shape"])
 def test_mismatched_checkpoint_is_refused(tmp_path, edit):
     sd = official_state_dict()
@@ -70,7 +129,11 @@ def test_mismatched_checkpoint_is_refused(tmp_path, edit):
     if edit == "extra": sd["module.stitch1"] = sd["stitch1"]
     if edit == "shape": sd["fc_doa_track1.weight"] = torch.zeros(3, 512)
     torch.save({"model_state_dict": sd}, tmp_path / "c.pth")
-    with pytest.raises(WeightsError, match="does not match"): SELDNet.from_checkpoint(tmp_path / "c.pth")
+    with pytest.raises(WeightsError, match="does not match") as e: SELDNet.from_checkpoint(tmp_path / "c.pth")
+    said = {"missing": "missing ['doa_conv_block3.0.double_conv.4.running_mean'], unexpected [], wrong shapes []",
+            "extra": "missing [], unexpected ['module.stitch1'], wrong shapes []",
+            "shape": "missing [], unexpected [], wrong shapes ['fc_doa_track1.weight']"}[edit]
+    assert said in str(e.value) and "c.pth" in str(e.value), str(e.value)      # the keys at fault, and the file
 
 # --- bad audio -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("audio,sr,msg", [
@@ -142,6 +205,34 @@ def test_clip_framing_prepends_352_zeros_and_trims():
     assert dur == 5.0 and f.shape == (3, 257, 500)
     L, R, d = numpy_features(np.concatenate([np.zeros((2, 352)), x[:, :80000]], 1))
     assert np.abs(f[0].numpy() - L).max() <= 1e-5 * L.max()
+
+def test_predict_seld_follows_the_reference_steps_written_out():
+    """A 5 s clip (and 77 samples that are trimmed) through a tiny random net, against spec §2.2-2.5 written out: numpy
+    features of the clip with 352 zeros in front, circular padding (last 4 frames in front, first 128 behind), windows
+    at frames 0, 120, 240, 359 (the float quirk) and 480 whose rows start at label frames 0, 12, 24, 36, 48, the net's
+    frames 4..123, per label frame p = mean sigmoid(SED) and x = 256 x the sigmoid-weighted mean of the x output, a row
+    for class 0 then 1 where p > 0.2, frames < 50."""
+    torch.manual_seed(1)
+    net = SELDNet("tiny").eval()
+    with torch.no_grad(): net.fc_sed_track1.bias.copy_(torch.tensor([-0.5, -1.6]))    # rows and gaps in both classes
+    level = np.repeat([0.5, 1e-4, 0.01, 0.3, 1e-4, 0.05, 1.0, 0.002, 0.2, 1e-4, 0.6], 8000)[:80077]   # loud and soft noise
+    clip = (np.random.default_rng(4).standard_normal((2, 80077)) * level).astype(np.float32)
+    got = predict_seld([clip], net, batch_size=3)[0]
+    spec = np.stack(numpy_features(np.concatenate([np.zeros((2, 352)), clip[:, :80000].astype(np.float64)], 1)))
+    assert spec.shape == (3, 257, 500)
+    pad = np.concatenate([spec[..., -4:], spec, spec[..., :128]], -1)
+    wins = torch.tensor(np.stack([pad[..., s:s + 128] for s in (0, 120, 240, 359, 480)]), dtype=torch.float32)
+    with torch.no_grad(): sed, doa = (o[:, 0].double().numpy() for o in net(wins))
+    want = []
+    for w, first in enumerate((0, 12, 24, 36, 48)):
+        for j in range(12):
+            for c in (0, 1):
+                s = 1 / (1 + np.exp(-sed[w, c, 4 + 10 * j:14 + 10 * j]))
+                if s.mean() > 0.2 and first + j < 50: want.append((first + j, c, 256 * (s * doa[w, c, 4 + 10 * j:14 + 10 * j]).sum() / s.sum()))
+    want = pd.DataFrame(want, columns=["frame", "cls", "x"])
+    assert 30 <= len(want) <= 70 and set(want.cls) == {0, 1}            # (both classes, not every frame)
+    assert got.frame.tolist() == want.frame.tolist() and got.cls.tolist() == want.cls.tolist()
+    np.testing.assert_allclose(got.x, want.x, rtol=0, atol=1e-6)
 
 @pytest.mark.parametrize("duration,frames,labels", [
     (5.0, [0, 120, 240, 359, 480], [0, 12, 24, 36, 48]),

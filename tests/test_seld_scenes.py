@@ -63,14 +63,26 @@ def test_mixed_crops_proportions_and_errors():
     assert w.shape == (16, 2, CROP_SAMPLES) and c.shape == x.shape == (16, 2, 128)
     n_silent = int((np.abs(w).max(axis=(1, 2)) == 0).sum())       # crops from the all-zero clip
     assert 6 <= n_silent <= 16
-    with pytest.raises(DatasetError): MixedCrops([sc], [0.5, 0.5])
-    with pytest.raises(DatasetError): MixedCrops([sc, sc], [-1, 2])
-    with pytest.raises(DatasetError): SceneCrops(recordings=0, progress=False)
+    # the shares, on 200 cheap crops: weights 3 : 1 between a silent clip and a loud one (binomial mean 150, sd 6.1)
+    labelled = lambda x: [pd.DataFrame({"frame": range(25), "cls": 9, "x": x})]      # active in every frame
+    quiet, loud = ClipCrops([np.zeros((2, 40000), np.float32)], labelled(9.0)), ClipCrops([np.ones((2, 40000), np.float32)], labelled(99.0))
+    w, c, x = MixedCrops([quiet, loud], [3, 1]).sample(200, np.random.default_rng(1))
+    silent = np.abs(w).max(axis=(1, 2)) == 0
+    assert 130 <= silent.sum() <= 170 and (np.abs(w[~silent]) == 1).all()
+    assert (x[silent, 1].max(1) == 9).all() and (x[~silent, 1].max(1) == 99).all()      # targets go with their crops
+    with pytest.raises(DatasetError, match="one non-negative weight per source"): MixedCrops([sc], [0.5, 0.5])
+    with pytest.raises(DatasetError, match="one non-negative weight per source"): MixedCrops([sc, sc], [-1, 2])
+    with pytest.raises(DatasetError, match="at least one recording"): SceneCrops(recordings=0, progress=False)
 
 
-def test_scene_crops_made_in_parallel_equal_serial():
+def test_scene_crops_made_in_parallel_equal_serial(monkeypatch):
+    import savgbench.core
+    pools, real_pool = [], savgbench.core.process_pool
+    monkeypatch.setattr(savgbench.core, "process_pool", lambda n, *a, **k: pools.append(n) or real_pool(n, *a, **k))
     a = SceneCrops(recordings=2, seconds=8, seed=3, progress=False)
+    assert pools == []
     b = SceneCrops(recordings=2, seconds=8, seed=3, workers=2, progress=False)
+    assert pools == [2]                                             # the recordings were made by a pool of 2 processes
     assert len(a) == len(b) > 0 and a.dropped == b.dropped
     assert [(r, s, d) for r, s, d, _ in a.windows] == [(r, s, d) for r, s, d, _ in b.windows]
     for x, y in zip(a.foa16, b.foa16): np.testing.assert_array_equal(x, y)
