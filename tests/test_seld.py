@@ -387,9 +387,10 @@ def test_sigterm_to_train_seld_with_a_data_worker_saves_and_ends(tmp_path, kill_
                           "1", "--steps", "100000", "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True)
     kill_at_end(p)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 180 and p.poll() is None and \
-            not ((run / "log.jsonl").is_file() and (run / "log.jsonl").read_text().strip()): time.sleep(0.1)
+    logged = lambda: (run / "log.jsonl").is_file() and bool((run / "log.jsonl").read_text().strip())
+    t0 = time.monotonic()                  # the first log row comes at step 50 (a few seconds on an idle machine); on a
+    while time.monotonic() - t0 < 180 and p.poll() is None and not logged(): time.sleep(0.1)   # loaded one, any step
+    seen = logged()
     assert p.poll() is None, p.communicate()[1][-3000:]
     os.killpg(p.pid, signal.SIGTERM)
     try: _, err = p.communicate(timeout=60)
@@ -397,7 +398,7 @@ def test_sigterm_to_train_seld_with_a_data_worker_saves_and_ends(tmp_path, kill_
     assert p.returncode == -signal.SIGTERM, err[-3000:]
     assert "stopped by SIGTERM" in err and "Traceback" not in err and "exited unexpectedly" not in err, err[-3000:]
     step = torch.load(run / "last.pt", weights_only=False)["step"]
-    assert step >= 50 and f"at step {step}" in err, err[-3000:]
+    assert step >= (50 if seen else 1) and f"at step {step}" in err, err[-3000:]
 
 
 def test_resuming_train_seld_with_another_network_names_what_differs_and_the_way_out(tmp_path):
