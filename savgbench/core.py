@@ -12,15 +12,16 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
-           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS', 'LIBROSA_LOCK',
-           'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError', 'MetadataError',
-           'DatasetError', 'WeightsError', 'TrainingStateWarning', 'atomic_path', 'save_torch', 'eval_mode',
-           'state_dict_sha256', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter', 'resolve_device',
-           'is_main_process', 'main_print', 'launch_size', 'cpu_asked', 'launch_state', 'new_accelerator',
-           'check_same_step', 'world_change_note', 'settings_diff', 'settings_record', 'read_checkpoint',
-           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
-           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
-           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'RUN_LOCK', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS',
+           'LIBROSA_LOCK', 'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
+           'MetadataError', 'DatasetError', 'WeightsError', 'TrainingStateWarning', 'atomic_path', 'save_torch',
+           'eval_mode', 'state_dict_sha256', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter',
+           'resolve_device', 'is_main_process', 'main_print', 'launch_size', 'cpu_asked', 'launch_state',
+           'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run', 'hold_run', 'set_run_aside',
+           'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips',
+           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock',
+           'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -307,6 +308,60 @@ def world_change_note(checkpoint: str, was: int, now: int, batch_size: int, item
             "one never relaunched would (the same number of processes keeps it; --batch-size is per process)")
 
 # %% ../nbs/00_core.ipynb #fc4e5633
+RUN_LOCK = '.savgbench_run.lock'
+
+def lock_run(out_dir):
+    """Hold the run folder for this process: an exclusive lock (`flock`) on `RUN/.savgbench_run.lock`, released when
+    the returned file is closed or the process ends, however it ends. A second run started in the same folder is
+    refused, where it would write checkpoints and log rows between this one's. None where the filesystem or the system
+    has no such locks."""
+    try: import errno, fcntl, socket
+    except ImportError: return None
+    try: f = open(Path(out_dir) / RUN_LOCK, 'a+')
+    except OSError as e: raise SAVGBenchError(f"cannot write in the run folder ({e.strerror})", path=out_dir) from None
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            f.close(); return None                     # e.g. a network filesystem without locks
+        f.seek(0); who = f.read().strip(); f.close()
+        raise SAVGBenchError(f"another training run is using this run folder ({who or 'a process that holds its lock'}); "
+                             f"let it finish or stop it (it resumes later), or give another --out (a lock left by a "
+                             f"machine that crashed, on a network filesystem: delete {Path(out_dir) / RUN_LOCK})",
+                             path=out_dir) from None
+    f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()}\n"); f.flush()
+    return f
+
+@contextlib.contextmanager
+def hold_run(out_dir):
+    """The run folder held for the `with` block by the process of a launch that writes it (`lock_run`), before its
+    data is read: yields (lock, error). A process alone is refused at once; under a launch the error is raised with the
+    other processes (`check_same_step`), which would otherwise wait for this one. A folder made here that holds nothing
+    else when the block ends is removed."""
+    import shutil
+    out_dir = Path(out_dir)
+    if not is_main_process(): yield None, None; return
+    made = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = err = None
+    try: lock = lock_run(out_dir)
+    except SAVGBenchError as e:
+        if launch_size() <= 1: raise
+        err = e
+    try: yield lock, err
+    finally:
+        if lock is not None: lock.close()
+        if made and [p.name for p in out_dir.iterdir()] in ([], [RUN_LOCK]): shutil.rmtree(out_dir, ignore_errors=True)
+
+def set_run_aside(out_dir, files) -> Path:
+    """Move `files` (a run's checkpoints, log and tracker folders, all in `out_dir`) to a new `out_dir/previous_run_N/`
+    and return that folder: a fresh start keeps the run that was there, but never resumes from it."""
+    out_dir, n = Path(out_dir), 1
+    while (out_dir / f'previous_run_{n}').exists(): n += 1
+    aside = out_dir / f'previous_run_{n}'; aside.mkdir()
+    for p in files: Path(p).rename(aside / Path(p).name)
+    return aside
+
+# %% ../nbs/00_core.ipynb #b29eef4d
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
     """`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts;
     where both values are dicts, the keys inside that differ (`'curation.gain_db: 38.0 -> 30.0'`). A key the old
@@ -341,7 +396,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings
 
-# %% ../nbs/00_core.ipynb #b29eef4d
+# %% ../nbs/00_core.ipynb #a967636b
 def read_checkpoint(path, remedy: str = "delete it to resume from an earlier checkpoint, or start afresh with --no-resume"):
     "`torch.load` of a training checkpoint of ours (full unpickling: our own files), or a SAVGBenchError naming it."
     import pickle, torch
@@ -350,7 +405,7 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None
 
-# %% ../nbs/00_core.ipynb #a967636b
+# %% ../nbs/00_core.ipynb #1363b748
 ROWS_SOURCE_FILE = "savgbench_rows.json"
 
 def read_rows_source(folder, what: str | None = None) -> dict | None:
@@ -390,7 +445,7 @@ def weights_source(key: str, path) -> dict:
     p = Path(str(path))
     return {key: p.name, "sha256": sha256_file(p) if p.is_file() else None}
 
-# %% ../nbs/00_core.ipynb #1363b748
+# %% ../nbs/00_core.ipynb #ebf77b49
 CLIPS_FILE = "savgbench_clips.json"
 
 def clip_hashes(paths) -> dict:
@@ -418,7 +473,7 @@ def record_clips(folder, hashes: dict) -> None:
     known = {**_recorded_clips(folder), **hashes}
     with atomic_path(Path(folder) / CLIPS_FILE) as t: Path(t).write_text(json.dumps(known, indent=0, sort_keys=True) + "\n")
 
-# %% ../nbs/00_core.ipynb #ebf77b49
+# %% ../nbs/00_core.ipynb #d3e52c14
 import signal
 
 def _stop_worker(*_):
@@ -501,7 +556,7 @@ def process_pool(workers: int, initializer=None, initargs=()):
         raise
     ex.shutdown(wait=True)
 
-# %% ../nbs/00_core.ipynb #41714e36
+# %% ../nbs/00_core.ipynb #b8301f49
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequested(KeyboardInterrupt):
@@ -588,7 +643,7 @@ class StepEndInterrupt:
             s = int(_all_max(torch.tensor([s], dtype=torch.int32, device=accelerator.device)).item())
         if s: raise StopRequested(s)
 
-# %% ../nbs/00_core.ipynb #40e0549c
+# %% ../nbs/00_core.ipynb #778d22ae
 LIBROSA_LOCK = "savgbench-librosa-numba.lock"        # in the temporary folder
 LIBROSA_MODULES = ("librosa.util.utils", "librosa.core.audio", "librosa.core.pitch", "librosa.core.spectrum",
                    "librosa.filters", "librosa.onset")   # the ones savgbench's calls import
@@ -629,7 +684,7 @@ def librosa_ready(step: str = "import", warm=None):
         _librosa_done.add(step)
     return librosa
 
-# %% ../nbs/00_core.ipynb #778d22ae
+# %% ../nbs/00_core.ipynb #1c6cbf45
 def lock_folder(folder, busy: Exception) -> int | None:
     """Hold `folder` (an existing folder) for this process: a non-blocking exclusive `flock` on the folder itself, so
     no lock file is left behind. Released when the returned descriptor is closed (`os.close`) or the process ends,

@@ -861,10 +861,10 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(tmp
     import subprocess, sys
     pytest.importorskip('fcntl')                                          # no run-folder lock without it (Windows)
     from savgbench.cli import main
-    from savgbench.baselines.train import RUN_LOCK
+    from savgbench.core import RUN_LOCK
     data, run = _tiny_dataset(tmp_path), tmp_path / 'run'
     run.mkdir()
-    holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from savgbench.baselines.train import lock_run; '
+    holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from savgbench.core import lock_run; '
                                'f = lock_run(sys.argv[1]); print("held", flush=True); time.sleep(60)', str(run)],
                               stdout=subprocess.PIPE, text=True)
     try:

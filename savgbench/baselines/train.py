@@ -17,19 +17,18 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
                             ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch,
-                            cpu_asked, world_change_note)
+                            cpu_asked, world_change_note, RUN_LOCK, lock_run, hold_run, set_run_aside)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
 from ..weights import locate_weights
 
 # %% auto #0
-__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'RUN_LOCK', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips',
-           'video_x', 'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA',
-           'ema_start_share', 'ema_rate_for', 'cudnn_autotune', 'newest_checkpoint', 'lock_run', 'hold_run',
-           'read_train_log', 'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint',
-           'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli', 'train_sr_cli', 'export_weights',
-           'export_weights_cli']
+__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
+           'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'ema_start_share',
+           'ema_rate_for', 'cudnn_autotune', 'newest_checkpoint', 'read_train_log', 'plot_train_log', 'check_trackers',
+           'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli',
+           'train_sr_cli', 'export_weights', 'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -365,58 +364,6 @@ def _run_files(out_dir: Path) -> list[Path]:
     return [*_checkpoints(out_dir), *[p for p in [out_dir / TRAIN_LOG] if p.exists()],
             *sorted(p for p in out_dir.glob('savgbench-*') if p.is_dir())]
 
-def _set_aside(out_dir: Path) -> Path:
-    """Move the checkpoints, log and tracker folders of the run in `out_dir` to a new `out_dir/previous_run_N/`: a fresh
-    start keeps them, but never resumes from them, prunes its own checkpoints in their favour or mixes its curves in."""
-    n = 1
-    while (out_dir / f'previous_run_{n}').exists(): n += 1
-    aside = out_dir / f'previous_run_{n}'; aside.mkdir()
-    for p in _run_files(out_dir): p.rename(aside / p.name)
-    return aside
-
-RUN_LOCK = '.savgbench_run.lock'
-
-def lock_run(out_dir):
-    """Hold the run folder for this process: an exclusive lock (`flock`) on `RUN/.savgbench_run.lock`, released when
-    the returned file is closed or the process ends, however it ends. A second run started in the same folder is
-    refused, where it would write checkpoints and log rows between this one's. None where the filesystem or the system
-    has no such locks."""
-    try: import errno, fcntl, socket
-    except ImportError: return None
-    try: f = open(Path(out_dir) / RUN_LOCK, 'a+')
-    except OSError as e: raise SAVGBenchError(f"cannot write in the run folder ({e.strerror})", path=out_dir) from None
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            f.close(); return None                     # e.g. a network filesystem without locks
-        f.seek(0); who = f.read().strip(); f.close()
-        raise SAVGBenchError(f"another training run is using this run folder ({who or 'a process that holds its lock'}); "
-                             f"let it finish or stop it (it resumes later), or give another --out (a lock left by a "
-                             f"machine that crashed, on a network filesystem: delete {Path(out_dir) / RUN_LOCK})",
-                             path=out_dir) from None
-    f.seek(0); f.truncate(); f.write(f"process {os.getpid()} on {socket.gethostname()}\n"); f.flush()
-    return f
-
-@contextlib.contextmanager
-def hold_run(out_dir):
-    """The run folder held for the `with` block by the process of a launch that writes it (`lock_run`), before the
-    clips are checked: yields (lock, error) for `train_loop(held=...)`. A process alone is refused at once; under a
-    launch the error is raised with the other processes (`check_same_step`), which would otherwise wait for this one.
-    A folder made here that holds nothing else when the block ends is removed."""
-    out_dir = Path(out_dir)
-    if not is_main_process(): yield None, None; return
-    made = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = err = None
-    try: lock = lock_run(out_dir)
-    except SAVGBenchError as e:
-        if int(os.environ.get('WORLD_SIZE', '1')) <= 1: raise
-        err = e
-    try: yield lock, err
-    finally:
-        if lock is not None: lock.close()
-        if made and [p.name for p in out_dir.iterdir()] in ([], [RUN_LOCK]): shutil.rmtree(out_dir, ignore_errors=True)
-
 def read_train_log(run) -> 'pd.DataFrame':
     "The loss log of a training run (its folder or its `train_log.csv`): one row per logged window of steps."
     import pandas as pd
@@ -503,7 +450,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
     step, history, ck, kept = 0, [], None, set()
     ckpts = _checkpoints(out_dir) if resume and err is None else []
     if not resume and err is None and acc.is_main_process and _run_files(out_dir):
-        aside = _set_aside(out_dir)
+        aside = set_run_aside(out_dir, _run_files(out_dir))
         if progress: print(f"starting afresh: the run already in {out_dir} was moved to {aside}")
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")

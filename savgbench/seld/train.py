@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/seld_train.html.md"""
 
 # %% ../../nbs/23_seld_train.ipynb #c36e76b0
 from __future__ import annotations
-import argparse, copy, json, math, sys, time
+import argparse, contextlib, copy, json, math, sys, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -18,16 +18,17 @@ from scipy.signal import fftconvolve, lfilter
 from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
                             read_checkpoint, main_print, output_path_problem, check_same_step, StepEndInterrupt,
-                            ignore_stop_signals, new_accelerator, save_torch, world_change_note, atomic_path)
+                            ignore_stop_signals, new_accelerator, save_torch, world_change_note, atomic_path,
+                            hold_run, set_run_aside)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
 
 # %% auto #0
-__all__ = ['FOCAL_PX', 'SCHEDULES', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks', 'crop_targets',
-           'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo', 'SceneCrops', 'MixedCrops',
-           'default_clip_pattern', 'clip_label_path', 'load_clip_dataset', 'seld_loss', 'TrainConfig', 'learning_rate',
-           'reestimate_bn', 'swa_note', 'train_seld', 'train_seld_cli']
+__all__ = ['FOCAL_PX', 'SCHEDULES', 'SELD_RUN_FILES', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks',
+           'crop_targets', 'read_label_csv', 'ClipCrops', 'SyntheticCrops', 'scene_windows', 'scene_stereo',
+           'SceneCrops', 'MixedCrops', 'default_clip_pattern', 'clip_label_path', 'load_clip_dataset', 'seld_loss',
+           'TrainConfig', 'learning_rate', 'reestimate_bn', 'swa_note', 'train_seld', 'train_seld_cli']
 
 # %% ../../nbs/23_seld_train.ipynb #c6481124
 FOCAL_PX = 127.5 / math.tan(math.radians(50.0))     # 106.985: pixels per unit tan for the 100° wide, 256 px view
@@ -461,11 +462,21 @@ def _restart_log(path: Path, step: int) -> float | None:
 
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
-               bn_source=None) -> Path:
+               bn_source=None, held=None) -> Path:
     """Train a `SELDNet` (`model_config`: a preset name or a config; the default 'small' suits a CPU, the CLI's
     'reference' is the official size) on crops from `source` (`ClipCrops`/`SceneCrops`/`SyntheticCrops`/`MixedCrops`);
     return the final checkpoint's path. `workers` > 0 draws batches in that many DataLoader processes (faster; a resumed run then
-    draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`)."""
+    draws other crops). The SWA model's batch-norm statistics are re-estimated on crops of `bn_source` (default `source`).
+    The run folder is held while it trains (`hold_run`; `held`: what a caller's `hold_run` yielded); `resume=False`
+    moves a run already there to `previous_run_N/`."""
+    with contextlib.nullcontext(held) if held is not None else hold_run(out_dir) as (_, err):
+        return _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_every, progress, workers,
+                           bn_source, err)
+
+SELD_RUN_FILES = ("last.pt", "log.jsonl", "seld_final.pt")     # what a train-seld run writes in its folder
+
+def _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_every, progress, workers, bn_source, err):
+    "`train_seld` once the run folder is held (`err`: why this process could not hold it)."
     from torch.optim.swa_utils import AveragedModel
     tc = tc or TrainConfig()
     if progress and (note := swa_note(tc)): main_print(note, file=sys.stderr)
@@ -478,8 +489,11 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     swa = AveragedModel(net)
     rng = np.random.default_rng([tc.seed, acc.process_index])
     step, last = 0, out / "last.pt"
-    err, elapsed = None, None                           # elapsed: the training seconds last.pt records
-    if resume and last.is_file():
+    elapsed = None                                      # the training seconds last.pt records
+    if not resume and err is None and acc.is_main_process and (done := [out / f for f in SELD_RUN_FILES if (out / f).exists()]):
+        aside = set_run_aside(out, done)          # kept, never resumed from, and not taken for this run's model
+        if progress: print(f"starting afresh: the run already in {out} was moved to {aside}")
+    if resume and last.is_file() and err is None:
         try:
             ck = read_checkpoint(last, remedy="delete it, or start afresh with --no-resume")
             net_diff = settings_diff(asdict(SELDConfig.from_dict(ck["config"])), asdict(cfg))   # --preset, --phase
@@ -570,7 +584,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
     acc.wait_for_everyone()
     return final_path
 
-# %% ../../nbs/23_seld_train.ipynb #b25424b1
+# %% ../../nbs/23_seld_train.ipynb #b0a102a5
 def train_seld_cli(argv=None) -> int:
     "`savgbench train-seld`: train a SELD network (reference recipe) on a dataset folder or on synthetic scenes."
     ap = argparse.ArgumentParser(prog="savgbench train-seld", description=train_seld_cli.__doc__)
@@ -602,7 +616,8 @@ def train_seld_cli(argv=None) -> int:
     ap.add_argument("--save-every", type=at_least(1), default=None,
                     help="steps between checkpoints (RUN_DIR/last.pt; default 1000 with the default --steps, else a "
                          "tenth of --steps)")
-    ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists")
+    ap.add_argument("--no-resume", action="store_true", help="start again even if RUN_DIR/last.pt exists (the run "
+                    "there is moved to RUN_DIR/previous_run_N/)")
     ap.add_argument("--workers", type=at_least(0), default=0, help="DataLoader processes drawing crops (default 0: in the training process)")
     ap.add_argument("--bn-batches", type=at_least(1), default=10,
                     help="batches to re-estimate the SWA model's batch-norm statistics on (default 10; from DATA_DIR or "
@@ -622,17 +637,19 @@ def train_seld_cli(argv=None) -> int:
     if a.save_every: kw["save_every"] = a.save_every
     kw["bn_batches"] = a.bn_batches
     tc = TrainConfig(**kw) if a.steps == 40000 else TrainConfig.scaled(a.steps, **kw)
-    if a.synthetic: source = SyntheticCrops()
-    elif a.scenes is not None:
-        source = SceneCrops(a.scenes, a.scene_seconds, a.scene_seed, workers=max(1, a.workers))
-        main_print(f"{len(source)} clips from {a.scenes} synthetic recordings of {a.scene_seconds:g} s (drops: {dict(source.dropped)})")
-    else:
-        pattern = a.glob or default_clip_pattern(a.data_dir)
-        source = load_clip_dataset(a.data_dir, pattern)
-        main_print(f"training on {len(source)} clips matching {pattern!r} under {a.data_dir}")
-    bn_source = source
-    if a.synthetic_share > 0 and not a.synthetic:
-        source = MixedCrops([source, SyntheticCrops()], [1 - a.synthetic_share, a.synthetic_share])
-    path = train_seld(source, a.out, cfg, tc, resume=not a.no_resume, workers=a.workers, bn_source=bn_source)
+    with hold_run(a.out) as held:                      # a folder in use is refused before minutes of loading
+        if a.synthetic: source = SyntheticCrops()
+        elif a.scenes is not None:
+            source = SceneCrops(a.scenes, a.scene_seconds, a.scene_seed, workers=max(1, a.workers))
+            main_print(f"{len(source)} clips from {a.scenes} synthetic recordings of {a.scene_seconds:g} s (drops: {dict(source.dropped)})")
+        else:
+            pattern = a.glob or default_clip_pattern(a.data_dir)
+            source = load_clip_dataset(a.data_dir, pattern)
+            main_print(f"training on {len(source)} clips matching {pattern!r} under {a.data_dir}")
+        bn_source = source
+        if a.synthetic_share > 0 and not a.synthetic:
+            source = MixedCrops([source, SyntheticCrops()], [1 - a.synthetic_share, a.synthetic_share])
+        path = train_seld(source, a.out, cfg, tc, resume=not a.no_resume, workers=a.workers, bn_source=bn_source,
+                          held=held)
     main_print(path)
     return 0
