@@ -449,8 +449,8 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
     ema = EMA(model, cfg.ema_rate)
     step, history, ck, kept = 0, [], None, set()
     ckpts = _checkpoints(out_dir) if resume and err is None else []
-    if not resume and err is None and acc.is_main_process and _run_files(out_dir):
-        aside = set_run_aside(out_dir, _run_files(out_dir))
+    if not resume and err is None and acc.is_main_process and (done := _run_files(out_dir)):
+        aside = set_run_aside(out_dir, done)
         if progress: print(f"starting afresh: the run already in {out_dir} was moved to {aside}")
     if ckpts:
         if acc.is_main_process and progress: print(f"resuming from {ckpts[-1]}")
