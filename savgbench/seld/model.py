@@ -15,7 +15,7 @@ from ..core import WeightsError, TrainingStateWarning
 from ..weights import load_torch_file
 
 # %% auto #0
-__all__ = ['SELD_PRESETS', 'SELD_CHECKPOINT', 'SELDConfig', 'DoubleConv', 'SELDNet']
+__all__ = ['SELD_PRESETS', 'SELD_CHECKPOINT', 'SELDConfig', 'DoubleConv', 'SELDNet', 'training_state_note']
 
 # %% ../../nbs/21_seld_model.ipynb #9ad783ad
 @dataclass(frozen=True)
@@ -124,16 +124,24 @@ def _load_checkpoint(path, trust: bool = False) -> dict:
                            expected="a dict with 'model_state_dict'")
     return ck
 
+def _state_note(ck: dict, path) -> str | None:
+    if not isinstance(ck.get("swa_state_dict"), dict): return None   # `train-seld`'s RUN/last.pt: a state to resume from
+    steps = (ck.get("train_config") or {}).get("steps")
+    return (f"{path}: a train-seld training state (last.pt, step {ck.get('step')} of {steps}): its model is the last "
+            "step's weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; the trained model "
+            "is seld_final.pt in the same run folder (the same train-seld command finishes a run that stopped)")
+
+def training_state_note(path, trust: bool = False) -> str | None:
+    """What a result scored with the SELD checkpoint `path` must say when that file is a `train-seld` training state
+    (RUN/last.pt) and not a trained model; None for a model file. `SELDNet.from_checkpoint` warns with it."""
+    return _state_note(_load_checkpoint(path, trust), path)
+
 @torch.no_grad()
 def _from_checkpoint(cls, path, config: SELDConfig | str | None = None, trust: bool = False) -> "SELDNet":
     "Build a `SELDNet` from a checkpoint file (`model_state_dict`, strict) and put it in eval mode."
     ck = _load_checkpoint(path, trust)
-    if isinstance(ck.get("swa_state_dict"), dict):      # `savgbench train-seld`'s RUN/last.pt: its state to resume from
-        steps = (ck.get("train_config") or {}).get("steps")
-        warnings.warn(f"{path}: a train-seld training state (last.pt, step {ck.get('step')} of {steps}): its model is the "
-                      "last step's weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; "
-                      "the trained model is seld_final.pt in the same run folder (the same train-seld command finishes "
-                      "a run that stopped)", TrainingStateWarning, stacklevel=3)   # (the caller, past no_grad)
+    if note := _state_note(ck, path):
+        warnings.warn(note, TrainingStateWarning, stacklevel=3)   # (the caller, past no_grad)
     if config is None: config = SELDConfig.from_dict(ck["config"]) if isinstance(ck.get("config"), dict) else "reference"
     net = cls(config)
     sd = ck["model_state_dict"]
