@@ -200,11 +200,21 @@ class _ClipReader:
         v = d[k] = f(); 
         while len(d) > self.keep: d.popitem(last=False)
         return v
+    def _same(self, c: int, x):
+        """`x`, decoded from clip `c`, if the file is still the one the scan hashed (features are cached under that
+        hash: those of a clip rewritten meanwhile would be kept as the former clip's)."""
+        e = self.entries[c]
+        try: now = file_sha256(e.path)                          # (hashed again only when the file's stat changed)
+        except OSError: now = None
+        if now != e.sha256:
+            raise ClipFormatError("the clip changed while evaluate was reading the clips (another file was written in "
+                                  "its place); evaluate again once every clip is written", path=e.path)
+        return x
     def frames(self, c: int) -> torch.Tensor:
         from savgbench.io import read_clip_video                 # frames only: the audio is read for FAD on its own
-        return self._lru(self.video, c, lambda: torch.from_numpy(read_clip_video(self.entries[c].path)))
+        return self._lru(self.video, c, lambda: self._same(c, torch.from_numpy(read_clip_video(self.entries[c].path))))
     def audio44(self, c: int, rate: int) -> np.ndarray:
-        return self._lru(self.audio, c, lambda: read_audio_44k(self.entries[c].path, rate))
+        return self._lru(self.audio, c, lambda: self._same(c, read_audio_44k(self.entries[c].path, rate)))
 
 def _video_item(reader, entries, item, protocol) -> torch.Tensor:
     c, w = item
