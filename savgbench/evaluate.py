@@ -200,11 +200,21 @@ class _ClipReader:
         v = d[k] = f(); 
         while len(d) > self.keep: d.popitem(last=False)
         return v
+    def _same(self, c: int, x):
+        """`x`, decoded from clip `c`, if the file is still the one the scan hashed (features are cached under that
+        hash: those of a clip rewritten meanwhile would be kept as the former clip's)."""
+        e = self.entries[c]
+        try: now = file_sha256(e.path)                          # (hashed again only when the file's stat changed)
+        except OSError: now = None
+        if now != e.sha256:
+            raise ClipFormatError("the clip changed while evaluate was reading the clips (another file was written in "
+                                  "its place); evaluate again once every clip is written", path=e.path)
+        return x
     def frames(self, c: int) -> torch.Tensor:
         from savgbench.io import read_clip_video                 # frames only: the audio is read for FAD on its own
-        return self._lru(self.video, c, lambda: torch.from_numpy(read_clip_video(self.entries[c].path)))
+        return self._lru(self.video, c, lambda: self._same(c, torch.from_numpy(read_clip_video(self.entries[c].path))))
     def audio44(self, c: int, rate: int) -> np.ndarray:
-        return self._lru(self.audio, c, lambda: read_audio_44k(self.entries[c].path, rate))
+        return self._lru(self.audio, c, lambda: self._same(c, read_audio_44k(self.entries[c].path, rate)))
 
 def _video_item(reader, entries, item, protocol) -> torch.Tensor:
     c, w = item
@@ -311,10 +321,11 @@ def _run_align(module: str, fn: str, run) -> tuple[dict | None, str | None]:
     return json.loads(json.dumps(res.to_dict())), None
 
 def _align_clips(gen_dir, checked: bool, progress: bool) -> list:
-    "The clips of a folder, list file or clip; unless `checked`, a clip not in the SAVGBench format stops it (named)."
+    """The clips of a folder, list file or clip, or a list of clip paths (kept as given: a link is scored under its own
+    name); unless `checked`, a clip not in the SAVGBench format stops it (named)."""
     from savgbench.detect import list_videos as clips_of
     from savgbench.io import check_clips
-    paths = clips_of(gen_dir)
+    paths = [Path(p) for p in gen_dir] if isinstance(gen_dir, (list, tuple)) else clips_of(gen_dir)
     return paths if checked else check_clips(paths, progress=progress)[0]
 
 def spatial_av_align(gen_dir, seld_checkpoint=None, detector: str = "yolox-tiny", detector_weights=None,
@@ -462,14 +473,14 @@ def format_row(result: dict, label: str | None = None) -> str:
 TABLE_HEADER = "| method | FVD↓ | KVD↓ | FAD↓ | Spatial AV-Align↑ | Temporal AV-Align↑ |\n|---|---|---|---|---|---|"
 
 # %% ../nbs/44_evaluate.ipynb #e29ae715
-def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, detector, detector_weights, offline,
+def _alignment(res, timings, align_rows, gen_clips, metrics, seld_checkpoint, detector, detector_weights, offline,
                progress=True, rows_dirs=(None, None), detector_weights_name="yolox-tiny-mmdet"):
-    "Spatial and temporal AV-Align of the clips listed in `gen_list`, into `res`, `timings` and the per-clip rows."
+    "Spatial and temporal AV-Align of the clips `gen_clips` (paths, or a folder), into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as ws:   # a SELD training state (last.pt) scored: the result says it
             warnings.simplefilter("always", TrainingStateWarning)
-            r, why = spatial_av_align(gen_list, seld_checkpoint, detector, detector_weights, offline, progress, checked=True,
+            r, why = spatial_av_align(gen_clips, seld_checkpoint, detector, detector_weights, offline, progress, checked=True,
                                       seld_dir=rows_dirs[0], det_dir=rows_dirs[1], detector_weights_name=detector_weights_name)
         for w in ws:                                        # (any other warning goes on as it would have)
             if issubclass(w.category, TrainingStateWarning): res["warnings"].append(f"Spatial AV-Align: {w.message}")
@@ -488,7 +499,7 @@ def _alignment(res, timings, align_rows, gen_list, metrics, seld_checkpoint, det
         timings["spatial_s"] = time.perf_counter() - t0
     if "temporal" in metrics:
         t0 = time.perf_counter()
-        r, why = temporal_av_align(gen_list, progress, checked=True)
+        r, why = temporal_av_align(gen_clips, progress, checked=True)
         if not why and r.get("score") is None: why = "undefined: no clip has an audio or video peak"
         if why: res["skipped"]["temporal_av_align"] = why
         else:
@@ -524,6 +535,11 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     if reference_dir is None and {"fvd", "kvd", "fad"} & set(metrics):
         raise SAVGBenchError("FVD, KVD and FAD compare the clips with a reference set: give one (reference_dir, "
                              "--reference), or score only metrics=('spatial', 'temporal')")
+    if out is not None and per_clip is not None and Path(out).resolve() == Path(per_clip).resolve():
+        raise SAVGBenchError("the results JSON and the per-clip CSV are the same file: one would overwrite the other",
+                             path=out, expected="two file names (--out results.json --per-clip per_clip.csv)")
+    for what, f in (("results JSON", out), ("per-clip CSV", per_clip)):   # found now, not after minutes of features
+        if f is not None and (why := output_path_problem(f, folder=False)): raise SAVGBenchError(f"the {what} {why}", path=f)
     try:
         state = launch_state(); rank, world = state.process_index, state.num_processes   # (on CPUs too: one run)
         dev = device or state.device
@@ -663,12 +679,11 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                 timings["fad_distance_s"] = time.perf_counter() - t0
     # 5. alignment (rank 0), on exactly the generated clips the other metrics used: the valid ones found by the scan
     if rank == 0 and {"spatial", "temporal"} & set(metrics):
-        with tempfile.TemporaryDirectory(prefix="savgbench_eval_") as td:
-            gen_list = Path(td) / "gen_clips.txt"
-            gen_list.write_text("".join(f"{e.path.resolve()}\n" for e in gen if e.error is None))
-            seld, yolox, yolox_path = _spatial_weights(weights, seld_checkpoint)
-            _alignment(res, timings, align_rows, gen_list, metrics, seld, detector, yolox_path, offline,
-                       progress=progress, detector_weights_name=yolox, rows_dirs=(seld_dir, det_dir))
+        # the paths as the scan found them: a link keeps its own name (the per-clip rows and the rows folders are keyed
+        # by it; its target's name may be another clip's, or repeat), and a name that is not UTF-8 needs no text file
+        seld, yolox, yolox_path = _spatial_weights(weights, seld_checkpoint)
+        _alignment(res, timings, align_rows, [e.path for e in gen if e.error is None], metrics, seld, detector,
+                   yolox_path, offline, progress=progress, detector_weights_name=yolox, rows_dirs=(seld_dir, det_dir))
     return finish()
 
 def _write_per_clip(path, entries, align_rows: dict):
@@ -684,7 +699,8 @@ def _write_per_clip(path, entries, align_rows: dict):
     df = pd.DataFrame(rows)
     for c in ("n_frames", "spatial_tp", "spatial_fn"):  # counts stay integers beside the empty cells of other rows
         if c in df: df[c] = df[c].astype("Int64")
-    with atomic_path(path) as t: df.to_csv(t, index=False)
+    with atomic_path(path) as t: df.to_csv(t, index=False, errors="surrogateescape")   # (a file name that is not UTF-8:
+                                                                                # its own bytes)
 
 # %% ../nbs/44_evaluate.ipynb #b62870c7
 def synthetic_clips(folder, n: int = 4, seed: int = 0, noise: float = 0.0, swap_channels: bool = False) -> list[Path]:

@@ -654,7 +654,8 @@ def check_clips_cli(argv=None) -> int:
     good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet, unbarred=(light := []))
     for why in bad.values(): print(why)
     print(f"{len(good)} of {len(paths)} clips are SAVGBench clips"
-          + (f"; {len(bad)} {'is' if len(bad) == 1 else 'are'} not" if bad else ""))
+          + (f"; {len(bad)} {'is' if len(bad) == 1 else 'are'} not: " + (CONVERT.replace("them", "it", 1) if len(bad) == 1
+             else CONVERT) if bad else ""))
     if light: print(f"note: {len(light)} of them {'shows' if len(light) == 1 else 'show'} no black bars: the {CLIP.pad_top} px above and below the picture "
                     f"reach a mean level of {max(l for _, l in light):.0f} of 255 in their first frame (SAVGBench clips: "
                     f"about 0). The reference clips are a {CLIP.picture_w}x{CLIP.picture_h} picture between black bars, and "

@@ -579,6 +579,71 @@ def test_evaluate_keeps_and_reuses_spatial_rows_of_the_same_clips_only(tmp_path,
         spatial_av_align_videos(sets["B"], seld, det, seld_checkpoint=demo_checkpoint())
 
 
+
+def _noise_clip(path, seed):
+    from savgbench.io import write_clip
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_clip(path, rng.integers(0, 255, (20, 256, 256, 3), dtype=np.uint8),
+                      (rng.standard_normal((2, 80000)) * 0.1).astype(np.float32), audio_codec="pcm")
+
+
+def test_evaluate_scores_linked_clips_under_their_own_names(tmp_path):
+    """A folder of links (as git-annex or DVC leave one) whose targets share a name: each clip is scored under the name
+    of its link, as `find_videos` lists it and as `savgbench spatial-align` keys it. (Evaluate used to score the
+    targets, so two targets called clip.mp4 were refused as repeated names and the per-clip rows stayed empty.)"""
+    from savgbench.evaluate import evaluate
+    from savgbench.core import write_rows_source, record_clips, clip_hashes
+    from savgbench.seld.infer import seld_rows_source, demo_checkpoint
+    v, m = tmp_path / "gen" / "video_g", tmp_path / "gen" / "metadata_g"
+    m.mkdir(parents=True); v.mkdir()
+    for i, n in enumerate(("a", "b")):
+        (v / f"{n}.mp4").symlink_to(_noise_clip(tmp_path / "store" / f"x{i}" / "clip.mp4", i))
+        (m / f"{n}.csv").write_text("10,0,30,70\n")                   # the oracle's box: x 30 ± 20 (the labels of a, b)
+    seld, det = tmp_path / "seld", tmp_path / "det"
+    seld.mkdir()
+    for n in ("a", "b"): (seld / f"{n}.csv").write_text("10,0,30.0\n11,0,200.0\n")    # one row on the box, one far
+    write_rows_source(seld, "SELD", seld_rows_source(demo_checkpoint()))
+    record_clips(seld, clip_hashes(sorted(v.glob("*.mp4"))))
+    r = evaluate(v, None, metrics=("spatial",), seld_checkpoint="demo", detector="oracle", seld_dir=seld, det_dir=det,
+                 per_clip=tmp_path / "pc.csv", progress=False, verbose=False)
+    assert r["metrics"] == {"spatial_av_align": 0.5}, r["skipped"]
+    pc = pd.read_csv(tmp_path / "pc.csv")
+    assert pc["path"].map(lambda p: Path(p).name).tolist() == ["a.mp4", "b.mp4"]
+    assert pc[["spatial_tp", "spatial_fn"]].to_numpy().tolist() == [[1, 1], [1, 1]]
+    assert sorted(p.name for p in det.glob("*.csv")) == ["a.csv", "b.csv"]
+
+
+def test_evaluate_scores_a_clip_whose_file_name_is_not_utf8(tmp_path):
+    """A file name in another encoding (Latin-1 'café.mp4', from an old archive) is listed by check-clips as a good clip;
+    evaluate scores it and writes its name's own bytes to the per-clip CSV. (It used to stop with a UnicodeEncodeError
+    after every other metric had run, writing nothing.)"""
+    import os
+    from savgbench.evaluate import evaluate
+    name = os.fsdecode(b"caf\xe9.mp4")
+    try: _noise_clip(tmp_path / "gen" / name, 0)
+    except OSError: pytest.skip("this file system takes UTF-8 file names only")
+    r = evaluate(tmp_path / "gen", None, metrics=("temporal",), per_clip=tmp_path / "pc.csv", progress=False,
+                 verbose=False)
+    assert "temporal_av_align" in r["metrics"], r["skipped"]
+    rows = (tmp_path / "pc.csv").read_bytes().splitlines()
+    assert len(rows) == 2 and rows[1].startswith(b"gen,") and b"/caf\xe9.mp4," in rows[1] and b",True," in rows[1], rows
+    assert rows[1].rsplit(b",", 1)[1] != b"", rows                   # its temporal score is there
+
+
+def test_evaluate_refuses_result_files_it_cannot_write_before_reading_a_clip(tmp_path):
+    """`out` and `per_clip` naming one file (the per-clip CSV would be left alone), or a folder where no file can be
+    made, are refused before any clip is read: the folder of clips here is empty, which would be said first."""
+    from savgbench.evaluate import evaluate
+    (tmp_path / "gen").mkdir()
+    kw = dict(metrics=("temporal",), progress=False, verbose=False)
+    with pytest.raises(SAVGBenchError, match="the results JSON and the per-clip CSV are the same file"):
+        evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip=tmp_path / "." / "r.json", **kw)
+    assert not (tmp_path / "r.json").exists()
+    if not Path("/proc/self").is_dir(): return
+    with pytest.raises(SAVGBenchError, match=r"the per-clip CSV cannot be written: no file can be made in /proc"):
+        evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip="/proc/savgbench/pc.csv", **kw)
+
 def test_evaluate_uses_a_megvii_yolox_file_given_by_its_name(tmp_path, monkeypatch):
     """`evaluate --weights yolox-tiny-megvii=PATH` (and `weights={'yolox-tiny-megvii': PATH}`) makes the boxes with that
     file, with no YOLOX in the cache, and records it under its own name; a name evaluate does not read is refused."""

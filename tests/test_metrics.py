@@ -305,6 +305,28 @@ def test_evaluate_features_independent_of_shards(tmp_path):
     assert np.allclose(s1.cov, s3.cov, rtol=1e-9, atol=1e-18)
 
 
+
+def test_a_clip_rewritten_after_the_scan_is_refused_not_cached_under_its_former_hash(tmp_path):
+    """Features are cached under the sha256 the scan gave each clip: a clip that another file replaced before its
+    frames were read (a generator still writing the folder) stops the run, naming it, and its features are not kept
+    (they would be read back, in any later run, as those of the clip the scan hashed)."""
+    from savgbench.evaluate import synthetic_clips, scan_clips, select_items, extract_i3d, FeatureCache, PROTOCOLS, _ClipReader
+    from savgbench.core import ClipFormatError
+    from dataclasses import replace
+    synthetic_clips(tmp_path / "g", n=1, seed=0)
+    es = scan_clips(tmp_path / "g", "gen")
+    synthetic_clips(tmp_path / "g", n=1, seed=1)             # another clip written in its place (write_clip renames)
+    P = replace(PROTOCOLS["v1"], n_items=2)
+    gb, _ = select_items([31], [31], P)
+    torch.manual_seed(0)
+    m = I3D.InceptionI3d(I3D.I3DConfig.tiny()).eval()
+    with pytest.raises(ClipFormatError, match="clip_000.mp4.*the clip changed while evaluate was reading the clips"):
+        extract_i3d(m, es, gb, P, FeatureCache(tmp_path / "cache"), "t")
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+    with pytest.raises(ClipFormatError, match="changed while"): _ClipReader(es).audio44(0, 44100)
+    again = scan_clips(tmp_path / "g", "gen")               # scanned anew, the clip is read
+    assert tuple(_ClipReader(again).frames(0).shape) == (20, 256, 256, 3)
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_polynomial_kernel_is_sklearns_to_the_bit(dtype):
     sk = pytest.importorskip("sklearn.metrics.pairwise")

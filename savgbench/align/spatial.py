@@ -258,6 +258,9 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
     `progress`: the SELD model's and the detector's progress bars. Notes on the folders' rows (made again, of unknown
     origin) are kept in `res.rows[...]['notes']` and, with `notes`, also said on stderr."""
+    if seld_dir is not None and det_dir is not None and Path(seld_dir).resolve() == Path(det_dir).resolve():
+        raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
+                            expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
     names = [p.stem for p in paths]
     used = []                                                  # the SELD checkpoint, once rows are computed with it
