@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
-                            resolve_device, output_path_problem, launch_state, TrainingStateWarning)
+                            resolve_device, output_path_problem, launch_state)
 from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
 
 # %% auto #0
@@ -478,14 +478,10 @@ def _alignment(res, timings, align_rows, gen_clips, metrics, seld_checkpoint, de
     "Spatial and temporal AV-Align of the clips `gen_clips` (paths, or a folder), into `res`, `timings` and the per-clip rows."
     if "spatial" in metrics:
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as ws:   # a SELD training state (last.pt) scored: the result says it
-            warnings.simplefilter("always", TrainingStateWarning)
-            r, why = spatial_av_align(gen_clips, seld_checkpoint, detector, detector_weights, offline, progress, checked=True,
-                                      seld_dir=rows_dirs[0], det_dir=rows_dirs[1], detector_weights_name=detector_weights_name)
-        for w in ws:                                        # (any other warning goes on as it would have)
-            if issubclass(w.category, TrainingStateWarning): res["warnings"].append(f"Spatial AV-Align: {w.message}")
-            else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        for what in ("seld", "detection"):              # rows made again, or read with nothing recording what made them
+        r, why = spatial_av_align(gen_clips, seld_checkpoint, detector, detector_weights, offline, progress, checked=True,
+                                  seld_dir=rows_dirs[0], det_dir=rows_dirs[1], detector_weights_name=detector_weights_name)
+        # notes on the rows: made again, read with nothing recording what made them, or made by a SELD training state
+        for what in ("seld", "detection"):
             res["warnings"] += [f"Spatial AV-Align: {n}" for n in ((r or {}).get(f"{what}_rows") or {}).get("notes", [])]
         if not why and r.get("score") is None: why = "undefined: the SELD model found no sound event in any clip"
         if why: res["skipped"]["spatial_av_align"] = why

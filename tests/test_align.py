@@ -803,12 +803,17 @@ def test_evaluate_records_in_its_json_that_a_seld_training_state_was_scored(tmp_
     torch.save({"model_state_dict": net.state_dict(), "config": asdict(net.config), "swa_state_dict": {}, "step": 30,
                 "train_config": {"steps": 40}}, run / "last.pt")
     out = tmp_path / "r.json"
-    capsys.readouterr()
-    assert evaluate_cli([str(v), "--metrics", "spatial", "--seld-checkpoint", str(run / "last.pt"), "--detector",
-                         "oracle", "--out", str(out)]) == 0
-    said = [w for w in json.loads(out.read_text())["warnings"] if "training state" in w]
-    assert said == [f"Spatial AV-Align: {run / 'last.pt'}: a train-seld training state (last.pt, step 30 of 40): its model "
-                    "is the last step's weights, without the recipe's weight averaging (SWA) and batch-norm "
-                    "re-estimation; the trained model is seld_final.pt in the same run folder (the same train-seld "
-                    "command finishes a run that stopped)"], said
-    assert capsys.readouterr().err.count("a train-seld training state") == 1
+    note = (f"{run / 'last.pt'}: a train-seld training state (last.pt, step 30 of 40): its model is the last step's "
+            "weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; the trained model is "
+            "seld_final.pt in the same run folder (the same train-seld command finishes a run that stopped)")
+    for run_n in range(2):                      # rows made, then read again from --seld-dir: the JSON says it both times
+        capsys.readouterr()
+        assert evaluate_cli([str(v), "--metrics", "spatial", "--seld-checkpoint", str(run / "last.pt"), "--detector",
+                             "oracle", "--seld-dir", str(tmp_path / "rows"), "--out", str(out)]) == 0
+        said = [w for w in json.loads(out.read_text())["warnings"] if "training state" in w]
+        assert said == [f"Spatial AV-Align: {note}"], (run_n, said)
+        assert capsys.readouterr().err.count("a train-seld training state") == 1, run_n
+    from savgbench.align.spatial import spatial_align_cli        # and the command of its own, in its --out
+    assert spatial_align_cli([str(v), "--seld-checkpoint", str(run / "last.pt"), "--seld-dir", str(tmp_path / "rows"),
+                              "--detector", "oracle", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["seld_rows"]["notes"] == [note]

@@ -7,7 +7,7 @@ Docs: https://savgbench.github.io/savgbench/spatial_align.html.md"""
 # %% ../../nbs/32_spatial_align.ipynb #68cf2fd3
 from __future__ import annotations
 import importlib
-import argparse, json, sys
+import argparse, json, sys, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
-                            write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips, CLIPS_FILE)
+                            write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips, CLIPS_FILE,
+                            TrainingStateWarning)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -253,6 +254,14 @@ def _seld_source(checkpoint) -> dict:
     if hasattr(infer, "seld_rows_source"): return infer.seld_rows_source(checkpoint)
     return weights_source("seld_checkpoint", checkpoint)          # a stand-in SELD module (tests, plugins)
 
+def _training_state_note(checkpoint) -> str | None:
+    "What SELD rows made with `checkpoint` must carry when it is a train-seld training state (RUN/last.pt); else None."
+    if checkpoint is None or str(checkpoint) == "demo" or not Path(checkpoint).is_file(): return None
+    try: from savgbench.seld.model import training_state_note
+    except ImportError: return None
+    try: return training_state_note(checkpoint)
+    except SAVGBenchError: return None                  # not a SELD checkpoint: reading the rows says so
+
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
                             seld_fn=None, progress: bool = True, notes: bool = True, **detector_kw) -> SpatialAlignResult:
     """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
@@ -270,7 +279,9 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
             from savgbench.seld.infer import seld_checkpoint_path
             used.append(seld_checkpoint_path(seld_checkpoint))
         except ImportError: used.append(seld_checkpoint)      # seld_rows_for says what is missing
-        return seld_rows_for(ps, used[-1], progress=progress)
+        with warnings.catch_warnings():                        # (a training state: said once, below, in the notes)
+            warnings.simplefilter("ignore", TrainingStateWarning)
+            return seld_rows_for(ps, used[-1], progress=progress)
     det_compute = det_source = None
     if detector is not None:
         from savgbench.detect import make_detector, PersonDetector
@@ -284,6 +295,9 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
                             explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes, notes=notes)
     dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
                            det_source, explicit=detector is not None, hashes=hashes, notes=notes)
+    if seld_fn is None and (msg := _training_state_note(seld_checkpoint)):    # rows made now or read again alike
+        seld_info.setdefault("notes", []).append(msg)
+        if notes: print(f"note: {msg}", file=sys.stderr)
     res = spatial_av_align((n, seld[n], dets[n]) for n in names)
     if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
     res.rows = dict(seld_rows=seld_info, detection_rows=det_info)
