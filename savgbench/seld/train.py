@@ -23,6 +23,7 @@ from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetErro
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
+from .infer import SELD_FINAL
 
 # %% auto #0
 __all__ = ['FOCAL_PX', 'SCHEDULES', 'SELD_RUN_FILES', 'azimuth_to_x', 'synthetic_scene', 'synthetic_stereo_batch', 'label_tracks',
@@ -474,7 +475,7 @@ def train_seld(source, out_dir, model_config: SELDConfig | str = "small", tc: Tr
         return _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_every, progress, workers,
                            bn_source, err)
 
-SELD_RUN_FILES = ("last.pt", "log.jsonl", "seld_final.pt")     # what a train-seld run writes in its folder
+SELD_RUN_FILES = ("last.pt", "log.jsonl", SELD_FINAL)     # what a train-seld run writes in its folder
 
 def _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_every, progress, workers, bn_source, err):
     "`train_seld` once the run folder is held (`err`: why this process could not hold it)."
@@ -571,7 +572,7 @@ def _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_ever
         stream = None  # so an exit that joins them while they wait for work would never end)
     bar.close(); log.close()
     stop.raise_if_requested(acc)        # also in the last step: a rerun makes only the final model
-    final_path = out / "seld_final.pt"
+    final_path = out / SELD_FINAL
     if acc.is_main_process:
         if swa.n_averaged.item() > 0:
             final = swa.module
