@@ -311,13 +311,15 @@ def extract_audioclip(model, entries, batches, protocol, cache: FeatureCache, mo
 # %% ../nbs/44_evaluate.ipynb #37d289e2
 def _run_align(module: str, fn: str, run) -> tuple[dict | None, str | None]:
     """(the JSON data of `run(module.fn)`'s result, as its command's `--out` holds it, None), or (None, why): the module
-    or the function is missing, or it raised a `SAVGBenchError`."""
+    or the function is missing, or it raised a `SAVGBenchError` or an `OSError`."""
     import importlib
     try: mod = importlib.import_module(module)
     except ImportError as e: return None, f"{module} is not available in this installation ({e})"
     if not hasattr(mod, fn): return None, f"{module} has no {fn}()"
     try: res = run(getattr(mod, fn))
     except SAVGBenchError as e: return None, str(e)
+    except OSError as e: return None, f"{type(e).__name__}: {e}"    # e.g. a rows folder it cannot write: the others'
+                                                                    # results are still written
     return json.loads(json.dumps(res.to_dict())), None
 
 def _align_clips(gen_dir, checked: bool, progress: bool) -> list:
@@ -536,6 +538,9 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                              path=out, expected="two file names (--out results.json --per-clip per_clip.csv)")
     for what, f in (("results JSON", out), ("per-clip CSV", per_clip)):   # found now, not after minutes of features
         if f is not None and (why := output_path_problem(f, folder=False)): raise SAVGBenchError(f"the {what} {why}", path=f)
+    if "spatial" in metrics:
+        from savgbench.align.spatial import check_rows_dirs
+        check_rows_dirs(seld_dir, det_dir)
     try:
         state = launch_state(); rank, world = state.process_index, state.num_processes   # (on CPUs too: one run)
         dev = device or state.device

@@ -632,14 +632,18 @@ def test_evaluate_scores_a_clip_whose_file_name_is_not_utf8(tmp_path):
 
 
 def test_evaluate_refuses_result_files_it_cannot_write_before_reading_a_clip(tmp_path):
-    """`out` and `per_clip` naming one file (the per-clip CSV would be left alone), or a folder where no file can be
-    made, are refused before any clip is read: the folder of clips here is empty, which would be said first."""
+    """`out` and `per_clip` naming one file (the per-clip CSV would be left alone), a folder where no file can be
+    made, or one folder for the SELD rows and the person boxes, are refused before any clip is read: the folder of
+    clips here is empty, which would be said first."""
     from savgbench.evaluate import evaluate
     (tmp_path / "gen").mkdir()
     kw = dict(metrics=("temporal",), progress=False, verbose=False)
     with pytest.raises(SAVGBenchError, match="the results JSON and the per-clip CSV are the same file"):
         evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip=tmp_path / "." / "r.json", **kw)
     assert not (tmp_path / "r.json").exists()
+    with pytest.raises(SAVGBenchError, match="the SELD rows and the person boxes would share one folder"):
+        evaluate(tmp_path / "gen", None, seld_dir=tmp_path / "rows", det_dir=tmp_path / "rows/.",
+                 **{**kw, "metrics": ("spatial",)})
     if not Path("/proc/self").is_dir(): return
     with pytest.raises(SAVGBenchError, match=r"the per-clip CSV cannot be written: no file can be made in /proc"):
         evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip="/proc/savgbench/pc.csv", **kw)

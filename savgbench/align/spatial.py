@@ -23,7 +23,7 @@ from ..io import write_seld_csv
 # %% auto #0
 __all__ = ['AZI_THRESH_PX', 'SELD_FPS', 'OD_FPS', 'OD_FRAME_TOLERANCE', 'seld_to_od_frame', 'match_seld_rows', 'ClipAlign',
            'SpatialAlignResult', 'spatial_av_align', 'read_seld_rows', 'write_seld_rows', 'refuse_stale_rows',
-           'spatial_av_align_dirs', 'seld_rows_for', 'spatial_av_align_videos', 'spatial_align_cli']
+           'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_dirs', 'spatial_av_align_videos', 'spatial_align_cli']
 
 # %% ../../nbs/32_spatial_align.ipynb #e29a07d6
 AZI_THRESH_PX = 40        # half-width of the band around a SELD x
@@ -260,16 +260,20 @@ def _training_state_note(checkpoint) -> str | None:
     try: from savgbench.seld.model import training_state_note
     except ImportError: return None
     try: return training_state_note(checkpoint)
-    except SAVGBenchError: return None                  # not a SELD checkpoint: reading the rows says so
+    except Exception: return None          # not a SELD checkpoint: making rows with it says so (reading rows needs none)
+
+def check_rows_dirs(seld_dir, det_dir) -> None:
+    "Refuse one folder given for the SELD rows and the person boxes (both are NAME.csv), before any row is made."
+    if seld_dir is not None and det_dir is not None and Path(seld_dir).resolve() == Path(det_dir).resolve():
+        raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
+                            expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
 
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
                             seld_fn=None, progress: bool = True, notes: bool = True, **detector_kw) -> SpatialAlignResult:
     """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
     `progress`: the SELD model's and the detector's progress bars. Notes on the folders' rows (made again, of unknown
     origin) are kept in `res.rows[...]['notes']` and, with `notes`, also said on stderr."""
-    if seld_dir is not None and det_dir is not None and Path(seld_dir).resolve() == Path(det_dir).resolve():
-        raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
-                            expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
+    check_rows_dirs(seld_dir, det_dir)
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
     names = [p.stem for p in paths]
     used = []                                                  # the SELD checkpoint, once rows are computed with it

@@ -120,8 +120,9 @@ def hog_person_boxes(frames_bgr: np.ndarray, cfg: HOGConfig = HOGConfig()) -> li
 
 # %% ../../nbs/31_detect.ipynb #e35c67d2
 def metadata_path_for(video_path, metadata_dir=None) -> Path:
-    "The label CSV of a clip: `metadata_dir/NAME.csv`, by default in the clip folder's `video`→`metadata` sibling."
-    video_path = Path(video_path)
+    """The label CSV of a clip: `metadata_dir/NAME.csv`, by default in the clip folder's `video`→`metadata` sibling
+    (of the folder the clip's path names: a linked clip's labels lie beside the link)."""
+    video_path = Path(video_path).absolute()           # (a bare name: its folder is the working folder's own name)
     if metadata_dir is None:
         metadata_dir = video_path.parent.parent / video_path.parent.name.replace("video", "metadata")
     return Path(metadata_dir) / (video_path.stem + ".csv")

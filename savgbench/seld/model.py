@@ -120,13 +120,14 @@ def _load_checkpoint(path, trust: bool = False) -> dict:
         except Exception as e: raise WeightsError(f"cannot read the SELD checkpoint ({type(e).__name__}: {e})", path) from e
     else: ck = load_torch_file(path, "SELD checkpoint")
     if not isinstance(ck, dict) or "model_state_dict" not in ck:
-        raise WeightsError("not a SELD checkpoint", path, found=sorted(ck)[:8] if isinstance(ck, dict) else type(ck).__name__,
+        raise WeightsError("not a SELD checkpoint", path, found=sorted(map(str, ck))[:8] if isinstance(ck, dict) else type(ck).__name__,
                            expected="a dict with 'model_state_dict'")
     return ck
 
 def _state_note(ck: dict, path) -> str | None:
     if not isinstance(ck.get("swa_state_dict"), dict): return None   # `train-seld`'s RUN/last.pt: a state to resume from
-    steps = (ck.get("train_config") or {}).get("steps")
+    tc = ck.get("train_config")
+    steps = tc.get("steps") if isinstance(tc, dict) else None
     return (f"{path}: a train-seld training state (last.pt, step {ck.get('step')} of {steps}): its model is the last "
             "step's weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; the trained model "
             "is seld_final.pt in the same run folder (the same train-seld command finishes a run that stopped)")
