@@ -141,17 +141,21 @@ def state_dict_sha256(model) -> str:
 # %% ../nbs/00_core.ipynb #b43b914e
 def output_path_problem(path, folder: bool = True) -> str | None:
     """Why `path` cannot become a folder (`folder`) or a file written there: 'is a file', 'is a folder', 'lies inside
-    a file', or 'cannot be written: ...' when no file can be made in the folder that would hold it (or in the nearest
-    folder above that exists: read-only, no permission); None when it can."""
-    p = Path(path)
-    if p.exists():
-        if p.is_dir() != folder: return "is a file" if folder else "is a folder"
-        where = p if folder else p.parent
-    else:
-        where = next(q for q in p.parents if q.exists())
-        if not where.is_dir(): return "lies inside a file"
-    try: tempfile.TemporaryFile(dir=where, prefix=".savgbench-probe-").close()   # as `atomic_path` makes its file
-    except OSError as e: return f"cannot be written: no file can be made in {where} ({e.strerror or e})"
+    a file', 'is not a regular file' (a device or a pipe, which writing the file in place would replace), or 'cannot be
+    written: ...' when no file can be made in the folder that would hold it (or in the nearest folder above that
+    exists: read-only, no permission); None when it can."""
+    p = where = Path(path)
+    try:
+        if p.exists():
+            if p.is_dir() != folder: return "is a file" if folder else "is a folder"
+            if not folder and not p.is_file(): return "is not a regular file (a device or a pipe): name a file"
+            where = p if folder else p.parent
+        else:
+            where = next(q for q in p.parents if q.exists())
+            if not where.is_dir(): return "lies inside a file"
+        tempfile.TemporaryFile(dir=where, prefix=".savgbench-probe-").close()   # as `atomic_path` makes its file
+    except OSError as e:         # (a folder on the way that cannot be entered: its files cannot be seen, nor made)
+        return f"cannot be written: no file can be made in {where} ({e.strerror or e})"
     return None
 
 # %% ../nbs/00_core.ipynb #0289e662
