@@ -211,13 +211,18 @@ def _open(path, what="media file"):
         if path.is_symlink(): raise ClipFormatError(f"{what} is {_broken_link(path)}", path=path, found=os.readlink(path))
         raise ClipFormatError(f"{what} does not exist", path=path)
     if path.stat().st_size == 0: raise ClipFormatError(f"{what} is empty (0 bytes)", path=path)
-    try: return av.open(str(path))
+    try: c = av.open(str(path))
     except (av.error.FFmpegError, ValueError, OSError) as e:
         msg = re.sub(r"\[Errno -?\d+\] ", "", str(e)).replace(f": '{path}'", "")
         if "moov atom not found" in msg: msg += " (the file's index is missing: truncated?)"
+        elif isinstance(e, av.error.EOFError): msg += " (the file ends before its headers do: truncated?)"
         elif isinstance(e, av.error.InvalidDataError):   # an mp4 cut before its index (written last) reads so
             msg += " (a file cut short, as a write stopped before its end leaves it, or not a video file)"
         raise ClipFormatError(f"cannot open {what}: {msg}", path=path) from e
+    if any(s.codec_context is None for s in (*c.streams.video, *c.streams.audio)):   # an index cut in the middle
+        c.close()
+        raise ClipFormatError(f"cannot open {what}: the header of a stream is incomplete (truncated?)", path=path)
+    return c
 
 def _audio_target_len(stream):
     if stream.duration is not None and stream.time_base is not None:
@@ -250,7 +255,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
             resampler = av.AudioResampler(format=audio_format, layout=as_.layout.name if as_.channels <= 2 else None,
                                           rate=as_.rate)
         try:
-            for frame in c.decode(*streams):
+            for frame in (c.decode(*streams) if streams else ()):    # (no stream named decodes every one)
                 if isinstance(frame, av.VideoFrame):
                     info.n_frames += 1
                     rgb = frame_to_array(frame) if video or info.n_frames == 1 else None
@@ -420,6 +425,12 @@ class EquirectVideo:
             if not rate: raise ClipFormatError("the video has no frame rate", path=self.path)
             self.fps = Fraction(rate.numerator, rate.denominator)
             self.width, self.height = vs.codec_context.width, vs.codec_context.height
+            sar = vs.sample_aspect_ratio or 1                 # pixels' shape: a 1440x960 frame may show as 1920x960
+            if not self.height or abs(self.width * sar / self.height / 2 - 1) > 0.01:
+                raise ClipFormatError("not an equirectangular 360° video: its picture must be twice as wide as high (2:1, "
+                                      "e.g. STARSS23's 1920x960), else its views and labels would not match", path=self.path,
+                                      found=f"{self.width}x{self.height}" + (f" (pixel aspect {sar})" if sar != 1 else ""),
+                                      expected="width = 2 x height")
             n = vs.frames
             if not n and vs.duration is not None:
                 n = int(math.floor(Fraction(vs.duration) * Fraction(vs.time_base) * self.fps + Fraction(1, 2)))
@@ -450,7 +461,7 @@ class EquirectVideo:
                               found=f"{i + 1} frames", expected=f"frame {wanted[k]}")
     def __repr__(self): return f"EquirectVideo({self.path.name!r}, {self.width}x{self.height} @ {self.fps} fps, {self.n_frames} frames)"
 
-# %% ../nbs/01_io.ipynb #4fe49983
+# %% ../nbs/01_io.ipynb #7ebad4b0
 STARSS_COLUMNS = ("frame", "cls", "source", "azimuth", "elevation", "distance")
 CLIP_META_COLUMNS = ("frame", "cls", "x", "y", "azi_rot", "ele_rot")
 SELD_COLUMNS = ("frame", "cls", "x")
@@ -495,7 +506,7 @@ def _write_csv(path, df, columns, float_format=None):
         else: df[cols].to_csv(t, header=False, index=False, float_format=float_format)
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #f2ea7918
+# %% ../nbs/01_io.ipynb #5716ba03
 def read_starss_metadata(path) -> pd.DataFrame:
     """Read a STARSS23 label CSV (5 or 6 integer columns, no header); classes, azimuths (-180..180) and elevations
     (-90..90) outside their ranges are errors naming the first bad row."""
@@ -549,7 +560,7 @@ def write_detections_csv(path, rows) -> Path:
     with atomic_path(path) as t: t.write_text(format_detections_csv(rows))
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #7ebad4b0
+# %% ../nbs/01_io.ipynb #0d3c1b5b
 def metadata_path_for(video_path) -> Path:
     "The label CSV of a clip: `.../video_X/NAME.mp4` → `.../metadata_X/NAME.csv`."
     p = Path(video_path)
@@ -603,7 +614,7 @@ def folder_contents(folder, limit: int = 100_000) -> str:
     if hidden: out += ("; " if out else "") + f"{hidden} hidden, the name starting with '.'"
     return f"{'at least ' if n >= limit else ''}{n - hidden_dirs} file(s), none a clip ({out})"   # (hidden folders: above)
 
-# %% ../nbs/01_io.ipynb #342718c9
+# %% ../nbs/01_io.ipynb #780a27b4
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"
 
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
@@ -635,7 +646,7 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
                               f"audio of {spec.seconds:g} s): {listed}; {hint}")
     return good, bad
 
-# %% ../nbs/01_io.ipynb #a7e5e92c
+# %% ../nbs/01_io.ipynb #0565f804
 def check_clips_cli(argv=None) -> int:
     "`savgbench check-clips`: which clips have the SAVGBench format; each other one is named with what is wrong."
     import argparse
