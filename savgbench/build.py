@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/build.html.md"""
 
 # %% ../nbs/14_build.ipynb #e7ca7344
 from __future__ import annotations
-import argparse, json, math, os, re, sys, time, warnings
+import argparse, errno, json, math, os, re, sys, time, warnings
 from collections import Counter, defaultdict
 from concurrent.futures import as_completed
 from dataclasses import dataclass, asdict
@@ -48,14 +48,14 @@ _NAME_RE = re.compile(r"^fold\d+_room\d+_mix\d+$")
 
 def find_recordings(root, split: str = "dev") -> list[Recording]:
     """The recordings of `split` ('dev': dev-train-* subsets; 'eval': dev-test-*) under a STARSS23-format root, found by
-    their FOA wav or label CSV; a file that is missing is None (`Recording.missing`)."""
+    their FOA wav, label CSV or video; a file that is missing is None (`Recording.missing`)."""
     root = Path(root)
     if split not in SPLIT_SUBSETS: raise SAVGBenchError("unknown split", found=split, expected="'dev' or 'eval'")
     if not (root / "foa_dev").is_dir():
         raise DatasetError("not a STARSS23 folder: foa_dev/ is missing", path=root,
                            expected="foa_dev/, metadata_dev/, video_dev/")
     found, odd = set(), []
-    for kind, ext in (("foa_dev", "wav"), ("metadata_dev", "csv")):
+    for kind, ext in (("foa_dev", "wav"), ("metadata_dev", "csv"), ("video_dev", "mp4")):
         for f in (root / kind).glob(f"{SPLIT_SUBSETS[split]}/*.{ext}"):
             if _NAME_RE.match(f.stem): found.add((f.parent.name, f.stem))
             elif ext == "wav": odd.append(f.name)
@@ -132,7 +132,8 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
                     audio_codec: str = "aac", progress: bool = False, verify: bool = False) -> dict:
     "Build every clip of one recording into `out`; return its report (kept clips and drops per rule)."
     out = Path(out)
-    if rec.missing(): raise DatasetError(f"recording {rec.name} has no {' and no '.join(rec.missing())}", path=rec.foa or rec.metadata)
+    if rec.missing(): raise DatasetError(f"recording {rec.name} has no {' and no '.join(rec.missing())}",
+                                         path=rec.foa or rec.metadata or rec.video)
     vdir, mdir = out / f"video_{split}", out / f"metadata_{split}"
     t0 = time.perf_counter()
     report = dict(recording=rec.name, subset=rec.subset, kept=0, existing=0, windows=0, dropped=Counter(),
@@ -252,10 +253,18 @@ def source_fingerprint(rec: Recording) -> dict:
     return dict(metadata=sha256_file(rec.metadata) if rec.metadata is not None else None, foa=media(rec.foa),
                 video=media(rec.video))
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
 def _run_one(args):
     rec, out, split, cfg, codec, skip, verify, progress = args
     try: return build_recording(rec, out, split, cfg, codec, progress=progress, verify=verify)
     except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
+        # a full disk is the output's fault, not this recording's: every recording after it would fail too (and
+        # --skip-errors would delete their clips one by one), so the build stops, keeping what it made
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            raise DatasetError(f"no space left to write the dataset ({e.strerror}): free space, or build into a folder "
+                               "on another disk; the same command then resumes, keeping the clips made so far",
+                               path=out) from e
         if not skip: raise
         _remove_clips(out, split, rec.name)                    # clips written before it failed: the dataset has all or none
         return dict(recording=rec.name, failed=f"{type(e).__name__}: {e}")
@@ -317,7 +326,8 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
                   audio_codec: str = "aac", progress: bool = True, verbose: bool = True, skip_errors: bool = False,
                   verify: bool = False) -> dict:
     """Build the SAVGBench `split` from a STARSS23-format root into `out`; return (and save) the build report. A
-    recording that cannot be built stops the build, unless `skip_errors` (then it is listed in `failed_recordings`).
+    recording that cannot be built stops the build, unless `skip_errors` (then it is listed in `failed_recordings`); a
+    full disk stops it in any case (`DatasetError`; run it again once there is room).
     Clips already there are kept when `clip_done` accepts them (`verify`: decode-check each one too), and
     `build_sources_SPLIT.json` records what each recording's clips were made from (`source_fingerprint`): a recording
     whose label CSV, FOA wav or video changed since is built again from scratch. Clips in the folder that this build

@@ -220,3 +220,33 @@ def test_one_unreadable_recording_stops_the_build_unless_skipped(recording_facto
     recording_factory(talker(range(70)), name="fold3_room01_mix002")                          # repaired: a clean exit
     assert build_dataset_cli([str(root), str(tmp_path/"d"), "--skip-errors", "--view-step", "360"]) == 0
     assert json.loads((tmp_path/"c"/"build_report_dev.json").read_text())["failed_recordings"]
+
+def test_recording_with_only_its_video_is_refused_by_name(recording_factory, tmp_path):
+    """video_dev/ unpacked with a subset that foa_dev/ and metadata_dev/ lack (a partly unpacked download): the
+    recordings of that subset are named, not left out of the dataset unsaid."""
+    import shutil
+    root = recording_factory(talker(range(70)))
+    tau = root/"video_dev/dev-train-tau"; tau.mkdir()
+    shutil.copy(root/"video_dev/dev-train-synth/fold3_room01_mix001.mp4", tau/"fold3_room4_mix001.mp4")
+    recs = {r.name: r for r in find_recordings(root)}
+    assert recs["fold3_room4_mix001"].missing() == ["FOA wav", "label CSV"] and recs["fold3_room01_mix001"].missing() == []
+    with pytest.raises(DatasetError, match="1 of 2 recordings .* fold3_room4_mix001 has no FOA wav and no label CSV"):
+        build(root, tmp_path/"out")
+    assert not (tmp_path/"out").exists()
+
+def test_a_full_disk_stops_the_build_even_with_skip_errors(recording_factory, tmp_path, monkeypatch):
+    """No space left as the third clip is written: the build stops with a DatasetError that says so, and keeps the two
+    clips it made (with skip_errors it used to fail every recording in turn and delete their clips)."""
+    import errno
+    import savgbench.build as B
+    root = recording_factory(talker(range(70)))
+    recording_factory(talker(range(70)), name="fold3_room01_mix002")
+    calls, real = {"n": 0}, B.write_clip
+    def full(path, *a, **k):
+        calls["n"] += 1
+        if calls["n"] >= 3: raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *a, **k)
+    monkeypatch.setattr(B, "write_clip", full)
+    with pytest.raises(DatasetError, match="no space left to write the dataset .* resumes"):
+        build_dataset(root, tmp_path/"out", cfg=FRONT, progress=False, verbose=False, skip_errors=True)
+    assert len(list((tmp_path/"out/video_dev").glob("fold3_room01_mix001_*.mp4"))) == 2
