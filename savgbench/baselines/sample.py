@@ -196,7 +196,8 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
     when the folder already holds clips made with other settings. A model is compared by the names both records give
     it (`_MODEL_KEYS`: its checkpoint file's sha256, its weights' `state_dict_sha256`); records that share none cannot
-    be compared and are refused. Writes the file (if `write`) and returns the settings."""
+    be compared and are refused. Where both name the weights and they agree, another file (an export of the checkpoint
+    that made the clips) goes on with them. Writes the file (if `write`) and returns the settings."""
     out_dir = Path(out_dir); f = out_dir / 'sampling.json'
     if others := _other_clips(out_dir):
         raise SAVGBenchError(f"holds {len(others)} video file{'s' * (len(others) != 1)} that sampling did not make (e.g. "
@@ -220,6 +221,12 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
                                      "another folder, or go on with what made those clips (`savgbench sample`, or "
                                      "generate_clips)", path=out_dir)
             keys = [k for k in keys if k not in names or k in shared]
+            file, weights = names
+            if (file in shared and weights in shared and old[weights] is not None and old[weights] == settings[weights]
+                    and old[file] != settings[file]):  # the same weights from another file (an export of that checkpoint)
+                main_print(f"note: the {len(clips)} clips in {out_dir} were made with the same weights ({weights}) from "
+                           f"another file; going on with them", file=sys.stderr)
+                settings = {**settings, file: old[file]}     # the clips are the same: the record keeps naming the first file
         if any(k in old and old[k] is None for k in ('sr_model_sha256', 'sr_checkpoint_sha256')):
             keys = [k for k in keys if k in old or k not in _SR_ONLY]   # no SR before: said by sr_model_sha256 alone
     return settings_record(f, settings, len(clips), write, keys=keys,
