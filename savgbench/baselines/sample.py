@@ -6,7 +6,7 @@ Docs: https://savgbench.github.io/savgbench/sample.html.md"""
 
 # %% ../../nbs/54_sample.ipynb #c4d55452
 from __future__ import annotations
-import argparse, contextlib, json, sys, time
+import argparse, contextlib, json, re, sys, time
 from dataclasses import fields
 from pathlib import Path
 import numpy as np
@@ -23,9 +23,9 @@ from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, ne
 from .train import fit_length, cudnn_autotune, newest_checkpoint
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'SEEDING', 'load_joint_model', 'load_sr_model',
-           'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings', 'sample_manifest', 'batch_seeds',
-           'generate_clips', 'channel_levels', 'plot_clips', 'sample_cli']
+__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'SAMPLE_NAME', 'SEEDING', 'MAX_SAMPLES',
+           'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings',
+           'sample_manifest', 'batch_seeds', 'generate_clips', 'channel_levels', 'plot_clips', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -181,12 +181,29 @@ def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, s
 # how a record names each model: by its checkpoint file (`savgbench sample`), by its weights (both), or both
 _MODEL_KEYS = (('checkpoint_sha256', 'model_sha256'), ('sr_checkpoint_sha256', 'sr_model_sha256'))
 
+_SR_ONLY = ('sr_steps', 'sr_T', 'sr_input')      # recorded only for clips made with super-resolution
+SAMPLE_NAME = re.compile(r'sample_\d{5,}\.mp4')    # the clips generate_clips writes
+
+def _other_clips(out_dir) -> list[Path]:
+    "The video files (`find_videos`) below `out_dir` other than its own `sample_NNNNN.mp4`: clips sampling did not make."
+    from savgbench.io import find_videos
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir(): return []
+    try: return [p for p in find_videos(out_dir) if not (p.parent == out_dir and SAMPLE_NAME.fullmatch(p.name))]
+    except OSError: return []                           # (a folder it cannot read: writing there fails with its own error)
+
 def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
     """Compare `settings` with `out_dir/sampling.json` from an earlier run; raise `SAVGBenchError` naming what differs
     when the folder already holds clips made with other settings. A model is compared by the names both records give
     it (`_MODEL_KEYS`: its checkpoint file's sha256, its weights' `state_dict_sha256`); records that share none cannot
-    be compared and are refused. Writes the file (if `write`) and returns the settings."""
+    be compared and are refused. Where both name the weights and they agree, another file (an export of the checkpoint
+    that made the clips) goes on with them. Writes the file (if `write`) and returns the settings."""
     out_dir = Path(out_dir); f = out_dir / 'sampling.json'
+    if others := _other_clips(out_dir):
+        raise SAVGBenchError(f"holds {len(others)} video file{'s' * (len(others) != 1)} that sampling did not make (e.g. "
+                             f"{others[0]}); every command that scores a folder takes all the clips below it, so samples "
+                             "written here would be scored together with them: sample into a folder of their own",
+                             path=out_dir)
     clips = sorted(out_dir.glob('sample_*.mp4'))
     if clips and not f.is_file():
         main_print(f"note: {len(clips)} clips already in {out_dir} were made before their settings were recorded; they "
@@ -204,11 +221,20 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
                                      "another folder, or go on with what made those clips (`savgbench sample`, or "
                                      "generate_clips)", path=out_dir)
             keys = [k for k in keys if k not in names or k in shared]
+            file, weights = names
+            if (file in shared and weights in shared and old[weights] is not None and old[weights] == settings[weights]
+                    and old[file] != settings[file]):  # the same weights from another file (an export of that checkpoint)
+                main_print(f"note: the {len(clips)} clips in {out_dir} were made with the same weights ({weights}) from "
+                           f"another file; going on with them", file=sys.stderr)
+                settings = {**settings, file: old[file]}     # the clips are the same: the record keeps naming the first file
+        if any(k in old and old[k] is None for k in ('sr_model_sha256', 'sr_checkpoint_sha256')):
+            keys = [k for k in keys if k in old or k not in _SR_ONLY]   # no SR before: said by sr_model_sha256 alone
     return settings_record(f, settings, len(clips), write, keys=keys,
                            remedy="sample into another folder, or delete its sample_*.mp4 and sampling.json first")
 
 # %% ../../nbs/54_sample.ipynb #1f3165b9
 SEEDING = 'SeedSequence([seed, batch])'                # how batch seeds are made (recorded with a folder's settings)
+MAX_SAMPLES = 100_000                                  # clips in one folder: sample_00000 ... sample_99999.mp4
 
 def batch_seeds(seed: int, b: int) -> tuple[int, int]:
     """The seeds of batch `b` of a run seeded `seed`: (joint sampling, super-resolution noise), hashed from both numbers
@@ -241,6 +267,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
+    if num > MAX_SAMPLES: raise ValueError(f"num must be at most {MAX_SAMPLES} (sample_00000 ... sample_99999.mp4), not {num}")
     batch_seeds(seed, 0); seed = int(seed)              # a bad seed: refused before any work (a numpy one: a JSON int)
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
     if record is not False:
@@ -396,6 +423,8 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--compile', default='none', choices=COMPILE_MODES,
                    help="torch.compile both models ('reduce-overhead' adds CUDA graphs); pays off on a GPU for many clips")
     a = p.parse_args(argv)
+    if a.num > MAX_SAMPLES:                             # (not a week of sampling, nor a list of batches too big to hold)
+        p.error(f"argument --num: at most {MAX_SAMPLES} clips in one folder (sample_00000 ... sample_99999.mp4), not {a.num}")
     from_runs = []                                      # (the option as given, its key in sampling.json)
     for opt in ('checkpoint', 'sr_checkpoint'):         # a run folder: its newest checkpoint, named
         if (d := getattr(a, opt)) is not None and Path(d).is_dir():

@@ -439,6 +439,10 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     with contextlib.nullcontext(held) if held is not None else hold_run(out_dir) as (_, err):
         return _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, err)
 
+def _seld_run_files(out_dir: Path) -> list[str]:
+    "The files of a `train-seld` run in `out_dir` (its training state and its model), which a joint or SR run keeps out of."
+    return [f for f in ('last.pt', 'seld_final.pt') if (Path(out_dir) / f).exists()]
+
 def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, err):
     "`train_loop` once the run folder is held (`err`: why this process could not hold it)."
     dev, rank, world = acc.device, acc.process_index, acc.num_processes
@@ -448,6 +452,10 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
     step, history, ck, kept = 0, [], None, set()
+    if err is None and acc.is_main_process and (seld := _seld_run_files(out_dir)):   # resumed or set aside, it stays mixed
+        what = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)'}
+        err = SAVGBenchError(f"holds a SELD run (train-seld: {', '.join(seld)}), and this run trains "
+                             f"{what.get(model_kind, model_kind)}: give another --out", path=out_dir)
     ckpts = _checkpoints(out_dir) if resume and err is None else []
     if not resume and err is None and acc.is_main_process and (done := _run_files(out_dir)):
         aside = set_run_aside(out_dir, done)

@@ -492,6 +492,9 @@ def _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_ever
     rng = np.random.default_rng([tc.seed, acc.process_index])
     step, last = 0, out / "last.pt"
     elapsed = None                                      # the training seconds last.pt records
+    if err is None and acc.is_main_process and (runs := sorted(q.name for q in out.glob("checkpoint_*.pt"))):
+        err = DatasetError(f"holds a train-joint or train-sr run ({', '.join(runs[:3])}{' ...' * (len(runs) > 3)}), and this "
+                           "run trains a SELD model (train-seld): give another --out", out)   # resumed or not: mixed
     if not resume and err is None and acc.is_main_process and (done := [out / f for f in SELD_RUN_FILES if (out / f).exists()]):
         aside = set_run_aside(out, done)          # kept, never resumed from, and not taken for this run's model
         if progress: print(f"starting afresh: the run already in {out} was moved to {aside}")
