@@ -890,7 +890,7 @@ def _plain_sample_args(kind: str, model_config: dict) -> list[str] | None:
     return None
 
 def export_weights_cli(argv=None) -> int:
-    "`savgbench export-weights CHECKPOINT OUT [--weights ema|model] [--plain]`"
+    "`savgbench export-weights CHECKPOINT OUT [--weights ema|model] [--plain] [--force]`"
     p = argparse.ArgumentParser(prog='savgbench export-weights', formatter_class=DefaultsHelpFormatter,
                                 description='Write the weights of a training checkpoint (joint or SR) without its '
                                             'optimizer state, to sample from or to share.')
@@ -898,7 +898,11 @@ def export_weights_cli(argv=None) -> int:
     p.add_argument('out', help='the file to write')
     p.add_argument('--weights', default='ema', choices=('ema', 'model'), help='the EMA weights (what sampling uses) or the raw ones')
     p.add_argument('--plain', action='store_true', help='a bare state_dict, as the official files (the reference code loads it)')
+    p.add_argument('--force', action='store_true', help='replace OUT where it exists')
     a = p.parse_args(argv)
+    if why := output_path_problem(a.out, folder=False): p.error(f"{a.out} {why}")
+    if Path(a.out).exists() and not a.force:               # an earlier export (of other weights, perhaps), or any file
+        p.error(f"{a.out} exists: give another name, or --force to replace it")
     r = export_weights(newest_checkpoint(a.checkpoint), a.out, a.weights, a.plain)
     print(f"{r['path']}: {r['weights']} weights of the {r['kind']} model at step {r['step']}"
           f"{' (plain state_dict)' if r['plain'] else ''}, {r['bytes'] / 1e6:.1f} MB (checkpoint "
