@@ -254,11 +254,24 @@ def source_fingerprint(rec: Recording) -> dict:
                 video=media(rec.video))
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_RECORDING_ERRORS = (SAVGBenchError, OSError, ValueError)     # what makes one recording fail (unreadable media, bad labels)
+
+def _label_problems(recs) -> dict:
+    """{recording: the exception} for each recording to be built (it has its files and its video) whose label CSV
+    `read_starss_metadata` refuses, found before any media is read (label CSVs are small; media take the time)."""
+    bad = {}
+    for r in recs:
+        if r.missing() or r.video is None: continue             # said otherwise / never built
+        try: read_starss_metadata(r.metadata)
+        except _RECORDING_ERRORS as e: bad[r.name] = e
+    return bad
+
+def _failure(e) -> str: return f"{type(e).__name__}: {e}"
 
 def _run_one(args):
     rec, out, split, cfg, codec, skip, verify, progress = args
     try: return build_recording(rec, out, split, cfg, codec, progress=progress, verify=verify)
-    except (SAVGBenchError, OSError, ValueError) as e:         # unreadable media, bad labels ...
+    except _RECORDING_ERRORS as e:                              # unreadable media, bad labels ...
         # a full disk is the output's fault, not this recording's: every recording after it would fail too (and
         # --skip-errors would delete their clips one by one), so the build stops, keeping what it made
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
@@ -267,7 +280,7 @@ def _run_one(args):
                                path=out) from e
         if not skip: raise
         _remove_clips(out, split, rec.name)                    # clips written before it failed: the dataset has all or none
-        return dict(recording=rec.name, failed=f"{type(e).__name__}: {e}")
+        return dict(recording=rec.name, failed=_failure(e))
 
 def summarize_build(reports: list[dict], split: str, cfg: CurationConfig, seconds: float) -> dict:
     "Combine per-recording reports into the dataset's build report."
@@ -332,10 +345,11 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
     `build_sources_SPLIT.json` records what each recording's clips were made from (`source_fingerprint`): a recording
     whose label CSV, FOA wav or video changed since is built again from scratch. Clips in the folder that this build
     does not make are named in the report (`clips_not_in_this_build`), not deleted. A recording that lacks its FOA wav
-    or label CSV stops the build before any work (with `skip_errors`, it is listed as failed), and so does a split none
-    of whose recordings has its video (video_dev/ not unpacked). One build at a time writes a split of `out` (a second
-    is refused); the temporary files of a build killed mid-write are removed. With `workers` = 1 and `progress`, a
-    second bar counts the clips of the recording being built.
+    or label CSV stops the build before any work (with `skip_errors`, it is listed as failed), and so does one whose
+    label CSV `read_starss_metadata` refuses (every such file is named, with what is wrong; with `skip_errors` it is
+    listed as failed and its media are not read), and a split none of whose recordings has its video (video_dev/ not
+    unpacked). One build at a time writes a split of `out` (a second is refused); the temporary files of a build killed
+    mid-write are removed. With `workers` = 1 and `progress`, a second bar counts the clips of the recording being built.
     With `workers` > 1 the recordings are built in worker processes started afresh (spawn): a plain script that calls
     this must do so under `if __name__ == "__main__":`, as for any Python multiprocessing (a notebook need not)."""
     cfg = cfg or (DEV_CURATION if split == "dev" else EVAL_CURATION)
@@ -350,20 +364,34 @@ def build_dataset(starss_root, out, split: str = "dev", cfg: CurationConfig | No
         raise DatasetError(f"none of the {len(recs)} {split} recordings has its 360° video" +
                            ("" if vd.is_dir() else ": video_dev/ is missing (video_dev.zip not unpacked?)"), path=vd,
                            expected=f"video_dev/{SPLIT_SUBSETS[split]}/NAME.mp4 beside each foa_dev/.../NAME.wav")
-    if (incomplete := [r for r in recs if r.missing()]) and not skip_errors:
-        raise DatasetError(f"{len(incomplete)} of {len(recs)} recordings lack a file every clip needs (a partly unpacked "
-                           "download?): " + "; ".join(f"{r.name} has no {' and no '.join(r.missing())}" for r in incomplete[:5])
-                           + ("; ..." if len(incomplete) > 5 else "") + "; skip_errors (--skip-errors) builds the others",
-                           path=starss_root)
+    incomplete = [r for r in recs if r.missing()]
+    bad_labels = _label_problems(recs)              # all of them now, not each when the build reaches it (hours in)
+    if (incomplete or bad_labels) and not skip_errors:
+        def first(items): items = list(items); return "; ".join(items[:5]) + ("; ..." if len(items) > 5 else "")
+        said = []
+        if incomplete:
+            said.append(f"{len(incomplete)} of {len(recs)} recordings lack a file every clip needs (a partly unpacked "
+                        "download?): " + first(f"{r.name} has no {' and no '.join(r.missing())}" for r in incomplete))
+        if bad_labels:
+            said.append(f"{len(bad_labels)} of {len(recs)} recordings have a label CSV that cannot be used: " +
+                        first(_label_problem_text(r.metadata, starss_root, bad_labels[r.name]) for r in recs
+                              if r.name in bad_labels))
+        raise DatasetError("; and ".join(said) + "; skip_errors (--skip-errors) builds the others", path=starss_root)
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock_build(out, split)                                  # held until this function returns
     try: return _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors,
-                              verify, locked=lock is not None)
+                              verify, locked=lock is not None, bad_labels=bad_labels)
     finally:
         if lock is not None: os.close(lock)
 
+def _label_problem_text(path: Path, root, e: Exception) -> str:
+    "A label CSV's path under the STARSS23 root and what is wrong with it."
+    text = str(e)
+    if isinstance(e, SAVGBenchError) and e.path is not None: text = text.removeprefix(f"{e.path}: ")
+    return f"{path.relative_to(root) if path.is_relative_to(root) else path}: {text}"
+
 def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, progress, verbose, skip_errors, verify,
-                  locked=True):
+                  locked=True, bad_labels=None):
     vdir = out / f"video_{split}"                                   # resuming skips existing clips: same settings only
     if locked:                                                      # of a build killed mid-write (not another's)
         remove_temporaries([out / f"video_{split}", out / f"metadata_{split}"], r"fold\d+_room\d+_mix\d+_deg\d+_start\d+",
@@ -383,8 +411,12 @@ def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, prog
     known.update(now)   # recorded before any clip is written: a build stopped part-way leaves no clip it does not describe
     record(known)
     t0 = time.perf_counter()
-    jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify, progress and workers <= 1) for r in recs]
+    bad_labels = bad_labels or {}                   # (skip_errors) failed already: no old clip of theirs stays
     reports = []
+    for n, e in bad_labels.items():
+        _remove_clips(out, split, n); reports.append(dict(recording=n, failed=_failure(e)))
+    jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify, progress and workers <= 1) for r in recs
+            if r.name not in bad_labels]
     if workers <= 1:
         for j in tqdm(jobs, desc=f"build {split}", unit="rec", disable=not progress):
             reports.append(_run_one(j))

@@ -171,7 +171,8 @@ def test_one_worker_shows_the_clips_of_the_recording_being_built(recording_facto
 def test_empty_metadata_is_an_error(recording_factory, tmp_path):
     root = recording_factory(talker(range(70)))
     (root/"metadata_dev/dev-train-synth/fold3_room01_mix001.csv").write_text("")
-    with pytest.raises(MetadataError, match="empty"): build(root, tmp_path/"out")
+    with pytest.raises(DatasetError, match="fold3_room01_mix001.csv: STARSS23 metadata file is empty"):
+        build(root, tmp_path/"out")
 
 def test_cli_parallel_matches_serial(recording_factory, tmp_path):
     root = recording_factory(talker(range(70)))
@@ -250,3 +251,37 @@ def test_a_full_disk_stops_the_build_even_with_skip_errors(recording_factory, tm
     with pytest.raises(DatasetError, match="no space left to write the dataset .* resumes"):
         build_dataset(root, tmp_path/"out", cfg=FRONT, progress=False, verbose=False, skip_errors=True)
     assert len(list((tmp_path/"out/video_dev").glob("fold3_room01_mix001_*.mp4"))) == 2
+
+def test_bad_label_csvs_are_all_named_before_any_clip_is_written(recording_factory, tmp_path, monkeypatch):
+    """Label CSVs that the reader refuses are found before any recording is built, all in one DatasetError naming each
+    file and what is wrong (the first five, then '...'); with skip_errors they are failed without their media being read
+    and the others are built. A recording without video is not built, so its labels are not checked."""
+    import savgbench.build as B
+    root = recording_factory(talker(range(70)))                                   # mix001: good, built first
+    sub = root/"metadata_dev/dev-train-synth"
+    def bad(name, text, video=True):                                               # media never read: empty files do
+        for kind, ext in (("foa", "wav"), ("video", "mp4"))[:1 + video]: (root/f"{kind}_dev/dev-train-synth/{name}.{ext}").write_bytes(b"")
+        (sub/f"{name}.csv").write_text(text)
+    bad("fold3_room01_mix002", "0,1,2\n")                                          # three columns
+    bad("fold3_room01_mix003", "0,0,1,20,0\n5,talker,1,20,0\n")                   # a word
+    bad("fold3_room01_mix004", "0,0,1,20,0\n", video=False)                       # no video: not built, not checked
+    (sub/"fold3_room01_mix004.csv").write_text("garbage\n")
+    read, real_read_foa = [], B.read_foa
+    monkeypatch.setattr(B, "read_foa", lambda p, *a, **k: read.append(p.name) or real_read_foa(p, *a, **k))
+    with pytest.raises(DatasetError) as e: build(root, tmp_path/"out")
+    msg = str(e.value)
+    assert "2 of 4 recordings have a label CSV that cannot be used" in msg, msg
+    assert "fold3_room01_mix002.csv: wrong number of columns" in msg and "found 3" in msg, msg
+    assert "fold3_room01_mix003.csv: non-numeric values in column 'cls'" in msg, msg
+    assert "mix004" not in msg and "..." not in msg and "--skip-errors" in msg, msg
+    assert read == [] and not (tmp_path/"out").exists()                           # before any work
+    rep = build_dataset(root, tmp_path/"out", cfg=FRONT, progress=False, verbose=False, skip_errors=True)
+    assert sorted(rep["failed_recordings"]) == ["fold3_room01_mix002", "fold3_room01_mix003"], rep["failed_recordings"]
+    assert "wrong number of columns" in rep["failed_recordings"]["fold3_room01_mix002"]
+    assert rep["clips"] == 5 and rep["recordings_without_video"] == ["fold3_room01_mix004"]
+    assert read == ["fold3_room01_mix001.wav"]                                     # the bad ones' media: not read
+    for i in range(5, 9): bad(f"fold3_room01_mix{i:03d}", "")                     # six bad ones: five named, then ...
+    with pytest.raises(DatasetError) as e: build(root, tmp_path/"out2")
+    msg = str(e.value)
+    assert "6 of 8 recordings" in msg and "fold3_room01_mix007.csv: STARSS23 metadata file is empty" in msg, msg
+    assert "mix008" not in msg and "; ..." in msg, msg
