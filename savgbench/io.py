@@ -29,7 +29,7 @@ __all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'BARS_BLACK',
            'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
            'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
            'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos',
-           'folder_contents', 'check_clips', 'check_clips_cli']
+           'folder_contents', 'clip_advice', 'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 _cpu_lock = threading.RLock()
@@ -616,22 +616,37 @@ def folder_contents(folder, limit: int = 100_000) -> str:
 
 # %% ../nbs/01_io.ipynb #780a27b4
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"
+_UNREADABLE = "be read (damaged or cut short, as an export or download that stopped leaves a file, or missing)"
+
+def clip_advice(n_format: int, n_unreadable: int) -> str:
+    """What to do with `n_format` clips of another format (convert them: `CONVERT`) and `n_unreadable` clips that cannot
+    be read at all (export or download them again: converting cannot mend a damaged file)."""
+    if n_format and n_unreadable:
+        return (f"convert the {n_format} in another format{CONVERT.removeprefix('convert them')}; export or download again "
+                f"the {n_unreadable} that cannot {_UNREADABLE}")
+    if n_unreadable: return (f"it cannot {_UNREADABLE}: export or download it again" if n_unreadable == 1 else
+                             f"they cannot {_UNREADABLE}: export or download them again")
+    return CONVERT.replace("them", "it", 1) if n_format == 1 else CONVERT
 
 def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: bool = True,
-                hint: str = f"{CONVERT}, or leave them out", unbarred: list | None = None) -> tuple[list[Path], dict[str, str]]:
+                hint: str | None = None, unbarred: list | None = None,
+                unreadable: list | None = None) -> tuple[list[Path], dict[str, str]]:
     """Check every clip against the SAVGBench format (`clip_problems`: the container and the audio are read, not the
     frames). `paths`: clips, or one folder (searched with its subfolders, as `evaluate` does), clip or list file.
     Returns (the good clips, {path: all that is wrong} for the others). Unless `skip_bad`, a bad clip raises
-    `ClipFormatError` naming up to five of them, then `hint`. A list `unbarred` gets (path, `bars_level`) for each
-    good clip whose first frame has no black letterbox bars (a format FVD/KVD count against, not a bad clip)."""
+    `ClipFormatError` naming up to five of them, then `hint` (by default: what to do with them, `clip_advice`, or leave
+    them out), in which `CONVERT` is replaced by what `clip_advice` says of these clips. A list `unbarred` gets (path,
+    `bars_level`) for each good clip whose first frame has no black letterbox bars (a format FVD/KVD count against, not
+    a bad clip); a list `unreadable` gets the paths of the bad clips that cannot be read at all (damaged, cut short,
+    missing), not merely of another format."""
     from tqdm.auto import tqdm
     if isinstance(paths, (str, Path)):                  # one name, not a sequence of one-letter ones
         from savgbench.detect import list_videos
         paths = find_videos(paths) if Path(paths).is_dir() else list_videos(paths)
-    paths, good, bad = [Path(p) for p in paths], [], {}
+    paths, good, bad, broken = [Path(p) for p in paths], [], {}, []
     for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=not progress or len(paths) < 20):
         try: info, problems = clip_problems(p, spec)
-        except SAVGBenchError as e: problems = [e]
+        except SAVGBenchError as e: problems = [e]; broken.append(p)         # cannot be opened or decoded
         if not problems:
             good.append(p)
             if unbarred is not None and info.bars_level is not None and info.bars_level > BARS_BLACK:
@@ -639,7 +654,10 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
             continue
         bad[str(p)] = "; also ".join([str(problems[0])] + [str(ClipFormatError(e.msg, found=e.found, expected=e.expected))
                                                          for e in problems[1:]])       # every problem, not the first alone
+    if unreadable is not None: unreadable.extend(broken)
     if bad and not skip_bad:
+        advice = clip_advice(len(bad) - len(broken), len(broken))
+        hint = f"{advice}, or leave {'it' if len(bad) == 1 else 'them'} out" if hint is None else hint.replace(CONVERT, advice)
         listed = "; ".join(list(bad.values())[:5]) + ("; ..." if len(bad) > 5 else "")
         raise ClipFormatError(f"{len(bad)} of {len(paths)} clips are not SAVGBench clips ({spec.size}x{spec.size}, "
                               f"{spec.fps:g} fps, {spec.n_frames} frames, {spec.channels}-channel {spec.sample_rate} Hz "
@@ -662,11 +680,11 @@ def check_clips_cli(argv=None) -> int:
         held = "; ".join(f"{c}: " * (len(a.clips) > 1) + folder_contents(c) for c in a.clips if Path(c).is_dir())
         raise SAVGBenchError("no clips found", path=" ".join(a.clips), found=held or None,
                              expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)})")
-    good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet, unbarred=(light := []))
+    good, bad = check_clips(paths, skip_bad=True, progress=not a.quiet, unbarred=(light := []), unreadable=(broken := []))
     for why in bad.values(): print(why)
     print(f"{len(good)} of {len(paths)} clips are SAVGBench clips"
-          + (f"; {len(bad)} {'is' if len(bad) == 1 else 'are'} not: " + (CONVERT.replace("them", "it", 1) if len(bad) == 1
-             else CONVERT) if bad else ""))
+          + (f"; {len(bad)} {'is' if len(bad) == 1 else 'are'} not: " + clip_advice(len(bad) - len(broken), len(broken))
+             if bad else ""))
     if light: print(f"note: {len(light)} of them {'shows' if len(light) == 1 else 'show'} no black bars: the {CLIP.pad_top} px above and below the picture "
                     f"reach a mean level of {max(l for _, l in light):.0f} of 255 in their first frame (SAVGBench clips: "
                     f"about 0). The reference clips are a {CLIP.picture_w}x{CLIP.picture_h} picture between black bars, and "

@@ -321,3 +321,27 @@ def test_a_rotated_video_is_refused_not_read_sideways(good, tmp_path):
     assert [p.msg for p in problems] == ["the video carries a rotation (display matrix)"], problems
     with pytest.raises(ClipFormatError, match="rotation"): read_video_bgr(bad)
     assert clip_problems(good)[1] == []
+
+def test_check_clips_tells_a_damaged_clip_from_one_of_another_format(good, tmp_path, capsys):
+    """A clip cut short (an interrupted export or download) is not told to be converted: its advice is to export or
+    download it again; a clip of another format is told to be converted; a set with both gets both, each counted."""
+    from savgbench.io import check_clips, check_clips_cli
+    cut = tmp_path/"cut.mp4"; data = good.read_bytes(); cut.write_bytes(data[:len(data) * 2 // 3])
+    other = write_clip(tmp_path/"other.mp4", _video(T=16), _audio(n=64000))            # 4 s: another format
+    assert check_clips_cli([str(cut), "--quiet"]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("0 of 1 clips are SAVGBench clips; 1 is not: it cannot be read (damaged or cut short"), last
+    assert "export or download it again" in last and "convert" not in last, last
+    assert check_clips_cli([str(other), "--quiet"]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == ("0 of 1 clips are SAVGBench clips; 1 is not: convert it (the README's 'Scoring your own generator' "
+                    "gives an ffmpeg command)"), last
+    assert check_clips_cli([str(cut), str(other), str(good), "--quiet"]) == 1
+    last, = [l for l in capsys.readouterr().out.splitlines() if "clips are SAVGBench clips" in l]
+    assert last.startswith("1 of 3 clips are SAVGBench clips; 2 are not: convert the 1 in another format (the README's"), last
+    assert "; export or download again the 1 that cannot be read (damaged or cut short" in last, last
+    with pytest.raises(ClipFormatError) as e: check_clips([cut], progress=False)              # the error says it too
+    assert "cut.mp4" in str(e.value) and "export or download it again" in str(e.value) and "convert" not in str(e.value), e.value
+    with pytest.raises(ClipFormatError) as e: check_clips([other], progress=False)
+    assert str(e.value).endswith("; convert it (the README's 'Scoring your own generator' gives an ffmpeg command), or "
+                                 "leave it out"), e.value
