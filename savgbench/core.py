@@ -19,9 +19,10 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'resolve_device', 'is_main_process', 'main_print', 'launch_size', 'cpu_asked', 'launch_state',
            'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run', 'hold_run', 'set_run_aside',
            'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'clip_hashes', 'stale_rows', 'record_clips',
-           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock',
-           'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'refuse_other_source', 'write_rows_source', 'weights_source', 'training_state_text',
+           'training_state_rows_note', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c',
+           'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready',
+           'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -433,8 +434,10 @@ def read_rows_source(folder, what: str | None = None) -> dict | None:
     return rec["source"]
 
 def same_source(a: dict | None, b: dict | None) -> bool:
-    "Whether two rows sources are the same: model files are compared by content (sha256) when both are known."
+    """Whether two rows sources are the same: model files are compared by content (sha256) when both are known. What
+    is said of a file's content (`training_state`, which records of earlier versions lack) is not compared."""
     if a is None or b is None: return a is b
+    a, b = ({k: v for k, v in x.items() if k != "training_state"} for x in (a, b))
     if a.get("sha256") and b.get("sha256"):
         names = {k for k in set(a) | set(b) if k in ("seld_checkpoint", "weights")}
         a, b = {k: v for k, v in a.items() if k not in names}, {k: v for k, v in b.items() if k not in names}
@@ -456,6 +459,29 @@ def weights_source(key: str, path) -> dict:
     from savgbench.weights import sha256_file
     p = Path(str(path))
     return {key: p.name, "sha256": sha256_file(p) if p.is_file() else None}
+
+def training_state_text(path, step, steps) -> str:
+    "What a result of the SELD checkpoint `path`, a `train-seld` training state at `step` of `steps`, must say."
+    return (f"{path}: a train-seld training state (last.pt, step {step} of {steps}): its model is the last step's "
+            "weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; the trained model is "
+            "seld_final.pt in the same run folder (the same train-seld command finishes a run that stopped)")
+
+def training_state_rows_note(folder, source: dict | None) -> str | None:
+    """What SELD rows read from `folder` must say when its record `source` (`read_rows_source`) says they were made
+    with a train-seld training state (`training_state`: the file, step and steps); or, for a record of an earlier
+    savgbench, which did not say, when they were made with a file named last.pt, as train-seld names that state.
+    None otherwise."""
+    if not isinstance(source, dict): return None
+    st = source.get("training_state")
+    if isinstance(st, dict):
+        return (f"the SELD rows of {folder} were made with "
+                + training_state_text(st.get("file", source.get("seld_checkpoint")), st.get("step"), st.get("steps")))
+    if "training_state" not in source and source.get("seld_checkpoint") == "last.pt":
+        return (f"the SELD rows of {folder} were made with a file named last.pt, the name of a train-seld training "
+                "state (the last step's weights, without the recipe's weight averaging (SWA) and batch-norm "
+                "re-estimation), by a savgbench that did not record whether it was one; if it was, make them again "
+                "with the run's trained model, seld_final.pt in the same run folder")
+    return None
 
 # %% ../nbs/00_core.ipynb #ebf77b49
 CLIPS_FILE = "savgbench_clips.json"

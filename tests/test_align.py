@@ -821,3 +821,59 @@ def test_evaluate_records_in_its_json_that_a_seld_training_state_was_scored(tmp_
     assert spatial_align_cli([str(v), "--seld-checkpoint", str(run / "last.pt"), "--seld-dir", str(tmp_path / "rows"),
                               "--detector", "oracle", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["seld_rows"]["notes"] == [note]
+
+
+def test_rows_made_by_a_seld_training_state_carry_its_note_when_read_again_without_the_checkpoint(tmp_path, capsys):
+    """`savgbench seld --checkpoint RUN/last.pt --out ROWS` records in ROWS that its model was a training state, so a
+    later `spatial-align --seld-dir ROWS` that does not name the checkpoint says so too (in its notes and on stderr),
+    as `eval-seld ROWS` does; rows of a model file get no such note. A record written before the training state was
+    recorded is still read (naming the same checkpoint is not refused), and its rows, made with a file named last.pt,
+    get a note saying they may be a training state's."""
+    import json, torch
+    from dataclasses import asdict
+    from savgbench.seld.infer import seld_cli
+    from savgbench.seld.evaluate import eval_seld_cli
+    from savgbench.seld.model import SELDNet, SELDConfig
+    v = _clip_with_labels(tmp_path)
+    torch.manual_seed(0); net = SELDNet(SELDConfig.preset("tiny"))
+    run = tmp_path / "run"; run.mkdir()
+    torch.save({"model_state_dict": net.state_dict(), "config": asdict(net.config), "swa_state_dict": {}, "step": 30,
+                "train_config": {"steps": 40}}, run / "last.pt")
+    torch.save({"model_state_dict": net.state_dict(), "config": asdict(net.config)}, run / "seld_final.pt")
+    rows, out = tmp_path / "rows", tmp_path / "r.json"
+    assert seld_cli([str(v), "--checkpoint", str(run / "last.pt"), "--out", str(rows), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    def align(*extra):
+        assert spatial_align_cli([str(v), "--seld-dir", str(rows), "--detector", "oracle", "--out", str(out), *extra]) == 0
+        return json.loads(out.read_text())["seld_rows"].get("notes", []), capsys.readouterr().err
+    notes, err = align()
+    said = [n for n in notes if "training state" in n]
+    assert said == [f"the SELD rows of {rows} were made with {run / 'last.pt'}: a train-seld training state (last.pt, "
+                    "step 30 of 40): its model is the last step's weights, without the recipe's weight averaging (SWA) "
+                    "and batch-norm re-estimation; the trained model is seld_final.pt in the same run folder (the same "
+                    "train-seld command finishes a run that stopped)"], notes
+    assert err.count("a train-seld training state") == 1, err
+    notes, _ = align("--seld-checkpoint", str(run / "last.pt"))          # named: said once, as before
+    assert [n.split(": a train-seld")[0] for n in notes if "training state" in n] == [str(run / "last.pt")], notes
+    assert eval_seld_cli([str(rows), str(tmp_path / "metadata_x")]) == 0
+    assert "note: the SELD rows of" in capsys.readouterr().out
+    # rows computed by spatial-align itself into a folder, then read again without the checkpoint
+    assert spatial_align_cli([str(v), "--seld-dir", str(tmp_path / "rows2"), "--seld-checkpoint", str(run / "last.pt"),
+                              "--detector", "oracle"]) == 0
+    capsys.readouterr()
+    assert spatial_align_cli([str(v), "--seld-dir", str(tmp_path / "rows2"), "--detector", "oracle", "--out", str(out)]) == 0
+    assert any("were made with" in n and "step 30 of 40" in n for n in json.loads(out.read_text())["seld_rows"]["notes"])
+    capsys.readouterr()
+    # the trained model's rows: no note
+    assert seld_cli([str(v), "--checkpoint", str(run), "--out", str(tmp_path / "final"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert spatial_align_cli([str(v), "--seld-dir", str(tmp_path / "final"), "--detector", "oracle", "--out", str(out)]) == 0
+    assert not any("training state" in n for n in json.loads(out.read_text())["seld_rows"].get("notes", []))
+    capsys.readouterr()
+    # a record of an earlier savgbench: no training state recorded
+    rec_file = rows / "savgbench_rows.json"; rec = json.loads(rec_file.read_text())
+    rec["source"].pop("training_state", None); rec_file.write_text(json.dumps(rec))
+    notes, _ = align("--seld-checkpoint", str(run / "last.pt"))          # the same checkpoint: read, not refused
+    assert any(n.startswith(f"{run / 'last.pt'}: a train-seld training state") for n in notes), notes
+    notes, _ = align()
+    assert any("made with a file named last.pt" in n and "did not record" in n for n in notes), notes

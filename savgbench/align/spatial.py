@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
                             write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips, CLIPS_FILE,
-                            TrainingStateWarning)
+                            TrainingStateWarning, training_state_rows_note)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -272,7 +272,8 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
                             seld_fn=None, progress: bool = True, notes: bool = True, **detector_kw) -> SpatialAlignResult:
     """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
     `progress`: the SELD model's and the detector's progress bars. Notes on the folders' rows (made again, of unknown
-    origin) are kept in `res.rows[...]['notes']` and, with `notes`, also said on stderr."""
+    origin, made with a train-seld training state: named as `seld_checkpoint`, or recorded by the folder whose rows are
+    read) are kept in `res.rows[...]['notes']` and, with `notes`, also said on stderr."""
     check_rows_dirs(seld_dir, det_dir)
     paths = list_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
     names = [p.stem for p in paths]
@@ -299,7 +300,10 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
                             explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes, notes=notes)
     dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
                            det_source, explicit=detector is not None, hashes=hashes, notes=notes)
-    if seld_fn is None and (msg := _training_state_note(seld_checkpoint)):    # rows made now or read again alike
+    msg = _training_state_note(seld_checkpoint) if seld_fn is None else None    # rows made now or read again alike
+    if msg is None and seld_info.get("read"):          # rows read, the checkpoint not named: what their folder records
+        msg = training_state_rows_note(seld_dir, seld_info.get("made_with"))
+    if msg:
         seld_info.setdefault("notes", []).append(msg)
         if notes: print(f"note: {msg}", file=sys.stderr)
     res = spatial_av_align((n, seld[n], dets[n]) for n in names)

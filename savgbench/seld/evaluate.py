@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from ..core import (CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path,
-                            read_rows_source, ROWS_SOURCE_FILE)
+                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note)
 from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
@@ -195,6 +195,7 @@ def eval_seld_cli(argv=None) -> int:
     print(format_scores(s))
     src = s["rows_made_by"]
     print("rows made by: " + (", ".join(f"{k} {v}" for k, v in src.items()) if src else f"not recorded (no {ROWS_SOURCE_FILE})"))
+    if note := training_state_rows_note(a.pred_dir, src): print(f"note: {note}")   # rows of a train-seld last.pt
     if s["missing"]: print(f"({len(s['missing'])} reference clips have no prediction file and were left out)")
     if a.json:
         d = {k: v for k, v in s.items() if k != "per_class"}; d["per_class"] = s["per_class"].to_dict(orient="records")

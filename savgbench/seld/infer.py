@@ -19,7 +19,7 @@ from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, 
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
-from .model import SELDNet
+from .model import SELDNet, training_state
 
 # %% auto #0
 __all__ = ['THRESHOLD', 'SELD_FINAL', 'demo_checkpoint', 'seld_checkpoint_path', 'load_seld_model', 'windows_to_rows',
@@ -142,9 +142,13 @@ def write_seld_csv(rows: pd.DataFrame, path) -> Path:
 def seld_rows_source(checkpoint, reference_quirk: bool = True, model=None) -> dict:
     """What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file (None: the in-memory `model`, by
     its weights' `state_dict_sha256`), the window rule when not the reference's, and how the audio was decoded
-    (`io.MEDIA_RULE`)."""
+    (`io.MEDIA_RULE`). A checkpoint file's `training_state` is recorded too (`model.training_state`: None for a model
+    file), so that rows made with a train-seld training state say so wherever they are read again."""
     made = (weights_source("seld_checkpoint", checkpoint) if checkpoint is not None else
             {"seld_model": f"in memory ({type(model).__name__})", "sha256": state_dict_sha256(model)})
+    if checkpoint is not None:
+        try: made["training_state"] = training_state(checkpoint)
+        except (SAVGBenchError, OSError): pass          # not a SELD checkpoint (loading it says so): nothing to say
     return {**made, **({} if reference_quirk else {"reference_quirk": False}), "media": io.MEDIA_RULE}
 
 def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=None, batch_size: int = 40, device=None,

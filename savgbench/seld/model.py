@@ -11,11 +11,11 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from torch import nn
-from ..core import WeightsError, TrainingStateWarning
+from ..core import WeightsError, TrainingStateWarning, training_state_text
 from ..weights import load_torch_file
 
 # %% auto #0
-__all__ = ['SELD_PRESETS', 'SELD_CHECKPOINT', 'SELDConfig', 'DoubleConv', 'SELDNet', 'training_state_note']
+__all__ = ['SELD_PRESETS', 'SELD_CHECKPOINT', 'SELDConfig', 'DoubleConv', 'SELDNet', 'training_state_note', 'training_state']
 
 # %% ../../nbs/21_seld_model.ipynb #9ad783ad
 @dataclass(frozen=True)
@@ -124,18 +124,27 @@ def _load_checkpoint(path, trust: bool = False) -> dict:
                            expected="a dict with 'model_state_dict'")
     return ck
 
-def _state_note(ck: dict, path) -> str | None:
-    if not isinstance(ck.get("swa_state_dict"), dict): return None   # `train-seld`'s RUN/last.pt: a state to resume from
+def _state(ck: dict) -> tuple | None:
+    "(step, steps) of a `train-seld` training state (RUN/last.pt: a state to resume from, with its SWA model); else None."
+    if not isinstance(ck.get("swa_state_dict"), dict): return None
     tc = ck.get("train_config")
-    steps = tc.get("steps") if isinstance(tc, dict) else None
-    return (f"{path}: a train-seld training state (last.pt, step {ck.get('step')} of {steps}): its model is the last "
-            "step's weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; the trained model "
-            "is seld_final.pt in the same run folder (the same train-seld command finishes a run that stopped)")
+    as_int = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None
+    return as_int(ck.get("step")), as_int(tc.get("steps") if isinstance(tc, dict) else None)
+
+def _state_note(ck: dict, path) -> str | None:
+    return None if (st := _state(ck)) is None else training_state_text(path, *st)
 
 def training_state_note(path, trust: bool = False) -> str | None:
     """What a result scored with the SELD checkpoint `path` must say when that file is a `train-seld` training state
     (RUN/last.pt) and not a trained model; None for a model file. `SELDNet.from_checkpoint` warns with it."""
     return _state_note(_load_checkpoint(path, trust), path)
+
+def training_state(path, trust: bool = False) -> dict | None:
+    """What SELD rows made with the checkpoint `path` record of it (`seld_rows_source`), so that whatever reads them
+    again says what `training_state_note` says: for a `train-seld` training state, the file, its step and the run's
+    steps; None for a model file."""
+    st = _state(_load_checkpoint(path, trust))
+    return None if st is None else dict(file=str(Path(path).absolute()), step=st[0], steps=st[1])
 
 @torch.no_grad()
 def _from_checkpoint(cls, path, config: SELDConfig | str | None = None, trust: bool = False) -> "SELDNet":
