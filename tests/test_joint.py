@@ -1101,3 +1101,22 @@ def test_resuming_with_another_number_of_processes_says_the_batch_changes(tmp_pa
     assert read_train_log(run)['step'].tolist() == [1, 2]
     assert train_joint_cli([*common, '--steps', '3']) == 0                # the same number again: nothing to say
     assert 'was trained by' not in capsys.readouterr().out
+
+
+def test_clips_past_num_in_the_folder_are_named_and_kept(tmp_path, capsys):
+    """A folder sampled with --num 3, then sampled again with --num 1: the two clips past --num are kept, and the note
+    and the summary say that scoring the folder takes them too."""
+    from savgbench.baselines.sample import sample_cli
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    args = ['--checkpoint', str(tmp_path / 'j.pt'), '--batch-size', '1', '--sampler', 'dpm_solver++_2m', '--steps', '1',
+            '--device', 'cpu', '--out', str(tmp_path / 'c'), '--writers', '0']
+    assert sample_cli(args + ['--num', '3']) == 0
+    cap = capsys.readouterr()
+    assert 'past --num' not in cap.err + cap.out, cap
+    assert sample_cli(args + ['--num', '1']) == 0
+    cap = capsys.readouterr()
+    assert 'holds 2 clips past --num 1 (sample_00001.mp4 ... sample_00002.mp4)' in cap.err, cap.err
+    assert 'will be scored with the others unless removed' in cap.err, cap.err
+    assert '2 more past --num 1 left as they are' in cap.out, cap.out
+    assert sorted(p.name for p in (tmp_path / 'c').glob('*.mp4')) == [f'sample_{i:05d}.mp4' for i in range(3)]
