@@ -1120,3 +1120,25 @@ def test_clips_past_num_in_the_folder_are_named_and_kept(tmp_path, capsys):
     assert 'will be scored with the others unless removed' in cap.err, cap.err
     assert '2 more past --num 1 left as they are' in cap.out, cap.out
     assert sorted(p.name for p in (tmp_path / 'c').glob('*.mp4')) == [f'sample_{i:05d}.mp4' for i in range(3)]
+
+
+def test_joint_and_sr_checkpoints_that_do_not_fit_are_named_with_their_sizes(tmp_path, capsys):
+    """A joint checkpoint making 16x16 frames and an SR checkpoint upsampling 8x8 ones: the usage error names each
+    file with its size, and what to give instead; generate_clips refuses the two models before sampling anything."""
+    from savgbench.baselines.sample import sample_cli, generate_clips
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    sm = SuperResUNet(SRConfig.tiny(small_size=8))
+    torch.save({'model': sm.state_dict(), 'ema': None, 'model_kind': 'sr', 'model_config': vars(sm.cfg)}, tmp_path / 'sr8.pt')
+    with pytest.raises(SystemExit) as e:
+        sample_cli(['--checkpoint', str(tmp_path / 'j.pt'), '--sr-checkpoint', str(tmp_path / 'sr8.pt'), '--num', '1',
+                    '--device', 'cpu', '--out', str(tmp_path / 'c')])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--checkpoint {tmp_path / 'j.pt'} (the joint model) makes 16x16 frames" in err, err
+    assert f"--sr-checkpoint {tmp_path / 'sr8.pt'} (the super-resolution model) upsamples 8x8 frames to 64x64" in err, err
+    assert 'an SR checkpoint trained on 16x16 frames' in err and 'leave out --sr-checkpoint' in err, err
+    assert not (tmp_path / 'c').exists()
+    with pytest.raises(ValueError, match='the joint model makes 16x16 frames but the SR model upsamples 8x8 ones'):
+        generate_clips(net, sm, tmp_path / 'd', num=1, batch_size=1, sampler='dpm_solver++_2m', steps=1, progress=False)
+    assert not (tmp_path / 'd').exists()
