@@ -1142,3 +1142,19 @@ def test_joint_and_sr_checkpoints_that_do_not_fit_are_named_with_their_sizes(tmp
     with pytest.raises(ValueError, match='the joint model makes 16x16 frames but the SR model upsamples 8x8 ones'):
         generate_clips(net, sm, tmp_path / 'd', num=1, batch_size=1, sampler='dpm_solver++_2m', steps=1, progress=False)
     assert not (tmp_path / 'd').exists()
+
+
+def test_tqdm_disable_turns_off_the_sampling_bars(capsys, monkeypatch):
+    "TQDM_DISABLE=1 turns off the bars of the sampler and of super-resolution, which are shown when `progress` is true."
+    from savgbench.baselines.sample import sample_joint
+    from savgbench.baselines.superres import super_resolve
+    net, sm = CoupledUNet(MMDiffusionConfig.tiny()), SuperResUNet(SRConfig.tiny())
+    def run():
+        x, _ = sample_joint(net, 1, sampler='dpm_solver++_2m', steps=1, progress=True)
+        super_resolve(sm, x['video'], steps=2, progress=True)
+        return capsys.readouterr().err
+    monkeypatch.delenv('TQDM_DISABLE', raising=False)
+    shown = run()
+    assert 'dpm-solver++' in shown and 'super-resolution' in shown, shown
+    monkeypatch.setenv('TQDM_DISABLE', '1')
+    assert run() == ''

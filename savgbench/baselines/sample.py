@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
-                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode, launch_state)
+                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode, launch_state, bars_off)
 from ..weights import load_torch_file, locate_weights, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
@@ -320,7 +320,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
         drain(2 * batch_size)
     try:
         with cudnn_autotune(next(model.parameters()).device, cudnn_benchmark):
-            for b in tqdm(mine, disable=not progress, desc=f'sampling (process {rank})'):
+            for b in tqdm(mine, disable=bars_off(progress), desc=f'sampling (process {rank})'):
                 idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
                 paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
                 if all(p.exists() for p in paths): pending.extend(paths); continue
