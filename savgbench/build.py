@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .core import (CLIP, SELD_CLASS, STARSS_FOA_SR, STARSS_LABEL_FPS, SAVGBenchError, DatasetError, at_least, atomic_path,
                             settings_record, output_path_problem, process_pool, lock_folder,
-                            remove_temporaries)
+                            remove_temporaries, bars_off)
 from .io import (read_foa, read_starss_metadata, EquirectVideo, write_clip, write_clip_metadata,
                           read_clip_metadata, validate_clip, MEDIA_RULE)
 from .curate import CurationConfig, DEV_CURATION, EVAL_CURATION, curate_window, gain_factor, clips_peak, RULE_HELP
@@ -173,7 +173,7 @@ def build_recording(rec: Recording, out, split: str = "dev", cfg: CurationConfig
             t = Fraction(c["start"], STARSS_LABEL_FPS) + Fraction(k, CLIP.fps)
             need[video.frame_index(t)].append((name, k))
     views_cache, buffers, filled = {}, {}, Counter()
-    bar = tqdm(total=len(todo), desc=rec.name, disable=not progress, leave=False)
+    bar = tqdm(total=len(todo), desc=rec.name, disable=bars_off(progress), leave=False)
     try:
         for idx, frame in video.iter_frames(need):
             converted = {}
@@ -418,13 +418,13 @@ def _build_locked(recs, starss_root, out, split, cfg, workers, audio_codec, prog
     jobs = [(r, out, split, cfg, audio_codec, skip_errors, verify, progress and workers <= 1) for r in recs
             if r.name not in bad_labels]
     if workers <= 1:
-        for j in tqdm(jobs, desc=f"build {split}", unit="rec", disable=not progress):
+        for j in tqdm(jobs, desc=f"build {split}", unit="rec", disable=bars_off(progress)):
             reports.append(_run_one(j))
     else:
         # spawn, not fork: a forked child of a process whose thread pools (OpenMP, torch) are running can deadlock
         with process_pool(workers, initializer=_worker_init) as ex:        # Ctrl-C stops the workers at once
             futs = [ex.submit(_run_one, j) for j in jobs]
-            for f in tqdm(as_completed(futs), total=len(futs), desc=f"build {split}", unit="rec", disable=not progress):
+            for f in tqdm(as_completed(futs), total=len(futs), desc=f"build {split}", unit="rec", disable=bars_off(progress)):
                 reports.append(f.result())
     reports.sort(key=lambda r: r["recording"])
     failed = {r["recording"] for r in reports if "failed" in r}

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
-                            resolve_device, output_path_problem, launch_state)
+                            resolve_device, output_path_problem, launch_state, bars_off)
 from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
 
 # %% auto #0
@@ -157,7 +157,7 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
     "List, hash and validate the clips of a folder (failures are recorded, not raised)."
     from savgbench.io import validate_clip
     out = []
-    for p in tqdm(list_videos(folder), desc=f"scan {set_name}", disable=not progress, leave=False):
+    for p in tqdm(list_videos(folder), desc=f"scan {set_name}", disable=bars_off(progress), leave=False):
         e = ClipEntry(p, set_name)
         try:
             if not p.exists(): validate_clip(p)          # raises, naming what is missing (a link's target)
@@ -263,7 +263,7 @@ def extract_i3d(model, entries, batches, protocol, cache: FeatureCache, model_id
     reader, t = _ClipReader(entries), timings if timings is not None else {}
     from savgbench.metrics.i3d import i3d_logits
     bs = protocol.batch_size
-    for i in tqdm(range(0, len(todo), bs), desc="I3D", disable=not progress, leave=False):
+    for i in tqdm(range(0, len(todo), bs), desc="I3D", disable=bars_off(progress), leave=False):
         chunk = todo[i:i + bs]
         t0 = time.perf_counter()
         vids = torch.stack([_video_item(reader, entries, it, protocol) for it in chunk])
@@ -291,7 +291,7 @@ def extract_audioclip(model, entries, batches, protocol, cache: FeatureCache, mo
         else: todo.append(u)
     reader, t = _ClipReader(entries), timings if timings is not None else {}
     group = 1 if protocol.audioclip_batch_stats else protocol.batch_size   # v2: batch independent units together
-    for i in tqdm(range(0, len(todo), group), desc="AudioCLIP", disable=not progress, leave=False):
+    for i in tqdm(range(0, len(todo), group), desc="AudioCLIP", disable=bars_off(progress), leave=False):
         us = todo[i:i + group]
         flat = [it for u in us for it in u]
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ import pandas as pd
 import soundfile as sf
 
 from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatError, AudioFormatError,
-                            MetadataError, STARSS_CLASSES, atomic_path)
+                            MetadataError, STARSS_CLASSES, atomic_path, bars_off)
 
 # %% auto #0
 __all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'BARS_BLACK', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS',
@@ -644,7 +644,7 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
         from savgbench.detect import list_videos
         paths = find_videos(paths) if Path(paths).is_dir() else list_videos(paths)
     paths, good, bad, broken = [Path(p) for p in paths], [], {}, []
-    for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=not progress or len(paths) < 20):
+    for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=bars_off(progress) or len(paths) < 20):
         try: info, problems = clip_problems(p, spec)
         except SAVGBenchError as e: problems = [e]; broken.append(p)         # cannot be opened or decoded
         if not problems:

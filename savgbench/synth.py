@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .core import (SAVGBenchError, STARSS_FOA_SR, STARSS_LABEL_FPS, STARSS_CLASSES, CLASSES_OF_INTEREST,
                             H_FOV_DEG, CLIP, at_least, atomic_path, settings_record, output_path_problem, lock_folder,
-                            remove_temporaries)
+                            remove_temporaries, bars_off)
 from .geometry import azimuth_to_pixel, equirect_position, v_fov_deg
 from .io import frame_to_array
 
@@ -547,7 +547,7 @@ def render_video(path, events: list[SceneEvent], seconds: float, size=(960, 480)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
         st.codec_context.thread_count = 1
         st.options = {"preset": "veryfast", "crf": "20", "threads": "1"}
-        for k in tqdm(range(n), desc="video", leave=False, disable=not progress):
+        for k in tqdm(range(n), desc="video", leave=False, disable=bars_off(progress)):
             t = k / SYNTH_VIDEO_FPS; frame = bg.copy()
             for i, (sprite, hdeg, el_factor) in visuals.items():
                 ev = events[i]
@@ -668,7 +668,7 @@ def synth_starss(out, recordings: int = 4, seconds: float = 30, seed: int = 0, v
         settings_record(record, settings, done, remedy="write into another folder, or delete this one first")
         return [synth_recording(out, split, name, seconds, seed, i, video_size, sources, room, reuse=checked)
                 for i, (split, name) in enumerate(tqdm(synth_names(recordings), desc="synthetic recordings",
-                                                       disable=not progress))]
+                                                       disable=bars_off(progress)))]
     finally:
         if lock is not None: os.close(lock)
 
@@ -757,7 +757,7 @@ def hog_detection_rate(recs: list[dict], every: float = 1.0, deg_step: int = 10,
     for path in {c[0] for c in checks}:
         frames.update({(path, t): f for t, f in read_video_frames(path, sorted({c[1] for c in checks if c[0] == path})).items()})
     hits = np.zeros(len(checks), bool); a_abs = np.zeros(len(checks))
-    for k, (path, t, d, az, x) in enumerate(tqdm(checks, desc="HOG", disable=not progress)):
+    for k, (path, t, d, az, x) in enumerate(tqdm(checks, desc="HOG", disable=bars_off(progress))):
         view = py360convert.e2p(frames[(path, t)], (H_FOV_DEG, V_FOV_DEG), d, 0, (CLIP.picture_h, CLIP.picture_w))
         view = np.pad(view, ((CLIP.pad_top, CLIP.pad_top), (0, 0), (0, 0)))
         b = hog_people(view)

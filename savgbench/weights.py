@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, glob, hashlib, io, json, os, re, shutil, sys, tarfile, tempfile, urllib.parse, urllib.request
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .core import WeightsError
+from .core import WeightsError, bars_off
 
 # %% auto #0
 __all__ = ['SAVGBENCH_DRIVE_ZIP', 'REGISTRY', 'WeightSpec', 'weights_home', 'spec', 'env_var', 'cache_path', 'weights_path',
@@ -278,7 +278,8 @@ def _download(url: str, dest: Path, desc: str = "") -> None:
     n = 0
     with urllib.request.urlopen(url, timeout=_TIMEOUT) as r, open(dest, "wb") as f:
         total = int(r.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=desc or Path(url).name, disable=total is None) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=desc or Path(url).name,
+                  disable=total is None or bars_off()) as bar:
             for chunk in iter(lambda: r.read(1 << 20), b""): f.write(chunk); n += len(chunk); bar.update(len(chunk))
     if total is not None and n != total:
         raise ConnectionError(f"the download was cut short: {n} of {total} bytes")

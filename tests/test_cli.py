@@ -162,3 +162,17 @@ def test_another_broken_pipe_is_an_error_even_when_stdout_is_a_pipe(tmp_path):
             "c.COMMANDS['fake'] = ('fake_cmd', 'run', 'a test command'); sys.argv = ['savgbench', 'fake']; sys.exit(c.main())")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stdout == "working\n" and "savgbench fake: error: [Errno 32] Broken pipe" in r.stderr, r
+
+
+def test_tqdm_disable_turns_off_the_progress_bars(tmp_path):
+    """TQDM_DISABLE=1, tqdm's own setting, turns off the bars of commands that say whether to show them (here
+    check-clips, whose bar shows from 20 clips on); without it the bar is there, and the report is the same."""
+    import os
+    for i in range(20): (tmp_path / f"c{i:02d}.mp4").touch()      # not clips: each is checked and named all the same
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
+    run = lambda **e: subprocess.run([sys.executable, "-m", "savgbench", "check-clips", str(tmp_path)],
+                                     capture_output=True, text=True, env={**env, **e}, timeout=300)
+    shown, quiet = run(), run(TQDM_DISABLE="1")
+    assert shown.returncode == quiet.returncode == 1 and shown.stdout == quiet.stdout
+    assert "check clips:" in shown.stderr and "0/20" in shown.stderr, shown.stderr
+    assert "check clips:" not in quiet.stderr and "0/20" not in quiet.stderr, quiet.stderr

@@ -1101,3 +1101,60 @@ def test_resuming_with_another_number_of_processes_says_the_batch_changes(tmp_pa
     assert read_train_log(run)['step'].tolist() == [1, 2]
     assert train_joint_cli([*common, '--steps', '3']) == 0                # the same number again: nothing to say
     assert 'was trained by' not in capsys.readouterr().out
+
+
+def test_clips_past_num_in_the_folder_are_named_and_kept(tmp_path, capsys):
+    """A folder sampled with --num 3, then sampled again with --num 1: the two clips past --num are kept, and the note
+    and the summary say that scoring the folder takes them too."""
+    from savgbench.baselines.sample import sample_cli
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    args = ['--checkpoint', str(tmp_path / 'j.pt'), '--batch-size', '1', '--sampler', 'dpm_solver++_2m', '--steps', '1',
+            '--device', 'cpu', '--out', str(tmp_path / 'c'), '--writers', '0']
+    assert sample_cli(args + ['--num', '3']) == 0
+    cap = capsys.readouterr()
+    assert 'past --num' not in cap.err + cap.out, cap
+    assert sample_cli(args + ['--num', '1']) == 0
+    cap = capsys.readouterr()
+    assert 'holds 2 clips past --num 1 (sample_00001.mp4 ... sample_00002.mp4)' in cap.err, cap.err
+    assert 'will be scored with the others unless removed' in cap.err, cap.err
+    assert '2 more past --num 1 left as they are' in cap.out, cap.out
+    assert sorted(p.name for p in (tmp_path / 'c').glob('*.mp4')) == [f'sample_{i:05d}.mp4' for i in range(3)]
+
+
+def test_joint_and_sr_checkpoints_that_do_not_fit_are_named_with_their_sizes(tmp_path, capsys):
+    """A joint checkpoint making 16x16 frames and an SR checkpoint upsampling 8x8 ones: the usage error names each
+    file with its size, and what to give instead; generate_clips refuses the two models before sampling anything."""
+    from savgbench.baselines.sample import sample_cli, generate_clips
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    sm = SuperResUNet(SRConfig.tiny(small_size=8))
+    torch.save({'model': sm.state_dict(), 'ema': None, 'model_kind': 'sr', 'model_config': vars(sm.cfg)}, tmp_path / 'sr8.pt')
+    with pytest.raises(SystemExit) as e:
+        sample_cli(['--checkpoint', str(tmp_path / 'j.pt'), '--sr-checkpoint', str(tmp_path / 'sr8.pt'), '--num', '1',
+                    '--device', 'cpu', '--out', str(tmp_path / 'c')])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--checkpoint {tmp_path / 'j.pt'} (the joint model) makes 16x16 frames" in err, err
+    assert f"--sr-checkpoint {tmp_path / 'sr8.pt'} (the super-resolution model) upsamples 8x8 frames to 64x64" in err, err
+    assert 'an SR checkpoint trained on 16x16 frames' in err and 'leave out --sr-checkpoint' in err, err
+    assert not (tmp_path / 'c').exists()
+    with pytest.raises(ValueError, match='the joint model makes 16x16 frames but the SR model upsamples 8x8 ones'):
+        generate_clips(net, sm, tmp_path / 'd', num=1, batch_size=1, sampler='dpm_solver++_2m', steps=1, progress=False)
+    assert not (tmp_path / 'd').exists()
+
+
+def test_tqdm_disable_turns_off_the_sampling_bars(capsys, monkeypatch):
+    "TQDM_DISABLE=1 turns off the bars of the sampler and of super-resolution, which are shown when `progress` is true."
+    from savgbench.baselines.sample import sample_joint
+    from savgbench.baselines.superres import super_resolve
+    net, sm = CoupledUNet(MMDiffusionConfig.tiny()), SuperResUNet(SRConfig.tiny())
+    def run():
+        x, _ = sample_joint(net, 1, sampler='dpm_solver++_2m', steps=1, progress=True)
+        super_resolve(sm, x['video'], steps=2, progress=True)
+        return capsys.readouterr().err
+    monkeypatch.delenv('TQDM_DISABLE', raising=False)
+    shown = run()
+    assert 'dpm-solver++' in shown and 'super-resolution' in shown, shown
+    monkeypatch.setenv('TQDM_DISABLE', '1')
+    assert run() == ''

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..core import ClipFormatError, SAVGBenchError, atomic_path, librosa_ready
+from ..core import ClipFormatError, SAVGBenchError, atomic_path, bars_off, librosa_ready
 from ..io import read_video_bgr
 
 # %% auto #0
@@ -168,7 +168,7 @@ def temporal_av_align(videos, no_peaks: str = "skip", progress: bool = True) -> 
     if not paths: raise SAVGBenchError("no mp4 files", path=videos)
     missing = [p for p in paths if not Path(p).is_file()]          # found before minutes of optical flow, not after
     if missing: raise SAVGBenchError(f"{len(missing)} of {len(paths)} listed clips are not files", path=missing[0])
-    files = [temporal_align_file(p) for p in tqdm(paths, desc="temporal-align", disable=not progress)]
+    files = [temporal_align_file(p) for p in tqdm(paths, desc="temporal-align", disable=bars_off(progress))]
     return TemporalAlignResult(mean_score(files, no_peaks), files, no_peaks)
 
 # %% ../../nbs/33_temporal_align.ipynb #7b2293a0

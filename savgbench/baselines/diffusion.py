@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from ..core import bars_off
 
 # %% auto #0
 __all__ = ['linear_betas', 'mean_flat', 'GaussianDiffusion', 'joint_training_losses', 'dynamic_threshold', 'ddpm_sample',
@@ -141,7 +142,7 @@ def ddpm_sample(diffusion: GaussianDiffusion, eps_fn, shapes: dict, generator=No
                 clip_denoised: bool = True, x_T: dict | None = None, progress: bool = False) -> dict:
     "Ancestral DDPM sampling of every modality together (reference `p_sample_loop`, FIXED_LARGE variance)."
     x = x_T if x_T is not None else _randn_like_dict(shapes, generator, device)
-    for i in tqdm(range(diffusion.T - 1, -1, -1), disable=not progress, desc='ddpm', leave=False):
+    for i in tqdm(range(diffusion.T - 1, -1, -1), disable=bars_off(progress), desc='ddpm', leave=False):
         t = torch.full((next(iter(x.values())).shape[0],), i, device=device, dtype=torch.long)
         eps = _check_like(eps_fn(x, t), x)
         nxt = {}
@@ -265,7 +266,7 @@ def dpm_solver_adaptive(solver: JointDPMSolver, x: dict, order: int = 2, atol: f
     lam_s, lam_0 = ns.lambda_(s), ns.lambda_(t0)
     h = torch.full((B,), h_init, dtype=torch.float64, device=dev)
     x_prev, start = x, solver.nfe
-    bar = tqdm(total=None, disable=not progress, desc='dpm-solver++ (adaptive)', unit='NFE', leave=False)
+    bar = tqdm(total=None, disable=bars_off(progress), desc='dpm-solver++ (adaptive)', unit='NFE', leave=False)
     while (s - t0).abs().mean() > t_err:
         t = ns.inverse_lambda(lam_s + h)
         x_lo, x0_s = solver.first_update(x, s, t)
@@ -316,7 +317,7 @@ def dpm_solver_multistep(solver: JointDPMSolver, x: dict, steps: int = 20, order
     vec = lambda v: v.expand(B)
     t_prev = [vec(ts[0])]
     x0_prev = [solver.data_pred(x, t_prev[0])]
-    for i in tqdm(range(1, steps + 1), disable=not progress, desc='dpm-solver++', leave=False):
+    for i in tqdm(range(1, steps + 1), disable=bars_off(progress), desc='dpm-solver++', leave=False):
         t = vec(ts[i])
         o = min(order, i)
         if lower_order_final and steps < 15 and i == steps: o = 1
@@ -351,7 +352,7 @@ def ddim_sample(eps_fn, x_T: torch.Tensor, T: int = 1100, steps: int = 25, clip:
     ac = np.cumprod(1 - linear_betas(T))
     ts = ddim_timesteps(T, steps)[::-1]
     x = x_T
-    for j, t in enumerate(tqdm(ts, disable=not progress, desc='ddim')):
+    for j, t in enumerate(tqdm(ts, disable=bars_off(progress), desc='ddim')):
         a_prev = float(ac[ts[j + 1]]) if j + 1 < len(ts) else 1.0
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         eps = eps_fn(x, tt)

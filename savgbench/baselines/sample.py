@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, WeightsError, at_least, atomic_path, resolve_device, settings_record,
-                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode, launch_state)
+                            main_print, DefaultsHelpFormatter, state_dict_sha256, eval_mode, launch_state, bars_off)
 from ..weights import load_torch_file, locate_weights, sha256_file
 from .diffusion import (GaussianDiffusion, DiscreteVPSchedule, JointDPMSolver, dpm_solver_adaptive,
                                            dpm_solver_multistep, ddpm_sample, ddim_timesteps)
@@ -25,7 +25,8 @@ from .train import fit_length, cudnn_autotune, newest_checkpoint
 # %% auto #0
 __all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'SAMPLE_NAME', 'SEEDING', 'MAX_SAMPLES',
            'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings',
-           'sample_manifest', 'batch_seeds', 'generate_clips', 'channel_levels', 'plot_clips', 'sample_cli']
+           'clips_past', 'sample_manifest', 'batch_seeds', 'generate_clips', 'channel_levels', 'plot_clips',
+           'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -184,6 +185,24 @@ _MODEL_KEYS = (('checkpoint_sha256', 'model_sha256'), ('sr_checkpoint_sha256', '
 _SR_ONLY = ('sr_steps', 'sr_T', 'sr_input')      # recorded only for clips made with super-resolution
 SAMPLE_NAME = re.compile(r'sample_\d{5,}\.mp4')    # the clips generate_clips writes
 
+def clips_past(out_dir, num: int) -> list[Path]:
+    """The clips `sample_NNNNN.mp4` of `out_dir` numbered `num` or above, in order: clips an earlier run asked for more
+    left there. Sampling keeps them, and every command that scores the folder takes them with the others."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir(): return []
+    past = [p for p in out_dir.glob('sample_*.mp4') if SAMPLE_NAME.fullmatch(p.name) and int(p.name[7:-4]) >= num]
+    return sorted(past, key=lambda p: int(p.name[7:-4]))
+
+def _note_clips_past(out_dir, num: int, name: str = 'num=') -> int:
+    "Say (on stderr, in the first process) how many clips `out_dir` holds past `num` (`name`: how the caller spells it)."
+    if not (past := clips_past(out_dir, num)): return 0
+    n = len(past); span = past[0].name + (f" ... {past[-1].name}" if n > 1 else "")
+    main_print(f"note: {out_dir} holds {n} clip{'s' * (n != 1)} past {name}{num} ({span}), from a run that asked for more; "
+               f"{'they are' if n != 1 else 'it is'} left as {'they are' if n != 1 else 'it is'}, and every command that "
+               f"scores the folder takes all its clips: {'they' if n != 1 else 'it'} will be scored with the others "
+               "unless removed", file=sys.stderr)
+    return n
+
 def _other_clips(out_dir) -> list[Path]:
     "The video files (`find_videos`) below `out_dir` other than its own `sample_NNNNN.mp4`: clips sampling did not make."
     from savgbench.io import find_videos
@@ -244,6 +263,11 @@ def batch_seeds(seed: int, b: int) -> tuple[int, int]:
     joint, sr = np.random.SeedSequence([int(seed), int(b)]).generate_state(2, np.uint64) >> np.uint64(1)   # < 2**63
     return int(joint), int(sr)
 
+def _sr_misfit(model, sr_model) -> str | None:
+    "Why `sr_model` cannot upsample the frames `model` makes (its `small_size` is not their size), or None when it can."
+    (h, w), s = model.cfg.video_size[-2:], sr_model.cfg.small_size
+    return None if (h, w) == (s, s) else f"the joint model makes {h}x{w} frames but the SR model upsamples {s}x{s} ones"
+
 def _write_one(path, video, audio, audio_codec, validate):
     from savgbench.io import write_clip, validate_clip
     write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
@@ -261,7 +285,8 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     were made the same way: `sample_manifest` compares this call's settings (`clip_settings`: both models' weights by
     content, seed, batch size, sampler ...) with those `out_dir/sampling.json` recorded, and refuses other ones. A dict
     is recorded instead; False skips the check (`savgbench sample` checks its own settings, which name the checkpoint
-    files by sha256 beside the weights, and passes False).
+    files by sha256 beside the weights, and passes False). Clips numbered `num` or above, which a call asking for more
+    left there (`clips_past`), are kept; with `record`, a note says so, since scoring the folder takes them too.
     On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless `cudnn_benchmark=False`.
     `sr_frames_per_batch` bounds the frames per SR network call (memory; the clips change by float rounding at most).
     The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
@@ -270,11 +295,16 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     if num > MAX_SAMPLES: raise ValueError(f"num must be at most {MAX_SAMPLES} (sample_00000 ... sample_99999.mp4), not {num}")
     batch_seeds(seed, 0); seed = int(seed)              # a bad seed: refused before any work (a numpy one: a JSON int)
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
+    if sr_model is not None and (misfit := _sr_misfit(model, sr_model)):     # (super_resolve would fail after a batch)
+        (h, w), s = model.cfg.video_size[-2:], sr_model.cfg.small_size
+        raise ValueError(f"{misfit} (its small_size): give an SR model trained on {h}x{w} frames, a joint model that "
+                         f"makes {s}x{s} ones, or sr_model=None to upsample bicubically")
     if record is not False:
         record = record if isinstance(record, dict) else clip_settings(
             model, sr_model, seed=seed, batch_size=batch_size, sampler=sampler, steps=steps, precision=precision,
             audio_codec=audio_codec, sr_steps=sr_steps, sr_T=sr_T)
         sample_manifest(out_dir, record, write=rank == 0)
+        if rank == 0: _note_clips_past(out_dir, num)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     n_batches = -(-num // batch_size)
     mine = list(range(rank, n_batches, world))
@@ -290,7 +320,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
         drain(2 * batch_size)
     try:
         with cudnn_autotune(next(model.parameters()).device, cudnn_benchmark):
-            for b in tqdm(mine, disable=not progress, desc=f'sampling (process {rank})'):
+            for b in tqdm(mine, disable=bars_off(progress), desc=f'sampling (process {rank})'):
                 idx = list(range(b * batch_size, min(num, (b + 1) * batch_size)))
                 paths = [out_dir / f'sample_{i:05d}.mp4' for i in idx]
                 if all(p.exists() for p in paths): pending.extend(paths); continue
@@ -455,9 +485,14 @@ def sample_cli(argv=None) -> int:
         a.sr_T = a.sr_T or sr.cfg.diffusion_steps
         try: ddim_timesteps(a.sr_T, a.sr_steps)
         except ValueError as e: p.error(f"--sr-steps {a.sr_steps}: {e}")
-        if model.cfg.video_size[-1] != sr.cfg.small_size:
-            p.error(f"the joint model makes {model.cfg.video_size[-1]}x{model.cfg.video_size[-1]} frames but the SR model "
-                    f"upsamples {sr.cfg.small_size}x{sr.cfg.small_size} ones")
+        if _sr_misfit(model, sr):
+            (h, w), s, big = model.cfg.video_size[-2:], sr.cfg.small_size, sr.cfg.large_size
+            p.error(f"the two checkpoints do not fit each other: --checkpoint {a.checkpoint} (the joint model) makes "
+                    f"{h}x{w} frames, but --sr-checkpoint {a.sr_checkpoint} (the super-resolution model) upsamples "
+                    f"{s}x{s} frames to {big}x{big}. Give an SR checkpoint trained on {h}x{w} frames (train-sr with the "
+                    f"--preset the joint model was trained with), or a joint checkpoint that makes {s}x{s} frames (a "
+                    "plain state_dict, as the official files are, has the sizes of its --preset / --sr-preset); or leave "
+                    "out --sr-checkpoint to upsample bicubically (a quick check, not the benchmark's pipeline)")
     settings = _settings(a, precision, model, sr)
     try: sample_manifest(a.out, settings, write=state.is_main_process)
     except SAVGBenchError as e:     # a run folder whose newest checkpoint is not the one the clips there came from
@@ -466,6 +501,7 @@ def sample_cli(argv=None) -> int:
         if not moved: raise
         raise SAVGBenchError(f"{e} ({' and '.join(moved)} {'stands' if len(moved) == 1 else 'stand'} for the run's "
                              "newest checkpoint, which is not the one those clips were made with)") from None
+    _note_clips_past(a.out, a.num, '--num ')             # (kept: they may be wanted; scoring would take them)
     if sr is None and state.is_main_process:
         s = model.cfg.video_size[-1]
         print(f"savgbench sample: no --sr-checkpoint, so the {s}x{s} frames are upsampled bicubically to "
@@ -479,6 +515,9 @@ def sample_cli(argv=None) -> int:
                            progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark,
                            sr_frames_per_batch=a.sr_frames_per_batch, record=False)   # (checked above)
     old = len(set(files) & before)
+    past = len(clips_past(a.out, a.num)) if state.is_main_process else 0
+    past = (f", {past} more past --num {a.num} left as {'they are' if past != 1 else 'it is'} (scored with the others "
+            "unless removed)") if past else ""
     print(f"process {state.process_index}: {len(files)} clip{'s' * (len(files) != 1)} in {a.out} ({len(files) - old} sampled now, {old} already "
-          f"there; {time.time() - t0:.1f} s)")
+          f"there{past}; {time.time() - t0:.1f} s)")
     return 0

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from ..core import WeightsError, eval_mode
+from ..core import WeightsError, bars_off, eval_mode
 from .diffusion import (GaussianDiffusion, ddim_sample, mean_flat, _bcast, _timesteps)
 from .mmdiffusion import timestep_embedding, zero_module, _sdpa_tokens
 
@@ -205,7 +205,7 @@ def super_resolve(model: SuperResUNet, video: torch.Tensor, steps: int = 25, T: 
     noise = torch.randn(B, 1, 3, S, S, generator=generator).to(dev).expand(B, Fr, 3, S, S).reshape(B * Fr, 3, S, S)
     low = video.reshape(B * Fr, C, s, s)
     n = frames_per_batch or B * Fr
-    bar = tqdm(total=-(-(B * Fr) // n) * steps, disable=not progress, desc='super-resolution', unit='call', leave=False)
+    bar = tqdm(total=-(-(B * Fr) // n) * steps, disable=bars_off(progress), desc='super-resolution', unit='call', leave=False)
     outs = []
     with eval_mode(model):                              # dropout off; the model's mode is put back afterwards
         for i in range(0, B * Fr, n):

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
                             ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch,
-                            cpu_asked, world_change_note, RUN_LOCK, lock_run, hold_run, set_run_aside)
+                            cpu_asked, world_change_note, RUN_LOCK, lock_run, hold_run, set_run_aside, bars_off)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -75,7 +75,8 @@ class ClipDataset(torch.utils.data.Dataset):
         "Open every clip once (`validate_clip`) before training: a bad clip is found now, not hours into a run."
         from savgbench.io import validate_clip
         bad = {}
-        for p in tqdm(self.files, desc='checking clips', unit='clip', disable=not progress or len(self.files) < 200, leave=False):
+        for p in tqdm(self.files, desc='checking clips', unit='clip', leave=False,
+                      disable=bars_off(progress) or len(self.files) < 200):
             try: validate_clip(p, check_audio_values=False)
             except (SAVGBenchError, OSError) as e: bad[p] = e
         if bad and not skip_bad:
@@ -556,7 +557,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
         started = list(acc.trackers)
 
     model.train()
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (progress and acc.is_main_process), desc='train')
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=bars_off(progress and acc.is_main_process), desc='train')
     t0 = time.time()
     stop = StepEndInterrupt()
     with cudnn_autotune(dev, cfg.cudnn_benchmark), stop:

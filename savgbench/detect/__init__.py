@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..core import (CLIP, ClipFormatError, DatasetError, MetadataError, WeightsError, SAVGBenchError, at_least,
                             resolve_device, write_rows_source, read_rows_source, weights_source, refuse_other_source,
-                            output_path_problem, clip_hashes, stale_rows, record_clips)
+                            output_path_problem, clip_hashes, stale_rows, record_clips, bars_off)
 from ..io import (format_detections_csv, write_detections_csv, check_clips, find_videos, folder_contents, CONVERT, read_video_bgr,
                           MEDIA_RULE, VIDEO_EXTS)
 
@@ -190,7 +190,7 @@ class PersonDetector:
         out = {}
         if self.name == "yolox-tiny":                      # batch frames across clips
             per = max(1, self.batch_size // CLIP.n_frames)
-            for i in tqdm(range(0, len(paths), per), desc="yolox-tiny", disable=not progress):
+            for i in tqdm(range(0, len(paths), per), desc="yolox-tiny", disable=bars_off(progress)):
                 chunk = paths[i:i + per]
                 frames = [read_frames_bgr(p) for p in chunk]
                 from savgbench.detect.yolox import detect_persons
@@ -198,7 +198,7 @@ class PersonDetector:
                 for j, p in enumerate(chunk):
                     out[p.stem] = boxes_to_rows(boxes[j * len(frames[0]):(j + 1) * len(frames[0])])
             return out
-        for p in tqdm(paths, desc=self.name, disable=not progress): out[p.stem] = boxes_to_rows(self.boxes(p))
+        for p in tqdm(paths, desc=self.name, disable=bars_off(progress)): out[p.stem] = boxes_to_rows(self.boxes(p))
         return out
 
 def detector_source(det) -> dict:
@@ -290,7 +290,7 @@ def detect_clips(paths, detector: PersonDetector, out_dir=None, progress: bool =
     paths = [Path(p) for p in paths]
     if out_dir is None: return detector(paths, progress=progress)
     res = {}
-    bar = tqdm(total=len(paths), desc=getattr(detector, "name", "detect"), unit="clip", disable=not progress)
+    bar = tqdm(total=len(paths), desc=getattr(detector, "name", "detect"), unit="clip", disable=bars_off(progress))
     for i in range(0, len(paths), chunk):
         part = detector(paths[i:i + chunk], progress=False)
         for name, rows in part.items(): write_detection_rows(Path(out_dir) / f"{name}.csv", rows)

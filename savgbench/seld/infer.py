@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 from ..core import (CLIP, SAVGBenchError, DatasetError, WeightsError, at_least, resolve_device, write_rows_source,
                             read_rows_source, weights_source, refuse_other_source, clip_hashes, record_clips,
-                            state_dict_sha256)
+                            state_dict_sha256, bars_off)
 from .. import io
 from .features import (CUT, HOP_FRAMES, NET_PER_LABEL, LABELS_PER_WINDOW, clip_features, window_starts,
                                      feature_windows, read_seld_audio)
@@ -126,7 +126,7 @@ def predict_seld(audios, model: SELDNet | None = None, batch_size: int = 40, dev
             k = win.shape[0]
             out[i] = windows_to_rows(sed[o:o + k], doa[o:o + k], lab, dur, threshold); o += k
         pending = pending[len(run):]
-    for i, audio in enumerate(tqdm(audios, desc="seld", disable=not progress)):
+    for i, audio in enumerate(tqdm(audios, desc="seld", disable=bars_off(progress))):
         feats, dur = clip_features(audio, sample_rate, phase=model.config.phase, path=names[i], resample=resample)
         starts, labels = window_starts(dur, reference_quirk)
         pending.append((i, feature_windows(feats, starts), labels, dur))
@@ -174,7 +174,7 @@ def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=Non
         mine = {p.stem for p in paths}
         unknown = [p for p in out_dir.glob("*.csv") if p.stem not in mine] if rec is None and out_dir.is_dir() else []
     tables, failures = [], {}
-    bar = tqdm(total=len(paths), desc="seld", disable=not progress)
+    bar = tqdm(total=len(paths), desc="seld", disable=bars_off(progress))
     for k in range(0, len(paths), chunk):
         audios, names = [], []
         for p in paths[k:k + chunk]:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
                             read_checkpoint, main_print, output_path_problem, check_same_step, StepEndInterrupt,
                             ignore_stop_signals, new_accelerator, save_torch, world_change_note, atomic_path,
-                            hold_run, set_run_aside)
+                            hold_run, set_run_aside, bars_off)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -251,7 +251,7 @@ class SceneCrops:
         self.spf = SR // CLIP.label_fps                               # audio samples per label frame
         if recordings < 1: raise DatasetError("SceneCrops needs at least one recording", found=recordings, expected=">= 1")
         jobs = [(seed, i, seconds, cfg, sources) for i in range(recordings)]
-        bar = dict(total=recordings, desc="synthetic scenes", unit="rec", disable=not progress)
+        bar = dict(total=recordings, desc="synthetic scenes", unit="rec", disable=bars_off(progress))
         if workers > 1:
             from savgbench.core import process_pool
             with process_pool(workers) as ex:
@@ -333,7 +333,7 @@ def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = Tru
         raise DatasetError("no clips found" + (_flat_folder_hint(data_dir, clip) if clip else ""), data_dir, found=0,
                            expected=f"files matching {pattern!r} (--glob '*.mp4' takes a flat folder of clips)")
     audios, rows = [], []
-    for p in tqdm(paths, desc="loading clips", disable=not progress):
+    for p in tqdm(paths, desc="loading clips", disable=bars_off(progress)):
         meta = clip_label_path(p, data_dir)
         rows.append(read_label_csv(meta)); audios.append(read_seld_audio(p).astype(np.float32))
     return ClipCrops(audios, rows, names=[str(p) for p in paths])
@@ -529,7 +529,7 @@ def _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_ever
     logged = _restart_log(out / "log.jsonl", step) if acc.is_main_process else None
     if elapsed is None: elapsed = logged or 0.0
     log = open(out / "log.jsonl", "a")
-    bar = tqdm(total=tc.steps, initial=step, desc="train-seld", disable=not (progress and acc.is_main_process))
+    bar = tqdm(total=tc.steps, initial=step, desc="train-seld", disable=bars_off(progress and acc.is_main_process))
     t0 = time.time()
     stream = iter(torch.utils.data.DataLoader(_CropStream(source, tc.batch_size, tc.seed * 1000 + step, acc.process_index),
                                               batch_size=None, num_workers=workers, persistent_workers=False,
