@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem, launch_state, bars_off)
-from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, CONVERT
+from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, clip_advice
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -151,20 +151,23 @@ class ClipEntry:
     fps: float = 0.0
     audio_seconds: float = 0.0
     error: str | None = None
+    unreadable: bool = False            # the error: it cannot be read as a clip at all (damaged, cut short, missing)
     bars_level: float | None = None     # how light the first frame's letterbox bars are (`io.bars_level`; 0: black)
 
 def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]:
     "List, hash and validate the clips of a folder (failures are recorded, not raised)."
-    from savgbench.io import validate_clip
+    from savgbench.io import validate_clip, clip_problems
     out = []
     for p in tqdm(list_videos(folder), desc=f"scan {set_name}", disable=bars_off(progress), leave=False):
         e = ClipEntry(p, set_name)
         try:
             if not p.exists(): validate_clip(p)          # raises, naming what is missing (a link's target)
             e.sha256 = file_sha256(p)
-            info = validate_clip(p)
-            e.n_frames, e.fps, e.audio_seconds, e.bars_level = info.n_frames, info.fps, info.audio_seconds, info.bars_level
-        except (SAVGBenchError, OSError) as ex: e.error = str(ex)
+            info, problems = clip_problems(p)            # (validate_clip's checks, telling the two kinds of bad clip apart)
+        except (SAVGBenchError, OSError) as ex: e.error, e.unreadable = str(ex), True
+        else:
+            if problems: e.error = str(problems[0])      # a clip of another format
+            else: e.n_frames, e.fps, e.audio_seconds, e.bars_level = info.n_frames, info.fps, info.audio_seconds, info.bars_level
         out.append(e)
     return out
 
@@ -449,7 +452,9 @@ def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool 
         more = len(res["failures"]) - 10
         n, none = res["n"], []                           # a set with no valid clip: skipping the bad ones cannot help
         if not n.get("gen_clips"):
-            none.append(f"none of the generated clips is valid: {CONVERT}" if n.get("gen_failed") else
+            none.append(f"none of the generated clips is valid: " + clip_advice(n["gen_failed"] - n.get("gen_unreadable", 0),
+                                                                                 n.get("gen_unreadable", 0))
+                        if n.get("gen_failed") else
                         "the generated folder holds no clips")
         if not n.get("ref_clips") and n.get("ref_failed"):
             none.append("none of the reference clips is valid (the reference set is a SAVGBench split as build-dataset "
@@ -562,7 +567,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     timings["scan_s"] = time.perf_counter() - t0
     res["failures"] = [dict(set=e.set, path=str(e.path), error=e.error) for e in gen + ref if e.error]
     res["n"] = dict(gen_clips=sum(e.error is None for e in gen), ref_clips=sum(e.error is None for e in ref),
-                    gen_failed=sum(e.error is not None for e in gen), ref_failed=sum(e.error is not None for e in ref))
+                    gen_failed=sum(e.error is not None for e in gen), ref_failed=sum(e.error is not None for e in ref),
+                    gen_unreadable=sum(e.unreadable for e in gen))
     def finish():
         timings["total_s"] = time.perf_counter() - t_start
         if rank: res["process_index"] = rank               # helper processes of a sharded run: nothing to report
@@ -583,7 +589,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                                       expected=f"video files ({', '.join('.' + x for x in VIDEO_EXTS)}), subfolders included")
         raise DatasetError(f"no valid clips to evaluate: all {len(es)} clip(s) of the {s} folder are bad: "
                            + "; ".join(e.error for e in es[:3]) + ("; ..." if len(es) > 3 else "") + "; " +
-                           (CONVERT if s == "generated" else "the reference set is a SAVGBench split as build-dataset "
+                           (clip_advice(sum(not e.unreadable for e in es), sum(e.unreadable for e in es))
+                            if s == "generated" else "the reference set is a SAVGBench split as build-dataset "
                             "writes it"), path=d)
     names = Counter(e.path.stem for e in gen if e.error is None)
     if max(names.values()) > 1:                                  # per-clip alignment results are keyed by name
