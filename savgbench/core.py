@@ -207,15 +207,22 @@ def bars_off(progress: bool = True) -> bool:
 _RANK_VARS = (("RANK", "WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
               ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
 
+def _launch_env() -> tuple[int, int] | None:
+    """(this process's rank, the number of processes) from the first launcher whose variables are both set to numbers
+    (torchrun's RANK and WORLD_SIZE, then MPI launchers'); None outside a launch. `is_main_process` and `launch_size`
+    read it alike, so they cannot disagree (a launch of one process whose process is not the first)."""
+    for rank, world in _RANK_VARS:
+        r, w = os.environ.get(rank, "").strip(), os.environ.get(world, "").strip()
+        if r.isdigit() and w.isdigit(): return int(r), max(int(w), 1)
+    return None
+
 def is_main_process() -> bool:
     "Whether this process is the first of a launch, or the only one."
     state = sys.modules.get("accelerate.state")
     if state is not None and getattr(state.PartialState, "_shared_state", None):
         return state.PartialState().is_main_process                     # accelerate is set up: it knows
-    for rank, world in _RANK_VARS:
-        r, w = os.environ.get(rank, "").strip(), os.environ.get(world, "").strip()
-        if r and w and w != "1": return r == "0"
-    return True
+    env = _launch_env()
+    return env is None or env[1] == 1 or env[0] == 0
 
 def main_print(*args, **kwargs) -> None:
     "`print`, in the first process of a launch only."
@@ -223,10 +230,8 @@ def main_print(*args, **kwargs) -> None:
 
 def launch_size() -> int:
     "How many processes the launcher started, from its environment (as `is_main_process` reads it); 1 outside a launch."
-    for rank, world in _RANK_VARS:
-        r, w = os.environ.get(rank, "").strip(), os.environ.get(world, "").strip()
-        if r and w.isdigit(): return max(int(w), 1)
-    return 1
+    env = _launch_env()
+    return 1 if env is None else env[1]
 
 def cpu_asked() -> bool:
     "Whether ACCELERATE_USE_CPU asks for the CPU, read as accelerate reads a flag (y, yes, t, true, on, 1)."
