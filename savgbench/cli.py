@@ -53,6 +53,13 @@ def _error_text(e: Exception) -> str:
     head = type(e).__module__ + "." + type(e).__name__ + ": "
     return (last[len(head):] if last.startswith(head) else last) + " (in a data-loading worker)"
 
+def _who(name: str) -> str:
+    """How a message of command `name` begins: `savgbench NAME`, and in a process of a launch of several other than
+    the first, which one (`savgbench NAME (process 1 of 2)`), so that the error each process prints is told apart."""
+    from savgbench.core import _launch_env
+    env = _launch_env()
+    return f"savgbench {name}" + (f" (process {env[0]} of {env[1]})" if env and env[1] > 1 and env[0] > 0 else "")
+
 def _end_by_signal(signum=2):
     """End this process the way an unhandled Ctrl-C (SIGINT, 2) or SIGTERM (15) would: killed by it. A shell running
     the command in a script or a loop then stops too (an exit status of 130 would let it run on), and a batch system
@@ -146,12 +153,12 @@ def main(argv=None) -> int:
         if program: sys.stdout.flush()                  # (a reader that has gone shows here, not in the exit's flush)
         return rc
     except SAVGBenchError as e:
-        _end_progress_bars(); print(f"savgbench {name}: error: {_error_text(e)}", file=sys.stderr); return 1
+        _end_progress_bars(); print(f"{_who(name)}: error: {_error_text(e)}", file=sys.stderr); return 1
     except BrokenPipeError as e:                        # `savgbench weights list | head`: the reader has what it wanted
         if _stdout_gone(): return _reader_left(program)
-        _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1   # another pipe
+        _end_progress_bars(); print(f"{_who(name)}: error: {e}", file=sys.stderr); return 1   # another pipe
     except OSError as e:                                # a read-only or full disk, a file where a folder should be ...
-        _end_progress_bars(); print(f"savgbench {name}: error: {e}", file=sys.stderr); return 1
+        _end_progress_bars(); print(f"{_who(name)}: error: {e}", file=sys.stderr); return 1
     except KeyboardInterrupt as e:                      # Ctrl-C, or a loop's SIGTERM: one line (from one process of a launch)
         _end_progress_bars()
         import signal
