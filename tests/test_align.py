@@ -648,6 +648,34 @@ def test_evaluate_refuses_result_files_it_cannot_write_before_reading_a_clip(tmp
     with pytest.raises(SAVGBenchError, match=r"the per-clip CSV cannot be written: no file can be made in /proc"):
         evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip="/proc/savgbench/pc.csv", **kw)
 
+def test_rows_folders_that_cannot_hold_the_missing_csvs_are_refused_before_any_row_is_made(tmp_path):
+    """A --seld-dir / --det-dir that lacks some clips' CSVs but where none can be written (a file, a folder no file can
+    be made in) is refused before the SELD model or the detector runs, naming the folder; one that holds every clip's
+    CSV is only read. (Formerly every clip was run through the networks, then writing a temporary file failed.)"""
+    for d in ("video", "seld", "det"): (tmp_path / d).mkdir()
+    for n in ("a", "b"): (tmp_path / "video" / f"{n}.mp4").write_bytes(n.encode())
+    (tmp_path / "seld" / "a.csv").write_text("25,0,125.0\n"); (tmp_path / "det" / "a.csv").write_text("10,0,100.0,60.0,150.0,190.0\n")
+    (tmp_path / "file").write_text("x")
+    def never(ps): raise AssertionError(f"rows made for {ps}")
+    kw = dict(seld_fn=never, detector=never, progress=False, notes=False)
+    unwritable = [tmp_path / "file"] + (["/proc/savgbench-rows"] if Path("/proc/self").is_dir() else [])
+    for bad in unwritable:
+        with pytest.raises(MetadataError, match=r"the SELD CSVs of 2 clip\(s\) \(a, b\) are to be made .*this folder "
+                                                r"(is a file|cannot be written)") as e:
+            spatial_av_align_videos(tmp_path / "video", seld_dir=bad, det_dir=tmp_path / "det", **kw)
+        assert str(bad) in str(e.value)
+        with pytest.raises(MetadataError, match=r"the detection CSVs of 2 clip\(s\) \(a, b\) are to be made"):
+            spatial_av_align_videos(tmp_path / "video", seld_dir=tmp_path / "seld", det_dir=bad, **kw)
+    # every CSV there: the folders are only read; without a detector, a missing box CSV is said as before
+    (tmp_path / "seld" / "b.csv").write_text(""); (tmp_path / "det" / "b.csv").write_text("")
+    r = spatial_av_align_videos(tmp_path / "video", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det", **kw)
+    assert (r.tp, r.fn) == (1, 0)
+    (tmp_path / "det" / "b.csv").unlink()
+    with pytest.raises(MetadataError, match="detection CSV not found and nothing to compute it with"):
+        spatial_av_align_videos(tmp_path / "video", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det",
+                                seld_fn=never, progress=False, notes=False)
+
+
 def test_evaluate_uses_a_megvii_yolox_file_given_by_its_name(tmp_path, monkeypatch):
     """`evaluate --weights yolox-tiny-megvii=PATH` (and `weights={'yolox-tiny-megvii': PATH}`) makes the boxes with that
     file, with no YOLOX in the cache, and records it under its own name; a name evaluate does not read is refused."""

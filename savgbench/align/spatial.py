@@ -23,7 +23,8 @@ from ..io import write_seld_csv
 # %% auto #0
 __all__ = ['AZI_THRESH_PX', 'SELD_FPS', 'OD_FPS', 'OD_FRAME_TOLERANCE', 'seld_to_od_frame', 'match_seld_rows', 'ClipAlign',
            'SpatialAlignResult', 'spatial_av_align', 'read_seld_rows', 'write_seld_rows', 'refuse_stale_rows',
-           'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_dirs', 'spatial_av_align_videos', 'spatial_align_cli']
+           'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_dirs', 'check_rows_writable',
+           'spatial_av_align_videos', 'spatial_align_cli']
 
 # %% ../../nbs/32_spatial_align.ipynb #e29a07d6
 AZI_THRESH_PX = 40        # half-width of the band around a SELD x
@@ -268,6 +269,26 @@ def check_rows_dirs(seld_dir, det_dir) -> None:
         raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
                             expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
 
+def _rows_to_make(folder, names, hashes) -> list:
+    "The clips whose CSV `_fill` makes and writes in `folder`: none is there, or one made from another clip of the name."
+    folder = Path(folder)
+    stale = set(stale_rows(folder, hashes)) if hashes and folder.is_dir() else set()
+    return [n for n in names if n in stale or not (folder / f"{n}.csv").is_file()]
+
+def check_rows_writable(names, hashes=None, **folders) -> None:
+    """Refuse, before any row is made, a rows folder (`SELD=seld_dir`, `detection=det_dir`; None: no rows are made
+    for it) that lacks the CSVs of some of the clips `names` but cannot hold them (`output_path_problem`: a file, a
+    read-only folder ...): the SELD model or the detector would run over every such clip, then fail to keep its rows.
+    A folder that holds every clip's CSV is only read, and may be read-only."""
+    from savgbench.core import output_path_problem
+    for what, folder in folders.items():
+        if folder is None or not (todo := _rows_to_make(folder, names, hashes)): continue
+        if why := output_path_problem(folder):
+            raise MetadataError(f"the {what} CSVs of {len(todo)} clip(s) {_other_clips(todo)} are to be made and kept "
+                                f"here, but this folder {why}", path=folder,
+                                expected=f"a folder that can be written ({_FOLDER_OPTION[what]}), or one that holds "
+                                         "every clip's CSV")
+
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
                             seld_fn=None, progress: bool = True, notes: bool = True, **detector_kw) -> SpatialAlignResult:
     """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
@@ -296,6 +317,7 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     seld_source = ((lambda: dict(seld_fn=getattr(seld_fn, "__name__", "custom"))) if seld_fn is not None
                    else (lambda: _seld_source(used[-1] if used else seld_checkpoint)))
     hashes = clip_hashes(paths) if seld_dir is not None or det_dir is not None else None
+    check_rows_writable(names, hashes, SELD=seld_dir, detection=det_dir if detector is not None else None)
     seld, seld_info = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD", seld_source,
                             explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes, notes=notes)
     dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
