@@ -343,6 +343,13 @@ def test_eval_seld_cli_json_folder_threshold_and_absent_class(tmp_path, capsys):
     assert "Note: class speech has no reference events" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--doa-threshold", "-5"])
     assert e.value.code == 2 and "--doa-threshold must be a non-negative" in capsys.readouterr().err
+    # a --json that cannot be written (a folder; a place where no file can be made) is refused before any scoring,
+    # not said after the scores were printed, by the name of a temporary file
+    for bad, why in [(tmp_path / "pred", "is a folder; it names the file to write")] + \
+                    ([("/proc/savgbench/s.json", "cannot be written: no file can be made in /proc")] if Path("/proc/self").is_dir() else []):
+        with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(bad)])
+        cap = capsys.readouterr()
+        assert e.value.code == 2 and f"--json {bad} {why}" in cap.err and "SELD scores" not in cap.out, cap
 
 
 def test_ctrl_c_during_seld_training_saves_a_last_pt_that_resumes_exactly(tmp_path, capsys):

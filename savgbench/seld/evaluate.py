@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from ..core import (CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path,
-                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note)
+                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note, output_path_problem)
 from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
@@ -191,6 +191,8 @@ def eval_seld_cli(argv=None) -> int:
                     "rows_made_by: the SELD model the rows folder records")
     a = ap.parse_args(argv)
     if not 0 <= a.doa_threshold < math.inf: ap.error(f"--doa-threshold must be a non-negative number of pixels, not {a.doa_threshold}")
+    if a.json and (why := output_path_problem(a.json, folder=False)):     # found now, not once the scores are printed
+        ap.error(f"--json {a.json} {why}" + ("; it names the file to write" if why == "is a folder" else ""))
     s = evaluate_seld_dir(a.pred_dir, a.metadata_dir, a.doa_threshold)
     print(format_scores(s))
     src = s["rows_made_by"]
