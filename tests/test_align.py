@@ -77,6 +77,27 @@ def test_empty_result_is_undefined_not_a_crash(tmp_path, capsys):
     assert (j["tp"], j["fn"], j["score"], j["clips"][0]["score"]) == (0, 0, None, None)
     assert "undefined" in capsys.readouterr().out
 
+def test_spatial_align_out_naming_a_file_it_reads_is_refused(tmp_path, capsys):
+    """--out naming one of the clips (or a link to one, or the list naming them), or a CSV or record of a rows folder,
+    is refused before any work: the result JSON replaced that clip or CSV."""
+    _case(tmp_path, "25,0,125.0\n", BOX_AT_19)
+    v, seld, det = tmp_path / "video", tmp_path / "seld", tmp_path / "det"
+    (tmp_path / "link.mp4").symlink_to(v / "clip.mp4")
+    (tmp_path / "list.txt").write_text(f"{v / 'clip.mp4'}\n")
+    (seld / "savgbench_rows.json").write_text('{"what": "SELD", "source": {"seld_checkpoint": "x", "sha256": null}}\n')
+    kept = {p: p.read_bytes() for p in (v / "clip.mp4", seld / "clip.csv", det / "clip.csv", tmp_path / "list.txt",
+                                        seld / "savgbench_rows.json")}
+    for src, out, what in ((v, v / "clip.mp4", "one of the clips"), (v, tmp_path / "link.mp4", "one of the clips"),
+                           (tmp_path / "list.txt", tmp_path / "list.txt", "the list naming them"),
+                           (v, seld / "clip.csv", "a file of the rows folder"), (v, det / "clip.csv", "a file of the rows folder"),
+                           (v, seld / "savgbench_rows.json", "a file of the rows folder")):
+        with pytest.raises(SAVGBenchError, match="which this run reads: the result would replace it") as e:
+            spatial_align_cli([str(src), "--any-format", "--seld-dir", str(seld), "--det-dir", str(det), "--out", str(out)])
+        assert what in str(e.value), (out, str(e.value))
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert spatial_align_cli([str(v), "--any-format", "--seld-dir", str(seld), "--det-dir", str(det),
+                              "--out", str(tmp_path / "r.json")]) == 0
+
 def test_frame_outside_clip_is_an_error_naming_the_clip(tmp_path):
     with pytest.raises(MetadataError, match="outside the clip"):
         _case(tmp_path, "53,0,20.0\n", BOX_AT_19, name="late")

@@ -350,6 +350,14 @@ def test_eval_seld_cli_json_folder_threshold_and_absent_class(tmp_path, capsys):
         with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(bad)])
         cap = capsys.readouterr()
         assert e.value.code == 2 and f"--json {bad} {why}" in cap.err and "SELD scores" not in cap.out, cap
+    # one of the files it reads (a prediction CSV, the rows record, a label CSV): refused, the file kept
+    (tmp_path / "pred" / "savgbench_rows.json").write_text('{"what": "SELD", "source": {"seld_checkpoint": "x"}}\n')
+    for bad, what in ((tmp_path / "pred" / "a.csv", "a file of the predictions' folder"),
+                      (tmp_path / "pred" / "savgbench_rows.json", "a file of the predictions' folder"),
+                      (tmp_path / "meta" / "a.csv", "a label CSV under")):
+        kept = bad.read_bytes()
+        with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(bad)])
+        assert e.value.code == 2 and what in capsys.readouterr().err and bad.read_bytes() == kept
 
 
 def test_ctrl_c_during_seld_training_saves_a_last_pt_that_resumes_exactly(tmp_path, capsys):

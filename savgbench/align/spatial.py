@@ -334,6 +334,17 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     return res
 
 # %% ../../nbs/32_spatial_align.ipynb #3c86f653
+def _read_here(out, paths, *folders) -> str | None:
+    """What `out` would replace of what spatial-align reads: one of the clips `paths`, or a clip's CSV or a record of
+    one of the rows `folders`; None when it names none of them (links are followed: a link's target is read too)."""
+    import os
+    same = lambda p, q: os.path.abspath(p) == os.path.abspath(q) or os.path.realpath(p) == os.path.realpath(q)
+    if any(same(out, p) for p in paths): return "one of the clips (or the list naming them)"
+    for d in (Path(f) for f in folders if f is not None):
+        if any(same(out, d / f) for f in [ROWS_SOURCE_FILE, CLIPS_FILE, *(f"{Path(p).stem}.csv" for p in paths)]):
+            return f"a file of the rows folder {d}"
+    return None
+
 def spatial_align_cli(argv=None) -> int:
     "`savgbench spatial-align`: Spatial AV-Align of a folder of clips."
     ap = argparse.ArgumentParser(prog="savgbench spatial-align",
@@ -363,7 +374,11 @@ def spatial_align_cli(argv=None) -> int:
         raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
     from savgbench.detect import yolox_weights_argument
     weights = yolox_weights_argument(a.weights)           # a missing file: one error, before any clip is read
-    paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench spatial-align")
+    listed = list_videos(a.video_dir)
+    if a.out and (hit := _read_here(a.out, [*listed, a.video_dir], a.seld_dir, a.det_dir)):
+        raise SAVGBenchError(f"--out names {hit}, which this run reads: the result would replace it", path=a.out,
+                             expected="a JSON file of its own")
+    paths, bad = clips_to_score(listed, a, "savgbench spatial-align")
     kw = dict(weights=weights, metadata_dir=a.metadata_dir) if a.detector else {}
     res = spatial_av_align_videos(paths, seld_dir=a.seld_dir, det_dir=a.det_dir,
                                   seld_checkpoint=a.seld_checkpoint, detector=a.detector, **kw)
