@@ -77,6 +77,27 @@ def test_empty_result_is_undefined_not_a_crash(tmp_path, capsys):
     assert (j["tp"], j["fn"], j["score"], j["clips"][0]["score"]) == (0, 0, None, None)
     assert "undefined" in capsys.readouterr().out
 
+def test_spatial_align_out_naming_a_file_it_reads_is_refused(tmp_path, capsys):
+    """--out naming one of the clips (or a link to one, or the list naming them), or a CSV or record of a rows folder,
+    is refused before any work: the result JSON replaced that clip or CSV."""
+    _case(tmp_path, "25,0,125.0\n", BOX_AT_19)
+    v, seld, det = tmp_path / "video", tmp_path / "seld", tmp_path / "det"
+    (tmp_path / "link.mp4").symlink_to(v / "clip.mp4")
+    (tmp_path / "list.txt").write_text(f"{v / 'clip.mp4'}\n")
+    (seld / "savgbench_rows.json").write_text('{"what": "SELD", "source": {"seld_checkpoint": "x", "sha256": null}}\n')
+    kept = {p: p.read_bytes() for p in (v / "clip.mp4", seld / "clip.csv", det / "clip.csv", tmp_path / "list.txt",
+                                        seld / "savgbench_rows.json")}
+    for src, out, what in ((v, v / "clip.mp4", "one of the clips"), (v, tmp_path / "link.mp4", "one of the clips"),
+                           (tmp_path / "list.txt", tmp_path / "list.txt", "the list naming them"),
+                           (v, seld / "clip.csv", "a file of the rows folder"), (v, det / "clip.csv", "a file of the rows folder"),
+                           (v, seld / "savgbench_rows.json", "a file of the rows folder")):
+        with pytest.raises(SAVGBenchError, match="which this run reads: the result would replace it") as e:
+            spatial_align_cli([str(src), "--any-format", "--seld-dir", str(seld), "--det-dir", str(det), "--out", str(out)])
+        assert what in str(e.value), (out, str(e.value))
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert spatial_align_cli([str(v), "--any-format", "--seld-dir", str(seld), "--det-dir", str(det),
+                              "--out", str(tmp_path / "r.json")]) == 0
+
 def test_frame_outside_clip_is_an_error_naming_the_clip(tmp_path):
     with pytest.raises(MetadataError, match="outside the clip"):
         _case(tmp_path, "53,0,20.0\n", BOX_AT_19, name="late")
@@ -647,6 +668,34 @@ def test_evaluate_refuses_result_files_it_cannot_write_before_reading_a_clip(tmp
     if not Path("/proc/self").is_dir(): return
     with pytest.raises(SAVGBenchError, match=r"the per-clip CSV cannot be written: no file can be made in /proc"):
         evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip="/proc/savgbench/pc.csv", **kw)
+
+def test_rows_folders_that_cannot_hold_the_missing_csvs_are_refused_before_any_row_is_made(tmp_path):
+    """A --seld-dir / --det-dir that lacks some clips' CSVs but where none can be written (a file, a folder no file can
+    be made in) is refused before the SELD model or the detector runs, naming the folder; one that holds every clip's
+    CSV is only read. (Formerly every clip was run through the networks, then writing a temporary file failed.)"""
+    for d in ("video", "seld", "det"): (tmp_path / d).mkdir()
+    for n in ("a", "b"): (tmp_path / "video" / f"{n}.mp4").write_bytes(n.encode())
+    (tmp_path / "seld" / "a.csv").write_text("25,0,125.0\n"); (tmp_path / "det" / "a.csv").write_text("10,0,100.0,60.0,150.0,190.0\n")
+    (tmp_path / "file").write_text("x")
+    def never(ps): raise AssertionError(f"rows made for {ps}")
+    kw = dict(seld_fn=never, detector=never, progress=False, notes=False)
+    unwritable = [tmp_path / "file"] + (["/proc/savgbench-rows"] if Path("/proc/self").is_dir() else [])
+    for bad in unwritable:
+        with pytest.raises(MetadataError, match=r"the SELD CSVs of 2 clip\(s\) \(a, b\) are to be made .*this folder "
+                                                r"(is a file|cannot be written)") as e:
+            spatial_av_align_videos(tmp_path / "video", seld_dir=bad, det_dir=tmp_path / "det", **kw)
+        assert str(bad) in str(e.value)
+        with pytest.raises(MetadataError, match=r"the detection CSVs of 2 clip\(s\) \(a, b\) are to be made"):
+            spatial_av_align_videos(tmp_path / "video", seld_dir=tmp_path / "seld", det_dir=bad, **kw)
+    # every CSV there: the folders are only read; without a detector, a missing box CSV is said as before
+    (tmp_path / "seld" / "b.csv").write_text(""); (tmp_path / "det" / "b.csv").write_text("")
+    r = spatial_av_align_videos(tmp_path / "video", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det", **kw)
+    assert (r.tp, r.fn) == (1, 0)
+    (tmp_path / "det" / "b.csv").unlink()
+    with pytest.raises(MetadataError, match="detection CSV not found and nothing to compute it with"):
+        spatial_av_align_videos(tmp_path / "video", seld_dir=tmp_path / "seld", det_dir=tmp_path / "det",
+                                seld_fn=never, progress=False, notes=False)
+
 
 def test_evaluate_uses_a_megvii_yolox_file_given_by_its_name(tmp_path, monkeypatch):
     """`evaluate --weights yolox-tiny-megvii=PATH` (and `weights={'yolox-tiny-megvii': PATH}`) makes the boxes with that

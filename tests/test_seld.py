@@ -343,6 +343,21 @@ def test_eval_seld_cli_json_folder_threshold_and_absent_class(tmp_path, capsys):
     assert "Note: class speech has no reference events" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--doa-threshold", "-5"])
     assert e.value.code == 2 and "--doa-threshold must be a non-negative" in capsys.readouterr().err
+    # a --json that cannot be written (a folder; a place where no file can be made) is refused before any scoring,
+    # not said after the scores were printed, by the name of a temporary file
+    for bad, why in [(tmp_path / "pred", "is a folder; it names the file to write")] + \
+                    ([("/proc/savgbench/s.json", "cannot be written: no file can be made in /proc")] if Path("/proc/self").is_dir() else []):
+        with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(bad)])
+        cap = capsys.readouterr()
+        assert e.value.code == 2 and f"--json {bad} {why}" in cap.err and "SELD scores" not in cap.out, cap
+    # one of the files it reads (a prediction CSV, the rows record, a label CSV): refused, the file kept
+    (tmp_path / "pred" / "savgbench_rows.json").write_text('{"what": "SELD", "source": {"seld_checkpoint": "x"}}\n')
+    for bad, what in ((tmp_path / "pred" / "a.csv", "a file of the predictions' folder"),
+                      (tmp_path / "pred" / "savgbench_rows.json", "a file of the predictions' folder"),
+                      (tmp_path / "meta" / "a.csv", "a label CSV under")):
+        kept = bad.read_bytes()
+        with pytest.raises(SystemExit) as e: eval_seld_cli([str(tmp_path / "pred"), str(tmp_path / "meta"), "--json", str(bad)])
+        assert e.value.code == 2 and what in capsys.readouterr().err and bad.read_bytes() == kept
 
 
 def test_ctrl_c_during_seld_training_saves_a_last_pt_that_resumes_exactly(tmp_path, capsys):

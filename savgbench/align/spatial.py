@@ -23,7 +23,8 @@ from ..io import write_seld_csv
 # %% auto #0
 __all__ = ['AZI_THRESH_PX', 'SELD_FPS', 'OD_FPS', 'OD_FRAME_TOLERANCE', 'seld_to_od_frame', 'match_seld_rows', 'ClipAlign',
            'SpatialAlignResult', 'spatial_av_align', 'read_seld_rows', 'write_seld_rows', 'refuse_stale_rows',
-           'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_dirs', 'spatial_av_align_videos', 'spatial_align_cli']
+           'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_dirs', 'check_rows_writable',
+           'spatial_av_align_videos', 'spatial_align_cli']
 
 # %% ../../nbs/32_spatial_align.ipynb #e29a07d6
 AZI_THRESH_PX = 40        # half-width of the band around a SELD x
@@ -268,6 +269,26 @@ def check_rows_dirs(seld_dir, det_dir) -> None:
         raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
                             expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
 
+def _rows_to_make(folder, names, hashes) -> list:
+    "The clips whose CSV `_fill` makes and writes in `folder`: none is there, or one made from another clip of the name."
+    folder = Path(folder)
+    stale = set(stale_rows(folder, hashes)) if hashes and folder.is_dir() else set()
+    return [n for n in names if n in stale or not (folder / f"{n}.csv").is_file()]
+
+def check_rows_writable(names, hashes=None, **folders) -> None:
+    """Refuse, before any row is made, a rows folder (`SELD=seld_dir`, `detection=det_dir`; None: no rows are made
+    for it) that lacks the CSVs of some of the clips `names` but cannot hold them (`output_path_problem`: a file, a
+    read-only folder ...): the SELD model or the detector would run over every such clip, then fail to keep its rows.
+    A folder that holds every clip's CSV is only read, and may be read-only."""
+    from savgbench.core import output_path_problem
+    for what, folder in folders.items():
+        if folder is None or not (todo := _rows_to_make(folder, names, hashes)): continue
+        if why := output_path_problem(folder):
+            raise MetadataError(f"the {what} CSVs of {len(todo)} clip(s) {_other_clips(todo)} are to be made and kept "
+                                f"here, but this folder {why}", path=folder,
+                                expected=f"a folder that can be written ({_FOLDER_OPTION[what]}), or one that holds "
+                                         "every clip's CSV")
+
 def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint=None, detector=None,
                             seld_fn=None, progress: bool = True, notes: bool = True, **detector_kw) -> SpatialAlignResult:
     """Spatial AV-Align of clips, reading CSVs where given and computing SELD rows and person boxes where missing.
@@ -296,6 +317,7 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     seld_source = ((lambda: dict(seld_fn=getattr(seld_fn, "__name__", "custom"))) if seld_fn is not None
                    else (lambda: _seld_source(used[-1] if used else seld_checkpoint)))
     hashes = clip_hashes(paths) if seld_dir is not None or det_dir is not None else None
+    check_rows_writable(names, hashes, SELD=seld_dir, detection=det_dir if detector is not None else None)
     seld, seld_info = _fill(names, paths, seld_dir, read_seld_rows, write_seld_rows, seld_compute, "SELD", seld_source,
                             explicit=seld_checkpoint is not None or seld_fn is not None, hashes=hashes, notes=notes)
     dets, det_info = _fill(names, paths, det_dir, read_detection_rows, write_detection_rows, det_compute, "detection",
@@ -312,6 +334,17 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     return res
 
 # %% ../../nbs/32_spatial_align.ipynb #3c86f653
+def _read_here(out, paths, *folders) -> str | None:
+    """What `out` would replace of what spatial-align reads: one of the clips `paths`, or a clip's CSV or a record of
+    one of the rows `folders`; None when it names none of them (links are followed: a link's target is read too)."""
+    import os
+    same = lambda p, q: os.path.abspath(p) == os.path.abspath(q) or os.path.realpath(p) == os.path.realpath(q)
+    if any(same(out, p) for p in paths): return "one of the clips (or the list naming them)"
+    for d in (Path(f) for f in folders if f is not None):
+        if any(same(out, d / f) for f in [ROWS_SOURCE_FILE, CLIPS_FILE, *(f"{Path(p).stem}.csv" for p in paths)]):
+            return f"a file of the rows folder {d}"
+    return None
+
 def spatial_align_cli(argv=None) -> int:
     "`savgbench spatial-align`: Spatial AV-Align of a folder of clips."
     ap = argparse.ArgumentParser(prog="savgbench spatial-align",
@@ -341,7 +374,11 @@ def spatial_align_cli(argv=None) -> int:
         raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
     from savgbench.detect import yolox_weights_argument
     weights = yolox_weights_argument(a.weights)           # a missing file: one error, before any clip is read
-    paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench spatial-align")
+    listed = list_videos(a.video_dir)
+    if a.out and (hit := _read_here(a.out, [*listed, a.video_dir], a.seld_dir, a.det_dir)):
+        raise SAVGBenchError(f"--out names {hit}, which this run reads: the result would replace it", path=a.out,
+                             expected="a JSON file of its own")
+    paths, bad = clips_to_score(listed, a, "savgbench spatial-align")
     kw = dict(weights=weights, metadata_dir=a.metadata_dir) if a.detector else {}
     res = spatial_av_align_videos(paths, seld_dir=a.seld_dir, det_dir=a.det_dir,
                                   seld_checkpoint=a.seld_checkpoint, detector=a.detector, **kw)

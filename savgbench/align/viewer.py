@@ -187,6 +187,8 @@ class AlignmentViewer:
         CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`); missing ones are
         named with the ways to make them."""
         from savgbench.io import read_clip
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+            raise ValueError(f"limit must be a whole number of clips, 1 or more, or None (all of them), not {limit!r}")
         out, paths = [], list_videos(video_dir)
         shown, rest = (paths, []) if limit is None else (paths[:limit], paths[limit:])
         if rest:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from ..core import (CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path,
-                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note)
+                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note, output_path_problem)
 from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
@@ -178,6 +178,18 @@ def format_scores(s: dict) -> str:
     return "\n".join(lines)
 
 # %% ../../nbs/24_seld_eval.ipynb #169d108b
+def _read_here(out, pred_dir, metadata_dir) -> str | None:
+    """What `out` would replace of what eval-seld reads: a prediction CSV or the record of `pred_dir`, or a label CSV
+    under `metadata_dir`; None when it names none of them (links followed)."""
+    o = {os.path.abspath(out), os.path.realpath(out)}
+    if not o & {*map(os.path.realpath, (pred_dir, metadata_dir))} and Path(out).suffix.lower() in (".csv", ".json"):
+        pred, meta = Path(pred_dir), Path(metadata_dir)
+        reads = [*pred.glob("*.csv"), pred / ROWS_SOURCE_FILE] if pred.is_dir() else []
+        if any(o & {os.path.abspath(p), os.path.realpath(p)} for p in reads): return f"a file of the predictions' folder {pred}"
+        if meta.is_dir() and any(o & {os.path.abspath(p), os.path.realpath(p)} for p in meta.rglob("*.csv")):
+            return f"a label CSV under {meta}"
+    return None
+
 def eval_seld_cli(argv=None) -> int:
     "`savgbench eval-seld`: location-aware SELD metrics (pixels) of a prediction folder against clip metadata."
     ap = argparse.ArgumentParser(prog="savgbench eval-seld", description=eval_seld_cli.__doc__,
@@ -191,6 +203,10 @@ def eval_seld_cli(argv=None) -> int:
                     "rows_made_by: the SELD model the rows folder records")
     a = ap.parse_args(argv)
     if not 0 <= a.doa_threshold < math.inf: ap.error(f"--doa-threshold must be a non-negative number of pixels, not {a.doa_threshold}")
+    if a.json and (why := output_path_problem(a.json, folder=False)):     # found now, not once the scores are printed
+        ap.error(f"--json {a.json} {why}" + ("; it names the file to write" if why == "is a folder" else ""))
+    if a.json and (hit := _read_here(a.json, a.pred_dir, a.metadata_dir)):
+        ap.error(f"--json {a.json} names {hit}, which this run reads: the scores would replace it")
     s = evaluate_seld_dir(a.pred_dir, a.metadata_dir, a.doa_threshold)
     print(format_scores(s))
     src = s["rows_made_by"]
