@@ -15,11 +15,11 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'SELD_CLASS_NAMES', 'H_FOV_DEG', 'RUN_LOCK', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS',
            'LIBROSA_LOCK', 'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
            'MetadataError', 'DatasetError', 'WeightsError', 'TrainingStateWarning', 'atomic_path', 'save_torch',
-           'eval_mode', 'state_dict_sha256', 'output_path_problem', 'at_least', 'DefaultsHelpFormatter',
-           'resolve_device', 'bars_off', 'is_main_process', 'main_print', 'launch_size', 'cpu_asked', 'launch_state',
-           'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run', 'hold_run', 'set_run_aside',
-           'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source', 'same_source',
-           'refuse_other_source', 'write_rows_source', 'weights_source', 'training_state_text',
+           'eval_mode', 'state_dict_sha256', 'output_path_problem', 'names_an_input', 'at_least',
+           'DefaultsHelpFormatter', 'resolve_device', 'bars_off', 'is_main_process', 'main_print', 'launch_size',
+           'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run',
+           'hold_run', 'set_run_aside', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
+           'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'training_state_text',
            'training_state_rows_note', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c',
            'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready',
            'lock_folder', 'remove_temporaries']
@@ -160,6 +160,15 @@ def output_path_problem(path, folder: bool = True) -> str | None:
     return None
 
 # %% ../nbs/00_core.ipynb #0289e662
+def names_an_input(out, inputs) -> Path | None:
+    """The first of `inputs` (paths a command reads) that writing `out` would replace: the same path, or the same file
+    through links (the link itself or its target); None when `out` names none of them."""
+    o = {os.path.abspath(out), os.path.realpath(out)}
+    for p in inputs:
+        if o & {os.path.abspath(p), os.path.realpath(p)}: return Path(p)
+    return None
+
+# %% ../nbs/00_core.ipynb #5d3de60f
 def at_least(lo: int, hi: int | None = None):
     "An argparse `type` accepting integers >= `lo` (and <= `hi` when given)."
     def integer(s: str) -> int:
@@ -171,7 +180,7 @@ def at_least(lo: int, hi: int | None = None):
     integer.__name__ = f"integer >= {lo}" if hi is None else f"integer {lo}..{hi}"
     return integer
 
-# %% ../nbs/00_core.ipynb #5d3de60f
+# %% ../nbs/00_core.ipynb #7afebb20
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     "`ArgumentDefaultsHelpFormatter` without '(default: None)', '(default: False)', '(default: [])' or a second default."
     def _get_help_string(self, action):
@@ -180,7 +189,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
                 (isinstance(d, (list, tuple, str)) and not d): return h
         return super()._get_help_string(action)
 
-# %% ../nbs/00_core.ipynb #7afebb20
+# %% ../nbs/00_core.ipynb #a4c975e3
 def resolve_device(name=None):
     "The `torch.device` for a `--device` value (None: the first CUDA GPU if there is one, else the CPU)."
     import torch
@@ -198,12 +207,12 @@ def resolve_device(name=None):
         raise SAVGBenchError(f"device {str(name)!r}: MPS is not available here", expected="--device cpu")
     return dev
 
-# %% ../nbs/00_core.ipynb #3e6219b3
+# %% ../nbs/00_core.ipynb #2630e550
 def bars_off(progress: bool = True) -> bool:
     "A progress bar's `disable`: True when `progress` is false or the environment sets TQDM_DISABLE (to any value but '')."
     return not progress or bool(os.environ.get("TQDM_DISABLE", ""))
 
-# %% ../nbs/00_core.ipynb #2630e550
+# %% ../nbs/00_core.ipynb #451166e4
 _RANK_VARS = (("RANK", "WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
               ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
 
@@ -330,7 +339,7 @@ def world_change_note(checkpoint: str, was: int, now: int, batch_size: int, item
             f"{batch_size} {items} instead of {was} x {batch_size} at the same learning rate, and the run does not end as "
             "one never relaunched would (the same number of processes keeps it; --batch-size is per process)")
 
-# %% ../nbs/00_core.ipynb #b29eef4d
+# %% ../nbs/00_core.ipynb #a967636b
 RUN_LOCK = '.savgbench_run.lock'
 
 def lock_run(out_dir):
@@ -384,7 +393,7 @@ def set_run_aside(out_dir, files) -> Path:
     for p in files: Path(p).rename(aside / Path(p).name)
     return aside
 
-# %% ../nbs/00_core.ipynb #a967636b
+# %% ../nbs/00_core.ipynb #1363b748
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:
     """`'key: old -> new'` for each of `keys` (default: all of `new`'s) whose value differs between two settings dicts;
     where both values are dicts, the keys inside that differ (`'curation.gain_db: 38.0 -> 30.0'`). A key the old
@@ -419,7 +428,7 @@ def settings_record(path, settings: dict, outputs: int = 0, write: bool = True,
         with atomic_path(path) as tmp: tmp.write_text(json.dumps({"settings": settings}, indent=1) + "\n")
     return settings
 
-# %% ../nbs/00_core.ipynb #1363b748
+# %% ../nbs/00_core.ipynb #ebf77b49
 def read_checkpoint(path, remedy: str = "delete it to resume from an earlier checkpoint, or start afresh with --no-resume"):
     "`torch.load` of a training checkpoint of ours (full unpickling: our own files), or a SAVGBenchError naming it."
     import pickle, torch
@@ -428,7 +437,7 @@ def read_checkpoint(path, remedy: str = "delete it to resume from an earlier che
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SAVGBenchError(f"cannot read this checkpoint ({type(e).__name__}: {first}); {remedy}", path=path) from None
 
-# %% ../nbs/00_core.ipynb #ebf77b49
+# %% ../nbs/00_core.ipynb #d3e52c14
 ROWS_SOURCE_FILE = "savgbench_rows.json"
 
 def read_rows_source(folder, what: str | None = None) -> dict | None:
@@ -493,7 +502,7 @@ def training_state_rows_note(folder, source: dict | None) -> str | None:
                 "with the run's trained model, seld_final.pt in the same run folder")
     return None
 
-# %% ../nbs/00_core.ipynb #d3e52c14
+# %% ../nbs/00_core.ipynb #dea9c683
 CLIPS_FILE = "savgbench_clips.json"
 
 def clip_hashes(paths) -> dict:
@@ -521,7 +530,7 @@ def record_clips(folder, hashes: dict) -> None:
     known = {**_recorded_clips(folder), **hashes}
     with atomic_path(Path(folder) / CLIPS_FILE) as t: Path(t).write_text(json.dumps(known, indent=0, sort_keys=True) + "\n")
 
-# %% ../nbs/00_core.ipynb #dea9c683
+# %% ../nbs/00_core.ipynb #0fc412e3
 import signal
 
 def _stop_worker(*_):
@@ -604,7 +613,7 @@ def process_pool(workers: int, initializer=None, initargs=()):
         raise
     ex.shutdown(wait=True)
 
-# %% ../nbs/00_core.ipynb #40e0549c
+# %% ../nbs/00_core.ipynb #778d22ae
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequested(KeyboardInterrupt):
@@ -691,7 +700,7 @@ class StepEndInterrupt:
             s = int(_all_max(torch.tensor([s], dtype=torch.int32, device=accelerator.device)).item())
         if s: raise StopRequested(s)
 
-# %% ../nbs/00_core.ipynb #1c6cbf45
+# %% ../nbs/00_core.ipynb #7c229b2d
 LIBROSA_LOCK = "savgbench-librosa-numba.lock"        # in the temporary folder
 LIBROSA_MODULES = ("librosa.util.utils", "librosa.core.audio", "librosa.core.pitch", "librosa.core.spectrum",
                    "librosa.filters", "librosa.onset")   # the ones savgbench's calls import
@@ -732,7 +741,7 @@ def librosa_ready(step: str = "import", warm=None):
         _librosa_done.add(step)
     return librosa
 
-# %% ../nbs/00_core.ipynb #7c229b2d
+# %% ../nbs/00_core.ipynb #c290c0af
 def lock_folder(folder, busy: Exception) -> int | None:
     """Hold `folder` (an existing folder) for this process: a non-blocking exclusive `flock` on the folder itself, so
     no lock file is left behind. Released when the returned descriptor is closed (`os.close`) or the process ends,

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
-                            resolve_device, output_path_problem, launch_state, bars_off)
+                            resolve_device, output_path_problem, launch_state, bars_off, names_an_input)
 from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, clip_advice
 
 # %% auto #0
@@ -543,6 +543,13 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                              path=out, expected="two file names (--out results.json --per-clip per_clip.csv)")
     for what, f in (("results JSON", out), ("per-clip CSV", per_clip)):   # found now, not after minutes of features
         if f is not None and (why := output_path_problem(f, folder=False)): raise SAVGBenchError(f"the {what} {why}", path=f)
+    if out is not None or per_clip is not None:         # an output that is an input: a clip or rows CSV replaced
+        reads = [p for d in (gen_dir, reference_dir) if d is not None and Path(d).is_dir() for p in list_videos(d)]
+        reads += [p for d in (seld_dir, det_dir) if d is not None and Path(d).is_dir() for p in Path(d).iterdir()]
+        for what, f in (("results JSON", out), ("per-clip CSV", per_clip)):
+            if f is not None and (hit := names_an_input(f, reads)):
+                raise SAVGBenchError(f"the {what} would replace {hit}, which this run reads", path=f,
+                                     expected="a file of its own, outside the clip and rows folders' files")
     if "spatial" in metrics:
         from savgbench.align.spatial import check_rows_dirs
         check_rows_dirs(seld_dir, det_dir)

@@ -669,6 +669,26 @@ def test_evaluate_refuses_result_files_it_cannot_write_before_reading_a_clip(tmp
     with pytest.raises(SAVGBenchError, match=r"the per-clip CSV cannot be written: no file can be made in /proc"):
         evaluate(tmp_path / "gen", None, out=tmp_path / "r.json", per_clip="/proc/savgbench/pc.csv", **kw)
 
+def test_evaluate_and_temporal_align_refuse_an_output_that_is_one_of_their_inputs(tmp_path):
+    """`--out CLIPS/a.mp4` (or a link to a clip, a reference clip, a rows folder's CSV as --per-clip) would replace an
+    input with the results: refused before any clip is read, the input left as it was."""
+    from savgbench.evaluate import evaluate
+    from savgbench.align.temporal import temporal_align_cli
+    for d in ("gen", "ref", "seld"): (tmp_path / d).mkdir()
+    (tmp_path / "gen" / "a.mp4").write_bytes(b"clip a"); (tmp_path / "ref" / "r.mp4").write_bytes(b"clip r")
+    (tmp_path / "seld" / "a.csv").write_text("25,0,125.0\n"); (tmp_path / "link.mp4").symlink_to(tmp_path / "gen" / "a.mp4")
+    kw = dict(metrics=("temporal",), progress=False, verbose=False)
+    for out, per_clip, hit in ((tmp_path / "gen" / "a.mp4", None, "a.mp4"), (tmp_path / "link.mp4", None, "a.mp4"),
+                               (tmp_path / "ref" / "r.mp4", None, "r.mp4"), (None, tmp_path / "seld" / "a.csv", "a.csv")):
+        with pytest.raises(SAVGBenchError, match=f"would replace .*{hit}, which this run reads"):
+            evaluate(tmp_path / "gen", tmp_path / "ref", out=out, per_clip=per_clip, seld_dir=tmp_path / "seld", **kw)
+    assert (tmp_path / "gen" / "a.mp4").read_bytes() == b"clip a" and (tmp_path / "ref" / "r.mp4").read_bytes() == b"clip r"
+    assert (tmp_path / "seld" / "a.csv").read_text() == "25,0,125.0\n"
+    for out in (tmp_path / "gen" / "a.mp4", tmp_path / "link.mp4"):
+        with pytest.raises(SAVGBenchError, match="--out names one of the clips"):
+            temporal_align_cli([str(tmp_path / "gen"), "--out", str(out)])
+    assert (tmp_path / "gen" / "a.mp4").read_bytes() == b"clip a"
+
 def test_rows_folders_that_cannot_hold_the_missing_csvs_are_refused_before_any_row_is_made(tmp_path):
     """A --seld-dir / --det-dir that lacks some clips' CSVs but where none can be written (a file, a folder no file can
     be made in) is refused before the SELD model or the detector runs, naming the folder; one that holds every clip's

@@ -337,11 +337,10 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
 def _read_here(out, paths, *folders) -> str | None:
     """What `out` would replace of what spatial-align reads: one of the clips `paths`, or a clip's CSV or a record of
     one of the rows `folders`; None when it names none of them (links are followed: a link's target is read too)."""
-    import os
-    same = lambda p, q: os.path.abspath(p) == os.path.abspath(q) or os.path.realpath(p) == os.path.realpath(q)
-    if any(same(out, p) for p in paths): return "one of the clips (or the list naming them)"
+    from savgbench.core import names_an_input
+    if names_an_input(out, paths): return "one of the clips (or the list naming them)"
     for d in (Path(f) for f in folders if f is not None):
-        if any(same(out, d / f) for f in [ROWS_SOURCE_FILE, CLIPS_FILE, *(f"{Path(p).stem}.csv" for p in paths)]):
+        if names_an_input(out, [d / f for f in [ROWS_SOURCE_FILE, CLIPS_FILE, *(f"{Path(p).stem}.csv" for p in paths)]]):
             return f"a file of the rows folder {d}"
     return None
 

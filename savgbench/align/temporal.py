@@ -182,13 +182,17 @@ def temporal_align_cli(argv=None) -> int:
                     help="files with neither audio nor video peaks (0/0): leave out of the mean (default) or count "
                          "as 0 or 1")
     ap.add_argument("--out", help="write the result as JSON here")
-    from savgbench.core import output_path_problem
+    from savgbench.core import output_path_problem, names_an_input
     from savgbench.detect import list_videos, add_clip_check_options, clips_to_score
     add_clip_check_options(ap)
     a = ap.parse_args(argv)
     if a.out and (why := output_path_problem(a.out, folder=False)):
         raise SAVGBenchError(f"--out {why}", path=a.out, expected="the JSON file to write")
-    paths, bad = clips_to_score(list_videos(a.video_dir), a, "savgbench temporal-align")
+    listed = list_videos(a.video_dir)
+    if a.out and names_an_input(a.out, [*listed, a.video_dir]):            # the result would replace a clip (or the list)
+        raise SAVGBenchError("--out names one of the clips (or the list naming them), which this run reads: the result "
+                             "would replace it", path=a.out, expected="a JSON file of its own")
+    paths, bad = clips_to_score(listed, a, "savgbench temporal-align")
     res = temporal_av_align(paths, no_peaks=a.no_peaks)
     s = "undefined (no file has any peak)" if res.score is None else res.score
     print(f"Temporal AV-Align: {s}" + (f"  ({res.n_undefined} file(s) without peaks)" if res.n_undefined else ""))

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from ..core import (CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path,
-                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note, output_path_problem)
+                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note, output_path_problem,
+                            names_an_input)
 from .train import read_label_csv, synthetic_scene
 
 # %% auto #0
@@ -181,13 +182,11 @@ def format_scores(s: dict) -> str:
 def _read_here(out, pred_dir, metadata_dir) -> str | None:
     """What `out` would replace of what eval-seld reads: a prediction CSV or the record of `pred_dir`, or a label CSV
     under `metadata_dir`; None when it names none of them (links followed)."""
-    o = {os.path.abspath(out), os.path.realpath(out)}
-    if not o & {*map(os.path.realpath, (pred_dir, metadata_dir))} and Path(out).suffix.lower() in (".csv", ".json"):
+    if not names_an_input(out, (pred_dir, metadata_dir)) and Path(out).suffix.lower() in (".csv", ".json"):
         pred, meta = Path(pred_dir), Path(metadata_dir)
-        reads = [*pred.glob("*.csv"), pred / ROWS_SOURCE_FILE] if pred.is_dir() else []
-        if any(o & {os.path.abspath(p), os.path.realpath(p)} for p in reads): return f"a file of the predictions' folder {pred}"
-        if meta.is_dir() and any(o & {os.path.abspath(p), os.path.realpath(p)} for p in meta.rglob("*.csv")):
-            return f"a label CSV under {meta}"
+        if pred.is_dir() and names_an_input(out, [*pred.glob("*.csv"), pred / ROWS_SOURCE_FILE]):
+            return f"a file of the predictions' folder {pred}"
+        if meta.is_dir() and names_an_input(out, meta.rglob("*.csv")): return f"a label CSV under {meta}"
     return None
 
 def eval_seld_cli(argv=None) -> int:
