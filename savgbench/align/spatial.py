@@ -23,7 +23,7 @@ from ..io import write_seld_csv
 # %% auto #0
 __all__ = ['AZI_THRESH_PX', 'SELD_FPS', 'OD_FPS', 'OD_FRAME_TOLERANCE', 'seld_to_od_frame', 'match_seld_rows', 'ClipAlign',
            'SpatialAlignResult', 'spatial_av_align', 'read_seld_rows', 'write_seld_rows', 'refuse_stale_rows',
-           'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_dirs', 'check_rows_writable',
+           'check_rows_dirs', 'spatial_av_align_dirs', 'seld_rows_for', 'check_rows_writable',
            'spatial_av_align_videos', 'spatial_align_cli']
 
 # %% ../../nbs/32_spatial_align.ipynb #e29a07d6
@@ -143,14 +143,29 @@ def refuse_stale_rows(paths, **folders) -> None:
                                 "seld_checkpoint=..., detector=...), `savgbench spatial-align` and `savgbench evaluate` "
                                 "remake such CSVs", path=folder)
 
+def check_rows_dirs(seld_dir, det_dir) -> None:
+    "Refuse one folder given for the SELD rows and the person boxes (both are NAME.csv), before any row is made."
+    if seld_dir is not None and det_dir is not None and Path(seld_dir).resolve() == Path(det_dir).resolve():
+        raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
+                            expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
+
 def spatial_av_align_dirs(videos, seld_dir, det_dir) -> SpatialAlignResult:
     """Spatial AV-Align of clips (a folder of mp4s, a list file, or paths/names) from SELD and detection CSV folders.
-    CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`)."""
+    CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`), and so is a folder
+    recorded as holding the other kind of rows. SELD rows recorded as made with a train-seld training state
+    (`training_state_rows_note`) are scored, with a `TrainingStateWarning` whose text `res.rows['seld_rows']['notes']`
+    keeps."""
     videos = list_videos(videos) if isinstance(videos, (str, Path)) else list(videos)
     names = [Path(v).stem for v in videos]
+    check_rows_dirs(seld_dir, det_dir)
+    made_with = read_rows_source(seld_dir, "SELD"); read_rows_source(det_dir, "detection")
     refuse_stale_rows(videos, SELD=seld_dir, detection=det_dir)
-    return spatial_av_align((n, read_seld_rows(Path(seld_dir) / f"{n}.csv"),
-                             read_detection_rows(Path(det_dir) / f"{n}.csv")) for n in names)
+    res = spatial_av_align((n, read_seld_rows(Path(seld_dir) / f"{n}.csv"),
+                            read_detection_rows(Path(det_dir) / f"{n}.csv")) for n in names)
+    if msg := training_state_rows_note(seld_dir, made_with):
+        warnings.warn(msg, TrainingStateWarning, stacklevel=2)
+        res.rows = dict(seld_rows=dict(notes=[msg]))
+    return res
 
 # %% ../../nbs/32_spatial_align.ipynb #1293aa2b
 def _as_rows(v, ncols: int) -> np.ndarray:
@@ -262,12 +277,6 @@ def _training_state_note(checkpoint) -> str | None:
     except ImportError: return None
     try: return training_state_note(checkpoint)
     except Exception: return None          # not a SELD checkpoint: making rows with it says so (reading rows needs none)
-
-def check_rows_dirs(seld_dir, det_dir) -> None:
-    "Refuse one folder given for the SELD rows and the person boxes (both are NAME.csv), before any row is made."
-    if seld_dir is not None and det_dir is not None and Path(seld_dir).resolve() == Path(det_dir).resolve():
-        raise MetadataError("the SELD rows and the person boxes would share one folder (each is NAME.csv)", path=seld_dir,
-                            expected="two folders (--seld-dir and --det-dir, seld_dir= and det_dir=)")
 
 def _rows_to_make(folder, names, hashes) -> list:
     "The clips whose CSV `_fill` makes and writes in `folder`: none is there, or one made from another clip of the name."

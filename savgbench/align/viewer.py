@@ -154,7 +154,11 @@ def _source_name(src: dict | None) -> str:
     "A rows source (`core.read_rows_source`) in a few words: the model file or detector, not its hash."
     if src is None: return "not recorded"
     name = src.get("seld_checkpoint") or src.get("seld_model") or src.get("detector") or "?"
-    return name + (f" ({src['weights']})" if src.get("weights") else "") + \
+    st = src.get("training_state")
+    state = (f" (a train-seld training state, step {st.get('step')} of {st.get('steps')}: not the run's trained model)"
+             if isinstance(st, dict) else " (perhaps a train-seld training state)"
+             if "training_state" not in src and src.get("seld_checkpoint") == "last.pt" else "")
+    return name + (f" ({src['weights']})" if src.get("weights") else "") + state + \
         (" (its own window rule, not the reference's)" if src.get("reference_quirk") is False else "")
 
 def rows_made_by(seld_dir, det_dir) -> str:
