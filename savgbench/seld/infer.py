@@ -225,13 +225,13 @@ def seld_cli(argv=None) -> int:
     device = resolve_device(a.device)
     if why := output_path_problem(a.out): raise DatasetError(f"--out {why}", path=a.out, expected="a folder")
     ck = seld_checkpoint_path(a.checkpoint)         # a missing checkpoint is said before the clips are checked (minutes)
-    if a.pattern == "*.mp4": paths, _ = clips_to_score(list_videos(a.video_dir), a, "savgbench seld")
-    else:
-        paths = sorted(Path(a.video_dir).glob(a.pattern))
-        if not paths: raise DatasetError("no files found", a.video_dir, found=0, expected=f"files matching {a.pattern!r}")
     src = seld_rows_source(ck, reference_quirk=not a.no_reference_quirk)
     rec = read_rows_source(a.out, "SELD") if Path(a.out).is_dir() else None
-    refuse_other_source(a.out, rec, src, "SELD rows")  # rows of two models in one folder would be scored as one
+    refuse_other_source(a.out, rec, src, "SELD rows")  # rows of two models in one folder would be scored as one (said
+    if a.pattern == "*.mp4": paths, _ = clips_to_score(list_videos(a.video_dir), a, "savgbench seld")   # before the clips
+    else:                                                                                              # are checked too)
+        paths = sorted(Path(a.video_dir).glob(a.pattern))
+        if not paths: raise DatasetError("no files found", a.video_dir, found=0, expected=f"files matching {a.pattern!r}")
     model = load_seld_model(ck, device)
     table, failures = seld_files(paths, a.out, model=model, batch_size=a.batch_size, device=device,   # (records src)
                                  reference_quirk=not a.no_reference_quirk, skip_errors=a.skip_bad, source=src)
