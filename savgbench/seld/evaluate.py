@@ -145,14 +145,16 @@ def evaluate_seld_dir(pred_dir, metadata_dir, doa_threshold: float = 40.0) -> di
                                 "are matched to labels by name alone, so either could be scored; give the metadata folder "
                                 "of one split (metadata_*), or move one away", metadata_dir)
         found.setdefault(p.stem, p)
-    refs = {n: read_label_csv(p) for n, p in found.items()}
-    if not refs: raise DatasetError("no metadata CSVs", metadata_dir, found=0)
-    if no_ref := sorted(set(preds) - set(refs)):      # rows of other clips (another split, another dataset)
+    if not found: raise DatasetError("no metadata CSVs", metadata_dir, found=0)
+    if no_ref := sorted(set(preds) - set(found)):     # rows of other clips (another split, another dataset)
         raise MetadataError(f"{len(no_ref)} of {len(preds)} prediction CSVs of {pred_dir} have no label CSV of the same "
                             f"name under this folder (first: {', '.join(no_ref[:3])}); give the metadata folder of the "
-                            "clips the rows were made from", metadata_dir, found=f"{len(refs)} label CSVs",
+                            "clips the rows were made from", metadata_dir, found=f"{len(found)} label CSVs",
                             expected="NAME.csv for every prediction NAME.csv")
-    out = evaluate_seld(preds, refs, doa_threshold=doa_threshold)
+    # only the labels of the predicted clips are read: another CSV under the folder (a per-clip table, notes ...) is
+    # named among the label files without a prediction (`missing`), and not read
+    out = evaluate_seld(preds, {n: read_label_csv(found[n]) for n in preds}, doa_threshold=doa_threshold)
+    out["missing"] = sorted(set(found) - set(preds))
     out.update(pred_dir=os.path.abspath(pred_dir), metadata_dir=os.path.abspath(metadata_dir),   # (as evaluate records its)
                doa_threshold=float(doa_threshold),
                rows_made_by=made_by)                # None: the folder records nothing (rows not made by `savgbench seld`)
