@@ -372,31 +372,34 @@ def _spatial_weights(weights: dict, seld_checkpoint=None) -> tuple:
     return seld_checkpoint or weights.get("seld-stereo-swa"), yolox, weights.get(yolox)
 
 def _spatial_files(seld_checkpoint, detector, detector_weights, offline, detector_weights_name):
-    "({'seld': (name, path), 'yolox-tiny': (name, path)}, None) for Spatial AV-Align, or (None, why one is missing)."
+    """({'seld': (name, path), 'yolox-tiny': (name, path)}, None) for Spatial AV-Align, or (None, why): every file that
+    is missing is named, the SELD checkpoint's and the detector's, so that one look says all there is to install."""
     from savgbench.weights import resolve
+    files, why = {}, []
     if seld_checkpoint == "demo":
         try:
             from savgbench.seld.infer import demo_checkpoint
-            seld = demo_checkpoint()
-        except ImportError as e: return None, f"the built-in demo SELD model is not available ({e})"
+            files["seld"] = ("seld-demo", Path(demo_checkpoint()))
+        except ImportError as e: why.append(f"the built-in demo SELD model is not available ({e})")
     else:
         try:
             if seld_checkpoint is not None and Path(seld_checkpoint).is_dir():   # a train-seld run folder: its seld_final.pt
                 from savgbench.seld.infer import seld_checkpoint_path
                 seld_checkpoint = seld_checkpoint_path(seld_checkpoint)
             seld = resolve("seld-stereo-swa", seld_checkpoint, offline=offline)
+            from savgbench.weights import spec
+            official = Path(seld).name == spec("seld-stereo-swa").filename      # (its sha256 is not published: by name)
+            files["seld"] = ("seld-stereo-swa" if official else "seld-other", Path(seld))
         except WeightsError as e:
-            return None, (_unusable("SELD checkpoint", e) + "; seld_checkpoint='demo' (--seld-checkpoint demo) uses "
-                          "the built-in demo model")
-    from savgbench.weights import spec
-    official = Path(seld).name == spec("seld-stereo-swa").filename      # (its sha256 is not published: by name)
-    files = {"seld": ("seld-demo" if seld_checkpoint == "demo" else "seld-stereo-swa" if official else "seld-other", Path(seld))}
+            why.append(_unusable("SELD checkpoint", e) + "; seld_checkpoint='demo' (--seld-checkpoint demo) uses the "
+                       "built-in demo model")
     if detector == "yolox-tiny":
         from savgbench.detect import cached_yolox
         try: files["yolox-tiny"] = ((detector_weights_name, resolve(detector_weights_name, detector_weights, offline=offline))
                                     if detector_weights is not None else cached_yolox())   # mmdet's, else Megvii's
-        except WeightsError as e: return None, _unusable("detector weights", e)
-    return files, None
+        except WeightsError as e:
+            why.append(_unusable("detector weights", e) + "; detector='hog' or 'oracle' (--detector) needs none")
+    return (None, "; and ".join(why)) if why else (files, None)
 
 def weights_problems(metrics, weights: dict | None = None, seld_checkpoint=None, detector: str = "yolox-tiny",
                      offline: bool = True) -> dict[str, str]:
