@@ -466,6 +466,11 @@ def refuse_other_source(folder, rec: dict | None, want: dict, rows: str, option:
     """Raise if `folder`'s record `rec` names another source than `want`: a folder never holds `rows` of two models.
     `option` is the command-line option that names the folder, for the message."""
     if rec is not None and not same_source(rec, want):
+        older = [k for k in want if k not in rec and k != "training_state"]      # what an earlier savgbench did not record
+        if older and same_source(rec, {k: v for k, v in want.items() if k not in older}):
+            raise DatasetError(f"this folder holds {rows} made with the same model by an earlier savgbench, which made them "
+                               f"another way (its record has no {', '.join(older)}: {'; '.join(str(want[k]) for k in older)} "
+                               f"now); delete this folder to make them again, or give another folder ({option})", path=folder)
         raise DatasetError(f"this folder holds {rows} made with {rec}, but this run asks for {want}; give another folder "
                            f"({option}), or delete this one", path=folder)
 

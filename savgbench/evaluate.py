@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
                             resolve_device, output_path_problem, launch_state, bars_off, names_an_input)
-from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, BARS_BLACK, clip_advice
+from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, AUDIO_READ_RULE, BARS_BLACK, clip_advice
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
@@ -569,7 +569,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                skipped={}, weights={},
                n={}, timings_s=timings, failures=[], warnings=[], environment=dict(
                    python=platform.python_version(), torch=torch.__version__, device=str(dev), processes=world,
-                   media=MEDIA_RULE))                             # how the clips were decoded (io.MEDIA_RULE)
+                   media=MEDIA_RULE, audio_read=AUDIO_READ_RULE))  # how the clips were decoded (io.MEDIA_RULE ...)
     # 1. scan and validate
     t0 = time.perf_counter()
     gen = scan_clips(gen_dir, "gen", progress and rank == 0)

@@ -22,14 +22,14 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path, bars_off)
 
 # %% auto #0
-__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'BARS_BLACK', 'ROTATED', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS',
-           'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array',
-           'array_to_frame', 'write_clip', 'ClipInfo', 'bars_level', 'Clip', 'probe_clip', 'clip_problems',
-           'validate_clip', 'read_clip', 'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16',
-           'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata', 'write_starss_metadata',
-           'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv', 'read_detections_csv',
-           'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips', 'find_videos',
-           'folder_contents', 'clip_advice', 'check_clips', 'check_clips_cli']
+__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'AUDIO_READ_RULE', 'BARS_BLACK', 'ROTATED', 'STARSS_COLUMNS',
+           'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code',
+           'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo', 'bars_level', 'Clip', 'probe_clip',
+           'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_video_bgr', 'read_audio',
+           'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
+           'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
+           'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
+           'find_videos', 'folder_contents', 'clip_advice', 'check_clips', 'check_clips_cli']
 
 # %% ../nbs/01_io.ipynb #314b5816
 _cpu_lock = threading.RLock()
@@ -84,6 +84,8 @@ def array_to_frame(rgb: np.ndarray) -> av.VideoFrame:
 # made another way (an earlier savgbench converted pixels with this CPU's SIMD code: 1-2 levels apart) are never
 # mixed in. Change it whenever decoded or encoded numbers change.
 MEDIA_RULE = "exact-1 (swscale accurate_rnd+bitexact; FFmpeg and OpenCV C code)"
+# How the alignment metrics read a clip's audio (`read_clip_audio_int16`), recorded with the SELD rows it makes
+AUDIO_READ_RULE = "int16 from FFmpeg, every decoded sample (the encoder's padding at the end kept, as FFmpeg's command line)"
 
 # %% ../nbs/01_io.ipynb #aac80095
 def _check_video_array(video, what="video"):
@@ -234,9 +236,10 @@ def _video_fps(vs) -> float | None:
     rate = vs.average_rate or vs.guessed_rate or vs.base_rate
     return float(rate) if rate else None
 
-def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip_audio=False):
+def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip_audio=False, trim_audio=True):
     """Decode a file's first video and audio streams: (info, frames or None, audio (C,N) or None).
-    `skip_audio` leaves the audio stream undecoded (the info then has no audio length or start)."""
+    `skip_audio` leaves the audio stream undecoded (the info then has no audio length or start); `trim_audio=False`
+    keeps every decoded sample past the stream's declared duration (the encoder's padding of AAC/MP3)."""
     path = Path(path)
     info = ClipInfo(path)
     frames, chunks, times = [], [], []
@@ -282,7 +285,7 @@ def _decode(path, video=True, audio=True, audio_format="fltp", what="clip", skip
         a = np.concatenate(chunks, axis=1)
         if audio_format in ("s16", "flt"):  # packed: interleaved (1, N*C)
             a = a.reshape(-1, info.channels).T
-        if target is not None and a.shape[1] > target: a = a[:, :target]
+        if trim_audio and target is not None and a.shape[1] > target: a = a[:, :target]
         info.n_samples = a.shape[1]
         wav = a if audio else None
     vid = np.stack(frames) if (video and frames) else None
@@ -381,9 +384,13 @@ def read_audio(path) -> tuple[np.ndarray, int]:
     if audio is None: raise AudioFormatError("no audio stream", path=path)
     return audio.astype(np.float32, copy=False), info.sample_rate
 
-def read_clip_audio_int16(path, sample_rate: int | None = CLIP.sample_rate) -> np.ndarray:
-    "Audio as the reference decodes it: FFmpeg to int16, /32768, soxr_hq resampling to `sample_rate` if needed."
-    info, _, audio = _decode(path, video=False, audio_format="s16", what="audio file")
+def read_clip_audio_int16(path, sample_rate: int | None = CLIP.sample_rate, encoder_tail: bool = True) -> np.ndarray:
+    """Audio as the reference's SELD and Temporal AV-Align read it (`librosa.load`, through audioread and the FFmpeg
+    command line): int16 / 32768, then soxr_hq resampling to `sample_rate` if needed. FFmpeg gives every sample the
+    decoder makes: for AAC or MP3 audio that is the stream's declared duration and then the encoder's padding of its last
+    frame (896 samples for a 5 s clip of 16 kHz AAC), which FFmpeg does not trim at the end (`AUDIO_READ_RULE`).
+    `encoder_tail=False` trims to the declared duration, as `read_clip` does."""
+    info, _, audio = _decode(path, video=False, audio_format="s16", what="audio file", trim_audio=not encoder_tail)
     if audio is None: raise AudioFormatError("no audio stream", path=path)
     x = audio.astype(np.float32) / 32768.0
     if sample_rate is not None and info.sample_rate != sample_rate:

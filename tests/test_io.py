@@ -1,4 +1,5 @@
 """Bad inputs at the I/O boundary: every one must raise a SAVGBenchError subclass that names the file."""
+import shutil
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, soundfile as sf
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -136,9 +137,13 @@ def test_same_input_same_bytes(tmp_path):
     a = write_clip(tmp_path/"a.mp4", _video(), _audio()); b = write_clip(tmp_path/"b.mp4", _video(), _audio())
     assert a.read_bytes() == b.read_bytes()
 
+def _aac_decoded(n):
+    "Samples FFmpeg decodes from n samples of AAC: 1024-sample frames after 1024 of priming (dropped); the padding kept."
+    return -(-(n + 1024) // 1024) * 1024 - 1024
+
 def test_int16_decode_is_quantised(good):
-    x = read_clip_audio_int16(good)
-    assert x.dtype == np.float32 and x.shape == (2, 80000)
+    x = read_clip_audio_int16(good)                       # (as the reference reads it: with the encoder's padding)
+    assert x.dtype == np.float32 and x.shape == (2, _aac_decoded(80000))
     assert np.array_equal(x * 32768, np.round(x * 32768))
 
 def test_int16_decode_resamples(tmp_path):
@@ -150,19 +155,20 @@ def test_int16_decode_resamples(tmp_path):
         seg = x[0, sr // 2:sr // 2 + 4 * sr]
         return 2 * np.abs(np.fft.rfft(seg))[round(f * 4)] / len(seg)
     x48 = read_clip_audio_int16(p, sample_rate=None)
-    assert x48.shape == (2, 240000) and level(x48, 48000, 10000) > 0.25      # the file does carry the 10 kHz tone
-    x = read_clip_audio_int16(p, sample_rate=16000)
+    assert x48.shape == (2, _aac_decoded(240000)) and level(x48, 48000, 10000) > 0.25   # the file does carry the 10 kHz tone
+    x = read_clip_audio_int16(p, sample_rate=16000, encoder_tail=False)
     assert x.shape == (2, 80000)
     assert abs(level(x, 16000, 1000) - 0.3) < 0.02 and level(x, 16000, 6000) < 0.003
     tone = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(8000, 72000) / 16000)
     assert np.abs(x[:, 8000:72000] - tone).max() < 0.02                       # in time: no delay from the resampler
 
 def test_decoded_audio_is_not_shifted(tmp_path):
-    "Sample n decoded is sample n written (AAC's priming and padding removed), tested with noise: it matches one shift only."
+    "Sample n decoded is sample n written (AAC's priming removed), tested with noise: it matches one shift only."
     noise = (0.1 * np.random.default_rng(0).standard_normal((2, 80000))).astype(np.float32)
     p = write_clip(tmp_path/"noise.mp4", _video(), noise)
-    for got in (read_clip(p).audio, read_clip_audio_int16(p)):
-        assert got.shape == (2, 80000)
+    for got, n in ((read_clip(p).audio, 80000), (read_clip_audio_int16(p), _aac_decoded(80000)),   # (the encoder's
+                   (read_clip_audio_int16(p, encoder_tail=False), 80000)):                       # padding kept)
+        assert got.shape == (2, n)
         seg = got[0, 20000:60000]
         shift = np.argmax([seg @ noise[0, 20000 + k:60000 + k] for k in range(-2048, 2049)]) - 2048
         assert shift == 0, shift
@@ -345,3 +351,21 @@ def test_check_clips_tells_a_damaged_clip_from_one_of_another_format(good, tmp_p
     with pytest.raises(ClipFormatError) as e: check_clips([other], progress=False)
     assert str(e.value).endswith("; convert it (the README's 'Scoring your own generator' gives an ffmpeg command), or "
                                  "leave it out"), e.value
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg command on PATH to compare with")
+def test_the_reference_audio_reading_is_what_the_ffmpeg_command_line_gives(tmp_path):
+    """The reference's librosa.load(mp4) reads a clip's audio through audioread, that is the FFmpeg command line to
+    16-bit samples. read_clip_audio_int16 must give the same samples, the AAC encoder's padding at the end included
+    (FFmpeg does not trim it), for AAC and PCM clips alike."""
+    import subprocess
+    from savgbench.io import read_clip_audio_int16
+    audio = (np.random.default_rng(5).standard_normal((2, 80000)) * 0.1).astype(np.float32)
+    for codec in ("aac", "pcm"):
+        p = write_clip(tmp_path / f"{codec}.mp4", np.zeros((20, 64, 64, 3), np.uint8), audio, audio_codec=codec)
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(p), "-map", "0:a", "-f", "s16le", "-ac", "2", "-"],
+                             capture_output=True, check=True).stdout
+        cli = np.frombuffer(raw, np.int16).reshape(-1, 2).T.astype(np.float32) / 32768.0
+        ours = read_clip_audio_int16(p)
+        assert ours.shape == cli.shape and np.array_equal(ours, cli), (codec, ours.shape, cli.shape)
+        assert (ours.shape[1] > 80000) == (codec == "aac")

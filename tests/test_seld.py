@@ -280,7 +280,8 @@ def test_mp4_clip_is_read_as_int16_and_predicted(tmp_path):
     from savgbench.seld.features import read_seld_audio
     from savgbench.seld.infer import seld_files
     x = read_seld_audio(tmp_path / "video_dev" / "c.mp4")
-    assert x.shape == (2, 80000) and np.abs(x * 32768 - np.round(x * 32768)).max() == 0     # 16-bit values
+    assert x.shape == (2, 80896) and np.abs(x * 32768 - np.round(x * 32768)).max() == 0     # 16-bit values, and the
+    assert read_seld_audio(tmp_path / "video_dev" / "c.mp4", encoder_tail=False).shape == (2, 80000)  # AAC padding kept
     table, failures = seld_files([tmp_path / "video_dev" / "c.mp4"], tmp_path / "pred", checkpoint="demo", progress=False)
     assert not failures and (table.cls == 0).sum() >= 40
     assert np.corrcoef(table.frame, table.x)[0, 1] > 0.8                                   # left to right

@@ -107,10 +107,11 @@ def feature_windows(feats: torch.Tensor, starts) -> torch.Tensor:
     return torch.stack([pad[..., s:s + WIN_FRAMES] for s in starts])
 
 # %% ../../nbs/20_seld_features.ipynb #39c826a3
-def read_seld_audio(path, resample: bool = True) -> np.ndarray:
+def read_seld_audio(path, resample: bool = True, encoder_tail: bool = True) -> np.ndarray:
     """Stereo float64 audio (2, n) at 16 kHz of a clip or wav file, decoded as the reference does: an mp4's 16-bit
-    samples / 32768; a wav/flac read as float32 like `librosa.load` (16-bit files give the same int16 / 32768; 24-bit and
-    float files keep their precision)."""
+    samples / 32768, with the encoder's padding at the end (`encoder_tail=False`: trimmed to the declared duration); a
+    wav/flac read as float32 like `librosa.load` (16-bit files give the same int16 / 32768; 24-bit and float files keep
+    their precision)."""
     from pathlib import Path
     path = Path(path)
     if not path.is_file(): raise AudioFormatError("audio file not found", path)
@@ -124,7 +125,7 @@ def read_seld_audio(path, resample: bool = True) -> np.ndarray:
         try: from savgbench.io import read_clip_audio_int16
         except ImportError as e:
             raise AudioFormatError("reading mp4 audio needs savgbench.io.read_clip_audio_int16", path) from e
-        out = read_clip_audio_int16(path)
+        out = read_clip_audio_int16(path) if encoder_tail else read_clip_audio_int16(path, encoder_tail=False)
         a, sr = (out if isinstance(out, tuple) else (out, SR))
         a = np.asarray(a, dtype=np.float64)
         if a.ndim == 2 and a.shape[0] != 2 and a.shape[1] == 2: a = a.T

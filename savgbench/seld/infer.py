@@ -142,14 +142,16 @@ def write_seld_csv(rows: pd.DataFrame, path) -> Path:
 def seld_rows_source(checkpoint, reference_quirk: bool = True, model=None) -> dict:
     """What SELD rows are made with (for `savgbench_rows.json`): the checkpoint file (None: the in-memory `model`, by
     its weights' `state_dict_sha256`), the window rule when not the reference's, and how the audio was decoded
-    (`io.MEDIA_RULE`). A checkpoint file's `training_state` is recorded too (`model.training_state`: None for a model
+    (`io.MEDIA_RULE`, and `io.AUDIO_READ_RULE`: rows of an earlier savgbench, which trimmed the AAC encoder's padding,
+    are not taken for these). A checkpoint file's `training_state` is recorded too (`model.training_state`: None for a model
     file), so that rows made with a train-seld training state say so wherever they are read again."""
     made = (weights_source("seld_checkpoint", checkpoint) if checkpoint is not None else
             {"seld_model": f"in memory ({type(model).__name__})", "sha256": state_dict_sha256(model)})
     if checkpoint is not None:
         try: made["training_state"] = training_state(checkpoint)
         except (SAVGBenchError, OSError): pass          # not a SELD checkpoint (loading it says so): nothing to say
-    return {**made, **({} if reference_quirk else {"reference_quirk": False}), "media": io.MEDIA_RULE}
+    return {**made, **({} if reference_quirk else {"reference_quirk": False}), "media": io.MEDIA_RULE,
+            "audio_read": io.AUDIO_READ_RULE}
 
 def seld_files(paths, out_dir=None, model: SELDNet | None = None, checkpoint=None, batch_size: int = 40, device=None,
                reference_quirk: bool = True, skip_errors: bool = False, progress: bool = True, chunk: int = 64,

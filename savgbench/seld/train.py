@@ -335,7 +335,8 @@ def load_clip_dataset(data_dir, pattern: str | None = None, progress: bool = Tru
     audios, rows = [], []
     for p in tqdm(paths, desc="loading clips", disable=bars_off(progress)):
         meta = clip_label_path(p, data_dir)
-        rows.append(read_label_csv(meta)); audios.append(read_seld_audio(p).astype(np.float32))
+        rows.append(read_label_csv(meta))       # (crops of the declared 5 s: no encoder padding, which has no labels)
+        audios.append(read_seld_audio(p, encoder_tail=False).astype(np.float32))
     return ClipCrops(audios, rows, names=[str(p) for p in paths])
 
 # %% ../../nbs/23_seld_train.ipynb #17de8cc7
