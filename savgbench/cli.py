@@ -55,10 +55,11 @@ def _error_text(e: Exception) -> str:
 
 def _who(name: str) -> str:
     """How a message of command `name` begins: `savgbench NAME`, and in a process of a launch of several other than
-    the first, which one (`savgbench NAME (process 1 of 2)`), so that the error each process prints is told apart."""
+    the first, which one by its rank, counted from 0 (`savgbench NAME (rank 1 of 2 processes)`), so that the errors
+    the processes print are told apart."""
     from savgbench.core import _launch_env
     env = _launch_env()
-    return f"savgbench {name}" + (f" (process {env[0]} of {env[1]})" if env and env[1] > 1 and env[0] > 0 else "")
+    return f"savgbench {name}" + (f" (rank {env[0]} of {env[1]} processes)" if env and env[1] > 1 and env[0] > 0 else "")
 
 def _end_by_signal(signum=2):
     """End this process the way an unhandled Ctrl-C (SIGINT, 2) or SIGTERM (15) would: killed by it. A shell running

@@ -20,9 +20,9 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run',
            'hold_run', 'set_run_aside', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
            'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'training_state_text',
-           'training_state_rows_note', 'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c',
-           'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready',
-           'lock_folder', 'remove_temporaries']
+           'training_state_rows_note', 'audio_read_rows_note', 'clip_hashes', 'stale_rows', 'record_clips',
+           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock',
+           'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -506,6 +506,17 @@ def training_state_rows_note(folder, source: dict | None) -> str | None:
                 "re-estimation), by a savgbench that did not record whether it was one; if it was, make them again "
                 "with the run's trained model, seld_final.pt in the same run folder")
     return None
+
+def audio_read_rows_note(folder, source: dict | None) -> str | None:
+    """What SELD rows read from `folder` must say when its record `source` was written by a savgbench that read AAC/MP3
+    audio without the encoder's padding at the end (the record has no `audio_read`, `io.AUDIO_READ_RULE`): the
+    reference reads it with the padding, which moves the rows of the first and last windows. None otherwise."""
+    if not isinstance(source, dict) or "audio_read" in source: return None
+    if not ({"seld_checkpoint", "seld_model"} & set(source)): return None      # (not a record of SELD rows)
+    return (f"the SELD rows of {source.get('seld_checkpoint') or source.get('seld_model')} in {folder} were made by an "
+            "earlier savgbench, which read AAC/MP3 audio without the encoder's padding at the end; the reference reads "
+            "it with the padding, which moves the rows of label frames 0-11 and 48-49 of such clips: make them again "
+            "(delete the folder, or give another) for the reference's rows")
 
 # %% ../nbs/00_core.ipynb #dea9c683
 CLIPS_FILE = "savgbench_clips.json"

@@ -679,9 +679,11 @@ def test_evaluate_and_temporal_align_refuse_an_output_that_is_one_of_their_input
     (tmp_path / "seld" / "a.csv").write_text("25,0,125.0\n"); (tmp_path / "link.mp4").symlink_to(tmp_path / "gen" / "a.mp4")
     kw = dict(metrics=("temporal",), progress=False, verbose=False)
     for out, per_clip, hit in ((tmp_path / "gen" / "a.mp4", None, "a.mp4"), (tmp_path / "link.mp4", None, "a.mp4"),
-                               (tmp_path / "ref" / "r.mp4", None, "r.mp4"), (None, tmp_path / "seld" / "a.csv", "a.csv")):
+                               (tmp_path / "ref" / "r.mp4", None, "r.mp4"), (None, tmp_path / "seld" / "a.csv", "a.csv"),
+                               (tmp_path / "det" / "a.csv", None, "a.csv")):        # a CSV the run would make there
         with pytest.raises(SAVGBenchError, match=f"would replace .*{hit}, which this run reads"):
-            evaluate(tmp_path / "gen", tmp_path / "ref", out=out, per_clip=per_clip, seld_dir=tmp_path / "seld", **kw)
+            evaluate(tmp_path / "gen", tmp_path / "ref", out=out, per_clip=per_clip, seld_dir=tmp_path / "seld",
+                     det_dir=tmp_path / "det", **kw)
     assert (tmp_path / "gen" / "a.mp4").read_bytes() == b"clip a" and (tmp_path / "ref" / "r.mp4").read_bytes() == b"clip r"
     assert (tmp_path / "seld" / "a.csv").read_text() == "25,0,125.0\n"
     for out in (tmp_path / "gen" / "a.mp4", tmp_path / "link.mp4"):
@@ -896,8 +898,9 @@ def test_rows_made_by_a_seld_training_state_carry_its_note_when_read_again_witho
     """`savgbench seld --checkpoint RUN/last.pt --out ROWS` records in ROWS that its model was a training state, so a
     later `spatial-align --seld-dir ROWS` that does not name the checkpoint says so too (in its notes and on stderr),
     as `eval-seld ROWS` does; rows of a model file get no such note. A record written before the training state was
-    recorded is still read (naming the same checkpoint is not refused), and its rows, made with a file named last.pt,
-    get a note saying they may be a training state's."""
+    recorded, by an earlier savgbench (which also read the audio otherwise: no `audio_read`), is refused when the same
+    checkpoint is named, and read with both notes when none is: its rows, made with a file named last.pt, may be a
+    training state's, and were made from audio read without the encoder's padding."""
     import json, torch
     from dataclasses import asdict
     from savgbench.seld.infer import seld_cli
@@ -941,8 +944,9 @@ def test_rows_made_by_a_seld_training_state_carry_its_note_when_read_again_witho
     capsys.readouterr()
     # a record of an earlier savgbench: no training state recorded
     rec_file = rows / "savgbench_rows.json"; rec = json.loads(rec_file.read_text())
-    rec["source"].pop("training_state", None); rec_file.write_text(json.dumps(rec))
-    notes, _ = align("--seld-checkpoint", str(run / "last.pt"))          # the same checkpoint: read, not refused
-    assert any(n.startswith(f"{run / 'last.pt'}: a train-seld training state") for n in notes), notes
+    rec["source"].pop("training_state", None); rec["source"].pop("audio_read", None); rec_file.write_text(json.dumps(rec))
+    with pytest.raises(SAVGBenchError, match="made with the same model by an earlier savgbench"):
+        align("--seld-checkpoint", str(run / "last.pt"))                 # the same checkpoint: to be made again
     notes, _ = align()
     assert any("made with a file named last.pt" in n and "did not record" in n for n in notes), notes
+    assert any("which read AAC/MP3 audio without the encoder's padding" in n for n in notes), notes

@@ -51,7 +51,7 @@ def test_ctrl_c_during_a_parallel_build_stops_cleanly(tmp_path, sig, kill_at_end
     t1 = time.monotonic()
     _, err = p.communicate(timeout=120)
     assert p.returncode == -sig, err                    # ended by the signal, so a shell script running it stops too
-    assert time.monotonic() - t1 < 8                    # the workers were stopped (left to finish: about 15 s)
+    assert time.monotonic() - t1 < 12                   # the workers were stopped (left to finish: 15 s or more)
     said = "interrupted" if sig == signal.SIGINT else "stopped by SIGTERM"
     assert f"savgbench build-dataset: {said}" in err and "Traceback" not in err and "leaked" not in err, err
     assert [f for f in out.rglob(".*") if f.is_file()] == []

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
                             write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips, CLIPS_FILE,
-                            TrainingStateWarning, training_state_rows_note)
+                            TrainingStateWarning, training_state_rows_note, audio_read_rows_note)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -154,7 +154,7 @@ def spatial_av_align_dirs(videos, seld_dir, det_dir) -> SpatialAlignResult:
     CSVs recorded as made from other clips of the same names are refused (`refuse_stale_rows`), and so is a folder
     recorded as holding the other kind of rows. SELD rows recorded as made with a train-seld training state
     (`training_state_rows_note`) are scored, with a `TrainingStateWarning` whose text `res.rows['seld_rows']['notes']`
-    keeps."""
+    keeps; so are rows an earlier savgbench made from audio read another way (`audio_read_rows_note`), with a warning."""
     videos = list_videos(videos) if isinstance(videos, (str, Path)) else list(videos)
     names = [Path(v).stem for v in videos]
     check_rows_dirs(seld_dir, det_dir)
@@ -162,9 +162,10 @@ def spatial_av_align_dirs(videos, seld_dir, det_dir) -> SpatialAlignResult:
     refuse_stale_rows(videos, SELD=seld_dir, detection=det_dir)
     res = spatial_av_align((n, read_seld_rows(Path(seld_dir) / f"{n}.csv"),
                             read_detection_rows(Path(det_dir) / f"{n}.csv")) for n in names)
-    if msg := training_state_rows_note(seld_dir, made_with):
-        warnings.warn(msg, TrainingStateWarning, stacklevel=2)
-        res.rows = dict(seld_rows=dict(notes=[msg]))
+    said = []
+    if msg := training_state_rows_note(seld_dir, made_with): warnings.warn(msg, TrainingStateWarning, stacklevel=2); said.append(msg)
+    if msg := audio_read_rows_note(seld_dir, made_with): warnings.warn(msg, stacklevel=2); said.append(msg)
+    if said: res.rows = dict(seld_rows=dict(notes=said))
     return res
 
 # %% ../../nbs/32_spatial_align.ipynb #1293aa2b
@@ -334,9 +335,11 @@ def spatial_av_align_videos(videos, seld_dir=None, det_dir=None, seld_checkpoint
     msg = _training_state_note(seld_checkpoint) if seld_fn is None else None    # rows made now or read again alike
     if msg is None and seld_info.get("read"):          # rows read, the checkpoint not named: what their folder records
         msg = training_state_rows_note(seld_dir, seld_info.get("made_with"))
-    if msg:
-        seld_info.setdefault("notes", []).append(msg)
-        if notes: print(f"note: {msg}", file=sys.stderr)
+    old = audio_read_rows_note(seld_dir, seld_info.get("made_with")) if seld_info.get("read") else None
+    for m in (msg, old):
+        if not m: continue
+        seld_info.setdefault("notes", []).append(m)
+        if notes: print(f"note: {m}", file=sys.stderr)
     res = spatial_av_align((n, seld[n], dets[n]) for n in names)
     if used and used[-1] is not None: res.seld_checkpoint = str(used[-1])
     res.rows = dict(seld_rows=seld_info, detection_rows=det_info)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from ..core import (CLIP, SELD_CLASS, SELD_CLASS_NAMES, SAVGBenchError, MetadataError, DatasetError, atomic_path,
-                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note, output_path_problem,
+                            read_rows_source, ROWS_SOURCE_FILE, training_state_rows_note, audio_read_rows_note, output_path_problem,
                             names_an_input)
 from .train import read_label_csv, synthetic_scene
 
@@ -184,7 +184,8 @@ def format_scores(s: dict) -> str:
 def _read_here(out, pred_dir, metadata_dir) -> str | None:
     """What `out` would replace of what eval-seld reads: a prediction CSV or the record of `pred_dir`, or a label CSV
     under `metadata_dir`; None when it names none of them (links followed)."""
-    if not names_an_input(out, (pred_dir, metadata_dir)) and Path(out).suffix.lower() in (".csv", ".json"):
+    if not names_an_input(out, (pred_dir, metadata_dir)) and {Path(out).suffix.lower(),
+                                                              Path(os.path.realpath(out)).suffix.lower()} & {".csv", ".json"}:
         pred, meta = Path(pred_dir), Path(metadata_dir)
         if pred.is_dir() and names_an_input(out, [*pred.glob("*.csv"), pred / ROWS_SOURCE_FILE]):
             return f"a file of the predictions' folder {pred}"
@@ -213,6 +214,7 @@ def eval_seld_cli(argv=None) -> int:
     src = s["rows_made_by"]
     print("rows made by: " + (", ".join(f"{k} {v}" for k, v in src.items()) if src else f"not recorded (no {ROWS_SOURCE_FILE})"))
     if note := training_state_rows_note(a.pred_dir, src): print(f"note: {note}")   # rows of a train-seld last.pt
+    if note := audio_read_rows_note(a.pred_dir, src): print(f"note: {note}")       # rows of an earlier savgbench
     if s["missing"]: print(f"({len(s['missing'])} reference clips have no prediction file and were left out)")
     if a.json:
         d = {k: v for k, v in s.items() if k != "per_class"}; d["per_class"] = s["per_class"].to_dict(orient="records")
