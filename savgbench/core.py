@@ -20,9 +20,9 @@ __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STA
            'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run',
            'hold_run', 'set_run_aside', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
            'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'training_state_text',
-           'training_state_rows_note', 'audio_read_rows_note', 'clip_hashes', 'stale_rows', 'record_clips',
-           'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt', 'machine_lock',
-           'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'recorded_training_state', 'training_state_rows_note', 'audio_read_rows_note', 'clip_hashes', 'stale_rows',
+           'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt',
+           'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -490,17 +490,24 @@ def training_state_text(path, step, steps) -> str:
             "weights, without the recipe's weight averaging (SWA) and batch-norm re-estimation; the trained model is "
             "seld_final.pt in the same run folder (the same train-seld command finishes a run that stopped)")
 
+def recorded_training_state(source: dict | None) -> dict | bool | None:
+    """What a SELD rows record `source` says of its model's training state: the state (a dict: file, step, steps) for a
+    train-seld training state; True for a record of an earlier savgbench, which did not say, made with a file named
+    last.pt, as train-seld names that state; None otherwise."""
+    if not isinstance(source, dict): return None
+    if isinstance(st := source.get("training_state"), dict): return st
+    return True if "training_state" not in source and source.get("seld_checkpoint") == "last.pt" else None
+
 def training_state_rows_note(folder, source: dict | None) -> str | None:
     """What SELD rows read from `folder` must say when its record `source` (`read_rows_source`) says they were made
     with a train-seld training state (`training_state`: the file, step and steps); or, for a record of an earlier
     savgbench, which did not say, when they were made with a file named last.pt, as train-seld names that state.
     None otherwise."""
-    if not isinstance(source, dict): return None
-    st = source.get("training_state")
+    st = recorded_training_state(source)
     if isinstance(st, dict):
         return (f"the SELD rows of {folder} were made with "
                 + training_state_text(st.get("file", source.get("seld_checkpoint")), st.get("step"), st.get("steps")))
-    if "training_state" not in source and source.get("seld_checkpoint") == "last.pt":
+    if st:
         return (f"the SELD rows of {folder} were made with a file named last.pt, the name of a train-seld training "
                 "state (the last step's weights, without the recipe's weight averaging (SWA) and batch-norm "
                 "re-estimation), by a savgbench that did not record whether it was one; if it was, make them again "

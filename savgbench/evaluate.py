@@ -547,10 +547,10 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     for what, f in (("results JSON", out), ("per-clip CSV", per_clip)):   # found now, not after minutes of features
         if f is not None and (why := output_path_problem(f, folder=False)): raise SAVGBenchError(f"the {what} {why}", path=f)
     if out is not None or per_clip is not None:         # an output that is an input: a clip or rows CSV replaced
-        reads = [p for d in (gen_dir, reference_dir) if d is not None and Path(d).is_dir() for p in list_videos(d)]
-        gen_names = [p.stem for p in list_videos(gen_dir)] if Path(gen_dir).is_dir() else []
+        gen_clips = list_videos(gen_dir) if Path(gen_dir).is_dir() else []
+        reads = gen_clips + (list_videos(reference_dir) if reference_dir is not None and Path(reference_dir).is_dir() else [])
         reads += [p for d in (seld_dir, det_dir) if d is not None and Path(d).is_dir() for p in Path(d).iterdir()]
-        reads += [Path(d) / f"{n}.csv" for d in (seld_dir, det_dir) if d is not None for n in gen_names]   # (made now)
+        reads += [Path(d) / f"{p.stem}.csv" for d in (seld_dir, det_dir) if d is not None for p in gen_clips]  # (made now)
         for what, f in (("results JSON", out), ("per-clip CSV", per_clip)):
             if f is not None and (hit := names_an_input(f, reads)):
                 raise SAVGBenchError(f"the {what} would replace {hit}, which this run reads", path=f,

@@ -15,7 +15,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from ..core import CLIP, ClipFormatError, MetadataError, SELD_CLASS_NAMES
+from ..core import CLIP, ClipFormatError, MetadataError, SELD_CLASS_NAMES, recorded_training_state
 from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE, SELD_FPS,
                                      read_seld_rows, refuse_stale_rows, _other_clips, _last_seld_frame)
 from ..detect import read_detection_rows, list_videos
@@ -154,10 +154,9 @@ def _source_name(src: dict | None) -> str:
     "A rows source (`core.read_rows_source`) in a few words: the model file or detector, not its hash."
     if src is None: return "not recorded"
     name = src.get("seld_checkpoint") or src.get("seld_model") or src.get("detector") or "?"
-    st = src.get("training_state")
+    st = recorded_training_state(src)
     state = (f" (a train-seld training state, step {st.get('step')} of {st.get('steps')}: not the run's trained model)"
-             if isinstance(st, dict) else " (perhaps a train-seld training state)"
-             if "training_state" not in src and src.get("seld_checkpoint") == "last.pt" else "")
+             if isinstance(st, dict) else " (perhaps a train-seld training state)" if st else "")
     return name + (f" ({src['weights']})" if src.get("weights") else "") + state + \
         (" (its own window rule, not the reference's)" if src.get("reference_quirk") is False else "")
 

@@ -263,10 +263,10 @@ def batch_seeds(seed: int, b: int) -> tuple[int, int]:
     joint, sr = np.random.SeedSequence([int(seed), int(b)]).generate_state(2, np.uint64) >> np.uint64(1)   # < 2**63
     return int(joint), int(sr)
 
-def _sr_misfit(model, sr_model) -> str | None:
-    "Why `sr_model` cannot upsample the frames `model` makes (its `small_size` is not their size), or None when it can."
+def _sr_misfit(model, sr_model) -> tuple | None:
+    "(height, width, small_size) when `sr_model` cannot upsample the frames `model` makes (its `small_size` is not their size)."
     (h, w), s = model.cfg.video_size[-2:], sr_model.cfg.small_size
-    return None if (h, w) == (s, s) else f"the joint model makes {h}x{w} frames but the SR model upsamples {s}x{s} ones"
+    return None if (h, w) == (s, s) else (h, w, s)
 
 def _write_one(path, video, audio, audio_codec, validate):
     from savgbench.io import write_clip, validate_clip
@@ -296,9 +296,10 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     batch_seeds(seed, 0); seed = int(seed)              # a bad seed: refused before any work (a numpy one: a JSON int)
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
     if sr_model is not None and (misfit := _sr_misfit(model, sr_model)):     # (super_resolve would fail after a batch)
-        (h, w), s = model.cfg.video_size[-2:], sr_model.cfg.small_size
-        raise ValueError(f"{misfit} (its small_size): give an SR model trained on {h}x{w} frames, a joint model that "
-                         f"makes {s}x{s} ones, or sr_model=None to upsample bicubically")
+        h, w, s = misfit
+        raise ValueError(f"the joint model makes {h}x{w} frames but the SR model upsamples {s}x{s} ones (its small_size): "
+                         f"give an SR model trained on {h}x{w} frames, a joint model that makes {s}x{s} ones, or "
+                         "sr_model=None to upsample bicubically")
     if record is not False:
         record = record if isinstance(record, dict) else clip_settings(
             model, sr_model, seed=seed, batch_size=batch_size, sampler=sampler, steps=steps, precision=precision,
@@ -485,8 +486,8 @@ def sample_cli(argv=None) -> int:
         a.sr_T = a.sr_T or sr.cfg.diffusion_steps
         try: ddim_timesteps(a.sr_T, a.sr_steps)
         except ValueError as e: p.error(f"--sr-steps {a.sr_steps}: {e}")
-        if _sr_misfit(model, sr):
-            (h, w), s, big = model.cfg.video_size[-2:], sr.cfg.small_size, sr.cfg.large_size
+        if misfit := _sr_misfit(model, sr):
+            (h, w, s), big = misfit, sr.cfg.large_size
             p.error(f"the two checkpoints do not fit each other: --checkpoint {a.checkpoint} (the joint model) makes "
                     f"{h}x{w} frames, but --sr-checkpoint {a.sr_checkpoint} (the super-resolution model) upsamples "
                     f"{s}x{s} frames to {big}x{big}. Give an SR checkpoint trained on {h}x{w} frames (train-sr with the "
