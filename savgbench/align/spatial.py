@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core import (CLIP, MetadataError, SAVGBenchError, atomic_path, ROWS_SOURCE_FILE, read_rows_source,
                             write_rows_source, weights_source, refuse_other_source, clip_hashes, stale_rows, record_clips, CLIPS_FILE,
-                            TrainingStateWarning, training_state_rows_note, audio_read_rows_note)
+                            TrainingStateWarning, training_state_rows_note, audio_read_rows_note, WeightsError)
 from ..detect import read_csv_rows, read_detection_rows, list_videos, write_detection_rows, detector_source
 from ..io import write_seld_csv
 
@@ -356,6 +356,23 @@ def _read_here(out, paths, *folders) -> str | None:
             return f"a file of the rows folder {d}"
     return None
 
+def _networks_first(seld_dir=None, seld_checkpoint=None, detector=None, **detector_kw):
+    """The detector `detector` names, built (None for none), after the SELD checkpoint is located when every SELD row
+    is to be made (no `seld_dir`): a network file missing is found before any clip is read, and when both are missing
+    one error names both."""
+    problems, det = [], None
+    if seld_dir is None:
+        from savgbench.seld.infer import seld_checkpoint_path
+        try: seld_checkpoint_path(seld_checkpoint)
+        except WeightsError as e: problems.append(("SELD model", e))
+    if detector is not None:
+        from savgbench.detect import make_detector
+        try: det = make_detector(detector, **detector_kw)
+        except WeightsError as e: problems.append(("person detector", e))
+    if len(problems) == 1: raise problems[0][1]
+    if problems: raise WeightsError("; and ".join(f"{what}: {e}" for what, e in problems))
+    return det
+
 def spatial_align_cli(argv=None) -> int:
     "`savgbench spatial-align`: Spatial AV-Align of a folder of clips."
     ap = argparse.ArgumentParser(prog="savgbench spatial-align",
@@ -389,10 +406,11 @@ def spatial_align_cli(argv=None) -> int:
     if a.out and (hit := _read_here(a.out, [*listed, a.video_dir], a.seld_dir, a.det_dir)):
         raise SAVGBenchError(f"--out names {hit}, which this run reads: the result would replace it", path=a.out,
                              expected="a JSON file of its own")
-    paths, bad = clips_to_score(listed, a, "savgbench spatial-align")
     kw = dict(weights=weights, metadata_dir=a.metadata_dir) if a.detector else {}
+    det = _networks_first(a.seld_dir, a.seld_checkpoint, a.detector, **kw)   # the networks' files, before the clips
+    paths, bad = clips_to_score(listed, a, "savgbench spatial-align")
     res = spatial_av_align_videos(paths, seld_dir=a.seld_dir, det_dir=a.det_dir,
-                                  seld_checkpoint=a.seld_checkpoint, detector=a.detector, **kw)
+                                  seld_checkpoint=a.seld_checkpoint, detector=det)
     print(res.report())
     if a.out:
         d = {**res.to_dict(), **({"left_out": bad} if bad else {})}      # --skip-bad: the clips not scored, and why
