@@ -15,7 +15,8 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from ..core import CLIP, ClipFormatError, MetadataError, SELD_CLASS_NAMES, recorded_training_state
+from ..core import (CLIP, ClipFormatError, MetadataError, SELD_CLASS_NAMES, recorded_training_state,
+                            audio_read_rows_note)
 from .spatial import (match_seld_rows, seld_to_od_frame, AZI_THRESH_PX, OD_FRAME_TOLERANCE, SELD_FPS,
                                      read_seld_rows, refuse_stale_rows, _other_clips, _last_seld_frame)
 from ..detect import read_detection_rows, list_videos
@@ -158,7 +159,9 @@ def _source_name(src: dict | None) -> str:
     state = (f" (a train-seld training state, step {st.get('step')} of {st.get('steps')}: not the run's trained model)"
              if isinstance(st, dict) else " (perhaps a train-seld training state)" if st else "")
     return name + (f" ({src['weights']})" if src.get("weights") else "") + state + \
-        (" (its own window rule, not the reference's)" if src.get("reference_quirk") is False else "")
+        (" (its own window rule, not the reference's)" if src.get("reference_quirk") is False else "") + \
+        (" (an earlier savgbench's: AAC/MP3 audio read without the encoder's end padding, unlike the reference)"
+         if audio_read_rows_note("", src) else "")
 
 def rows_made_by(seld_dir, det_dir) -> str:
     """What made the SELD and detection rows of two CSV folders, as their `savgbench_rows.json` records it (rows of
