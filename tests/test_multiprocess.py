@@ -3,15 +3,24 @@
 accelerate alone sets each process up as a run of its own unless ACCELERATE_USE_CPU=true; savgbench's commands join
 them without it (`core.launch_state`), which the sampling, evaluate and two-machine tests check. Worker scripts that
 make their own `Accelerator` still set the variable."""
-import os, socket, subprocess, sys, textwrap
+import os, random, re, socket, subprocess, sys, textwrap
 from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+    """A free port for a launch's rendezvous, taken from a block of 500 of this pytest-xdist worker's own below the
+    kernel's ephemeral range (32768 and up), so that neither a launch in another test process (its port, or a port
+    the kernel gives to one of its connections) nor the kernel can take it between this check and the launcher's
+    bind (which a port from `bind(0)` was open to)."""
+    worker = int(re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", "")) or 0)
+    block = 20000 + 500 * (worker % 20)
+    for port in random.sample(range(block, block + 500), 500):
+        with socket.socket() as s:
+            try: s.bind(("127.0.0.1", port)); return port
+            except OSError: continue
+    raise RuntimeError(f"no free port in {block}-{block + 499}")
 
 def _stop(procs):
     """Stop launchers still running (a failed test): SIGTERM, so that each stops its processes, which run in sessions of
