@@ -557,6 +557,20 @@ def test_sr_schedule_and_init_reach_the_checkpoint(tmp_path, capsys, monkeypatch
     assert abs(float(w.mean()) - 0.123) < 1e-3, float(w.mean())
 
 
+def test_train_sr_defaults_are_the_reference_sr_recipe_as_the_command_has_it(tmp_path, monkeypatch):
+    "train_sr without a TrainConfig trains as `savgbench train-sr` does: the reference SR recipe (spec §3, §4.3)."
+    import savgbench.baselines.train as tr
+    seen = {}
+    monkeypatch.setattr(tr, 'train_loop', lambda model, loss_fn, data, cfg, *a, **k: seen.setdefault('cfg', cfg) and [])
+    tr.train_sr(tr.SyntheticClips(2, video_size=(4, 3, 64, 64)), tmp_path / 'sr', model_cfg=SRConfig.tiny(), progress=False)
+    py = seen['cfg']
+    assert (py.lr, py.batch_size, py.max_steps, py.ema_rate, py.weight_decay) == (1e-4, 6, 120_000, 0.9999, 0.0)
+    _, cli = tr._parse_train('savgbench train-sr', [str(tmp_path), '--out', str(tmp_path / 'cli'), '--preset', 'tiny'], sr=True)
+    same = ('lr', 'batch_size', 'max_steps', 'ema_rate', 'weight_decay', 'hflip', 'diffusion_steps', 'save_every',
+            'log_every', 'frames_per_clip', 'seed')
+    assert {k: getattr(py, k) for k in same} == {k: getattr(cli, k) for k in same}
+
+
 def test_impossible_sr_settings_are_refused_before_sampling(tmp_path, capsys):
     from savgbench.baselines.sample import sample_cli
     net = CoupledUNet(MMDiffusionConfig.tiny())

@@ -683,9 +683,11 @@ def sr_loss_fn(diffusion: GaussianDiffusion):
 
 def train_sr(data, out_dir, cfg: TrainConfig | None = None, model_cfg: SRConfig | None = None, init=None,
              resume: bool = True, progress: bool = True, skip_bad: bool = False) -> list[float]:
-    "Train the SR U-Net on frames of `data` (folder of clips or a Dataset of clips); `init` an ImageNet upsampler file."
+    """Train the SR U-Net on frames of `data` (folder of clips or a Dataset of clips); `init` an ImageNet upsampler file.
+    Without `cfg`, the reference's SR recipe, as `savgbench train-sr` has it: AdamW 1e-4, batch 6 per process, 120k
+    steps, no flip."""
     from savgbench.baselines.superres import load_sr_weights
-    cfg = cfg or TrainConfig(lr=1e-4)
+    cfg = cfg or TrainConfig(lr=1e-4, batch_size=6, max_steps=120_000, hflip='none')
     # the checkpoint's model_config carries the schedule it is trained on, so `sample` runs it on the same T
     mcfg = model_cfg or SRConfig.preset(cfg.preset)
     mcfg = replace(mcfg, gradient_checkpointing=cfg.gradient_checkpointing or mcfg.gradient_checkpointing,
