@@ -453,7 +453,8 @@ def build_dataset_cli(argv=None) -> int:
     p.add_argument("--view-step", type=at_least(1, 360), help="degrees between view angles, 1 to 360 (dev 10, eval 20; "
                    "360: one view per window)")
     p.add_argument("--audio-codec", choices=["aac", "pcm"], default="aac",
-                   help="the clips' audio: AAC, as SAVGBench ships (default), or lossless 16-bit PCM")
+                   help="the clips' audio: AAC (default) or lossless 16-bit PCM (the codec of the published SAVGBench "
+                        "clips is not documented)")
     p.add_argument("--skip-errors", action="store_true",
                    help="build the other recordings when one cannot be read instead of stopping; the failed ones are "
                         "listed in the report and the exit status is 3 (1 when every recording failed)")

@@ -45,6 +45,32 @@ def test_round_trip_centroid_and_louder_side(recording_factory, tmp_path, az):
     if az > 0: assert rms[0] > rms[1]
     if az < 0: assert rms[1] > rms[0]
 
+def test_clip_audio_follows_the_recipe_chain(recording_factory, tmp_path):
+    """The stereo of a kept clip, written as 16-bit PCM, against the spec's chain done by hand on the clip's own 5 s of
+    FOA (spec §2.1, §5.1): rotate by the view, L/R = W ± Y', 2nd-order Butterworth high-pass at 50 Hz, +38 dB, 16 kHz.
+    The builder filters the whole recording instead of each slice, which changes only the first milliseconds."""
+    import soundfile as sf
+    from scipy import signal
+    root = recording_factory(talker(range(70), az=-10, el=5), sources=((-10, 5, 0.004),))
+    view = 30                                               # the source is seen at -10 + 30 = 20°, left of centre
+    build_dataset(root, tmp_path/"out", cfg=CurationConfig(view_step_deg=360, first_view_deg=view), audio_codec="pcm",
+                  progress=False, verbose=False)
+    foa = sf.read(next(root.glob("foa_dev/*/*.wav")), dtype="float64")[0].T
+    sos = signal.butter(2, 50, btype="highpass", fs=24000, output="sos")
+    mp4s = sorted((tmp_path/"out/video_dev").glob("*.mp4"))
+    assert [p.stem for p in mp4s] == [f"fold3_room01_mix001_deg{view:03d}_start{s:04d}" for s in (0, 5, 10, 15, 20)]
+    for mp4 in mp4s:
+        s = int(mp4.stem[-4:])
+        w, y, z, x = foa[:, s * 2400:(s + 50) * 2400]
+        r = np.deg2rad(view)
+        y_rot = np.sin(r) * x + np.cos(r) * y
+        st = signal.sosfilt(sos, np.stack([w + y_rot, w - y_rot]), axis=-1) * 10 ** (38 / 20)
+        want = signal.resample_poly(st, 2, 3, axis=-1)
+        got = read_clip(mp4).audio
+        assert got.shape == (2, 80000)
+        assert np.abs(got[:, 8000:72000] - want[:, 8000:72000]).max() < 1e-4     # 16-bit quantisation: 3e-5
+        assert np.sqrt((got[0]**2).mean()) > 2 * np.sqrt((got[1]**2).mean())       # 20° left: the left channel
+
 def test_rule_class(recording_factory, tmp_path):
     rows = talker(range(70)) + [(f, 2, 2, 10, 0) for f in range(60, 62)]           # clapping from 6 s
     rep = build(recording_factory(rows), tmp_path/"out")
