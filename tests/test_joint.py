@@ -1172,3 +1172,60 @@ def test_tqdm_disable_turns_off_the_sampling_bars(capsys, monkeypatch):
     assert 'dpm-solver++' in shown and 'super-resolution' in shown, shown
     monkeypatch.setenv('TQDM_DISABLE', '1')
     assert run() == ''
+
+
+def _reference_degrade_steps(hr_u8, small, u, noise):
+    """The reference's low-resolution frame (MM-Diffusion `RealImageDataset.__getitem__`) from a uint8 RGB frame, with
+    its draws given: OpenCV INTER_CUBIC resize, Gaussian noise added in float and left unclipped, and a JPEG round trip
+    of the frame as OpenCV converts it (cvRound, saturation), handed over in RGB order as if it were BGR."""
+    import cv2
+    lr = cv2.resize(hr_u8, (small, small), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+    if u[0] < 0.5: lr = lr + noise * (float(u[1]) * 20)
+    if u[2] < 0.5:
+        u8 = np.clip(np.rint(lr), 0, 255).astype(np.uint8)
+        lr = cv2.imdecode(cv2.imencode('.jpg', u8, (cv2.IMWRITE_JPEG_QUALITY, int(20 + float(u[3]) * 60)))[1],
+                          cv2.IMREAD_COLOR).astype(np.float64)
+    return lr / 127.5 - 1
+
+
+def test_degrade_makes_the_reference_low_resolution_frames_in_each_branch():
+    "Every combination of noise and JPEG, replayed from the same draws, gives the reference's frame (1e-6)."
+    from savgbench.baselines.train import degrade
+    g = torch.Generator().manual_seed(0)
+    hr = (torch.randint(0, 256, (24, 3, 48, 48), generator=g).float() / 127.5 - 1)
+    hr[:, 0] = hr[:, 0].clamp(max=0.2); hr[:, 2] = hr[:, 2].clamp(min=-0.2)   # unlike channels: the colour order counts
+    got = degrade(hr, 12, torch.Generator().manual_seed(5))
+    replay, seen = torch.Generator().manual_seed(5), set()
+    for x, y in zip(hr, got):
+        u = torch.rand(4, generator=replay)
+        noise = torch.randn(12, 12, 3, generator=replay, dtype=torch.float64).numpy() if u[0] < 0.5 else None
+        u8 = ((x.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+        np.testing.assert_allclose(y.permute(1, 2, 0).numpy(), _reference_degrade_steps(u8, 12, u, noise), atol=1e-6)
+        seen.add((bool(u[0] < 0.5), bool(u[2] < 0.5)))
+    assert seen == {(a, b) for a in (False, True) for b in (False, True)}, seen
+    assert got.max() > 1 or got.min() < -1            # noise without JPEG is not clipped, as the reference's
+
+
+def test_degrade_hands_jpeg_the_rgb_frame_as_the_reference_does():
+    "A JPEG round trip of a colourful frame in RGB order differs from one in BGR order; degrade's is the former."
+    import cv2
+    from savgbench.baselines.train import degrade
+    img = np.zeros((16, 16, 3), np.uint8)                                       # red texture, little blue: chroma detail
+    img[..., 0] = np.random.default_rng(0).integers(128, 256, (16, 16)); img[..., 1] = 40; img[..., 2] = 10
+    big = np.repeat(np.repeat(img, 2, 0), 2, 1)
+    img = cv2.resize(big, (16, 16), interpolation=cv2.INTER_CUBIC)             # the frame the JPEG step gets
+    hr = torch.from_numpy(big).permute(2, 0, 1).float().div(127.5).sub(1).expand(64, 3, 32, 32)
+    got = degrade(hr, 16, torch.Generator().manual_seed(1))
+    replay = torch.Generator().manual_seed(1)
+    checked = 0
+    for y in got:
+        u = torch.rand(4, generator=replay)
+        if u[0] < 0.5: torch.randn(16, 16, 3, generator=replay, dtype=torch.float64); continue
+        if u[2] >= 0.5: continue                                                  # JPEG alone, noise-free frames
+        q = [cv2.IMWRITE_JPEG_QUALITY, int(20 + float(u[3]) * 60)]
+        as_rgb = cv2.imdecode(cv2.imencode('.jpg', img, q)[1], cv2.IMREAD_COLOR) / 127.5 - 1
+        as_bgr = cv2.imdecode(cv2.imencode('.jpg', img[..., ::-1].copy(), q)[1], cv2.IMREAD_COLOR)[..., ::-1] / 127.5 - 1
+        assert np.abs(as_rgb - as_bgr).max() > 0                                 # the order changes the result
+        np.testing.assert_allclose(y.permute(1, 2, 0).numpy(), as_rgb, atol=1e-6)
+        checked += 1
+    assert checked >= 3, checked

@@ -658,20 +658,24 @@ def train_joint(data, out_dir, cfg: TrainConfig | None = None, model_cfg: MMDiff
 
 # %% ../../nbs/53_train_joint.ipynb #f50c17a9
 def degrade(hr: torch.Tensor, small: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    "Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1]: bicubic, then maybe noise, maybe JPEG."
+    """Low-resolution conditions (N,3,small,small) from frames (N,3,S,S) in [-1,1], made as the reference's SR training
+    data: the frame as uint8, OpenCV's bicubic resize (INTER_CUBIC, no antialiasing), then with probability 1/2 Gaussian
+    noise (sigma ~ U(0, 20) on the 0-255 scale; the values are not clipped) and with probability 1/2 a JPEG round trip
+    (quality int(U(20, 80)); OpenCV rounds a noisy frame to uint8 first, and it gets the RGB frame as if it were BGR).
+    Its random draws come from `generator`: per frame four uniforms (noise?, sigma, JPEG?, quality) and the noise."""
     import cv2
-    lr = F.interpolate(hr.float(), size=(small, small), mode='bicubic', antialias=True, align_corners=False).clamp(-1, 1)
     out = []
-    for x in lr:
+    for x in hr.detach().float().cpu():
+        img = ((x.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        lr = cv2.resize(img, (small, small), interpolation=cv2.INTER_CUBIC).astype(np.float64)
         u = torch.rand(4, generator=generator)
-        if u[0] < 0.5: x = (x + torch.randn(x.shape, generator=generator) * (float(u[1]) * 20 / 127.5)).clamp(-1, 1)
-        if u[2] < 0.5:
-            img = ((x.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-            ok, buf = cv2.imencode('.jpg', img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(20 + float(u[3]) * 60)])
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
-            x = torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1
-        out.append(x)
-    return torch.stack(out)
+        if u[0] < 0.5: lr = lr + torch.randn(lr.shape, generator=generator, dtype=torch.float64).numpy() * (float(u[1]) * 20)
+        if u[2] < 0.5:        # imencode converts a float frame to uint8 with cvRound (half to even) and saturation
+            ok, buf = cv2.imencode('.jpg', np.clip(np.rint(lr), 0, 255).astype(np.uint8),
+                                   [cv2.IMWRITE_JPEG_QUALITY, int(20 + float(u[3]) * 60)])
+            lr = cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(np.float64)
+        out.append(torch.from_numpy(lr / 127.5 - 1).float().permute(2, 0, 1))
+    return torch.stack(out).to(hr.device)
 
 def sr_loss_fn(diffusion: GaussianDiffusion):
     def loss_fn(model, batch, gen):
