@@ -155,12 +155,14 @@ def _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion,
 
 # %% ../../nbs/54_sample.ipynb #19e155ee
 def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
-    "One sample (F,3,S,S) / (2,L) in [-1,1] -> uint8 (20,256,256,3) and float32 (2,80000), resampling only if needed."
+    """One sample (F,3,S,S) / (2,L) in [-1,1] -> uint8 (20,256,256,3) and float32 (2,80000), resampling only if needed.
+    Pixels are truncated to uint8 as the reference's sampler does (`((x + 1) * 127.5).clamp(0, 255).to(uint8)`), not
+    rounded: the reference's samples are on average half a level darker than rounding would make them, and so are these."""
     if video.shape[0] != CLIP.n_frames:    # smaller test models: repeat frames to the clip's 20
         video = video[(torch.arange(CLIP.n_frames) * video.shape[0]) // CLIP.n_frames]
     if video.shape[-1] != CLIP.size or video.shape[-2] != CLIP.size:
         video = F.interpolate(video.float(), size=(CLIP.size, CLIP.size), mode='bicubic', align_corners=False)
-    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    v = ((video.float().clamp(-1, 1) + 1) * 127.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     a = fit_length(audio.float().clamp(-1, 1), CLIP.n_samples)
     return v.cpu().numpy(), a.cpu().numpy().astype(np.float32)
 
