@@ -1229,3 +1229,23 @@ def test_degrade_hands_jpeg_the_rgb_frame_as_the_reference_does():
         np.testing.assert_allclose(y.permute(1, 2, 0).numpy(), as_rgb, atol=1e-6)
         checked += 1
     assert checked >= 3, checked
+
+
+def test_gradient_checkpointing_replays_the_window_shift_its_forward_drew():
+    """Checkpointed blocks recompute their cross-attention with the shift the forward drew (the reference's reentrant
+    checkpoint draws a new one in the backward pass, so its gradients belong to another shift than its loss): the
+    gradients equal those of the same step without checkpointing, and the shift does change them."""
+    torch.manual_seed(0)
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    ckp = CoupledUNet(MMDiffusionConfig.tiny(gradient_checkpointing=True)); ckp.load_state_dict(net.state_dict())
+    for p in (*net.parameters(), *ckp.parameters()): p.data.add_(0.05 * torch.randn_like(p))   # no zero output layers
+    ckp.load_state_dict(net.state_dict())
+    g = torch.Generator().manual_seed(1)
+    v, a, t = torch.randn(2, 4, 3, 16, 16, generator=g), torch.randn(2, 2, 1024, generator=g), torch.tensor([3, 700])
+
+    def grads(m, seed):
+        m.zero_grad(); torch.manual_seed(seed)
+        ev, ea = m(v, a, t); (ev.square().mean() + ea.square().mean()).backward()
+        return torch.cat([p.grad.flatten() for p in m.parameters()])
+    torch.testing.assert_close(grads(ckp, 5), grads(net, 5))
+    assert any(not torch.allclose(grads(net, 5), grads(net, s)) for s in range(6, 12))   # other shifts, other gradients
