@@ -370,3 +370,211 @@ def test_float32_kvd_divides_its_float32_sums_in_double_precision():
             / (96 * 95) - 2 * (np.float64(kxy.sum()) / (96 * 96)))
     got = kernel_distance(x, y, dtype=np.float32)
     assert got == want and float(np.float32(got)) != got                           # a double, as the reference's 55.60466751187866
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layer by layer against the code the reference runs (facts written out from MM-Diffusion evaluations/fvd/pytorch_i3d.py
+# and AudioCLIP model/esresnet/{base,attention,fbsp}.py + utils/transforms.py): what strict loading does not pin
+# (kernels, strides, padding rules, pooling, eps, activations, wiring), checked on the full-size networks' modules and
+# by forward passes written with plain functional operations.
+import math
+import torch.nn.functional as F
+
+I3D_REF_UNITS = {"Conv3d_1a_7x7": ((7, 7, 7), (2, 2, 2)), "Conv3d_2b_1x1": ((1, 1, 1), (1, 1, 1)),
+                 "Conv3d_2c_3x3": ((3, 3, 3), (1, 1, 1))}
+I3D_REF_POOLS = {"MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)), "MaxPool3d_3a_3x3": ((1, 3, 3), (1, 2, 2)),
+                 "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)), "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2))}
+I3D_REF_ORDER = ("Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3", "Mixed_3b",
+                 "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f",
+                 "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c")
+
+def _i3d_ref_pad(n, k, s):
+    "The port's compute_pad: (front, back) zero padding of a dimension of size n."
+    p = max(k - s, 0) if n % s == 0 else max(k - n % s, 0)
+    return p // 2, p - p // 2
+
+def test_i3d_same_padding_is_the_ports_rule_for_every_size():
+    for n in range(1, 260):
+        for k in range(1, 8):
+            for s in (1, 2):
+                assert I3D._same_pad(n, k, s) == _i3d_ref_pad(n, k, s), (n, k, s)
+
+def test_i3d_layers_are_the_reference_ports():
+    m = I3D.InceptionI3d()
+    assert tuple(m.endpoints) == I3D_REF_ORDER
+    for name, (k, s) in I3D_REF_UNITS.items():
+        u = getattr(m, name)
+        assert (u.kernel, u.stride, u.relu, u.conv3d.kernel_size, u.conv3d.stride) == (k, s, True, k, s), name
+    for name, (k, s) in I3D_REF_POOLS.items():
+        assert (getattr(m, name).kernel, getattr(m, name).stride) == (k, s), name
+    for name, _, _ in PIERGIAJ_BLOCKS:
+        blk = getattr(m, name)
+        for b, k in (("b0", 1), ("b1a", 1), ("b1b", 3), ("b2a", 1), ("b2b", 3), ("b3b", 1)):
+            u = getattr(blk, b)
+            assert (u.kernel, u.stride, u.relu) == ((k,) * 3, (1, 1, 1), True), (name, b)
+        assert (blk.b3a.kernel, blk.b3a.stride) == ((3, 3, 3), (1, 1, 1))
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv3d)]
+    assert len(convs) == 58
+    for c in convs:     # padding 0 in the conv: the 'same' padding is added in forward; no dilation, no groups
+        assert (c.padding, c.dilation, c.groups, c.padding_mode) == ((0, 0, 0), (1, 1, 1), 1, "zeros")
+        assert (c.bias is not None) == (c is m.logits.conv3d)
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm3d)]
+    assert len(bns) == 57 and all((b.eps, b.momentum, b.affine, b.track_running_stats) == (1e-5, 0.001, True, True)
+                                  for b in bns)
+    assert m.logits.bn is None and not m.logits.relu and m.logits.kernel == (1, 1, 1)
+    ap = m.avg_pool
+    assert (ap.kernel_size, ap.stride, ap.padding, ap.ceil_mode) == ((2, 7, 7), (1, 1, 1), 0, False)
+    assert m.dropout.p == 0.5
+
+def _i3d_reference_forward(sd, x, pool):
+    "The port's forward, from its rules, on a state_dict (eval mode: batch norm with running statistics, eps 1e-5)."
+    def pad(h, k, s):
+        (tf, tb), (hf, hb), (wf, wb) = (_i3d_ref_pad(n, kk, ss) for n, kk, ss in zip(h.shape[2:], k, s))
+        return F.pad(h, (wf, wb, hf, hb, tf, tb))
+    def unit(h, p, s=(1, 1, 1)):
+        w = sd[p + ".conv3d.weight"]
+        h = F.conv3d(pad(h, w.shape[2:], s), w, stride=s)
+        h = F.batch_norm(h, sd[p + ".bn.running_mean"], sd[p + ".bn.running_var"], sd[p + ".bn.weight"],
+                         sd[p + ".bn.bias"], False, 0.0, 1e-5)
+        return F.relu(h)
+    def maxpool(h, k, s): return F.max_pool3d(pad(h, k, s), k, s)
+    for name in I3D_REF_ORDER:
+        if name in I3D_REF_UNITS: x = unit(x, name, I3D_REF_UNITS[name][1])
+        elif name in I3D_REF_POOLS: x = maxpool(x, *I3D_REF_POOLS[name])
+        else:
+            b0 = unit(x, name + ".b0")
+            b1 = unit(unit(x, name + ".b1a"), name + ".b1b")
+            b2 = unit(unit(x, name + ".b2a"), name + ".b2b")
+            b3 = unit(maxpool(x, (3, 3, 3), (1, 1, 1)), name + ".b3b")
+            x = torch.cat([b0, b1, b2, b3], 1)
+    x = F.avg_pool3d(x, pool, stride=(1, 1, 1))
+    x = F.conv3d(x, sd["logits.conv3d.weight"], sd["logits.conv3d.bias"])
+    return x.squeeze(3).squeeze(3).mean(2)
+
+def test_i3d_forward_matches_the_ports_rules():
+    torch.manual_seed(0)
+    cfg = I3D.I3DConfig(num_classes=16, width=0.125, size=64, pool=(2, 2, 2))
+    m = I3D.InceptionI3d(cfg)
+    with torch.no_grad():
+        for k, t in m.state_dict().items():
+            if k.endswith("running_mean"): t.normal_(0, 0.05)
+            elif k.endswith("running_var"): t.uniform_(1e-5, 1e-3)       # small: eps matters
+            elif k.endswith("bn.weight") or k.endswith("bn.bias"): t.normal_(0.5, 0.2)
+    m.eval()
+    x = torch.rand(2, 3, 11, 64, 64) * 2 - 1                               # odd sizes: asymmetric same padding
+    with torch.no_grad():
+        got = m(x)
+        want = _i3d_reference_forward({k: v.double() for k, v in m.state_dict().items()}, x.double(), cfg.pool)
+    assert got.shape == want.shape == (2, 16)
+    assert (got.double() - want).abs().max() <= 1e-4 * want.abs().max(), (got.double() - want).abs().max()
+    assert want.std(0).max() > 1e-3                                        # the two clips differ: a real check
+
+AC_REF_ATT = {"att1": ((3, 1), (1, 0)), "att2": ((1, 5), (0, 2)), "att3": ((3, 1), (1, 0)), "att4": ((1, 5), (0, 2)),
+              "att5": ((3, 5), (1, 2))}
+
+def test_audioclip_layers_are_the_references():
+    import scipy.signal
+    m = AC.ESResNeXtFBSP()
+    c = m.cfg
+    assert (c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.normalized) == (44100, 2048, 561, 1654, True)
+    assert torch.equal(m.window, torch.from_numpy(scipy.signal.get_window("blackmanharris", 1654, fftbins=True)).float())
+    assert (m.fbsp.out_features, m.fbsp.normalized, m.fbsp.eps) == (1025, True, 1e-8)
+    assert (m.conv1.kernel_size, m.conv1.stride, m.conv1.padding, m.conv1.bias) == ((7, 7), (2, 2), (3, 3), None)
+    mp = m.maxpool
+    assert (mp.kernel_size, mp.stride, mp.padding, mp.dilation, mp.ceil_mode) == (3, 2, 1, 1, False)
+    for li, (blocks, stride) in enumerate(zip((3, 4, 6, 3), (1, 2, 2, 2)), 1):
+        layer = getattr(m, f"layer{li}")
+        assert len(layer) == blocks
+        for bi, blk in enumerate(layer):
+            s = stride if bi == 0 else 1          # torchvision v1.5: the stride sits on the grouped 3x3
+            assert (blk.conv1.kernel_size, blk.conv1.stride, blk.conv1.padding) == ((1, 1), (1, 1), (0, 0))
+            assert (blk.conv2.kernel_size, blk.conv2.stride, blk.conv2.padding, blk.conv2.dilation, blk.conv2.groups) \
+                == ((3, 3), (s, s), (1, 1), (1, 1), 32)
+            assert (blk.conv3.kernel_size, blk.conv3.stride) == ((1, 1), (1, 1))
+            assert all(cv.bias is None for cv in (blk.conv1, blk.conv2, blk.conv3))
+            assert (blk.downsample is not None) == (bi == 0)
+            if bi == 0:
+                ds = blk.downsample[0]
+                assert (ds.kernel_size, ds.stride, ds.padding, ds.bias) == ((1, 1), (stride, stride), (0, 0), None)
+    for name, (k, p) in AC_REF_ATT.items():
+        a = getattr(m, name)
+        cin = a.conv_depth.in_channels
+        assert (a.conv_depth.kernel_size, a.conv_depth.padding, a.conv_depth.groups, a.conv_depth.out_channels) == (k, p, cin, cin)
+        assert a.conv_depth.bias is not None and a.conv_point.bias is not None and a.conv_point.kernel_size == (1, 1)
+    assert m.avgpool.output_size == (1, 1) and (m.fc.in_features, m.fc.out_features) == (2048, 1024)
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(bns) == 1 + 3 * 16 + 4 + 5 and all((b.eps, b.momentum) == (1e-5, 0.1) for b in bns)
+
+def _audioclip_reference_forward(sd, x, c, att_cfg=AC_REF_ATT):
+    "ESResNeXt-FBSP's forward, from the reference's code, on a state_dict (eval-mode batch norm)."
+    x = x.float()
+    x = ((x - (-32768.0)) * (1.0 - (-1.0))) / (32767 - (-32768.0)) + (-1.0)            # transforms.scale
+    b, ch, n = x.shape
+    sig = x.reshape(-1, n)
+    nf = 1 if n <= c.win_length else 1 + int(math.ceil((1.0 * n - c.win_length) / c.hop_length))
+    pl = int((nf - 1) * c.hop_length + c.win_length)
+    if pl > n:
+        z = torch.zeros(sig.shape[0], pl - n)
+        sig = torch.cat([z[:, :(pl - n) // 2], sig, z[:, (pl - n) // 2:]], -1)
+    idx = torch.arange(c.win_length)[None] + torch.arange(0, nf * c.hop_length, c.hop_length)[:, None]
+    frames = sig[:, idx] * sd["window"]
+    p = c.n_fft - c.win_length
+    frames = F.pad(frames, [p // 2, p - p // 2])
+    # LinearFBSP: sqrt(fb) * sinc window raised to the complex power (m, 0) * e^{-i fc t}, / sqrt(in_features)
+    t = np.pi * torch.linspace(-1.0, 1.0, c.n_fft).reshape(1, -1, 1) + 1e-8
+    m_, fb, fc = (sd["fbsp." + k].reshape(-1, 1, 1) for k in ("m", "fb", "fc"))
+    kern = torch.cat((torch.cos(fc * t), -torch.sin(fc * t)), -1)
+    arg = fb * t / (m_ + 1e-8)
+    win = torch.where(arg == 0, torch.ones_like(arg), torch.sin(arg) / arg)
+    mag, ph = (win ** 2) ** 0.5, torch.zeros_like(win).atan2(win)
+    mo = (mag ** 2) ** (0.5 * m_) * torch.exp(-0 * ph)
+    wc = mo * torch.cat(((m_ * ph).cos(), (m_ * ph).sin()), -1)
+    w = fb.sqrt() * torch.cat((wc[..., :1] * kern[..., :1] - wc[..., 1:] * kern[..., 1:],
+                               wc[..., :1] * kern[..., 1:] + wc[..., 1:] * kern[..., :1]), -1) / c.n_fft ** 0.5
+    spec = torch.stack((F.linear(frames, w[..., 0]), F.linear(frames, w[..., 1])), -1).transpose(-2, -3)
+    band = spec.shape[-3] // 3
+    spec = spec[:, :3 * band].reshape(b, -1, band, *spec.shape[-2:])
+    pw = spec[..., 0] ** 2 + spec[..., 1] ** 2
+    pw = torch.where(pw > 0.0, pw, torch.full_like(pw, 1e-18)).reshape(b, -1, 3, *pw.shape[-2:])
+    db = torch.log10(pw).mul(10.0)
+    def bn(h, q): return F.batch_norm(h, sd[q + ".running_mean"], sd[q + ".running_var"], sd[q + ".weight"], sd[q + ".bias"], False, 0.0, 1e-5)
+    def att(h, q, size, k_p):
+        h = F.adaptive_max_pool2d(h, size)
+        h = F.conv2d(h, sd[q + ".conv_depth.weight"], sd[q + ".conv_depth.bias"], padding=k_p[1], groups=h.shape[1])
+        return torch.sigmoid(bn(F.conv2d(h, sd[q + ".conv_point.weight"], sd[q + ".conv_point.bias"]), q + ".bn"))
+    def bottleneck(h, q, s):
+        o = F.relu(bn(F.conv2d(h, sd[q + ".conv1.weight"]), q + ".bn1"))
+        o = F.relu(bn(F.conv2d(o, sd[q + ".conv2.weight"], stride=s, padding=1, groups=c.groups), q + ".bn2"))
+        o = bn(F.conv2d(o, sd[q + ".conv3.weight"]), q + ".bn3")
+        idn = bn(F.conv2d(h, sd[q + ".downsample.0.weight"], stride=s), q + ".downsample.1") if q + ".downsample.0.weight" in sd else h
+        return F.relu(o + idn)
+    outs = []
+    for ci in range(db.shape[1]):
+        h = F.max_pool2d(F.relu(bn(F.conv2d(db[:, ci], sd["conv1.weight"], stride=2, padding=3), "bn1")), 3, 2, 1)
+        for li, s in zip(range(1, 5), (1, 2, 2, 2)):
+            h_att = h.clone()
+            for bi in range(c.layers[li - 1]): h = bottleneck(h, f"layer{li}.{bi}", s if bi == 0 else 1)
+            h = h * att(h_att, f"att{li}", h.shape[-2:], att_cfg[f"att{li}"])
+        h_att = h.clone()
+        h = F.adaptive_avg_pool2d(h, (1, 1))
+        h = h * att(h_att, "att5", h.shape[-2:], att_cfg["att5"])
+        outs.append(torch.flatten(h, 1))
+    return F.linear(torch.stack(outs, -1).sum(-1), sd["fc.weight"], sd["fc.bias"])
+
+def test_audioclip_forward_matches_the_references_code():
+    torch.manual_seed(0)
+    cfg = AC.AudioCLIPConfig(n_fft=256, hop_length=64, win_length=200, layers=(2, 1, 1, 1), base=16, groups=4,
+                             width_per_group=16, embed_dim=16)
+    m = AC.ESResNeXtFBSP(cfg)
+    with torch.no_grad():
+        for k, t in m.state_dict().items():
+            if k.endswith("running_mean"): t.normal_(0, 0.1)
+            elif k.endswith("running_var"): t.uniform_(0.5, 2.0)
+        m.fbsp.m.uniform_(0.5, 2.0); m.fbsp.fb.uniform_(0.5, 2.0); m.fbsp.fc.add_(torch.randn(cfg.n_fft // 2 + 1))
+    m.eval()
+    x = torch.randn(3, 2, 3001) * torch.tensor([30.0, 3000.0, 30000.0])[:, None, None]   # int16 scale; 3001 samples:
+    with torch.no_grad():                                                                  # zero-padded framing
+        got = m(x)
+        want = _audioclip_reference_forward(dict(m.state_dict()), x, cfg)
+    assert got.shape == want.shape == (3, 16)
+    spread = (want - want.mean(0)).abs().max()                              # how much the clips' embeddings differ
+    assert spread > 1e-2 and (got - want).abs().max() <= 1e-3 * spread, ((got - want).abs().max(), spread)

@@ -122,6 +122,31 @@ def test_forward_matches_the_spec_written_out():
         assert (got.double() - want).abs().max() <= 1e-5, (got.double() - want).abs().max()       # (float32: ~3e-7)
     assert (ref_sed[..., 0] - ref_sed[..., 4]).abs().max() > 1e-3          # (the outputs vary over time: a real check)
 
+def test_reference_preset_layers_are_net_seld_py():
+    """What the checkpoint does not pin, from net_seld.py / net_small.json (spec §2.6): conv, pool, batch-norm and
+    transformer settings of the reference-size network."""
+    import torch.nn.functional as F
+    net = SELDNet("reference")
+    for branch in ("sed", "doa"):
+        for i, pool in zip((1, 2, 3, 4), ((2, 2), (2, 2), (1, 2), (1, 2))):
+            blk = getattr(net, f"{branch}_conv_block{i}")
+            dc, ap = blk[0].double_conv, blk[1]
+            assert [type(m).__name__ for m in dc] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
+            for cv in (dc[0], dc[3]):
+                assert (cv.kernel_size, cv.stride, cv.padding, cv.dilation, cv.groups, cv.bias) == ((3, 3), (1, 1), (1, 1), (1, 1), 1, None)
+            assert all((b.eps, b.momentum) == (1e-5, 0.1) for b in (dc[1], dc[4]))
+            assert isinstance(ap, torch.nn.AvgPool2d)
+            assert (ap.kernel_size, ap.stride, ap.padding, ap.ceil_mode, ap.count_include_pad) == (pool, pool, 0, False, True)
+        enc = getattr(net, f"{branch}_trans_track1")
+        assert enc.norm is None and len(enc.layers) == 2
+        for l in enc.layers:
+            assert (l.self_attn.num_heads, l.self_attn.head_dim, l.self_attn.batch_first, l.norm_first) == (8, 64, False, False)
+            assert l.activation is F.relu and (l.norm1.eps, l.norm2.eps) == (1e-5, 1e-5)
+            assert (l.self_attn.dropout, l.dropout.p, l.dropout1.p, l.dropout2.p) == (0.2, 0.2, 0.2, 0.2)
+        fc = getattr(net, f"fc_{branch}_track1")
+        assert fc.bias is not None and (fc.in_features, fc.out_features) == (512, 2)
+    assert net.config.interp_ratio == 4 and net.config.in_channels_sed == 2
+
 @pytest.mark.parametrize("edit", ["missing", "extra", "shape"])
 def test_mismatched_checkpoint_is_refused(tmp_path, edit):
     sd = official_state_dict()
