@@ -59,7 +59,7 @@ class SRConfig:
 
 # %% ../../nbs/52_superres.ipynb #1b1341e2
 class GroupNorm32(nn.GroupNorm):
-    "GroupNorm with fp32 statistics; half-precision inputs stay in their dtype (the kernel accumulates in fp32)."
+    "GroupNorm with fp32 statistics; half-precision inputs stay in their dtype (the kernel accumulates in fp32, with the weight and bias rounded to that dtype)."
     def forward(self, x):
         if x.dtype in (torch.float16, torch.bfloat16):
             with torch.autocast(x.device.type, enabled=False):
