@@ -2,6 +2,7 @@
 import math, pickle
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, soundfile as sf
+from scipy.optimize import linear_sum_assignment
 from hypothesis import given, settings, strategies as st, HealthCheck
 from savgbench.core import AudioFormatError, DatasetError, WeightsError
 from savgbench.seld.features import clip_features, spectral_features, window_starts, check_stereo
@@ -284,6 +285,115 @@ def test_metrics_perfect_and_shifted():
     assert abs(s["F"] - 1) < 1e-9 and abs(s["LE"] - 39) < 1e-9
     s = evaluate_seld({"a": pred.assign(x=pred.x + 41.0)}, {"a": ref})
     assert s["F"] < 1e-9 and abs(s["LR"] - 1) < 1e-9
+
+# --- the metric and the training recipe against the reference's rules, written out here ------------------------------
+def _reference_seld_scores(clips, n_classes=2, threshold=40.0, class_map={0: 0, 1: 0, 9: 1}):
+    """The reference's validator (stereo_seld_infer/dcase2022_task3_seld_metrics, macro mode) step by step:
+    `clips` is a list of (predicted rows, reference rows), rows being (frame, class, x) tuples."""
+    eps = np.finfo(float).eps
+    k = ("TP", "FP", "FPs", "FN", "Nref", "DE", "DTP", "DFP", "DFN")
+    n = {name: np.zeros(n_classes) for name in k}
+    S = D = I = 0
+    for pred, ref in clips:
+        ref = [(f, class_map[c], x) for f, c, x in ref]
+        last = max(f for f, _, _ in ref)                     # the last reference frame (not the count) sets the blocks
+        def segment(rows):                                   # block -> class -> ordered {frame in block: [x, ...]}
+            seg = [{} for _ in range(int(np.ceil(last / 10.0)))]
+            for f, c, x in sorted(rows, key=lambda r: r[0]):   # frames in order, rows of a frame in file order
+                if 0 <= f < 10 * len(seg): seg[f // 10].setdefault(c, {}).setdefault(f % 10, []).append(x)
+            return seg
+        for g, p in zip(segment(ref), segment(pred)):
+            fn = fp = 0
+            for c in range(n_classes):
+                ng = max(map(len, g[c].values())) if c in g else None
+                npr = max(map(len, p[c].values())) if c in p else None
+                if ng is not None: n["Nref"][c] += ng
+                if ng is not None and npr is not None:
+                    tracks = {}                              # reference track (position in its frame) -> distances
+                    for f in g[c]:
+                        if f not in p[c]: continue
+                        cost = np.array([[abs(a - b) for b in p[c][f]] for a in g[c][f]])
+                        rows, cols = linear_sum_assignment(cost)
+                        for r_, c_ in zip(rows, cols): tracks.setdefault(r_, []).append(cost[r_, c_])
+                    if not tracks:                           # no frame in common: the *predicted* count becomes FN
+                        fn += npr; n["FN"][c] += npr; n["DFN"][c] += npr; continue
+                    for d in tracks.values():
+                        avg = sum(d) / len(d); n["DE"][c] += avg; n["DTP"][c] += 1
+                        if avg <= threshold: n["TP"][c] += 1
+                        else: fp += 1; n["FPs"][c] += 1
+                    if npr > ng: fp += npr - ng; n["FP"][c] += npr - ng; n["DFP"][c] += npr - ng
+                    if npr < ng: fn += ng - npr; n["FN"][c] += ng - npr; n["DFN"][c] += ng - npr
+                elif ng is not None: fn += ng; n["FN"][c] += ng; n["DFN"][c] += ng
+                elif npr is not None: fp += npr; n["FP"][c] += npr; n["DFP"][c] += npr
+            S += min(fp, fn); D += max(0, fn - fp); I += max(0, fp - fn)
+    N = n["Nref"].sum() + eps
+    ER = (S + D + I) / N
+    F = n["TP"] / (eps + n["TP"] + n["FPs"] + 0.5 * (n["FP"] + n["FN"]))
+    LE = n["DE"] / (n["DTP"] + eps); LE[n["DTP"] == 0] = 256.0      # the reference's copy: 256 px (DCASE's: 180°)
+    LR = n["DTP"] / (eps + n["DTP"] + n["DFN"])
+    seld = np.mean([np.full(n_classes, ER), 1 - F, LE / 256, 1 - LR], 0)
+    P = n["TP"] / (eps + n["TP"] + n["FPs"] + n["FP"]); R = n["TP"] / (eps + n["TP"] + n["FPs"] + n["FN"])
+    LF = n["DTP"] / (eps + n["DTP"] + 0.5 * (n["DFP"] + n["DFN"])); LP = n["DTP"] / (eps + n["DTP"] + n["DFP"])
+    return ({"ER": ER, "F": F.mean(), "LE": LE.mean(), "LR": LR.mean(), "SELD": seld.mean(), "ER_D": D / N, "ER_I": I / N,
+             "ER_S": S / N, "P": P.mean(), "R": R.mean(), "LF": LF.mean(), "LP": LP.mean()},
+            {"TP": n["TP"], "FP": n["FP"], "FP_spatial": n["FPs"], "FN": n["FN"], "N_ref": n["Nref"]})
+
+@pytest.mark.parametrize("seed", range(4))
+def test_metrics_follow_the_reference_validator_written_out(seed):
+    "Random clips with overlaps, misses, extra tracks, other classes and late frames: every score and count as the reference."
+    rng = np.random.default_rng(seed)
+    for trial in range(25):
+        clips, step = [], (1.0, 10.0, None)[trial % 3]      # x on a grid in most trials: mean distances of exactly 40 px
+        grid = lambda v: float(v) if step is None else float(np.round(v / step) * step)
+        for _ in range(rng.integers(1, 4)):
+            ref = [(f, int(rng.choice([0, 1, 9])), grid(rng.uniform(-10, 266)))
+                   for f in range(rng.integers(1, 60)) for _ in range(rng.choice(4, p=[.3, .4, .2, .1]))]
+            ref = ref or [(int(rng.integers(50)), 9, 100.0)]
+            pred = [(f, int(rng.choice(3)), grid(rng.uniform(-10, 266)))
+                    for f in range(rng.integers(0, 70)) for _ in range(rng.choice(4, p=[.4, .3, .2, .1]))]
+            if rng.random() < 0.6:                           # and rows near the labels, so that tracks match
+                pred += [(f, {0: 0, 1: 0, 9: 1}[c], x + grid(rng.normal(0, 30))) for f, c, x in ref if rng.random() < 0.7]
+            clips.append((pred, ref))
+        want, counts = _reference_seld_scores(clips)
+        df = lambda rows: pd.DataFrame(rows, columns=["frame", "cls", "x"]).astype({"frame": int, "cls": int, "x": float})
+        got = evaluate_seld({str(i): df(p) for i, (p, _) in enumerate(clips)}, {str(i): df(r) for i, (_, r) in enumerate(clips)})
+        for key, v in want.items(): assert got[key] == pytest.approx(v, abs=1e-12), key
+        for key, v in counts.items(): np.testing.assert_array_equal(got["per_class"][key].to_numpy(), v, err_msg=key)
+
+def test_training_targets_and_learning_rate_follow_the_reference_written_out():
+    """Crop targets as the reference's get_label builds them (first event per 100 ms frame after sorting by mapped class,
+    10 network frames per label frame, shifted by the start's hundredths), crop starts as its select_time draws them, and
+    the learning rate of its loop: timm's warm-up + cosine stepped after every 1000th iteration up to the 30th, then SWALR."""
+    from torch.optim.swa_utils import SWALR
+    from savgbench.seld.train import label_tracks, crop_targets, learning_rate, TrainConfig, _crop_start
+    rng, cmap = np.random.default_rng(7), {0: 0, 1: 0, 9: 1}
+    for _ in range(300):
+        rows = [(f, int(rng.choice([0, 1, 9])), float(rng.uniform(-3, 259))) for f in range(50) for _ in range(rng.choice(4))]
+        start = _crop_start(80000, rng)
+        assert 0 <= start <= 80000 - 20320 - 1          # centre drawn from [10160, 80000 - 10160)
+        s = start / 16000; end = s + 1.27
+        f0, f1 = int(np.floor(s * 10)), int(np.ceil(end * 10))
+        wide = np.zeros((2, 2, (f1 - f0 + 1) * 10))
+        for i, fr in enumerate(range(f0, f1)):
+            ev = sorted([(cmap[c], x) for f, c, x in rows if f == fr], key=lambda e: e[0])
+            if ev: wide[0, ev[0][0], 10 * i:10 * i + 10], wide[1, ev[0][0], 10 * i:10 * i + 10] = 1, int(ev[0][1])
+        d = int(math.modf(s * 10)[0] * 10)
+        df = pd.DataFrame(rows, columns=["frame", "cls", "x"]) if rows else pd.DataFrame(columns=["frame", "cls", "x"])
+        c, x = crop_targets(*label_tracks(df, 51), s)
+        np.testing.assert_array_equal(c, wide[0, :, d:d + 128]); np.testing.assert_array_equal(x, wide[1, :, d:d + 128])
+    lr0 = 1e-3
+    def timm(t):                                         # CosineLRScheduler(25, 0.5 lr, warmup_t 5, 0.2 lr, warmup_prefix)
+        if t < 5: return 0.2 * lr0 + t * 0.8 * lr0 / 5
+        return 0.5 * lr0 if t - 5 >= 25 else 0.5 * lr0 + 0.25 * lr0 * (1 + math.cos(math.pi * (t - 5) / 25))
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr0)
+    for g in opt.param_groups: g["lr"] = timm(0)        # timm's constructor starts at warmup_lr_init
+    swalr, tc = SWALR(opt, swa_lr=0.5 * lr0), TrainConfig()
+    for i in range(1, 40001):
+        assert learning_rate(i - 1, tc) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-15), i
+        if i % 1000 == 0:
+            if i // 1000 > 30: opt.step(); swalr.step()
+            else:
+                for g in opt.param_groups: g["lr"] = timm(i // 1000)
 
 def test_seld_and_eval_clis_on_synthetic_clips(tmp_path):
     rng = np.random.default_rng(3)
