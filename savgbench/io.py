@@ -22,11 +22,12 @@ from .core import (CLIP, ClipSpec, STARSS_FOA_SR, SAVGBenchError, ClipFormatErro
                             MetadataError, STARSS_CLASSES, atomic_path, bars_off)
 
 # %% auto #0
-__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'AUDIO_READ_RULE', 'BARS_BLACK', 'ROTATED', 'STARSS_COLUMNS',
-           'CLIP_META_COLUMNS', 'SELD_COLUMNS', 'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code',
-           'frame_to_array', 'array_to_frame', 'write_clip', 'ClipInfo', 'bars_level', 'Clip', 'probe_clip',
-           'clip_problems', 'validate_clip', 'read_clip', 'read_clip_video', 'read_video_bgr', 'read_audio',
-           'read_clip_audio_int16', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
+__all__ = ['SWS_EXACT', 'SWS_POINT', 'SWS_BILINEAR', 'MEDIA_RULE', 'AUDIO_READ_RULE', 'BARS_BLACK', 'ROTATED', 'SWS_BICUBIC',
+           'MOVIEPY_AUDIO_CHUNK', 'CLIP_WRITERS', 'STARSS_COLUMNS', 'CLIP_META_COLUMNS', 'SELD_COLUMNS',
+           'DETECTION_COLUMNS', 'VIDEO_EXTS', 'CONVERT', 'ffmpeg_plain_code', 'frame_to_array', 'array_to_frame',
+           'write_clip', 'ClipInfo', 'bars_level', 'Clip', 'probe_clip', 'clip_problems', 'validate_clip', 'read_clip',
+           'read_clip_video', 'read_video_bgr', 'read_audio', 'read_clip_audio_int16', 'moviepy_audio',
+           'write_clip_reference', 'clip_writer', 'read_foa', 'write_foa', 'EquirectVideo', 'read_starss_metadata',
            'write_starss_metadata', 'read_clip_metadata', 'write_clip_metadata', 'read_seld_csv', 'write_seld_csv',
            'read_detections_csv', 'format_detections_csv', 'write_detections_csv', 'metadata_path_for', 'list_clips',
            'find_videos', 'folder_contents', 'clip_advice', 'check_clips', 'check_clips_cli']
@@ -399,6 +400,68 @@ def read_clip_audio_int16(path, sample_rate: int | None = CLIP.sample_rate, enco
     return x
 
 # %% ../nbs/01_io.ipynb #ef8464a4
+SWS_BICUBIC = 0x4                       # swscale's bicubic filter: the ffmpeg command line's default for conversions
+MOVIEPY_AUDIO_CHUNK = 2000              # samples per write in moviepy's `write_videofile` (`audio_bufsize`)
+CLIP_WRITERS = ("savgbench", "reference")   # `write_clip` (the dataset's encoding) and `write_clip_reference`
+
+def moviepy_audio(audio, sample_rate: int = CLIP.sample_rate) -> np.ndarray:
+    """Stereo float `audio` (2, N) as moviepy 1.0.3's `write_videofile` hands an `AudioArrayClip` to FFmpeg: int32 (M, 2)
+    with M = int(sr * (N / sr)) computed in floats, sample k taken from index int(sr * ((1/sr) * k)) (a float rounding
+    that repeats the previous sample now and then), sample 0 silent, clipped to ±0.99, times 2**31, truncated."""
+    a = np.asarray(audio)
+    n = a.shape[1]
+    k = np.arange(int(sample_rate * (1.0 * n / sample_rate)))
+    idx = (sample_rate * ((1.0 / sample_rate) * k)).astype(int)
+    inside = (idx > 0) & (idx < n)
+    out = np.zeros((len(k), 2))
+    out[inside] = a.T[idx[inside]]
+    return (2 ** 31 * np.maximum(-0.99, np.minimum(0.99, out))).astype(np.int32)
+
+def write_clip_reference(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLIP.sample_rate) -> Path:
+    """Write RGB `video` (T,H,W,3 uint8) and stereo `audio` (2,N float) to an mp4 at `path` as the reference's sampler did
+    (moviepy 1.0.3 `write_videofile`): H.264 at crf 23, preset medium, bicubic yuv420p; MP3 at LAME's default bitrate
+    of moviepy's int32 samples (`moviepy_audio`), its priming cut by an edit list and its last frame kept whole. Atomic."""
+    video, audio = _check_video_array(video), _check_audio_array(audio)
+    if audio.shape[0] != 2:
+        raise AudioFormatError("the reference's writer takes stereo audio", found=f"{audio.shape[0]} channel(s)", expected=2)
+    path = Path(path)
+    T, H, W, _ = video.shape
+    pcm = moviepy_audio(audio, sample_rate)
+    with atomic_path(path) as tmp_path:
+        with av.open(str(tmp_path), "w", format="mp4") as out:
+            vs = out.add_stream("libx264", rate=Fraction(f"{float(fps):.2f}"))     # moviepy passes `-r %.02f`
+            vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+            vs.options = {"crf": "23", "threads": "1", "preset": "medium"}
+            vs.codec_context.thread_count = 1
+            as_ = out.add_stream("libmp3lame", rate=sample_rate)
+            as_.layout, as_.format = "stereo", "s32p"
+            as_.codec_context.bit_rate = 0          # LAME's own default, as no -ab gives (PyAV would ask for 128 kb/s)
+            with ffmpeg_plain_code():
+                vs.codec_context.open(); as_.codec_context.open()
+            for i in range(T):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(video[i]), format="rgb24").reformat(
+                    format="yuv420p", interpolation=SWS_BICUBIC | SWS_EXACT)
+                frame.pts = i
+                for pkt in vs.encode(frame): out.mux(pkt)
+            for pkt in vs.encode(): out.mux(pkt)
+            spf = as_.codec_context.frame_size      # 576 at 16 kHz: every packet as long as a whole frame, as a copied .mp3's
+            def mux(pkts):
+                for pkt in pkts: pkt.duration = spf; out.mux(pkt)
+            for s in range(0, len(pcm), MOVIEPY_AUDIO_CHUNK):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[s:s + MOVIEPY_AUDIO_CHUNK].T), format="s32p",
+                                                layout="stereo")
+                af.sample_rate, af.pts = sample_rate, s
+                mux(as_.encode(af))
+            mux(as_.encode())
+    return path
+
+def clip_writer(write_as: str = "savgbench"):
+    "The function that writes clips the `write_as` way (`CLIP_WRITERS`): `write_clip` or `write_clip_reference`."
+    if write_as not in CLIP_WRITERS:
+        raise SAVGBenchError("unknown way of writing clips", found=write_as, expected=" or ".join(map(repr, CLIP_WRITERS)))
+    return write_clip if write_as == "savgbench" else write_clip_reference
+
+# %% ../nbs/01_io.ipynb #e5e0c8ba
 def read_foa(path, expected_sr: int = STARSS_FOA_SR) -> tuple[np.ndarray, int]:
     "Read a first-order Ambisonics wav (channels W, Y, Z, X; ACN/SN3D) as float32 (4, N)."
     path = Path(path)
@@ -420,7 +483,7 @@ def write_foa(path, foa, sample_rate: int = STARSS_FOA_SR) -> Path:
     with atomic_path(path) as t: sf.write(str(t), np.clip(foa, -1, 1).T, sample_rate, subtype="PCM_16", format="WAV")
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #dbfabdb7
+# %% ../nbs/01_io.ipynb #f2ea7918
 class EquirectVideo:
     "A 360° equirectangular video: exact time→frame mapping and single-pass decoding of wanted frames."
     def __init__(self, path):
@@ -468,7 +531,7 @@ class EquirectVideo:
                               found=f"{i + 1} frames", expected=f"frame {wanted[k]}")
     def __repr__(self): return f"EquirectVideo({self.path.name!r}, {self.width}x{self.height} @ {self.fps} fps, {self.n_frames} frames)"
 
-# %% ../nbs/01_io.ipynb #7ebad4b0
+# %% ../nbs/01_io.ipynb #0d3c1b5b
 STARSS_COLUMNS = ("frame", "cls", "source", "azimuth", "elevation", "distance")
 CLIP_META_COLUMNS = ("frame", "cls", "x", "y", "azi_rot", "ele_rot")
 SELD_COLUMNS = ("frame", "cls", "x")
@@ -513,7 +576,7 @@ def _write_csv(path, df, columns, float_format=None):
         else: df[cols].to_csv(t, header=False, index=False, float_format=float_format)
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #5716ba03
+# %% ../nbs/01_io.ipynb #f8c38c50
 def read_starss_metadata(path) -> pd.DataFrame:
     """Read a STARSS23 label CSV (5 or 6 integer columns, no header); classes, azimuths (-180..180) and elevations
     (-90..90) outside their ranges are errors naming the first bad row."""
@@ -567,7 +630,7 @@ def write_detections_csv(path, rows) -> Path:
     with atomic_path(path) as t: t.write_text(format_detections_csv(rows))
     return Path(path)
 
-# %% ../nbs/01_io.ipynb #0d3c1b5b
+# %% ../nbs/01_io.ipynb #8888c95a
 def metadata_path_for(video_path) -> Path:
     "The label CSV of a clip: `.../video_X/NAME.mp4` → `.../metadata_X/NAME.csv`."
     p = Path(video_path)
@@ -621,7 +684,7 @@ def folder_contents(folder, limit: int = 100_000) -> str:
     if hidden: out += ("; " if out else "") + f"{hidden} hidden, the name starting with '.'"
     return f"{'at least ' if n >= limit else ''}{n - hidden_dirs} file(s), none a clip ({out})"   # (hidden folders: above)
 
-# %% ../nbs/01_io.ipynb #780a27b4
+# %% ../nbs/01_io.ipynb #da8836cc
 CONVERT = "convert them (the README's 'Scoring your own generator' gives an ffmpeg command)"
 _UNREADABLE = "be read (damaged or cut short, as an export or download that stopped leaves a file, or missing)"
 
@@ -671,7 +734,7 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
                               f"audio of {spec.seconds:g} s): {listed}; {hint}")
     return good, bad
 
-# %% ../nbs/01_io.ipynb #0565f804
+# %% ../nbs/01_io.ipynb #fc4f5edf
 def check_clips_cli(argv=None) -> int:
     "`savgbench check-clips`: which clips have the SAVGBench format; each other one is named with what is wrong."
     import argparse

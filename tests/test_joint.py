@@ -281,6 +281,28 @@ def test_sampling_without_sr_says_so(tmp_path, capsys):
     assert '--steps applies to --sampler dpm_solver++_2m only; dpm_solver++ ignores it' in capsys.readouterr().err
 
 
+def test_sample_writes_clips_as_the_reference_did_when_asked(tmp_path, capsys):
+    """--write-as reference writes MP3 clips (crf 23) that pass check-clips, records the writer, and a folder is never
+    finished by the other writer; --audio-codec belongs to savgbench's writer."""
+    from savgbench.baselines.sample import sample_cli
+    import json
+    from savgbench.core import SAVGBenchError
+    from savgbench.io import probe_clip, check_clips_cli
+    net = CoupledUNet(MMDiffusionConfig.tiny())
+    torch.save({'model': net.state_dict(), 'ema': None, 'model_kind': 'joint', 'model_config': vars(net.cfg)}, tmp_path / 'j.pt')
+    args = ['--checkpoint', str(tmp_path / 'j.pt'), '--num', '1', '--batch-size', '1', '--sampler', 'dpm_solver++_2m',
+            '--steps', '1', '--device', 'cpu', '--out', str(tmp_path / 'ref')]
+    assert sample_cli(args + ['--write-as', 'reference']) == 0
+    clip = tmp_path / 'ref' / 'sample_00000.mp4'
+    assert probe_clip(clip).audio_codec == 'mp3float' and check_clips_cli([str(clip), '--quiet']) == 0
+    rec = json.loads((tmp_path / 'ref' / 'sampling.json').read_text())['settings']
+    assert (rec['writer'], rec['audio_codec']) == ('reference', 'mp3')
+    with pytest.raises(SAVGBenchError, match="writer: 'reference' -> 'savgbench'"): sample_cli(args)
+    capsys.readouterr()
+    with pytest.raises(SystemExit): sample_cli(args + ['--write-as', 'reference', '--audio-codec', 'aac'])
+    assert '--audio-codec: applies to --write-as savgbench' in capsys.readouterr().err
+
+
 def test_sample_and_export_take_a_run_folder_and_a_plain_file_names_its_preset_option(tmp_path, capsys):
     "A run folder stands for its newest checkpoint; a plain state_dict of another preset says which option to give."
     from savgbench.baselines.sample import sample_cli
@@ -472,14 +494,19 @@ def test_every_memory_layout_compiles_to_one_graph_with_eager_numbers(audio):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
 
 
-def test_background_writers_raise_encoding_errors(tmp_path):
-    "An error in a writer thread stops the run with that error (no half-written files left behind)."
+def test_background_writers_raise_encoding_errors(tmp_path, monkeypatch):
+    """An error in a writer thread stops the run with that error (no half-written files left behind). A codec the
+    writer cannot write is refused before any sampling; let through, the writer's own error is raised."""
     from savgbench.core import SAVGBenchError
-    from savgbench.baselines.sample import generate_clips
+    from savgbench.baselines import sample
     net = CoupledUNet(MMDiffusionConfig.tiny()).eval()
+    kw = dict(num=4, batch_size=2, sampler='dpm_solver++_2m', steps=1, progress=False, audio_codec='mp3', writers=2)
+    with pytest.raises(ValueError, match="audio_codec 'mp3' cannot be written with write_as='savgbench'"):
+        sample.generate_clips(net, None, tmp_path / 'early', **kw)
+    assert not (tmp_path / 'early').exists()
+    monkeypatch.setattr(sample, '_clip_audio_codec', lambda write_as, codec: codec)     # (the early check skipped)
     with pytest.raises(SAVGBenchError, match='unknown audio codec'):
-        generate_clips(net, None, tmp_path, num=4, batch_size=2, sampler='dpm_solver++_2m', steps=1, progress=False,
-                       audio_codec='mp3', writers=2)
+        sample.generate_clips(net, None, tmp_path, **kw)
     assert not list(tmp_path.glob('*.mp4')) and not list(tmp_path.glob('.*'))
 
 

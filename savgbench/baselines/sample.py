@@ -169,15 +169,16 @@ def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
 # %% ../../nbs/54_sample.ipynb #3241f05b
 def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, sampler: str = 'dpm_solver++',
                   steps: int | None = None, precision: str = 'fp32', audio_codec: str = 'aac', sr_steps: int = 25,
-                  sr_T: int | None = None) -> dict:
+                  sr_T: int | None = None, write_as: str = 'savgbench') -> dict:
     """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`),
-    whether they are compiled (which changes the numbers by float rounding) and how frames are encoded (`MEDIA_RULE`)."""
+    whether they are compiled (which changes the numbers by float rounding), how frames are encoded (`MEDIA_RULE`) and
+    which writer encoded the clips (`write_as`: `io.CLIP_WRITERS`)."""
     from savgbench.io import MEDIA_RULE
     s = dict(model_sha256=state_dict_sha256(model), seed=seed, seeding=SEEDING, batch_size=batch_size, sampler=sampler,
              steps=(steps or STEPS_2M) if sampler == 'dpm_solver++_2m' else None, precision=precision,
              compiled=hasattr(model, '_orig_mod'), audio_codec=audio_codec,
              sr_model_sha256=state_dict_sha256(sr_model) if sr_model is not None else None,
-             upscale='super-resolution' if sr_model is not None else 'bicubic', media=MEDIA_RULE)
+             upscale='super-resolution' if sr_model is not None else 'bicubic', media=MEDIA_RULE, writer=write_as)
     if sr_model is not None: s.update(sr_steps=sr_steps, sr_T=sr_T or sr_model.cfg.diffusion_steps, sr_input='raw')
     return s
 
@@ -248,6 +249,8 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
                 main_print(f"note: the {len(clips)} clips in {out_dir} were made with the same weights ({weights}) from "
                            f"another file; going on with them", file=sys.stderr)
                 settings = {**settings, file: old[file]}     # the clips are the same: the record keeps naming the first file
+        if 'writer' not in old and settings.get('writer') == 'savgbench':
+            keys = [k for k in keys if k != 'writer']   # (clips from before there was a choice: savgbench's writer made them)
         if any(k in old and old[k] is None for k in ('sr_model_sha256', 'sr_checkpoint_sha256')):
             keys = [k for k in keys if k in old or k not in _SR_ONLY]   # no SR before: said by sr_model_sha256 alone
     return settings_record(f, settings, len(clips), write, keys=keys,
@@ -265,23 +268,35 @@ def batch_seeds(seed: int, b: int) -> tuple[int, int]:
     joint, sr = np.random.SeedSequence([int(seed), int(b)]).generate_state(2, np.uint64) >> np.uint64(1)   # < 2**63
     return int(joint), int(sr)
 
+def _clip_audio_codec(write_as: str, audio_codec: str | None = None) -> str:
+    "The audio codec of clips written the `write_as` way: 'aac' (default) or 'pcm' for savgbench's writer, 'mp3' for the reference's."
+    from savgbench.io import clip_writer
+    clip_writer(write_as)                               # an unknown writer: refused
+    allowed = ('aac', 'pcm') if write_as == 'savgbench' else ('mp3',)
+    if audio_codec is None: return allowed[0]
+    if audio_codec not in allowed:
+        raise ValueError(f"audio_codec {audio_codec!r} cannot be written with write_as={write_as!r}, which writes "
+                         f"{' or '.join(map(repr, allowed))}")
+    return audio_codec
+
 def _sr_misfit(model, sr_model) -> tuple | None:
     "(height, width, small_size) when `sr_model` cannot upsample the frames `model` makes (its `small_size` is not their size)."
     (h, w), s = model.cfg.video_size[-2:], sr_model.cfg.small_size
     return None if (h, w) == (s, s) else (h, w, s)
 
-def _write_one(path, video, audio, audio_codec, validate):
-    from savgbench.io import write_clip, validate_clip
-    write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
+def _write_one(path, video, audio, audio_codec, validate, write_as='savgbench'):
+    from savgbench.io import write_clip, write_clip_reference, validate_clip
+    if write_as == 'reference': write_clip_reference(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate)
+    else: write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
     if validate: validate_clip(path)
     return path
 
 def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, num: int = 96, batch_size: int = 4,
                    seed: int = 1010, sampler: str = 'dpm_solver++', steps: int | None = None, sr_steps: int = 25,
                    sr_T: int | None = None, precision: str = 'fp32', rank: int = 0, world: int = 1,
-                   audio_codec: str = 'aac', validate: bool = True, progress: bool = True, writers: int = 2,
+                   audio_codec: str | None = None, validate: bool = True, progress: bool = True, writers: int = 2,
                    cudnn_benchmark: bool = True, sr_frames_per_batch: int | None = None,
-                   record: bool | dict = True) -> list[Path]:
+                   record: bool | dict = True, write_as: str = 'savgbench') -> list[Path]:
     """Sample `num` clips with the joint model (+ SR) and write them as SAVGBench mp4s, encoding in `writers` background
     threads (0: in line). Clips already in `out_dir` are kept, so an interrupted call resumes; `record` makes sure they
     were made the same way: `sample_manifest` compares this call's settings (`clip_settings`: both models' weights by
@@ -291,12 +306,15 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     left there (`clips_past`), are kept; with `record`, a note says so, since scoring the folder takes them too.
     On a GPU cuDNN times its convolution algorithms once per shape (`cudnn_autotune`) unless `cudnn_benchmark=False`.
     `sr_frames_per_batch` bounds the frames per SR network call (memory; the clips change by float rounding at most).
-    The models sample in eval mode and are left in the mode they were in. Returns this process's files."""
+    The models sample in eval mode and are left in the mode they were in. `write_as` 'reference' writes the clips as
+    the reference's sampler did (`io.write_clip_reference`: x264 crf 23, MP3) instead of as the dataset's
+    (`io.write_clip`: crf 18, `audio_codec` 'aac' (default) or 'pcm'). Returns this process's files."""
     from concurrent.futures import ThreadPoolExecutor
     if num < 1 or batch_size < 1: raise ValueError(f"num and batch_size must be at least 1 (found {num}, {batch_size})")
     if num > MAX_SAMPLES: raise ValueError(f"num must be at most {MAX_SAMPLES} (sample_00000 ... sample_99999.mp4), not {num}")
     batch_seeds(seed, 0); seed = int(seed)              # a bad seed: refused before any work (a numpy one: a JSON int)
     _autocast('cpu', precision)                         # an unknown precision: refused before any work
+    audio_codec = _clip_audio_codec(write_as, audio_codec)   # (an unknown writer, or a codec it cannot write: refused)
     if sr_model is not None and (misfit := _sr_misfit(model, sr_model)):     # (super_resolve would fail after a batch)
         h, w, s = misfit
         raise ValueError(f"the joint model makes {h}x{w} frames but the SR model upsamples {s}x{s} ones (its small_size): "
@@ -305,7 +323,7 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
     if record is not False:
         record = record if isinstance(record, dict) else clip_settings(
             model, sr_model, seed=seed, batch_size=batch_size, sampler=sampler, steps=steps, precision=precision,
-            audio_codec=audio_codec, sr_steps=sr_steps, sr_T=sr_T)
+            audio_codec=audio_codec, sr_steps=sr_steps, sr_T=sr_T, write_as=write_as)
         sample_manifest(out_dir, record, write=rank == 0)
         if rank == 0: _note_clips_past(out_dir, num)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -318,8 +336,8 @@ def generate_clips(model: CoupledUNet, sr_model: SuperResUNet | None, out_dir, n
             item = pending.pop(0)
             written.append(item if isinstance(item, Path) else item.result())
     def put(path, v, a):
-        if pool is None: pending.append(_write_one(path, v, a, audio_codec, validate))
-        else: pending.append(pool.submit(_write_one, path, v, a, audio_codec, validate))
+        if pool is None: pending.append(_write_one(path, v, a, audio_codec, validate, write_as))
+        else: pending.append(pool.submit(_write_one, path, v, a, audio_codec, validate, write_as))
         drain(2 * batch_size)
     try:
         with cudnn_autotune(next(model.parameters()).device, cudnn_benchmark):
@@ -404,7 +422,7 @@ def _settings(a, precision: str, model, sr=None) -> dict:
     compiled, so whether they will be is said by `--compile`."""
     return {**clip_settings(model, sr, seed=a.seed, batch_size=a.batch_size, sampler=a.sampler,
                             steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, precision=precision,
-                            audio_codec=a.audio_codec, sr_steps=a.sr_steps, sr_T=a.sr_T),
+                            audio_codec=a.audio_codec, sr_steps=a.sr_steps, sr_T=a.sr_T, write_as=a.write_as),
             'compiled': a.compile != 'none', 'checkpoint_sha256': sha256_file(a.checkpoint),
             'sr_checkpoint_sha256': sha256_file(a.sr_checkpoint) if a.sr_checkpoint else None}
 
@@ -449,7 +467,11 @@ def sample_cli(argv=None) -> int:
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ... (default: cuda if available; under accelerate launch, '
                    'each process its own GPU)')
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'), help="the clips' audio: AAC as the dataset's, "
-                   "or lossless 16-bit PCM")
+                   "or lossless 16-bit PCM (--write-as savgbench)")
+    p.add_argument('--write-as', default='savgbench', choices=('savgbench', 'reference'),
+                   help="savgbench: as the dataset's clips (H.264 crf 18, --audio-codec); reference: as the reference's "
+                        "sampler wrote its clips (moviepy 1.0.3: H.264 crf 23, MP3 at LAME's 48 kb/s), to reproduce the "
+                        "paper's joint-baseline scores")
     p.add_argument('--writers', type=at_least(0), default=2, help='threads encoding mp4s while the GPU samples (0: in line)')
     p.add_argument('--no-cudnn-benchmark', action='store_true',
                    help="keep cuDNN's heuristic choice of convolution algorithms instead of timing them once per shape")
@@ -475,6 +497,10 @@ def sample_cli(argv=None) -> int:
     if not a.sr_checkpoint:
         for o in ('--sr-steps', '--sr-T', '--sr-frames-per-batch', '--sr-preset'):
             if said(o): main_print(f"savgbench sample: {o} applies to super-resolution, and there is no --sr-checkpoint", file=sys.stderr)
+    if a.write_as == 'reference':
+        if said('--audio-codec'): p.error("argument --audio-codec: applies to --write-as savgbench; --write-as reference "
+                                          "writes MP3 audio, as the reference did")
+        a.audio_codec = 'mp3'
     asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
     state = launch_state(cpu=a.device == 'cpu')     # a launch without GPUs: its processes share the clips on the CPU
     dev = asked if asked is not None and asked.type != 'cpu' and state.num_processes == 1 else state.device
@@ -516,7 +542,7 @@ def sample_cli(argv=None) -> int:
                            steps=a.steps if a.sampler == 'dpm_solver++_2m' else None, sr_steps=a.sr_steps, sr_T=a.sr_T, precision=precision,
                            rank=state.process_index, world=state.num_processes, audio_codec=a.audio_codec,
                            progress=state.is_main_process, writers=a.writers, cudnn_benchmark=not a.no_cudnn_benchmark,
-                           sr_frames_per_batch=a.sr_frames_per_batch, record=False)   # (checked above)
+                           sr_frames_per_batch=a.sr_frames_per_batch, write_as=a.write_as, record=False)   # (checked above)
     old = len(set(files) & before)
     past = len(clips_past(a.out, a.num)) if state.is_main_process else 0
     past = (f", {past} more past --num {a.num} left as {'they are' if past != 1 else 'it is'} (scored with the others "
