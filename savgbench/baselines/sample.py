@@ -23,10 +23,10 @@ from .superres import SRConfig, SuperResUNet, load_sr_weights, super_resolve, ne
 from .train import fit_length, cudnn_autotune, newest_checkpoint
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'SAMPLE_NAME', 'SEEDING', 'MAX_SAMPLES',
-           'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays', 'clip_settings',
-           'clips_past', 'sample_manifest', 'batch_seeds', 'generate_clips', 'channel_levels', 'plot_clips',
-           'sample_cli']
+__all__ = ['OFFICIAL', 'COMPILE_MODES', 'SAMPLERS', 'STEPS_2M', 'PRECISIONS', 'PIXEL_RULE', 'SAMPLE_NAME', 'SEEDING',
+           'MAX_SAMPLES', 'load_joint_model', 'load_sr_model', 'compile_model', 'sample_joint', 'to_clip_arrays',
+           'clip_settings', 'clips_past', 'sample_manifest', 'batch_seeds', 'generate_clips', 'channel_levels',
+           'plot_clips', 'sample_cli']
 
 # %% ../../nbs/54_sample.ipynb #884594a8
 def _config_from(cls, d: dict):
@@ -154,10 +154,13 @@ def _sample_joint(model, batch_size, seed, sampler, steps, precision, diffusion,
     return out, calls[0]
 
 # %% ../../nbs/54_sample.ipynb #19e155ee
+PIXEL_RULE = "trunc(clamp((x+1)*127.5, 0, 255))"    # recorded with sampled clips (earlier savgbench versions rounded)
+
 def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
     """One sample (F,3,S,S) / (2,L) in [-1,1] -> uint8 (20,256,256,3) and float32 (2,80000), resampling only if needed.
-    Pixels are truncated to uint8 as the reference's sampler does (`((x + 1) * 127.5).clamp(0, 255).to(uint8)`), not
-    rounded: the reference's samples are on average half a level darker than rounding would make them, and so are these."""
+    Pixels are truncated to uint8 as the reference's sampler does (`((x + 1) * 127.5).clamp(0, 255).to(uint8)`, the
+    `PIXEL_RULE`), not rounded: the reference's samples are on average half a level darker than rounding would make
+    them, and so are these."""
     if video.shape[0] != CLIP.n_frames:    # smaller test models: repeat frames to the clip's 20
         video = video[(torch.arange(CLIP.n_frames) * video.shape[0]) // CLIP.n_frames]
     if video.shape[-1] != CLIP.size or video.shape[-2] != CLIP.size:
@@ -167,18 +170,32 @@ def to_clip_arrays(video: torch.Tensor, audio: torch.Tensor):
     return v.cpu().numpy(), a.cpu().numpy().astype(np.float32)
 
 # %% ../../nbs/54_sample.ipynb #3241f05b
+def _clip_audio_codec(write_as: str, audio_codec: str | None = None) -> str:
+    "The audio codec of clips written the `write_as` way: 'aac' (default) or 'pcm' for savgbench's writer, 'mp3' for the reference's."
+    from savgbench.io import clip_writer
+    clip_writer(write_as)                               # an unknown writer: refused
+    allowed = ('aac', 'pcm') if write_as == 'savgbench' else ('mp3',)
+    if audio_codec is None: return allowed[0]
+    if audio_codec not in allowed:
+        raise ValueError(f"audio_codec {audio_codec!r} cannot be written with write_as={write_as!r}, which writes "
+                         f"{' or '.join(map(repr, allowed))}")
+    return audio_codec
+
 def clip_settings(model, sr_model=None, seed: int = 1010, batch_size: int = 4, sampler: str = 'dpm_solver++',
-                  steps: int | None = None, precision: str = 'fp32', audio_codec: str = 'aac', sr_steps: int = 25,
+                  steps: int | None = None, precision: str = 'fp32', audio_codec: str | None = None, sr_steps: int = 25,
                   sr_T: int | None = None, write_as: str = 'savgbench') -> dict:
     """What `generate_clips`' clips depend on, with the models' weights named by content (`state_dict_sha256`),
-    whether they are compiled (which changes the numbers by float rounding), how frames are encoded (`MEDIA_RULE`) and
-    which writer encoded the clips (`write_as`: `io.CLIP_WRITERS`)."""
+    whether they are compiled (which changes the numbers by float rounding), how samples become pixels (`PIXEL_RULE`)
+    and how frames are encoded (`MEDIA_RULE`), and which writer encoded the clips (`write_as`: `io.CLIP_WRITERS`) with
+    which audio codec (`audio_codec`; None: the writer's default)."""
     from savgbench.io import MEDIA_RULE
+    audio_codec = _clip_audio_codec(write_as, audio_codec)   # (an unknown writer, or a codec it cannot write: refused)
     s = dict(model_sha256=state_dict_sha256(model), seed=seed, seeding=SEEDING, batch_size=batch_size, sampler=sampler,
              steps=(steps or STEPS_2M) if sampler == 'dpm_solver++_2m' else None, precision=precision,
              compiled=hasattr(model, '_orig_mod'), audio_codec=audio_codec,
              sr_model_sha256=state_dict_sha256(sr_model) if sr_model is not None else None,
-             upscale='super-resolution' if sr_model is not None else 'bicubic', media=MEDIA_RULE, writer=write_as)
+             upscale='super-resolution' if sr_model is not None else 'bicubic', media=MEDIA_RULE, writer=write_as,
+             pixels=PIXEL_RULE)
     if sr_model is not None: s.update(sr_steps=sr_steps, sr_T=sr_T or sr_model.cfg.diffusion_steps, sr_input='raw')
     return s
 
@@ -249,8 +266,6 @@ def sample_manifest(out_dir, settings: dict, write: bool = True) -> dict:
                 main_print(f"note: the {len(clips)} clips in {out_dir} were made with the same weights ({weights}) from "
                            f"another file; going on with them", file=sys.stderr)
                 settings = {**settings, file: old[file]}     # the clips are the same: the record keeps naming the first file
-        if 'writer' not in old and settings.get('writer') == 'savgbench':
-            keys = [k for k in keys if k != 'writer']   # (clips from before there was a choice: savgbench's writer made them)
         if any(k in old and old[k] is None for k in ('sr_model_sha256', 'sr_checkpoint_sha256')):
             keys = [k for k in keys if k in old or k not in _SR_ONLY]   # no SR before: said by sr_model_sha256 alone
     return settings_record(f, settings, len(clips), write, keys=keys,
@@ -268,26 +283,15 @@ def batch_seeds(seed: int, b: int) -> tuple[int, int]:
     joint, sr = np.random.SeedSequence([int(seed), int(b)]).generate_state(2, np.uint64) >> np.uint64(1)   # < 2**63
     return int(joint), int(sr)
 
-def _clip_audio_codec(write_as: str, audio_codec: str | None = None) -> str:
-    "The audio codec of clips written the `write_as` way: 'aac' (default) or 'pcm' for savgbench's writer, 'mp3' for the reference's."
-    from savgbench.io import clip_writer
-    clip_writer(write_as)                               # an unknown writer: refused
-    allowed = ('aac', 'pcm') if write_as == 'savgbench' else ('mp3',)
-    if audio_codec is None: return allowed[0]
-    if audio_codec not in allowed:
-        raise ValueError(f"audio_codec {audio_codec!r} cannot be written with write_as={write_as!r}, which writes "
-                         f"{' or '.join(map(repr, allowed))}")
-    return audio_codec
-
 def _sr_misfit(model, sr_model) -> tuple | None:
     "(height, width, small_size) when `sr_model` cannot upsample the frames `model` makes (its `small_size` is not their size)."
     (h, w), s = model.cfg.video_size[-2:], sr_model.cfg.small_size
     return None if (h, w) == (s, s) else (h, w, s)
 
 def _write_one(path, video, audio, audio_codec, validate, write_as='savgbench'):
-    from savgbench.io import write_clip, write_clip_reference, validate_clip
-    if write_as == 'reference': write_clip_reference(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate)
-    else: write_clip(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, audio_codec=audio_codec)
+    from savgbench.io import clip_writer, validate_clip
+    kw = dict(audio_codec=audio_codec) if write_as == 'savgbench' else {}     # (the reference's writer: MP3 alone)
+    clip_writer(write_as)(path, video, audio, fps=CLIP.fps, sample_rate=CLIP.sample_rate, **kw)
     if validate: validate_clip(path)
     return path
 
@@ -433,6 +437,7 @@ def _recorded_settings(out_dir) -> dict:
 
 def sample_cli(argv=None) -> int:
     "`savgbench sample --checkpoint P [--sr-checkpoint P] --num 96 --out DIR`"
+    from savgbench.io import CLIP_WRITERS
     p = argparse.ArgumentParser(prog='savgbench sample', description='Sample SAVGBench clips from the joint baseline.',
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument('--checkpoint', required=True, default=argparse.SUPPRESS,
@@ -468,7 +473,7 @@ def sample_cli(argv=None) -> int:
                    'each process its own GPU)')
     p.add_argument('--audio-codec', default='aac', choices=('aac', 'pcm'), help="the clips' audio: AAC as the dataset's, "
                    "or lossless 16-bit PCM (--write-as savgbench)")
-    p.add_argument('--write-as', default='savgbench', choices=('savgbench', 'reference'),
+    p.add_argument('--write-as', default='savgbench', choices=CLIP_WRITERS,
                    help="savgbench: as the dataset's clips (H.264 crf 18, --audio-codec); reference: as the reference's "
                         "sampler wrote its clips (moviepy 1.0.3: H.264 crf 23, MP3 at LAME's 48 kb/s), to reproduce the "
                         "paper's joint-baseline scores")
