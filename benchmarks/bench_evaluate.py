@@ -8,11 +8,12 @@ random-full times the FAD path with a full-size, randomly initialised audio head
 downloaded here: its numbers are meaningless, its timings are real).
 """
 import argparse, json, tempfile, time
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import torch
 
-from savgbench.evaluate import evaluate, synthetic_clips, TABLE_HEADER, format_row
+from savgbench.evaluate import evaluate, synthetic_clips, TABLE_HEADER, format_row, get_protocol
 from savgbench.metrics.i3d import InceptionI3d, I3DConfig, load_i3d, i3d_logits, calibrate_batch_norm, preprocess_i3d
 from savgbench.metrics.audioclip import ESResNeXtFBSP, AudioCLIPConfig, audioclip_embed
 
@@ -42,9 +43,10 @@ def main():
         synthetic_clips(work / "gen", n=a.n, seed=1, noise=0.05)
     t_make = time.perf_counter() - t0
     dev = torch.device(a.device)
-    if a.i3d == "real": i3d = load_i3d(kind="auto", device=dev)
+    eps = get_protocol(a.protocol).i3d_bn_eps                   # the batch-norm eps the protocol computes FVD/KVD with
+    if a.i3d == "real": i3d = load_i3d(kind="auto", device=dev, bn_eps=eps)
     else:
-        torch.manual_seed(0); i3d = InceptionI3d(I3DConfig.tiny()).eval().to(dev)
+        torch.manual_seed(0); i3d = InceptionI3d(replace(I3DConfig.tiny(), bn_eps=eps)).eval().to(dev)
     metrics = ("fvd", "kvd")
     ac = None
     if a.audioclip != "none":

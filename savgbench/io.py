@@ -401,7 +401,7 @@ def read_clip_audio_int16(path, sample_rate: int | None = CLIP.sample_rate, enco
 
 # %% ../nbs/01_io.ipynb #ef8464a4
 SWS_BICUBIC = 0x4                       # swscale's bicubic filter: the ffmpeg command line's default for conversions
-MOVIEPY_AUDIO_CHUNK = 2000              # samples per write in moviepy's `write_videofile` (`audio_bufsize`)
+MOVIEPY_AUDIO_CHUNK = 2000              # samples per audio frame handed to the encoder (moviepy's `audio_bufsize`)
 CLIP_WRITERS = ("savgbench", "reference")   # `write_clip` (the dataset's encoding) and `write_clip_reference`
 
 def moviepy_audio(audio, sample_rate: int = CLIP.sample_rate) -> np.ndarray:
