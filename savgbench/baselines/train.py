@@ -32,12 +32,12 @@ __all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_tr
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
-    "uint8 RGB frames (T,H,W,3) -> float (T,3,size,size) in [-1,1]: antialiased bicubic, rounded to uint8 levels."
+    "uint8 RGB frames (T,H,W,3) -> float (T,3,size,size) in [-1,1]: bicubic without antialiasing, rounded to uint8 levels."
     v = torch.as_tensor(np.asarray(video_u8)).permute(0, 3, 1, 2)
     if v.shape[-1] == size and v.shape[-2] == size:          # no resampling: one pass into place, already in [-1, 1]
         out = torch.empty(v.shape, dtype=torch.float32); out.copy_(v)
         return out.div_(127.5).sub_(1).clamp_(-1, 1)        # (the clamp matters for input that is not uint8)
-    v = F.interpolate(v.float(), size=(size, size), mode='bicubic', antialias=True, align_corners=False)
+    v = F.interpolate(v.float(), size=(size, size), mode='bicubic', antialias=False, align_corners=False)
     # uint8 levels, as torchvision's resize of uint8 frames gives; (interpolate keeps the permuted layout; see _train_loop)
     return (v.round_().clamp_(0, 255) / 127.5 - 1).contiguous()
 
