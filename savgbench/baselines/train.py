@@ -24,11 +24,11 @@ from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
 from ..weights import locate_weights
 
 # %% auto #0
-__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset', 'SyntheticClips', 'video_x',
-           'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices', 'EMA', 'ema_start_share',
-           'ema_rate_for', 'cudnn_autotune', 'newest_checkpoint', 'read_train_log', 'plot_train_log', 'check_trackers',
-           'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn', 'train_sr', 'train_joint_cli',
-           'train_sr_cli', 'export_weights', 'export_weights_cli']
+__all__ = ['HFLIP_MODES', 'TRAIN_LOG', 'DATA_RULES', 'resize_frames', 'fit_length', 'pad_or_trim', 'ClipDataset',
+           'SyntheticClips', 'video_x', 'audio_balance', 'hflip_augment', 'TrainConfig', 'step_seed', 'batch_indices',
+           'EMA', 'ema_start_share', 'ema_rate_for', 'cudnn_autotune', 'newest_checkpoint', 'read_train_log',
+           'plot_train_log', 'check_trackers', 'train_loop', 'joint_loss_fn', 'train_joint', 'degrade', 'sr_loss_fn',
+           'train_sr', 'train_joint_cli', 'train_sr_cli', 'export_weights', 'export_weights_cli']
 
 # %% ../../nbs/53_train_joint.ipynb #6b12c6c4
 def resize_frames(video_u8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
@@ -306,6 +306,10 @@ def _data_source(dataset) -> dict:
 
 TRAIN_LOG = 'train_log.csv'
 
+# how training items are made, as checkpoints record it: a run resumed by a savgbench that makes them otherwise says so
+DATA_RULES = {'joint': 'frames: bicubic resize without antialiasing, rounded to uint8 levels (torchvision 0.16 Resize)',
+              'sr': 'conditions: OpenCV INTER_CUBIC of the uint8 frame, unclipped noise, JPEG of RGB as BGR (MM-Diffusion)'}
+
 def _loss_terms(out: dict) -> list[str]:
     "The per-sample terms a loss function returned besides 'loss' and 't' (joint: video, audio; SR: mse, vb)."
     return [k for k, v in out.items() if k not in ('loss', 't') and torch.is_tensor(v) and v.ndim == 1]
@@ -493,6 +497,10 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
             if was is not None and was != now and acc.is_main_process:     # moved or grown datasets are fine; say it
                 print(f"note: {ckpts[-1].name} was trained on {was['root']} ({was['items']} items); now {now['root']} "
                       f"({now['items']} items)")
+            rule = DATA_RULES.get(model_kind)
+            if ck.get('data_rule') != rule and acc.is_main_process:        # an earlier savgbench made its items otherwise
+                print(f"note: {ckpts[-1].name} was trained on items made another way "
+                      f"({ck.get('data_rule') or 'not recorded: an earlier savgbench'}); the run goes on with {rule}")
             note = world_change_note(ckpts[-1].name, ck.get('processes', world), world, cfg.batch_size)
             if note and acc.is_main_process: print(note)
             ema.load_state_dict(ck['ema'])
@@ -522,6 +530,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
         ck = {'model': raw.state_dict(), 'ema': ema.state_dict(raw), 'opt': opt.state_dict(), 'step': step,
               'history': history, 'scaler': acc.scaler.state_dict() if acc.scaler is not None else None,
               'model_kind': model_kind, 'model_config': asdict(raw.cfg), 'train_config': asdict(cfg),
+              'data_rule': DATA_RULES.get(model_kind),
               'data': _data_source(dataset), 'processes': world}      # (the batch of a step: processes x batch_size)
         save_torch(ck, out_dir / f'checkpoint_{step}.pt')
         _prune_checkpoints(out_dir, cfg, kept)
