@@ -444,8 +444,12 @@ def _model_id(model, name: str) -> str:
 
 def _i3d_id(model) -> str:
     "The I3D's id for cached features: its weights and its batch-norm eps (which the weights file does not fix)."
-    eps = getattr(getattr(model, "cfg", None), "bn_eps", None)
+    eps = _i3d_bn_eps(model)
     return _model_id(model, "i3d" if eps is None else f"i3d(bn_eps={eps:g})")
+
+def _i3d_bn_eps(model) -> float | None:
+    "The batch-norm eps an I3D was built with (None for a network without `cfg.bn_eps`)."
+    return getattr(getattr(model, "cfg", None), "bn_eps", None)
 
 def report_problems(res: dict, skip_bad: bool = False, out=None, warnings: bool = True, cli: bool = False) -> None:
     """Print to stderr what a result leaves out: each skipped metric with its reason, the warnings, and the bad clips
@@ -659,7 +663,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             except WeightsError as e: why = _unusable("I3D weights", e)
         if why: res["skipped"].update({m: why for m in ("fvd", "kvd") if m in metrics})
         else:
-            eps = getattr(getattr(model, "cfg", None), "bn_eps", None)
+            eps = _i3d_bn_eps(model)
             if eps is not None and eps != P.i3d_bn_eps:             # a model given ready-made: its eps is used, and said
                 res["warnings"].append(f"the I3D given has batch-norm eps {eps:g}, not protocol {P.name}'s "
                                        f"{P.i3d_bn_eps:g}: FVD/KVD are computed with {eps:g}")

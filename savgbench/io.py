@@ -112,6 +112,21 @@ def _check_audio_array(audio, what="audio"):
     return audio.astype(np.float32, copy=False)
 
 # %% ../nbs/01_io.ipynb #2a3e5a60
+def _h264_stream(out, width: int, height: int, rate, crf: int):
+    "The H.264 stream of a clip: yuv420p, x264 preset medium at `crf`, in one thread (the same bytes on every machine)."
+    vs = out.add_stream("libx264", rate=rate)
+    vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+    vs.options = {"crf": str(crf), "threads": "1", "preset": "medium"}
+    vs.codec_context.thread_count = 1
+    return vs
+
+def _mux_frames(out, vs, frames) -> None:
+    "Encode the video frames `frames` (numbered 0, 1, ...) into stream `vs` of `out`, and flush the encoder."
+    for i, frame in enumerate(frames):
+        frame.pts = i
+        for pkt in vs.encode(frame): out.mux(pkt)
+    for pkt in vs.encode(): out.mux(pkt)
+
 def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLIP.sample_rate,
                audio_codec: str = "aac", crf: int = 18, audio_bitrate: int = 192_000) -> Path:
     "Write RGB `video` (T,H,W,3 uint8) and `audio` (C,N float in [-1,1]) to an mp4 at `path`, atomically."
@@ -119,15 +134,12 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
     if audio_codec not in ("aac", "pcm"):
         raise SAVGBenchError("unknown audio codec", found=audio_codec, expected="'aac' or 'pcm'")
     path = Path(path)
-    T, H, W, _ = video.shape
+    H, W = video.shape[1:3]
     rate = Fraction(fps).limit_denominator(1001)
     layout = "stereo" if audio.shape[0] == 2 else "mono"
     with atomic_path(path) as tmp_path:
         with av.open(str(tmp_path), "w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=rate)
-            vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-            vs.options = {"crf": str(crf), "threads": "1", "preset": "medium"}
-            vs.codec_context.thread_count = 1
+            vs = _h264_stream(out, W, H, rate, crf)
             if audio_codec == "aac":
                 as_ = out.add_stream("aac", rate=sample_rate); as_.bit_rate = audio_bitrate; fmt = "fltp"
             else:
@@ -135,10 +147,7 @@ def write_clip(path, video, audio, fps: float = CLIP.fps, sample_rate: int = CLI
             as_.layout = layout
             with ffmpeg_plain_code():                   # codecs choose their code when opened: only that is held
                 vs.codec_context.open(); as_.codec_context.open()
-            for i in range(T):
-                frame = array_to_frame(video[i]); frame.pts = i
-                for pkt in vs.encode(frame): out.mux(pkt)
-            for pkt in vs.encode(): out.mux(pkt)
+            _mux_frames(out, vs, (array_to_frame(f) for f in video))
             over = int((np.abs(audio) > 1).sum())
             if over: warnings.warn(f"{path.name}: {over} audio samples beyond ±1 are clipped", stacklevel=2)
             clipped = np.clip(audio, -1.0, 1.0)
@@ -425,25 +434,18 @@ def write_clip_reference(path, video, audio, fps: float = CLIP.fps, sample_rate:
     if audio.shape[0] != 2:
         raise AudioFormatError("the reference's writer takes stereo audio", found=f"{audio.shape[0]} channel(s)", expected=2)
     path = Path(path)
-    T, H, W, _ = video.shape
+    H, W = video.shape[1:3]
     pcm = moviepy_audio(audio, sample_rate)
     with atomic_path(path) as tmp_path:
         with av.open(str(tmp_path), "w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=Fraction(f"{float(fps):.2f}"))     # moviepy passes `-r %.02f`
-            vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-            vs.options = {"crf": "23", "threads": "1", "preset": "medium"}
-            vs.codec_context.thread_count = 1
+            vs = _h264_stream(out, W, H, Fraction(f"{float(fps):.2f}"), 23)     # moviepy passes `-r %.02f`; x264's crf
             as_ = out.add_stream("libmp3lame", rate=sample_rate)
             as_.layout, as_.format = "stereo", "s32p"
             as_.codec_context.bit_rate = 0          # LAME's own default, as no -ab gives (PyAV would ask for 128 kb/s)
             with ffmpeg_plain_code():
                 vs.codec_context.open(); as_.codec_context.open()
-            for i in range(T):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(video[i]), format="rgb24").reformat(
-                    format="yuv420p", interpolation=SWS_BICUBIC | SWS_EXACT)
-                frame.pts = i
-                for pkt in vs.encode(frame): out.mux(pkt)
-            for pkt in vs.encode(): out.mux(pkt)
+            _mux_frames(out, vs, (av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(
+                format="yuv420p", interpolation=SWS_BICUBIC | SWS_EXACT) for f in video))
             spf = as_.codec_context.frame_size      # 576 at 16 kHz: every packet as long as a whole frame, as a copied .mp3's
             def mux(pkts):
                 for pkt in pkts: pkt.duration = spf; out.mux(pkt)

@@ -505,7 +505,7 @@ def sample_cli(argv=None) -> int:
     if a.write_as == 'reference':
         if said('--audio-codec'): p.error("argument --audio-codec: applies to --write-as savgbench; --write-as reference "
                                           "writes MP3 audio, as the reference did")
-        a.audio_codec = 'mp3'
+        a.audio_codec = _clip_audio_codec(a.write_as)      # (MP3, the only codec it writes)
     asked = resolve_device(a.device) if a.device else None          # an unknown or absent device: one clear error
     state = launch_state(cpu=a.device == 'cpu')     # a launch without GPUs: its processes share the clips on the CPU
     dev = asked if asked is not None and asked.type != 'cpu' and state.num_processes == 1 else state.device
