@@ -12,17 +12,17 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CLIP', 'STARSS_FOA_SR', 'STARSS_LABEL_FPS', 'STARSS_VIDEO_FPS', 'STARSS_CLASSES', 'CLASSES_OF_INTEREST', 'SELD_CLASS',
-           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'RUN_LOCK', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS',
+           'SELD_CLASS_NAMES', 'H_FOV_DEG', 'RUN_LOCK', 'RUN_KINDS', 'ROWS_SOURCE_FILE', 'CLIPS_FILE', 'STOP_SIGNALS',
            'LIBROSA_LOCK', 'LIBROSA_MODULES', 'ClipSpec', 'SAVGBenchError', 'ClipFormatError', 'AudioFormatError',
            'MetadataError', 'DatasetError', 'WeightsError', 'TrainingStateWarning', 'atomic_path', 'save_torch',
            'eval_mode', 'state_dict_sha256', 'output_path_problem', 'names_an_input', 'at_least',
            'DefaultsHelpFormatter', 'resolve_device', 'bars_off', 'is_main_process', 'main_print', 'launch_size',
            'cpu_asked', 'launch_state', 'new_accelerator', 'check_same_step', 'world_change_note', 'lock_run',
-           'hold_run', 'set_run_aside', 'settings_diff', 'settings_record', 'read_checkpoint', 'read_rows_source',
-           'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source', 'training_state_text',
-           'recorded_training_state', 'training_state_rows_note', 'audio_read_rows_note', 'clip_hashes', 'stale_rows',
-           'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool', 'StopRequested', 'StepEndInterrupt',
-           'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
+           'hold_run', 'set_run_aside', 'other_trainers_run', 'settings_diff', 'settings_record', 'read_checkpoint',
+           'read_rows_source', 'same_source', 'refuse_other_source', 'write_rows_source', 'weights_source',
+           'training_state_text', 'recorded_training_state', 'training_state_rows_note', 'audio_read_rows_note',
+           'clip_hashes', 'stale_rows', 'record_clips', 'ignore_ctrl_c', 'ignore_stop_signals', 'process_pool',
+           'StopRequested', 'StepEndInterrupt', 'machine_lock', 'librosa_ready', 'lock_folder', 'remove_temporaries']
 
 # %% ../nbs/00_core.ipynb #53d52f55
 @dataclass(frozen=True)
@@ -392,6 +392,24 @@ def set_run_aside(out_dir, files) -> Path:
     aside = out_dir / f'previous_run_{n}'; aside.mkdir()
     for p in files: Path(p).rename(aside / Path(p).name)
     return aside
+
+RUN_KINDS = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)',
+             'seld': 'a SELD model (train-seld)'}     # what each trainer's runs make, as messages name it
+
+def other_trainers_run(out_dir, kind: str) -> SAVGBenchError | None:
+    """The error for a run folder that holds the other trainer's run, or None: a joint or SR run (`kind` 'joint' or
+    'sr') finds a `train-seld` run's `last.pt` or `seld_final.pt`, a SELD run ('seld') finds `checkpoint_N.pt` files
+    of `train-joint` or `train-sr`; any other `kind` is a model of one's own trained by `train_loop`, as the joint
+    and SR models are. Resumed or set aside, both runs would stay mixed in one folder."""
+    out_dir = Path(out_dir)
+    if kind == 'seld':
+        found = sorted(p.name for p in out_dir.glob('checkpoint_*.pt'))
+        held = f"a train-joint or train-sr run ({', '.join(found[:3])}{' ...' * (len(found) > 3)})"
+    else:
+        found = [f for f in ('last.pt', 'seld_final.pt') if (out_dir / f).exists()]
+        held = f"a SELD run (train-seld: {', '.join(found)})"
+    if not found: return None
+    return SAVGBenchError(f"holds {held}, and this run trains {RUN_KINDS.get(kind, kind)}: give another --out", path=out_dir)
 
 # %% ../nbs/00_core.ipynb #1363b748
 def settings_diff(old: dict, new: dict, keys=None) -> list[str]:

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, DatasetError, ClipFormatError, SAVGBenchError, at_least, atomic_path, settings_diff,
                             read_checkpoint, main_print, check_same_step, DefaultsHelpFormatter, StepEndInterrupt,
                             ignore_stop_signals, output_path_problem, new_accelerator, is_main_process, save_torch,
-                            cpu_asked, world_change_note, RUN_LOCK, lock_run, hold_run, set_run_aside, bars_off)
+                            cpu_asked, world_change_note, RUN_LOCK, lock_run, hold_run, set_run_aside, bars_off,
+                            other_trainers_run, RUN_KINDS)
 from .diffusion import GaussianDiffusion, joint_training_losses
 from .mmdiffusion import MMDiffusionConfig, CoupledUNet, PRESETS
 from .superres import SRConfig, SuperResUNet, sr_training_losses, SR_PRESETS
@@ -445,10 +446,6 @@ def train_loop(model: nn.Module, loss_fn, dataset, cfg: TrainConfig, out_dir, au
     with contextlib.nullcontext(held) if held is not None else hold_run(out_dir) as (_, err):
         return _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, err)
 
-def _seld_run_files(out_dir: Path) -> list[str]:
-    "The files of a `train-seld` run in `out_dir` (its training state and its model), which a joint or SR run keeps out of."
-    return [f for f in ('last.pt', 'seld_final.pt') if (Path(out_dir) / f).exists()]
-
 def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, progress, model_kind, err):
     "`train_loop` once the run folder is held (`err`: why this process could not hold it)."
     dev, rank, world = acc.device, acc.process_index, acc.num_processes
@@ -458,10 +455,7 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == 'cuda')
     ema = EMA(model, cfg.ema_rate)
     step, history, ck, kept = 0, [], None, set()
-    if err is None and acc.is_main_process and (seld := _seld_run_files(out_dir)):   # resumed or set aside, it stays mixed
-        what = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)'}
-        err = SAVGBenchError(f"holds a SELD run (train-seld: {', '.join(seld)}), and this run trains "
-                             f"{what.get(model_kind, model_kind)}: give another --out", path=out_dir)
+    if err is None and acc.is_main_process: err = other_trainers_run(out_dir, model_kind)   # a train-seld run's folder
     ckpts = _checkpoints(out_dir) if resume and err is None else []
     if not resume and err is None and acc.is_main_process and (done := _run_files(out_dir)):
         aside = set_run_aside(out_dir, done)
@@ -474,9 +468,8 @@ def _train_loop(model, loss_fn, dataset, cfg, out_dir, augment, resume, acc, pro
                 raise SAVGBenchError("holds weights only (an export), not a training state; training resumes from the "
                                      "checkpoints it writes: move this file out of the run folder", path=ckpts[-1])
             if ck.get('model_kind', model_kind) != model_kind:
-                what = {'joint': 'a joint model (train-joint)', 'sr': 'a super-resolution model (train-sr)'}
-                raise SAVGBenchError(f"{ckpts[-1]} holds {what.get(ck['model_kind'], ck['model_kind'])}, and this run trains "
-                                     f"{what.get(model_kind, model_kind)}: give another --out")
+                raise SAVGBenchError(f"{ckpts[-1]} holds {RUN_KINDS.get(ck['model_kind'], ck['model_kind'])}, and this run "
+                                     f"trains {RUN_KINDS.get(model_kind, model_kind)}: give another --out")
             was_m, now_m = _plain(ck.get('model_config') or {}), _plain(asdict(model.cfg))   # lists and tuples alike
             mdiff = settings_diff(was_m, now_m, [k for k in was_m if k in now_m and k != 'gradient_checkpointing'])
             if mdiff: raise SAVGBenchError(f"{ckpts[-1]} holds a model of another configuration ({'; '.join(mdiff)}); "

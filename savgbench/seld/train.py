@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..core import (CLIP, SELD_CLASS, SAVGBenchError, MetadataError, DatasetError, at_least, settings_diff,
                             read_checkpoint, main_print, output_path_problem, check_same_step, StepEndInterrupt,
                             ignore_stop_signals, new_accelerator, save_torch, world_change_note, atomic_path,
-                            hold_run, set_run_aside, bars_off)
+                            hold_run, set_run_aside, bars_off, other_trainers_run)
 from .features import (SR, CROP_SAMPLES, TRAIN_SECONDS, WIN_FRAMES, NET_PER_LABEL, PHASES,
                                      spectral_features, read_seld_audio)
 from .model import SELDNet, SELDConfig, SELD_PRESETS
@@ -493,9 +493,7 @@ def _train_seld(source, out_dir, model_config, tc, resume, accelerator, log_ever
     rng = np.random.default_rng([tc.seed, acc.process_index])
     step, last = 0, out / "last.pt"
     elapsed = None                                      # the training seconds last.pt records
-    if err is None and acc.is_main_process and (runs := sorted(q.name for q in out.glob("checkpoint_*.pt"))):
-        err = DatasetError(f"holds a train-joint or train-sr run ({', '.join(runs[:3])}{' ...' * (len(runs) > 3)}), and this "
-                           "run trains a SELD model (train-seld): give another --out", out)   # resumed or not: mixed
+    if err is None and acc.is_main_process: err = other_trainers_run(out, "seld")   # a train-joint/train-sr run's folder
     if not resume and err is None and acc.is_main_process and (done := [out / f for f in SELD_RUN_FILES if (out / f).exists()]):
         aside = set_run_aside(out, done)          # kept, never resumed from, and not taken for this run's model
         if progress: print(f"starting afresh: the run already in {out} was moved to {aside}")
