@@ -3,8 +3,11 @@
 # the notebooks (nbdev-test) and tests/ (pytest). Usage: bash tools/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/install.sh
-export PATH="$PWD/.venv/bin:$PATH"
+# SAVGBENCH_VENV names another environment to test, used as it is (tools/test_oldest.sh builds .venv-oldest)
+venv=${SAVGBENCH_VENV:-.venv}
+if [ "$venv" = .venv ]; then bash tools/install.sh
+elif [ ! -x "$venv/bin/nbdev-test" ]; then echo "SAVGBENCH_VENV=$venv: no environment with nbdev there" >&2; exit 1; fi
+export PATH="$PWD/$venv/bin:$PATH"
 # Notebooks are the source: the committed modules must be what nbdev-export writes from them.
 if git rev-parse --git-dir >/dev/null 2>&1; then
   nbdev-export
