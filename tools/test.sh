@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 venv=${SAVGBENCH_VENV:-.venv}
 if [ "$venv" = .venv ]; then bash tools/install.sh
 elif [ ! -x "$venv/bin/nbdev-test" ]; then echo "SAVGBENCH_VENV=$venv: no environment with nbdev there" >&2; exit 1; fi
-export PATH="$PWD/$venv/bin:$PATH"
+case $venv in /*) ;; *) venv=$PWD/$venv ;; esac                 # a path from here, or an absolute one
+export PATH="$venv/bin:$PATH"
 # Notebooks are the source: the committed modules must be what nbdev-export writes from them.
 if git rev-parse --git-dir >/dev/null 2>&1; then
   nbdev-export
