@@ -46,6 +46,13 @@ BOX_AT_19 = "19,0,100.0,60.0,150.0,190.0\n"
     ("47,0,59.0\n", "19,0,99.9,60.0,150.0,190.0\n", 1, 0),    # int(99.9) = 99 ≤ 59 + 40
     ("47,0,191.0\n", "19,0,100.0,60.0,151.7,190.0\n", 1, 0),  # int(151.7) = 151 ≥ 191 − 40
     ("47,0,-30.0\n", "19,0,-5.0,60.0,5.0,190.0\n", 1, 0),     # negative x (unbounded SELD output)
+    # int() truncates toward zero, also below 0 (floor would move each of these one pixel the other way)
+    ("47,0,-46.5\n", "19,0,-6.0,60.0,30.0,190.0\n", 1, 0),   # int(-46.5) = -46: x0 = -6 ≤ -46 + 40
+    ("47,0,-46.0\n", "19,0,-5.5,60.0,30.0,190.0\n", 0, 1),   # int(-5.5) = -5 > -46 + 40 = -6
+    ("47,0,40.0\n", "19,0,-20.0,60.0,-0.5,190.0\n", 1, 0),   # int(-0.5) = 0 ≥ 40 − 40
+    # a fractional frame is truncated too, before the rounding to a detector frame
+    ("26.6,0,125.0\n", "9,0,100.0,60.0,150.0,190.0\n", 1, 0),  # int → 26, fo = round(10.4) = 10 (not 27 → 11)
+    ("-1.5,0,125.0\n", "0,0,100.0,60.0,150.0,190.0\n", 1, 0),  # int → -1, fo = round(-0.4) = 0 (not -2 → -1: outside)
     # the ±1 frame tolerance: f = 25 → fo = 10
     ("25,0,125.0\n", "9,0,100.0,60.0,150.0,190.0\n", 1, 0),
     ("25,0,125.0\n", "11,0,100.0,60.0,150.0,190.0\n", 1, 0),
@@ -58,6 +65,8 @@ BOX_AT_19 = "19,0,100.0,60.0,150.0,190.0\n"
     ("25,0,20.0\n", "10,0,100.0,60.0,150.0,190.0\n10,0,0.0,60.0,10.0,190.0\n", 1, 0),
     # no detections: every SELD row is an FN
     ("25,0,125.0\n3,1,7.0\n", "", 0, 2),
+    # one clip with both: one TP, an FN out of reach in x (300 − 40 > 150) and one in time (f = 3 → fo = 1, box at 10)
+    ("25,0,125.0\n25,0,300.0\n3,1,7.0\n", "10,0,100.0,60.0,150.0,190.0\n", 1, 2),
     # no SELD rows: nothing counted, score undefined
     ("", BOX_AT_19, 0, 0),
     ("", "", 0, 0),
@@ -66,7 +75,7 @@ def test_spatial_branches(tmp_path, seld, det, tp, fn):
     r = _case(tmp_path, seld, det)
     assert (r.tp, r.fn) == (tp, fn)
     assert r.score == (tp / (tp + fn) if tp + fn else None)
-    assert r.clips[0].score == r.score
+    assert r.clips[0].score == r.score and (r.clips[0].tp, r.clips[0].fn, r.clips[0].total) == (tp, fn, tp + fn)
 
 def test_empty_result_is_undefined_not_a_crash(tmp_path, capsys):
     _case(tmp_path, "", "")
