@@ -42,6 +42,12 @@ def _last_seld_frame(n_od_frames: int) -> int:
     while seld_to_od_frame(f, n_od_frames) >= n_od_frames: f -= 1
     return int(f)
 
+def _first_seld_frame() -> int:
+    "The first SELD frame the rule accepts: −1, since numpy rounds −0.4 to 0 (the reference would index frame 0)."
+    f = 0
+    while seld_to_od_frame(f - 1) >= 0: f -= 1
+    return f
+
 def match_seld_rows(seld: np.ndarray, det: np.ndarray, path=None, n_od_frames: int = CLIP.n_frames) -> np.ndarray:
     "TP flag of each SELD row (n, 3) against detection rows (m, 6), by the reference's rule."
     seld = np.asarray(seld, np.float64).reshape(-1, 3)
@@ -58,7 +64,7 @@ def match_seld_rows(seld: np.ndarray, det: np.ndarray, path=None, n_od_frames: i
     if bad.any():
         i = int(np.argmax(bad))
         raise MetadataError(f"SELD row {i + 1} has a frame outside the clip", path=path, found=int(f[i]),
-                            expected=f"0..{_last_seld_frame(n_od_frames)} at {SELD_FPS} fps")
+                            expected=f"{_first_seld_frame()}..{_last_seld_frame(n_od_frames)} at {SELD_FPS} fps")
     cand = np.abs(det[None, :, 0] - fo[:, None]) <= OD_FRAME_TOLERANCE
     x0, x1 = np.trunc(det[:, 2]), np.trunc(det[:, 4])
     near = (x1[None, :] >= x[:, None] - AZI_THRESH_PX) & (x0[None, :] <= x[:, None] + AZI_THRESH_PX)
