@@ -103,3 +103,17 @@ def test_batch_size_below_one_is_refused_by_name():
     from savgbench.core import SAVGBenchError
     clip = np.zeros((2, 40000), np.float32)
     with pytest.raises(SAVGBenchError, match="at least 1"): predict_seld([clip], _tiny(), batch_size=0)
+
+def test_presence_threshold_is_strict_and_reaches_the_rows():
+    "Zero logits give p = 0.5 exactly: threshold 0.5 keeps no row (p > threshold), just under keeps every frame and class."
+    from savgbench.seld.infer import windows_to_rows
+    sed = np.zeros((5, 2, 128)); doa = np.full((5, 2, 128), 0.25)
+    labels = [0, 12, 24, 36, 48]
+    assert len(windows_to_rows(sed, doa, labels, 5.0, threshold=0.5)) == 0
+    rows = windows_to_rows(sed, doa, labels, 5.0, threshold=0.4999)
+    assert len(rows) == 100 and (rows.x == 64.0).all()
+    clip = np.random.default_rng(7).uniform(-0.5, 0.5, (2, 80000)).astype(np.float32)
+    net = _tiny()
+    assert len(predict_seld([clip], net, batch_size=8, threshold=1.0)[0]) == 0          # a mean of sigmoids is never > 1
+    every = predict_seld([clip], net, batch_size=8, threshold=-1.0)[0]
+    assert len(every) == 100 and every.frame.tolist() == sorted(list(range(50)) * 2)
