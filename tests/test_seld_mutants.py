@@ -117,3 +117,10 @@ def test_presence_threshold_is_strict_and_reaches_the_rows():
     assert len(predict_seld([clip], net, batch_size=8, threshold=1.0)[0]) == 0          # a mean of sigmoids is never > 1
     every = predict_seld([clip], net, batch_size=8, threshold=-1.0)[0]
     assert len(every) == 100 and every.frame.tolist() == sorted(list(range(50)) * 2)
+
+def test_from_checkpoint_gives_a_model_in_eval_mode(tmp_path):
+    net = _tiny().train()
+    torch.save({"model_state_dict": net.state_dict(), "config": dict(channels=[4, 8, 8], d_model=16, d_ff=32, n_heads=2,
+                                                                    n_layers=1)}, tmp_path / "c.pt")
+    back = SELDNet.from_checkpoint(tmp_path / "c.pt")
+    assert not any(m.training for m in back.modules())
