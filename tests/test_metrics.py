@@ -475,7 +475,7 @@ def test_audioclip_layers_are_the_references():
     import scipy.signal
     m = AC.ESResNeXtFBSP()
     c = m.cfg
-    assert (c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.normalized) == (44100, 2048, 561, 1654, True)
+    assert (c.sample_rate, c.n_fft, c.hop_length, c.win_length, c.normalized, c.embed_dim) == (44100, 2048, 561, 1654, True, 1024)
     assert torch.equal(m.window, torch.from_numpy(scipy.signal.get_window("blackmanharris", 1654, fftbins=True)).float())
     assert (m.fbsp.out_features, m.fbsp.normalized, m.fbsp.eps) == (1025, True, 1e-8)
     assert (m.conv1.kernel_size, m.conv1.stride, m.conv1.padding, m.conv1.bias) == ((7, 7), (2, 2), (3, 3), None)

@@ -173,8 +173,9 @@ def test_sr_hybrid_loss_is_guided_diffusions(T):
     mse, vb = _np_hybrid(betas, hr.numpy(), noise.numpy(), out6[:, :3].numpy(), out6[:, 3:].numpy(), t.numpy())
     np.testing.assert_allclose(L['mse'].numpy(), mse, rtol=1e-5)
     np.testing.assert_allclose(L['vb'].numpy(), vb, rtol=1e-4, atol=1e-6)
-    if T == 1000:      # (with T != 1000 guided-diffusion's RESCALED_MSE would scale vb by T/1000; not asserted)
-        np.testing.assert_allclose(L['loss'].numpy(), mse + vb, rtol=1e-4, atol=1e-6)
+    # unscaled at any T: MM-Diffusion's script_util leaves rescale_learned_sigmas False (LossType.MSE), so vb is not
+    # multiplied by T/1000 as guided-diffusion's RESCALED_MSE would
+    np.testing.assert_allclose(L['loss'].numpy(), mse + vb, rtol=1e-4, atol=1e-6)
 
 
 def test_sr_vb_term_trains_the_variance_only():
