@@ -141,6 +141,21 @@ def test_detect_persons_feeds_bgr_and_keeps_persons_above_0_3():
     assert m.seen[0, 0].unique().tolist() == [30.0] and m.seen[0, 2].unique().tolist() == [10.0]   # B, G, R
 
 
+def test_score_ties_the_candidate_threshold_keeps_and_the_person_threshold_drops():
+    "mmdet keeps objectness x class score >= test_cfg.score_thr; the metric keeps person boxes with score > 0.3."
+    # logits 0 give sigmoids of exactly 0.5, so the score is exactly 0.25 in float32: a tie with both thresholds at 0.25
+    cfg = dataclasses.replace(YOLOXConfig(), score_thr=0.25)
+    tie = (0, 0, 0.5, 0.5, (0.0, 0.0, 40.0, 40.0))
+    c, r, o = _one_level([tie])
+    assert float(o[0][0, 0, 0, 0]) == 0.0 and float(c[0][0, 0, 0, 0]) == 0.0
+    (d,) = postprocess(c, r, o, (1.0, 1.0), cfg)
+    assert d.shape == (1, 6) and float(d[0, 4]) == 0.25                   # at the candidate threshold: kept
+    m = _StubYOLOX((c, r, o), YOLOXConfig())
+    out = detect_persons(m, np.zeros((1, 256, 256, 3), np.uint8), score_thr=0.25)
+    assert out[0].shape == (0, 5)                                          # at the person threshold: dropped
+    assert detect_persons(m, np.zeros((1, 256, 256, 3), np.uint8), score_thr=0.2499)[0].shape == (1, 5)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # I3D (FVD) input: /255, bilinear resize of the shorter side to 224 (ceil for the other), centre crop, (x - 0.5)·2
 

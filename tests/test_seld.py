@@ -167,6 +167,8 @@ def test_mismatched_checkpoint_is_refused(tmp_path, edit):
     (np.zeros((1, 80000), np.float32), 16000, "stereo"),
     (np.zeros((80000, 2), np.float32), 16000, "stereo"),
     (np.zeros((6, 80000), np.float32), 16000, "stereo"),
+    (np.zeros((2, 80000, 1), np.float32), 16000, "stereo"),        # two rows, but not a 2-D array
+    (np.zeros(2, np.float32), 16000, "stereo"),
     (np.zeros((2, 80000), np.float32), 44100, "sample rate"),
     (np.zeros((2, 80000), np.int16), 16000, "floating"),
     (np.zeros((2, 1000), np.float32), 16000, "too short"),
@@ -229,6 +231,19 @@ def test_features_match_numpy_float64(n, seed, scale):
     assert np.abs(f[0] - L).max() <= 1e-5 * top and np.abs(f[1] - R).max() <= 1e-5 * top
     assert np.abs(np.angle(np.exp(1j * (f[2] - d)))).max() <= 1e-5
 
+def test_other_sample_rates_are_resampled_with_soxr_hq():
+    "librosa 0.10's default res_type, soxr_hq: soxr's HQ quality (its VHQ differs by about 1e-2 here)."
+    import soxr
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 66150))
+    np.testing.assert_allclose(check_stereo(x, 44100, resample=True),
+                               soxr.resample(x.T, 44100, 16000, quality="HQ").T, rtol=0, atol=1e-12)
+
+def test_centred_framing_pads_with_zeros():
+    "Training's STFT (center=True) pads 256 zeros at each end, librosa 0.10's default pad_mode 'constant'."
+    y = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 5000))
+    torch.testing.assert_close(spectral_features(y, center=True),
+                               spectral_features(np.pad(y, ((0, 0), (256, 256))), center=False), rtol=0, atol=1e-6)
+
 def test_clip_framing_prepends_352_zeros_and_trims():
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 80000 + 159))
     f, dur = clip_features(x)
@@ -268,6 +283,12 @@ def test_predict_seld_follows_the_reference_steps_written_out():
     (5.0, [0, 120, 240, 359, 480], [0, 12, 24, 36, 48]),
     (2.4, [0, 120, 240], [0, 12, 24]),
     (1.27, [0, 120], [0, 12]),
+    # 13.2 % 1.2 = 1.1999999999999997 is within 1e-10 of 1.2: arange(0, 13.2 + 1.2, 1.2), 12 windows, with the
+    # reference's int() of i·1.2·100 and i·1.2·10 (7.199999999999999 s -> 719; 10.799999999999999 s -> 107)
+    (13.2, [0, 120, 240, 359, 480, 600, 719, 840, 960, 1080, 1200, 1320],
+     [0, 12, 24, 36, 48, 60, 72, 84, 96, 107, 120, 132]),
+    # 2.3995 % 1.2 = 1.1995: not within 1e-10 of 1.2, so arange(0, 2.3995, 1.2) (2 windows)
+    (2.3995, [0, 120], [0, 12]),
 ])
 def test_window_starts(duration, frames, labels):
     f, l = window_starts(duration)
@@ -672,9 +693,10 @@ def test_a_model_in_training_mode_is_run_in_eval_mode():
 def test_float_wav_is_read_as_float32_like_librosa(tmp_path):
     "A 64-bit float wav gives its samples rounded to float32 (librosa.load's dtype), not the exact float64 values."
     x = np.random.default_rng(6).uniform(-0.9, 0.9, (30000, 2))
-    sf.write(tmp_path / "d.wav", x, 16000, subtype="DOUBLE")
-    a = read_seld_audio(tmp_path / "d.wav")
-    assert a.shape == (2, 30000) and np.array_equal(a, x.T.astype(np.float32).astype(np.float64))
+    for name in ("d.wav", "D.WAV"):                                 # (the suffix in either case)
+        sf.write(tmp_path / name, x, 16000, subtype="DOUBLE")
+        a = read_seld_audio(tmp_path / name)
+        assert a.shape == (2, 30000) and np.array_equal(a, x.T.astype(np.float32).astype(np.float64)), name
 
 def test_batch_size_below_one_is_refused_by_name():
     from savgbench.core import SAVGBenchError

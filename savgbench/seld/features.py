@@ -125,8 +125,5 @@ def read_seld_audio(path, resample: bool = True, encoder_tail: bool = True) -> n
         try: from savgbench.io import read_clip_audio_int16
         except ImportError as e:
             raise AudioFormatError("reading mp4 audio needs savgbench.io.read_clip_audio_int16", path) from e
-        out = read_clip_audio_int16(path, encoder_tail=encoder_tail)
-        a, sr = (out if isinstance(out, tuple) else (out, SR))
-        a = np.asarray(a, dtype=np.float64)
-        if a.ndim == 2 and a.shape[0] != 2 and a.shape[1] == 2: a = a.T
+        a, sr = read_clip_audio_int16(path, encoder_tail=encoder_tail).astype(np.float64), SR    # (C, n) at 16 kHz
     return check_stereo(a, sr, path=path, resample=resample)
