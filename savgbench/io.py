@@ -717,6 +717,7 @@ def check_clips(paths, skip_bad: bool = False, spec: ClipSpec = CLIP, progress: 
         paths = find_videos(paths) if Path(paths).is_dir() else list_videos(paths)
     paths, good, bad, broken = [Path(p) for p in paths], [], {}, []
     for p in tqdm(paths, desc="check clips", unit="clip", leave=False, disable=bars_off(progress) or len(paths) < 20):
+        if str(p) in bad: continue                      # given twice: named and counted once among the bad
         try: info, problems = clip_problems(p, spec)
         except SAVGBenchError as e: problems = [e]; broken.append(p)         # cannot be opened or decoded
         if not problems:
