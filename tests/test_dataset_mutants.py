@@ -302,7 +302,6 @@ def test_window_candidates_sorts_the_labels_and_counts_frames_from_the_window_st
     got = window_candidates(meta, 60, cfg)
     assert [(s, deg) for s, deg, _ in got] == [(0, 0), (5, 0), (10, 0)]
     for s, _, r in got: assert r["frame"].tolist() == list(range(50)), s
-    dropped = {}
     from collections import Counter
     dropped = Counter()
     assert window_candidates(starss([(f, 2, 1, 0, 0) for f in range(60)]), 60, cfg, dropped) == []
@@ -428,3 +427,69 @@ def test_a_clip_with_both_speech_classes_counts_once_as_speech(recording_factory
     assert rep["clips"] == 3 and rep["dropped"]["inactive"] == 2
     assert rep["clips_with_starss_class"] == {"0": 3, "1": 3}
     assert rep["clips_with_speech"] == 3 and rep["clips_with_instrument"] == 0 and rep["speech_to_instrument"] is None
+
+def test_build_filters_with_the_configured_high_pass(recording_factory, tmp_path):
+    """highpass_hz / highpass_order of the curation settings reach the audio: a 4th-order Butterworth at 200 Hz (the
+    spec's chain, §5.1, with these settings) on the whole recording, then the clip's 5 s at 16 kHz."""
+    import soundfile as sf
+    from savgbench.build import build_dataset
+    from savgbench.io import read_clip
+    root = recording_factory([(f, 0, 1, 20, 0) for f in range(70)])
+    cfg = CurationConfig(view_step_deg=360, start_step=50, highpass_hz=200.0, highpass_order=4)
+    rep = build_dataset(root, tmp_path / "out", cfg=cfg, audio_codec="pcm", progress=False, verbose=False)
+    assert rep["clips"] == 1
+    w, y, z, x = sf.read(next(root.glob("foa_dev/*/*.wav")), dtype="float64")[0].T
+    sos = signal.butter(4, 200, btype="highpass", fs=24000, output="sos")
+    st = signal.sosfilt(sos, np.stack([w + y, w - y]), axis=-1) * 10 ** (38 / 20)
+    want = signal.resample_poly(st, 2, 3, axis=-1)[:, :80000]
+    got = read_clip(tmp_path / "out/video_dev/fold3_room01_mix001_deg000_start0000.mp4").audio
+    assert np.abs(got[:, 8000:72000] - want[:, 8000:72000]).max() < 1e-3, np.abs(got - want).max()
+
+def test_report_of_a_rebuild_without_clips_and_hidden_files(recording_factory, tmp_path):
+    """A recording whose labels changed but that had no clip is not reported as rebuilt (no clip of it was removed);
+    hidden files in the video folder (macOS '._' companions) are not clips of another build."""
+    from savgbench.build import build_dataset
+    root = recording_factory([(f, 2, 1, 20, 0) for f in range(70)])          # clapping: no clip
+    out = tmp_path / "out"
+    (out / "video_dev").mkdir(parents=True)
+    (out / "video_dev/._fold3_room01_mix001_deg000_start0000.mp4").write_bytes(b"\0")
+    cfg = CurationConfig(view_step_deg=360)
+    rep = build_dataset(root, out, cfg=cfg, progress=False, verbose=False)
+    assert rep["clips"] == 0 and rep["clips_not_in_this_build"] == []
+    csv = root / "metadata_dev/dev-train-synth/fold3_room01_mix001.csv"
+    csv.write_text(csv.read_text().replace(",20,", ",25,"))
+    rep = build_dataset(root, out, cfg=cfg, progress=False, verbose=False)
+    assert rep["rebuilt_changed_sources"] == [] and rep["removed_changed_sources"] == [] and rep["clips"] == 0
+
+def test_zero_workers_is_refused_before_any_work(tmp_path):
+    from savgbench.build import build_dataset
+    for bad in (0, -2, 1.5):
+        with pytest.raises(SAVGBenchError, match="number of workers must be a positive integer"):
+            build_dataset(tmp_path / "no_starss", tmp_path / "out", workers=bad, progress=False, verbose=False)
+    assert not (tmp_path / "out").exists()
+
+def test_build_report_text_names_recordings_without_video():
+    from savgbench.build import format_build_report
+    reps = [dict(recording="fold3_room21_mix001", subset="s", kept=0, existing=0, windows=0, dropped={"no_video": 0},
+                 classes={}, seld_classes={}, seconds=0.0, no_video=True),
+            dict(recording="fold3_room21_mix013", subset="s", kept=3, existing=0, windows=36, dropped={"class": 33},
+                 classes={"0": 2, "9": 1}, seld_classes={"0": 2, "1": 1}, seconds=1.0)]
+    text = format_build_report(summarize_build(reps, "dev", DEV_CURATION, 2.0))
+    assert "3 clips" in text and "from 2 recordings" in text and "speech:instrument = 2.00:1" in text, text
+    assert "recordings without video (skipped): fold3_room21_mix001" in text, text
+
+@pytest.mark.parametrize("err", ["ENOSPC", "EDQUOT"])
+def test_a_full_disk_or_quota_stops_the_build_even_when_skipping_errors(tmp_path, monkeypatch, err):
+    "Out of space or over the disk quota: the output's fault, not the recording's, so skip_errors does not skip it."
+    import errno
+    import savgbench.build as B
+    from savgbench.core import DatasetError
+    def full(*a, **k): raise OSError(getattr(errno, err), "no room", "x.mp4")
+    monkeypatch.setattr(B, "build_recording", full)
+    rec = Recording("fold3_room01_mix001", "dev-train-x", tmp_path / "a.wav", tmp_path / "a.csv", tmp_path / "a.mp4")
+    with pytest.raises(DatasetError, match="no space left"):
+        B._run_one((rec, tmp_path / "out", "dev", DEV_CURATION, "aac", True, False, False))
+    def unreadable(*a, **k): raise OSError(errno.EIO, "bad sector", "a.mp4")
+    monkeypatch.setattr(B, "build_recording", unreadable)
+    got = B._run_one((rec, tmp_path / "out", "dev", DEV_CURATION, "aac", True, False, False))
+    assert got["recording"] == rec.name and "bad sector" in got["failed"]
