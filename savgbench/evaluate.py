@@ -193,7 +193,7 @@ class FeatureCache:
         p = self._path(key)
         if not p.is_file(): return None
         try: return np.load(p)
-        except (OSError, ValueError): return None              # a damaged entry is recomputed
+        except (OSError, ValueError, EOFError): return None    # a damaged (or emptied) entry is recomputed
     def put(self, key: str, arr) -> None:
         if self.root is None: return
         p = self._path(key)
@@ -892,8 +892,9 @@ def read_results(path) -> dict:
     wrong = [k for k in ("metrics", "protocol") if not isinstance(r[k], dict)]
     wrong += [k for k in ("n", "sets", "weights", "skipped", "environment", "spatial_detail")
               if r.get(k) is not None and not isinstance(r[k], dict)]
-    wrong += [f"weights.{k}" for k, v in (r.get("weights") or {}).items() if not isinstance(v, dict)]
-    wrong += [f"sets.{k}" for k, v in (r.get("sets") or {}).items() if v is not None and not isinstance(v, dict)]
+    if not wrong:                                       # (their entries, once both are objects)
+        wrong += [f"weights.{k}" for k, v in (r.get("weights") or {}).items() if not isinstance(v, dict)]
+        wrong += [f"sets.{k}" for k, v in (r.get("sets") or {}).items() if v is not None and not isinstance(v, dict)]
     if wrong: raise SAVGBenchError("not a results JSON of `savgbench evaluate`: these are not objects (dicts) there",
                                    path=p, found=", ".join(wrong))
     return r

@@ -174,9 +174,8 @@ def test_a_damaged_cache_entry_is_recomputed_not_raised(tmp_path):
     f.write_bytes(b"\x93NUMPY garbage")
     assert c.get("k") is None
 
-@pytest.mark.xfail(strict=True, reason="library bug: FeatureCache.get lets np.load's EOFError out for an empty entry "
-                   "(it catches OSError and ValueError only), so an emptied cache file stops the run")
 def test_an_empty_cache_entry_is_recomputed_not_raised(tmp_path):
+    "np.load raises EOFError for an empty file (a disk that filled up, a copy cut short): recomputed, not a stopped run."
     c = E.FeatureCache(tmp_path)
     c.put("k", np.arange(4.0))
     (f,) = list(tmp_path.rglob("*.npy"))
@@ -328,12 +327,14 @@ def test_repeated_items_are_counted_once_in_the_unique_counts(clips, nets, monke
 def _minimal(**kw):
     return dict(gen_dir="/g", protocol=dict(name="v2"), metrics=dict(fvd=1.0), **kw)
 
-@pytest.mark.parametrize("part", ["n", "environment", "skipped", "spatial_detail",
-    pytest.param("weights", marks=pytest.mark.xfail(strict=True, reason="library bug: read_results reads weights' entries "
-                 "before refusing a weights record that is not an object: AttributeError, not SAVGBenchError")),
-    pytest.param("sets", marks=pytest.mark.xfail(strict=True, reason="library bug: read_results reads sets' entries "
-                 "before refusing a sets record that is not an object: AttributeError, not SAVGBenchError"))])
+@pytest.mark.parametrize("part", ["n", "environment", "skipped", "spatial_detail", "weights", "sets"])
 def test_read_results_refuses_a_file_whose_records_are_not_objects(tmp_path, part):
+    "A record that is not an object is named (weights and sets: their entries were read first, an AttributeError)."
+    if part in ("weights", "sets"):                      # and each of their entries must be an object (sets': or null)
+        f = tmp_path / "e.json"
+        f.write_text(json.dumps(_minimal(**{part: {"a": {}, "b": 3, "c": None}})))
+        want = "weights.b, weights.c" if part == "weights" else "sets.b"
+        with pytest.raises(SAVGBenchError, match=f"\\(found {want}\\)"): E.read_results(f)
     f = tmp_path / "r.json"
     f.write_text(json.dumps(_minimal(**{part: "x"})))
     with pytest.raises(SAVGBenchError, match=f"not objects \\(dicts\\) there \\(found {part}"): E.read_results(f)
