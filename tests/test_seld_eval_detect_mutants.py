@@ -380,3 +380,16 @@ def test_a_weights_argument_of_any_name_is_taken_as_the_reference_detectors_file
     assert yolox_weights_argument(None) is None and yolox_weights_argument(str(tmp_path / "mine.pth")) == tmp_path / "mine.pth"
     with pytest.raises(WeightsError, match=r"registered weights \(yolox-tiny-mmdet\)"):   # the mmdet file is the default
         yolox_weights_argument(str(tmp_path / "none.pth"))
+
+def test_detect_cli_checks_the_yolox_device_before_making_the_detector(tmp_path, monkeypatch):
+    import torch
+    v = _oracle_set(tmp_path, {"a": "0,0,100,70\n"})
+    (tmp_path / "w.pth").write_bytes(b"x")
+    seen = []
+    real = D.make_detector
+    monkeypatch.setattr(D, "make_detector", lambda name, **kw: seen.append(kw["device"]) or real("oracle", metadata_dir=str(tmp_path / "metadata_x")))
+    args = [str(v), "--any-format", "--weights", str(tmp_path / "w.pth")]
+    with pytest.raises(SAVGBenchError, match="unknown device 'foo'"): detect_cli(args + ["--out", str(tmp_path / "d0"), "--device", "foo"])
+    assert seen == []
+    assert detect_cli(args + ["--out", str(tmp_path / "d1"), "--device", "cpu"]) == 0
+    assert isinstance(seen[0], torch.device) and seen[0].type == "cpu"
