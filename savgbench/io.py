@@ -84,7 +84,7 @@ def array_to_frame(rgb: np.ndarray) -> av.VideoFrame:
 # and a sampling folder's settings, the SELD and detection rows folders, the feature cache's keys), so that outputs
 # made another way (an earlier savgbench converted pixels with this CPU's SIMD code: 1-2 levels apart) are never
 # mixed in. Change it whenever decoded or encoded numbers change.
-MEDIA_RULE = "exact-1 (swscale accurate_rnd+bitexact; FFmpeg and OpenCV C code)"
+MEDIA_RULE = "exact-2 (swscale accurate_rnd+bitexact; FFmpeg and OpenCV C code; x264 cpu-independent)"
 # How the alignment metrics read a clip's audio (`read_clip_audio_int16`), recorded with the SELD rows it makes
 AUDIO_READ_RULE = "int16 from FFmpeg, every decoded sample (the encoder's padding at the end kept, as FFmpeg's command line)"
 
@@ -113,10 +113,12 @@ def _check_audio_array(audio, what="audio"):
 
 # %% ../nbs/01_io.ipynb #2a3e5a60
 def _h264_stream(out, width: int, height: int, rate, crf: int):
-    "The H.264 stream of a clip: yuv420p, x264 preset medium at `crf`, in one thread (the same bytes on every machine)."
+    """The H.264 stream of a clip: yuv420p, x264 preset medium at `crf`, in one thread and with x264's
+    `cpu-independent` option (the same bytes on every machine: x264 picks SIMD code by the CPU, and without that option
+    its AVX-512 code gives other frames than its AVX2 or C code)."""
     vs = out.add_stream("libx264", rate=rate)
     vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-    vs.options = {"crf": str(crf), "threads": "1", "preset": "medium"}
+    vs.options = {"crf": str(crf), "threads": "1", "preset": "medium", "x264-params": "cpu-independent=1"}
     vs.codec_context.thread_count = 1
     return vs
 

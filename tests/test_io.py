@@ -312,6 +312,24 @@ def test_pixels_and_flow_are_the_same_without_simd_code(tmp_path):
     cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     if " avx2" in cpu: assert res["auto"]["default_rgb"] != res["plain"]["default_rgb"]
 
+def test_x264_writes_what_its_c_code_writes(tmp_path, monkeypatch):
+    """x264 picks its SIMD code by the CPU itself (av_force_cpu_flags does not reach it), and its AVX-512 code gives other
+    frames than its AVX2 or C code: clips are written with its cpu-independent option, the bytes of its C code (asm=0)."""
+    import savgbench.io as IO
+    yy, xx = np.mgrid[:256, :256]                        # a moving blob on a texture (x264's AVX-512 code differs here)
+    video = np.stack([np.stack([128 + 100 * np.exp(-((xx - 60 - 7 * t) ** 2 + (yy - 128 + 3 * t) ** 2) / 800.0)
+                                + 20 * np.sin(yy / 13.0)] * 3, -1) for t in range(20)]).astype(np.uint8)
+    a = write_clip(tmp_path / "a.mp4", video, _audio())
+    made = IO._h264_stream
+    def c_code(*args, **kw):
+        vs = made(*args, **kw)
+        assert vs.options.get("x264-params") == "cpu-independent=1"
+        vs.options = {**vs.options, "x264-params": "asm=0"}
+        return vs
+    monkeypatch.setattr(IO, "_h264_stream", c_code)
+    b = write_clip(tmp_path / "b.mp4", video, _audio())
+    assert a.read_bytes() == b.read_bytes()
+
 def test_a_rotated_video_is_refused_not_read_sideways(good, tmp_path):
     "A display-matrix rotation (phones write one) is applied by OpenCV's reader, not by ours: such a clip is refused."
     import av
