@@ -249,6 +249,24 @@ def test_audio_and_video_must_start_together(tmp_path):
         validate_clip(_timed_clip(tmp_path / "late.mp4", [1 + k / 4 for k in range(20)]))
 
 
+def _problems(path):
+    from savgbench.io import clip_problems
+    return [e.msg for e in clip_problems(path)[1]]
+
+def test_frames_jittering_by_10_ms_are_not_evenly_spaced(tmp_path):
+    "The steps may differ by at most 2 % of a frame (5 ms at 4 fps); alternating 245/255 ms steps differ by 10 ms."
+    times = np.cumsum([0] + [0.245 if k % 2 else 0.255 for k in range(19)])
+    assert "video frames are not evenly spaced (variable frame rate?)" in _problems(_timed_clip(tmp_path / "j.mp4", times))
+
+
+def test_audio_a_little_over_half_a_frame_late_does_not_start_with_the_video(tmp_path):
+    "Half a frame at 4 fps is 0.125 s: video at 0.2 s and audio at 0 are apart; 0.1 s is within it."
+    late = _problems(_timed_clip(tmp_path / "late.mp4", [0.2 + k / 4 for k in range(20)]))
+    assert "audio and video do not start together" in late
+    near = _problems(_timed_clip(tmp_path / "near.mp4", [0.1 + k / 4 for k in range(20)]))
+    assert "audio and video do not start together" not in near
+
+
 def test_unreadable_file_message_has_no_errno_noise(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"not a video at all" * 10)
     with pytest.raises(ClipFormatError) as e: validate_clip(tmp_path / "x.mp4")

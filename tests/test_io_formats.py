@@ -113,43 +113,6 @@ def test_a_clip_is_named_by_its_file_name_without_extension():
 
 # ---- validating clips ------------------------------------------------------------------------------------------
 
-def _timed_clip(path, video_times, audio_start=0.0, n_audio=80000, size=256):
-    "A clip whose frames carry the given presentation times (ms steps) and whose AAC audio starts at `audio_start` s."
-    import av
-    with av.open(str(path), "w") as c:
-        vs = c.add_stream("libx264", rate=4)
-        vs.width = vs.height = size; vs.pix_fmt = "yuv420p"
-        vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
-        a = c.add_stream("aac", rate=16000); a.layout = "stereo"
-        for i, t in enumerate(video_times):
-            f = av.VideoFrame.from_ndarray(np.full((size, size, 3), 10 * i, np.uint8), format="rgb24")
-            f.pts, f.time_base = round(t * 1000), Fraction(1, 1000)
-            for p in vs.encode(f): c.mux(p)
-        for p in vs.encode(): c.mux(p)
-        n, start = 0, round(audio_start * 16000)
-        while n < n_audio:
-            f = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 1024), np.int16), format="s16", layout="stereo")
-            f.sample_rate, f.pts, f.time_base = 16000, start + n, Fraction(1, 16000)
-            for p in a.encode(f): c.mux(p)
-            n += 1024
-        for p in a.encode(): c.mux(p)
-    return path
-
-
-def test_frames_jittering_by_10_ms_are_not_evenly_spaced(tmp_path):
-    "The steps may differ by at most 2 % of a frame (5 ms at 4 fps); alternating 245/255 ms steps differ by 10 ms."
-    times = np.cumsum([0] + [0.245 if k % 2 else 0.255 for k in range(19)])
-    assert "video frames are not evenly spaced (variable frame rate?)" in _msgs(_timed_clip(tmp_path / "j.mp4", times))
-
-
-def test_audio_a_little_over_half_a_frame_late_does_not_start_with_the_video(tmp_path):
-    "Half a frame at 4 fps is 0.125 s: video at 0.2 s and audio at 0 are apart; 0.1 s is within it."
-    late = _msgs(_timed_clip(tmp_path / "late.mp4", [0.2 + k / 4 for k in range(20)]))
-    assert "audio and video do not start together" in late
-    near = _msgs(_timed_clip(tmp_path / "near.mp4", [0.1 + k / 4 for k in range(20)]))
-    assert "audio and video do not start together" not in near
-
-
 def test_the_audio_duration_tolerance_is_80_ms(tmp_path):
     v = _frames(T=20, H=256, W=256)
     ok = IO.write_clip(tmp_path / "ok.mp4", v, _tone(n=80960))          # 5.06 s: within 0.08 s
